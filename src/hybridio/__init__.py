@@ -1,0 +1,58 @@
+"""hybridio: run async services that mix I/O-bound and CPU-bound work, safely and measurably.
+
+The event loop does I/O; ``run_cpu`` sends pure-Python CPU work to worker processes,
+``run_blocking`` sends blocking calls to worker threads, and ``Runtime.stats()`` says what each
+choice cost. Built on anyio: works on asyncio, asyncio+uvloop and trio.
+"""
+
+from __future__ import annotations
+
+from ._core._api import blocking as blocking
+from ._core._api import cpu_bound as cpu_bound
+from ._core._api import map_cpu as map_cpu
+from ._core._api import run as run
+from ._core._api import run_blocking as run_blocking
+from ._core._api import run_cpu as run_cpu
+from ._core._cancel import cancel_requested as cancel_requested
+from ._core._exceptions import HybridioError as HybridioError
+from ._core._exceptions import NotPicklable as NotPicklable
+from ._core._exceptions import OffloadError as OffloadError
+from ._core._exceptions import OffloadTimeout as OffloadTimeout
+from ._core._exceptions import Overloaded as Overloaded
+from ._core._exceptions import RemoteTraceback as RemoteTraceback
+from ._core._exceptions import RuntimeClosed as RuntimeClosed
+from ._core._exceptions import WorkerCrashed as WorkerCrashed
+from ._core._map import CpuMap as CpuMap
+from ._core._metrics import FunctionStats as FunctionStats
+from ._core._metrics import HistogramSnapshot as HistogramSnapshot
+from ._core._metrics import KindStats as KindStats
+from ._core._metrics import RuntimeStats as RuntimeStats
+from ._core._runtime import Kind as Kind
+from ._core._runtime import Runtime as Runtime
+from ._version import __version__ as __version__
+
+__all__ = [
+    "CpuMap",
+    "FunctionStats",
+    "HistogramSnapshot",
+    "HybridioError",
+    "Kind",
+    "KindStats",
+    "NotPicklable",
+    "OffloadError",
+    "OffloadTimeout",
+    "Overloaded",
+    "RemoteTraceback",
+    "Runtime",
+    "RuntimeClosed",
+    "RuntimeStats",
+    "WorkerCrashed",
+    "__version__",
+    "blocking",
+    "cancel_requested",
+    "cpu_bound",
+    "map_cpu",
+    "run",
+    "run_blocking",
+    "run_cpu",
+]

@@ -1,0 +1,188 @@
+"""hybridio's exceptions.
+
+The tree::
+
+    HybridioError
+    ├── OffloadError               the work could not be run where it was sent
+    │   ├── WorkerCrashed          a worker process died (exit code or signal)
+    │   ├── NotPicklable           a function, argument, result or exception cannot cross processes
+    │   └── Overloaded             admission refused: the queue for that kind is full
+    ├── OffloadTimeout             the call missed its deadline (also a builtin ``TimeoutError``)
+    └── RuntimeClosed              the runtime was closed, or is used outside its event loop
+
+An exception raised by the user's own function is never wrapped: it is re-raised as itself, and for
+process work the worker's formatted traceback is chained as its ``__cause__`` (a ``RemoteTraceback``).
+"""
+
+from __future__ import annotations
+
+import signal
+
+__all__ = [
+    "HybridioError",
+    "NotPicklable",
+    "OffloadError",
+    "OffloadTimeout",
+    "Overloaded",
+    "RemoteTraceback",
+    "RuntimeClosed",
+    "WorkerCrashed",
+]
+
+
+class HybridioError(Exception):
+    """Base class of every exception hybridio raises on its own account."""
+
+
+class OffloadError(HybridioError):
+    """Raised when work could not be run by the backend it was sent to."""
+
+
+class WorkerCrashed(OffloadError):
+    """Raised when the worker process running a call died before answering.
+
+    The pool replaces the worker; the next call runs on a fresh one.
+
+    Attributes:
+        exitcode: the exit status when the process exited, ``None`` when killed by a signal.
+        signal: the number of the signal that killed it, ``None`` when it exited.
+        pid: the worker's process id.
+        function: the qualified name of the function that was running (the first of a batch).
+    """
+
+    def __init__(
+        self,
+        *,
+        pid: int | None,
+        exitcode: int | None,
+        signal_number: int | None,
+        function: str,
+        batch_size: int = 1,
+    ) -> None:
+        self.pid = pid
+        self.exitcode = exitcode
+        self.signal = signal_number
+        self.function = function
+        self.batch_size = batch_size
+        if signal_number is not None:
+            try:
+                how = f"was killed by signal {signal_number} ({signal.Signals(signal_number).name})"
+            except ValueError:
+                how = f"was killed by signal {signal_number}"
+        elif exitcode is not None:
+            how = f"exited with code {exitcode}"
+        else:
+            how = "stopped answering"
+        batch = f" (in a batch of {batch_size} calls)" if batch_size > 1 else ""
+        super().__init__(
+            f"worker process {pid} {how} while running {function}{batch}. "
+            "The pool has replaced it; the next call will run on a fresh worker. "
+            "If the function calls os._exit(), exhausts memory or crashes native code, "
+            "fix that or run it with kind='blocking' to debug it in this process."
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_worker_crashed, (self.pid, self.exitcode, self.signal, self.function))
+
+
+def _rebuild_worker_crashed(
+    pid: int | None, exitcode: int | None, signal_number: int | None, function: str
+) -> WorkerCrashed:
+    return WorkerCrashed(pid=pid, exitcode=exitcode, signal_number=signal_number, function=function)
+
+
+class NotPicklable(OffloadError):
+    """Raised when something that must cross to a worker process cannot be pickled.
+
+    Nothing was sent and the pool is untouched.
+
+    Attributes:
+        what: ``"function"``, ``"argument 0"`` .. ``"argument N"``, ``"keyword argument 'x'"``,
+            ``"result"`` or ``"exception"``.
+        reason: the pickling error's own message.
+    """
+
+    def __init__(self, what: str, reason: str, *, function: str = "?", hint: str = "") -> None:
+        self.what = what
+        self.reason = reason
+        self.function = function
+        advice = hint or (
+            "Process work must be picklable: use a module-level function (not a lambda, a closure "
+            "or a method of a local class) and plain data arguments (not locks, sockets, open files "
+            "or generators), or use kind='blocking' to run it in a thread of this process."
+        )
+        super().__init__(f"the {what} of {function} cannot be pickled: {reason}. {advice}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_not_picklable, (self.what, self.reason, self.function))
+
+
+def _rebuild_not_picklable(what: str, reason: str, function: str) -> NotPicklable:
+    return NotPicklable(what, reason, function=function)
+
+
+class Overloaded(OffloadError):
+    """Raised at once when a call is refused because the queue of its kind is full.
+
+    hybridio never queues without bound: shed load (HTTP 503), slow the producer, or raise
+    ``max_queue`` if the backlog is expected.
+
+    Attributes:
+        kind: the offload kind (``"cpu"`` or ``"blocking"``).
+        queued: how many calls were waiting.
+        max_queue: the configured bound.
+    """
+
+    def __init__(self, kind: str, queued: int, max_queue: int) -> None:
+        self.kind = kind
+        self.queued = queued
+        self.max_queue = max_queue
+        super().__init__(
+            f"{kind} work refused: {queued} calls already queued (max_queue={max_queue}). "
+            "Retry later, shed load, or create the Runtime with a larger max_queue."
+        )
+
+
+class OffloadTimeout(HybridioError, TimeoutError):
+    """Raised when a call does not finish within its ``timeout``.
+
+    A process call that times out has its worker killed (unless other live callers share its
+    batch); a thread call cannot be killed, so it is abandoned, counted in ``stats()``, and its
+    function can see ``hybridio.cancel_requested()`` turn true.
+
+    Attributes:
+        kind: the offload kind.
+        timeout: the deadline in seconds.
+        function: the qualified name of the function.
+    """
+
+    def __init__(self, kind: str, timeout: float, function: str, detail: str = "") -> None:
+        self.kind = kind
+        self.timeout = timeout
+        self.function = function
+        super().__init__(
+            f"{function} ({kind}) did not finish within {timeout:g} s{detail}. "
+            "Raise the timeout, make the work smaller, or split it."
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (OffloadTimeout, (self.kind, self.timeout, self.function))
+
+
+class RuntimeClosed(HybridioError):
+    """Raised when work is submitted to a Runtime that is closed or not yet entered."""
+
+
+class RemoteTraceback(Exception):
+    """The formatted traceback of an exception raised in a worker process.
+
+    Chained as ``__cause__`` of the re-raised exception so that the worker's frames show up in the
+    parent's traceback.
+    """
+
+    def __init__(self, tb: str) -> None:
+        self.tb = tb
+        super().__init__(tb)
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.tb}"""'

@@ -1,0 +1,236 @@
+"""Counters and latency histograms of a Runtime, and the immutable snapshots ``stats()`` returns.
+
+The histogram is the Prometheus data model (fixed cumulative buckets, a sum and a count) so that it
+can be exported as-is; quantiles are estimated by interpolating inside a bucket, like
+``histogram_quantile()``. The core may depend on anyio only, which rules out a histogram library.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+__all__ = [
+    "DEFAULT_BUCKETS",
+    "FunctionStats",
+    "Histogram",
+    "HistogramSnapshot",
+    "KindCounters",
+    "KindStats",
+    "RuntimeStats",
+]
+
+#: Upper bounds in seconds: 10 us .. 60 s, about three buckets per decade.
+DEFAULT_BUCKETS: tuple[float, ...] = (
+    1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1,
+    0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class HistogramSnapshot:
+    """An immutable copy of a histogram: per-bucket counts (not cumulative), sum and count."""
+
+    bounds: tuple[float, ...]
+    counts: tuple[int, ...]  # len(bounds) + 1: the last is the +Inf bucket
+    sum: float
+    count: int
+    max: float
+
+    def quantile(self, q: float) -> float:
+        """Estimate the ``q`` quantile (0..1) by linear interpolation inside its bucket.
+
+        Returns ``nan`` when the histogram is empty.
+        """
+        if not 0.0 <= q <= 1.0:
+            raise ValueError(f"quantile must be between 0 and 1, got {q!r}")
+        if self.count == 0:
+            return math.nan
+        rank = q * self.count
+        seen = 0
+        lower = 0.0
+        for i, n in enumerate(self.counts):
+            upper = self.bounds[i] if i < len(self.bounds) else self.max
+            if n and seen + n >= rank:
+                fraction = (rank - seen) / n
+                return min(lower + (max(upper, lower) - lower) * fraction, self.max)
+            seen += n
+            lower = upper
+        return self.max
+
+    @property
+    def mean(self) -> float:
+        """The mean, or ``nan`` when empty."""
+        return self.sum / self.count if self.count else math.nan
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        """``(upper bound, cumulative count)`` pairs ending with ``(inf, count)``: Prometheus buckets."""
+        out: list[tuple[float, int]] = []
+        total = 0
+        for bound, n in zip((*self.bounds, math.inf), self.counts, strict=True):
+            total += n
+            out.append((bound, total))
+        return out
+
+
+class Histogram:
+    """A fixed-bucket latency histogram (seconds). Not thread-safe: update it from one thread."""
+
+    __slots__ = ("_bounds", "_count", "_counts", "_max", "_sum")
+
+    def __init__(self, bounds: Sequence[float] = DEFAULT_BUCKETS) -> None:
+        self._bounds = tuple(bounds)
+        if list(self._bounds) != sorted(self._bounds):
+            raise ValueError("histogram bounds must be sorted")
+        self._counts = [0] * (len(self._bounds) + 1)
+        self._sum = 0.0
+        self._count = 0
+        self._max = 0.0
+
+    def observe(self, value: float) -> None:
+        """Record one observation."""
+        self._counts[bisect.bisect_left(self._bounds, value)] += 1
+        self._sum += value
+        self._count += 1
+        if value > self._max:
+            self._max = value
+
+    def snapshot(self) -> HistogramSnapshot:
+        """An immutable copy."""
+        return HistogramSnapshot(
+            self._bounds, tuple(self._counts), self._sum, self._count, self._max
+        )
+
+
+@dataclass(frozen=True)
+class FunctionStats:
+    """Where the time of one function's offloaded calls went.
+
+    ``run_seconds`` is time spent running the function in the worker; ``overhead_seconds`` is
+    everything else the offload added (queue wait excluded): serialisation, transport, hand-offs.
+    """
+
+    calls: int
+    run_seconds: float
+    overhead_seconds: float
+
+    @property
+    def offload_paid_off(self) -> bool:
+        """False when moving the work cost more than the work itself: consider running it inline."""
+        return self.run_seconds >= self.overhead_seconds
+
+
+@dataclass(frozen=True)
+class KindStats:
+    """A snapshot of one offload kind (``inline``, ``blocking`` or ``cpu``)."""
+
+    kind: str
+    calls: int
+    completed: int
+    errors: int
+    timeouts: int
+    cancelled: int
+    crashes: int
+    rejected: int
+    in_flight: int
+    queued: int
+    batches: int
+    batched_calls: int
+    abandoned: int
+    abandoned_running: int
+    workers: int
+    worker_restarts: int
+    queue_wait: HistogramSnapshot
+    run_time: HistogramSnapshot
+    overhead: HistogramSnapshot
+    latency: HistogramSnapshot
+    functions: dict[str, FunctionStats] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RuntimeStats:
+    """A snapshot of a Runtime: one ``KindStats`` per kind, in ``kinds``."""
+
+    kinds: dict[str, KindStats]
+
+    def __getitem__(self, kind: str) -> KindStats:
+        return self.kinds[kind]
+
+
+_MAX_TRACKED_FUNCTIONS = 256
+
+
+class KindCounters:
+    """The live, mutable counters behind ``KindStats``; owned by the runtime, updated on its loop."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.calls = 0
+        self.completed = 0
+        self.errors = 0
+        self.timeouts = 0
+        self.cancelled = 0
+        self.crashes = 0
+        self.rejected = 0
+        self.in_flight = 0
+        self.queued = 0
+        self.batches = 0
+        self.batched_calls = 0
+        self.abandoned = 0
+        self.abandoned_running = 0
+        self.workers = 0
+        self.worker_restarts = 0
+        self.queue_wait = Histogram()
+        self.run_time = Histogram()
+        self.overhead = Histogram()
+        self.latency = Histogram()
+        self._functions: dict[str, list[float]] = {}
+
+    def record_timing(
+        self, function: str, *, queue_wait: float, run_time: float, latency: float
+    ) -> None:
+        """Record one finished call: ``latency`` is end-to-end, including ``queue_wait``."""
+        overhead = max(latency - queue_wait - run_time, 0.0)
+        self.queue_wait.observe(queue_wait)
+        self.run_time.observe(run_time)
+        self.overhead.observe(overhead)
+        self.latency.observe(latency)
+        entry = self._functions.get(function)
+        if entry is None:
+            if len(self._functions) >= _MAX_TRACKED_FUNCTIONS:
+                return
+            entry = self._functions[function] = [0, 0.0, 0.0]
+        entry[0] += 1
+        entry[1] += run_time
+        entry[2] += overhead
+
+    def snapshot(self) -> KindStats:
+        """An immutable copy."""
+        return KindStats(
+            kind=self.kind,
+            calls=self.calls,
+            completed=self.completed,
+            errors=self.errors,
+            timeouts=self.timeouts,
+            cancelled=self.cancelled,
+            crashes=self.crashes,
+            rejected=self.rejected,
+            in_flight=self.in_flight,
+            queued=self.queued,
+            batches=self.batches,
+            batched_calls=self.batched_calls,
+            abandoned=self.abandoned,
+            abandoned_running=self.abandoned_running,
+            workers=self.workers,
+            worker_restarts=self.worker_restarts,
+            queue_wait=self.queue_wait.snapshot(),
+            run_time=self.run_time.snapshot(),
+            overhead=self.overhead.snapshot(),
+            latency=self.latency.snapshot(),
+            functions={
+                name: FunctionStats(int(calls), run, overhead)
+                for name, (calls, run, overhead) in self._functions.items()
+            },
+        )

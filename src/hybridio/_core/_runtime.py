@@ -1,0 +1,276 @@
+"""The Runtime: one place that owns the backends, their limits and their metrics."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+from collections.abc import AsyncIterable, Callable, Iterable
+from contextvars import ContextVar, Token
+from types import TracebackType
+from typing import Any, Literal, TypeVar, cast
+
+import anyio
+from anyio.abc import TaskGroup
+
+from .._backends._base import Backend
+from .._backends._inline import InlineBackend
+from .._backends._process import ProcessPool
+from .._backends._thread import ThreadPool
+from ._exceptions import RuntimeClosed
+from ._map import CpuMap
+from ._metrics import KindCounters, RuntimeStats
+
+__all__ = ["KINDS", "Kind", "Runtime", "declared_kind"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+Kind = Literal["inline", "blocking", "cpu"]
+KINDS: tuple[Kind, ...] = ("inline", "blocking", "cpu")
+
+_current: ContextVar[Runtime | None] = ContextVar("hybridio_current_runtime", default=None)
+
+
+def declared_kind(fn: Callable[..., Any]) -> Kind | None:
+    """The kind a ``@cpu_bound`` / ``@blocking`` decorator declared for ``fn``, if any."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return cast(Kind | None, getattr(fn, "__hybridio_kind__", None))
+
+
+def _positive(name: str, value: float | None, *, allow_none: bool = True) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+class Runtime:
+    """Owns the worker processes, worker threads, limits and metrics of one event loop.
+
+    Use it as an async context manager; leaving it stops the workers (no process is left behind).
+    Inside ``async with Runtime(...)`` the module-level functions (``hybridio.run_cpu`` ...) use it;
+    elsewhere they use a default runtime created lazily for each event loop.
+
+    Args:
+        cpu_workers: worker processes (default: the number of CPUs).
+        threads: worker threads for blocking calls (default: ``min(32, cpus + 4)``, like
+            ``ThreadPoolExecutor``).
+        max_queue: calls that may wait per kind beyond those running; one more raises
+            ``Overloaded`` at once.
+        timeout: default per-call timeout in seconds (None: no deadline).
+        initializer: called with ``initargs`` in each worker process when it starts (warm imports,
+            per-worker state).
+        max_tasks_per_worker: replace a worker process after it ran this many calls.
+        max_worker_rss: replace a worker process when its resident memory exceeds this many bytes.
+        batching: let an idle worker take several queued tiny calls in one round trip.
+
+    Example::
+
+        async with hybridio.Runtime(cpu_workers=4, max_queue=100) as rt:
+            digest = await rt.run_cpu(crunch, data, timeout=2.0)
+            print(rt.stats()["cpu"].completed)
+    """
+
+    def __init__(
+        self,
+        *,
+        cpu_workers: int | None = None,
+        threads: int | None = None,
+        max_queue: int = 1000,
+        timeout: float | None = None,
+        initializer: Callable[..., Any] | None = None,
+        initargs: tuple[Any, ...] = (),
+        max_tasks_per_worker: int | None = None,
+        max_worker_rss: int | None = None,
+        batching: bool = True,
+    ) -> None:
+        cpus = os.cpu_count() or 2
+        cpu_workers = cpus if cpu_workers is None else cpu_workers
+        threads = min(32, cpus + 4) if threads is None else threads
+        for name, value in (("cpu_workers", cpu_workers), ("threads", threads)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(max_queue, int) or isinstance(max_queue, bool) or max_queue < 0:
+            raise ValueError(f"max_queue must be an integer >= 0, got {max_queue!r}")
+        _positive("timeout", timeout)
+        _positive("max_tasks_per_worker", max_tasks_per_worker)
+        _positive("max_worker_rss", max_worker_rss)
+        if initializer is not None and not callable(initializer):
+            raise TypeError(f"initializer must be callable, got {initializer!r}")
+        self.cpu_workers = cpu_workers
+        self.threads = threads
+        self.max_queue = max_queue
+        self.timeout = timeout
+        self._counters = {kind: KindCounters(kind) for kind in KINDS}
+        self._inline = InlineBackend(self._counters["inline"])
+        self._threads = ThreadPool(self._counters["blocking"], threads=threads, max_queue=max_queue)
+        self._processes = ProcessPool(
+            self._counters["cpu"],
+            workers=cpu_workers,
+            max_queue=max_queue,
+            initializer=initializer,
+            initargs=initargs,
+            max_tasks_per_worker=max_tasks_per_worker,
+            max_worker_rss=max_worker_rss,
+            batching=batching,
+        )
+        self._backends: dict[str, Backend] = {
+            "inline": self._inline,
+            "blocking": self._threads,
+            "cpu": self._processes,
+        }
+        self._task_group: TaskGroup | None = None
+        self._context_token: Token[Runtime | None] | None = None
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Runtime:
+        if self._task_group is not None or self._closed:
+            raise RuntimeError("a Runtime can be entered only once; create a new one")
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        self._task_group = task_group
+        for backend in self._backends.values():
+            await backend.start(task_group)
+        self._context_token = _current.set(self)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        if self._context_token is not None:
+            try:
+                _current.reset(self._context_token)
+            except ValueError:  # exited in another context than entered (fixtures do that)
+                _current.set(None)
+            self._context_token = None
+        await self.aclose()
+        assert self._task_group is not None
+        self._task_group.cancel_scope.cancel()
+        # The body's own exception is not handed to the task group: it would come out wrapped in
+        # an ExceptionGroup. It propagates unchanged once the background tasks have stopped.
+        await self._task_group.__aexit__(None, None, None)
+        return None
+
+    async def aclose(self) -> None:
+        """Refuse new work and stop the backends; waiting calls get ``RuntimeClosed``."""
+        if self._closed:
+            return
+        self._closed = True
+        with anyio.CancelScope(shield=True):
+            for backend in self._backends.values():
+                await backend.aclose()
+
+    @property
+    def closed(self) -> bool:
+        """True once ``aclose()`` ran or the ``async with`` block was left."""
+        return self._closed
+
+    # -- running work ------------------------------------------------------------------------
+
+    def _backend(self, kind: str) -> Backend:
+        if self._closed:
+            raise RuntimeClosed("this Runtime is closed; create a new one to offload work")
+        if self._task_group is None:
+            raise RuntimeClosed("enter the Runtime first: `async with Runtime() as rt: ...`")
+        try:
+            return self._backends[kind]
+        except KeyError:
+            raise ValueError(
+                f"kind must be one of {', '.join(map(repr, KINDS))}, got {kind!r}"
+            ) from None
+
+    async def run(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        kind: Kind | None = None,
+        timeout: float | None = None,
+    ) -> T:
+        """Run ``fn(*args)`` where ``kind`` says and return its result.
+
+        ``kind`` is ``"inline"`` (on the event loop), ``"blocking"`` (a worker thread) or ``"cpu"``
+        (a worker process); by default the kind a ``@cpu_bound``/``@blocking`` decorator declared,
+        else ``"cpu"``. Pass keyword arguments with ``functools.partial``.
+
+        Raises:
+            OffloadTimeout: past ``timeout`` (or the runtime's default timeout).
+            Overloaded: the queue of that kind is full.
+            NotPicklable: process work whose function, arguments or result cannot be pickled.
+            WorkerCrashed: the worker process died while running it.
+        """
+        if inspect.iscoroutinefunction(fn) and declared_kind(fn) is None:
+            raise TypeError(
+                f"{fn!r} is a coroutine function: await it on the event loop directly; "
+                "hybridio offloads regular (synchronous) functions"
+            )
+        if not callable(fn):
+            raise TypeError(f"expected a callable, got {fn!r}")
+        if timeout is None:
+            timeout = self.timeout
+        else:
+            _positive("timeout", timeout)
+        backend = self._backend(kind or declared_kind(fn) or "cpu")
+        return cast(T, await backend.call(fn, args, timeout=timeout))
+
+    async def run_cpu(self, fn: Callable[..., T], *args: Any, timeout: float | None = None) -> T:
+        """Run ``fn(*args)`` in a worker process: for pure-Python CPU-bound work."""
+        return await self.run(fn, *args, kind="cpu", timeout=timeout)
+
+    async def run_blocking(
+        self, fn: Callable[..., T], *args: Any, timeout: float | None = None
+    ) -> T:
+        """Run ``fn(*args)`` in a worker thread: for blocking calls and C code that drops the GIL."""
+        return await self.run(fn, *args, kind="blocking", timeout=timeout)
+
+    def map_cpu(
+        self,
+        fn: Callable[[T], R],
+        items: Iterable[T] | AsyncIterable[T],
+        *,
+        chunksize: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+    ) -> CpuMap[T, R]:
+        """Apply ``fn`` to each item in worker processes; iterate the results in order.
+
+        ``chunksize=None`` sizes chunks from the measured per-item cost; at most ``max_in_flight``
+        chunks (default: twice the workers) are in flight. ``timeout`` applies to each chunk.
+
+        Example::
+
+            async with rt.map_cpu(parse, pages) as results:
+                async for record in results:
+                    ...
+        """
+        self._backend("cpu")
+        return CpuMap(
+            self._processes,
+            fn,
+            items,
+            chunksize=chunksize,
+            max_in_flight=max_in_flight or 2 * self.cpu_workers,
+            timeout=timeout if timeout is not None else self.timeout,
+        )
+
+    # -- metrics ------------------------------------------------------------------------------
+
+    def stats(self) -> RuntimeStats:
+        """A snapshot of every kind's counters and latency histograms."""
+        return RuntimeStats({kind: c.snapshot() for kind, c in self._counters.items()})
+
+    def worker_pids(self) -> list[int]:
+        """Pids of the live worker processes."""
+        return self._processes.pids()
+
+
+def current_runtime() -> Runtime | None:
+    """The Runtime of the enclosing ``async with Runtime()``, if it is still open."""
+    runtime = _current.get()
+    return runtime if runtime is not None and not runtime.closed else None
