@@ -1,0 +1,109 @@
+"""``hybridio doctor``: what this Python and machine offer for each offload choice."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import multiprocessing
+import os
+import platform
+import sys
+import sysconfig
+from dataclasses import asdict, dataclass
+
+import click
+
+__all__ = ["Diagnosis", "diagnose", "doctor"]
+
+_PACKAGES = ("anyio", "trio", "uvloop", "aiohttp", "aiofiles", "cloudpickle", "click")
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """Facts about this interpreter and machine that decide where work should run."""
+
+    python: str
+    implementation: str
+    executable: str
+    platform: str
+    cpus: int
+    free_threaded_build: bool
+    gil_enabled: bool
+    start_method: str
+    subinterpreters: bool
+    packages: dict[str, str | None]
+
+    def advice(self) -> list[str]:
+        """What the facts mean for offloading, one sentence each."""
+        tips = []
+        if self.free_threaded_build and not self.gil_enabled:
+            tips.append("free-threaded build with the GIL off: threads run Python code in parallel.")
+        else:
+            tips.append(
+                "the GIL is on: pure-Python CPU work needs processes (run_cpu) to use more than "
+                "one core; threads help only blocking calls and C code that releases the GIL. "
+                "A free-threaded CPython (3.13t or newer, e.g. `uv python install 3.13t`) lifts this."
+            )
+        if not self.subinterpreters:
+            tips.append(
+                "subinterpreters (anyio.to_interpreter) need Python 3.13+; this is "
+                f"{self.python}."
+            )
+        if self.packages.get("uvloop") is None:
+            tips.append("uvloop is not installed: hybridio.web will use the default asyncio loop.")
+        if self.cpus < 2:
+            tips.append("one CPU: processes cannot speed up CPU work here, only isolate it.")
+        return tips
+
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def diagnose() -> Diagnosis:
+    """Collect the facts."""
+    free_threaded = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+    gil_check = getattr(sys, "_is_gil_enabled", None)
+    gil_enabled = True if gil_check is None else bool(gil_check())
+    return Diagnosis(
+        python=platform.python_version(),
+        implementation=platform.python_implementation(),
+        executable=sys.executable,
+        platform=platform.platform(),
+        cpus=os.cpu_count() or 1,
+        free_threaded_build=free_threaded,
+        gil_enabled=gil_enabled,
+        start_method=multiprocessing.get_start_method(allow_none=False),
+        subinterpreters=sys.version_info >= (3, 13),
+        packages={name: _version(name) for name in _PACKAGES},
+    )
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the facts as JSON.")
+def doctor(as_json: bool) -> None:
+    """Show the Python build, GIL state, cores and which backends are available."""
+    facts = diagnose()
+    if as_json:
+        import json
+
+        click.echo(json.dumps(asdict(facts), indent=2))
+        return
+    rows = [
+        ("python", f"{facts.python} ({facts.implementation}) {facts.executable}"),
+        ("platform", facts.platform),
+        ("cpus", str(facts.cpus)),
+        ("free-threaded build", "yes" if facts.free_threaded_build else "no"),
+        ("GIL", "enabled" if facts.gil_enabled else "disabled"),
+        ("multiprocessing start method", facts.start_method),
+        ("subinterpreters", "available" if facts.subinterpreters else "not available (3.13+)"),
+    ]
+    rows += [(name, version or "not installed") for name, version in facts.packages.items()]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        click.echo(f"{name:<{width}}  {value}")
+    click.echo("")
+    for tip in facts.advice():
+        click.echo(f"- {tip}")

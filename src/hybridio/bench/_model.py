@@ -1,0 +1,88 @@
+"""What every benchmark scenario returns: rows of numbers with their baseline, spread and verdict.
+
+Every timing is a ratio against a baseline measured in the same run, with repeats and spread,
+because the machines are shared and noisy: absolute numbers are reported, ratios are judged.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["BenchContext", "Row", "ScenarioResult", "Verdict", "spread_of"]
+
+#: Verdicts: seed claims are "confirmed", "refuted" or "qualified" (holds only under a condition
+#: said in ``note``); targets are "met" or "not met"; "n/a" when it could not be measured here.
+Verdict = str
+
+
+def spread_of(values: Sequence[float]) -> float | None:
+    """Relative spread of repeated measurements: (max - min) / median, None for one value."""
+    if len(values) < 2:
+        return None
+    median = statistics.median(values)
+    return (max(values) - min(values)) / median if median else None
+
+
+@dataclass
+class Row:
+    """One measured number.
+
+    ``value`` is the median over ``repeats``; ``spread`` its relative spread; ``ratio`` is
+    ``value / baseline_value`` (or inverted where smaller is better, said in ``note``).
+    """
+
+    scenario: str
+    name: str
+    value: float
+    unit: str
+    repeats: int = 1
+    spread: float | None = None
+    baseline: str | None = None
+    baseline_value: float | None = None
+    ratio: float | None = None
+    target: str | None = None
+    verdict: Verdict | None = None
+    claim: str | None = None
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class ScenarioResult:
+    """A scenario's rows, plots (file names in the output folder) and prose for the report."""
+
+    name: str
+    title: str
+    description: str
+    rows: list[Row] = field(default_factory=list)
+    plots: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BenchContext:
+    """What a scenario is told: how long it may take and where to write.
+
+    ``quick`` is the ~1 minute mode of ``--quick``; ``tiny`` is the seconds-long mode the test
+    suite uses (numbers meaningless, shapes checked). ``progress`` reports a line of progress.
+    """
+
+    out: Path
+    quick: bool = False
+    tiny: bool = False
+    progress: Callable[[str], None] = lambda message: None
+
+    def repeats(self, full: int, quick: int = 3, tiny: int = 1) -> int:
+        """How many repeats for this mode."""
+        return tiny if self.tiny else quick if self.quick else full
+
+
+#: A scenario is a function of its context returning its result.
+Scenario = Callable[[BenchContext], ScenarioResult]

@@ -1,0 +1,34 @@
+"""The public API is exactly what __all__ says, and every public name is documented."""
+
+from __future__ import annotations
+
+import hybridio
+
+
+def test_all_names_exist_and_are_sorted() -> None:
+    assert sorted(hybridio.__all__) == list(hybridio.__all__)
+    for name in hybridio.__all__:
+        assert hasattr(hybridio, name), name
+
+
+def test_public_names_are_reexported_from_private_modules() -> None:
+    for name in hybridio.__all__:
+        obj = getattr(hybridio, name)
+        module = getattr(obj, "__module__", None)
+        if module is None or name == "__version__":
+            continue
+        assert module.startswith("hybridio"), (name, module)
+
+
+def test_public_callables_have_docstrings() -> None:
+    for name in hybridio.__all__:
+        obj = getattr(hybridio, name)
+        if callable(obj):
+            assert obj.__doc__, f"{name} has no docstring"
+
+
+def test_no_unexpected_public_names() -> None:
+    public = {name for name in dir(hybridio) if not name.startswith("_")}
+    # Submodules imported as a side effect are not API.
+    modules = {"monitor", "web", "crawl", "bench"}
+    assert public - modules <= set(hybridio.__all__), public - set(hybridio.__all__) - modules
