@@ -6,17 +6,30 @@ because the machines are shared and noisy: absolute numbers are reported, ratios
 
 from __future__ import annotations
 
+import math
 import statistics
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["BenchContext", "Row", "ScenarioResult", "Verdict", "spread_of"]
+T = TypeVar("T")
+
+__all__ = [
+    "VERDICTS",
+    "BenchContext",
+    "Row",
+    "ScenarioResult",
+    "Verdict",
+    "measure",
+    "spread_of",
+]
 
 #: Verdicts: seed claims are "confirmed", "refuted" or "qualified" (holds only under a condition
 #: said in ``note``); targets are "met" or "not met"; "n/a" when it could not be measured here.
 Verdict = str
+VERDICTS: tuple[Verdict, ...] = ("confirmed", "refuted", "qualified", "met", "not met", "n/a")
 
 
 def spread_of(values: Sequence[float]) -> float | None:
@@ -50,7 +63,12 @@ class Row:
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        """The row as JSON-ready data (NaN, used for "not measured here", becomes None)."""
+        data = dict(self.__dict__)
+        for key, value in data.items():
+            if isinstance(value, float) and math.isnan(value):
+                data[key] = None
+        return data
 
 
 @dataclass
@@ -64,6 +82,10 @@ class ScenarioResult:
     plots: list[str] = field(default_factory=list)
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: "ok", "skipped" (not available here: ``reason`` says why) or "error" (it raised: ``reason``
+    #: holds the error). Set by the runner; a scenario returns "ok".
+    status: str = "ok"
+    reason: str = ""
 
 
 @dataclass
@@ -82,6 +104,25 @@ class BenchContext:
     def repeats(self, full: int, quick: int = 3, tiny: int = 1) -> int:
         """How many repeats for this mode."""
         return tiny if self.tiny else quick if self.quick else full
+
+    @property
+    def mode(self) -> str:
+        """ "tiny", "quick" or "full"."""
+        return "tiny" if self.tiny else "quick" if self.quick else "full"
+
+    def pick(self, full: T, quick: T, tiny: T) -> T:
+        """The value for this mode (sizes, durations, lists of sizes)."""
+        return tiny if self.tiny else quick if self.quick else full
+
+
+def measure(fn: Callable[[], object], repeats: int) -> tuple[float, float | None, list[float]]:
+    """Time ``fn()`` ``repeats`` times: (median seconds, relative spread, every time)."""
+    times = []
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), spread_of(times), times
 
 
 #: A scenario is a function of its context returning its result.
