@@ -36,7 +36,9 @@ class Diagnosis:
         """What the facts mean for offloading, one sentence each."""
         tips = []
         if self.free_threaded_build and not self.gil_enabled:
-            tips.append("free-threaded build with the GIL off: threads run Python code in parallel.")
+            tips.append(
+                "free-threaded build with the GIL off: threads run Python code in parallel."
+            )
         else:
             tips.append(
                 "the GIL is on: pure-Python CPU work needs processes (run_cpu) to use more than "
@@ -45,8 +47,7 @@ class Diagnosis:
             )
         if not self.subinterpreters:
             tips.append(
-                "subinterpreters (anyio.to_interpreter) need Python 3.13+; this is "
-                f"{self.python}."
+                f"subinterpreters (anyio.to_interpreter) need Python 3.13+; this is {self.python}."
             )
         if self.packages.get("uvloop") is None:
             tips.append("uvloop is not installed: hybridio.web will use the default asyncio loop.")

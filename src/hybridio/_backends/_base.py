@@ -30,7 +30,7 @@ class Backend(ABC):
     def __init__(self, counters: KindCounters) -> None:
         self.counters = counters
 
-    async def start(self, task_group: TaskGroup) -> None:
+    async def start(self, task_group: TaskGroup) -> None:  # noqa: B027 - optional hook
         """Start background tasks (if any) in the runtime's task group."""
 
     @abstractmethod
@@ -39,5 +39,5 @@ class Backend(ABC):
     ) -> Any:
         """Run ``fn(*args)`` and return its result, or raise its exception or an offload error."""
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Stop accepting work and release resources (workers, threads)."""

@@ -311,6 +311,11 @@ class ProcessPool(Backend):
             call.resolve(error=RuntimeClosed("the runtime was closed before this call ran"))
         # Driver tasks are cancelled with the runtime's task group; they stop their workers.
 
+    @property
+    def workers(self) -> int:
+        """The number of worker processes the pool keeps."""
+        return len(self._slots)
+
     def pids(self) -> list[int]:
         """Pids of the live worker processes (for tests and diagnostics)."""
         return [slot.worker.pid for slot in self._slots if slot.worker is not None]
@@ -429,9 +434,7 @@ class ProcessPool(Backend):
                     outcomes, _ = await worker.run_batch([call.blob], self._max_rss is not None)
                 else:
                     with anyio.fail_after(timeout):
-                        outcomes, _ = await worker.run_batch(
-                            [call.blob], self._max_rss is not None
-                        )
+                        outcomes, _ = await worker.run_batch([call.blob], self._max_rss is not None)
             except TimeoutError:
                 self.counters.timeouts += 1
                 call.abandoned = True
@@ -582,7 +585,7 @@ class ProcessPool(Backend):
                 continue
             try:
                 value, error = _decode(call, outcome)
-            except Exception as exc:  # the result or exception could not be unpickled here
+            except Exception as exc:  # noqa: BLE001 - the result or exception cannot be rebuilt here
                 value, error = None, NotPicklable("result", f"{type(exc).__name__}: {exc}")
             if error is None:
                 counters.completed += 1

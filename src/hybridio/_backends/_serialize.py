@@ -49,7 +49,7 @@ def dumps_call(fn: Callable[..., Any], args: tuple[Any, ...], name: str) -> byte
     if not _by_value_needed(fn):
         try:
             return pickle.dumps((fn, args), _PROTOCOL)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - pickling raises many types; culprit found below
             first_error: BaseException | None = exc
     else:
         first_error = None
@@ -60,7 +60,7 @@ def dumps_call(fn: Callable[..., Any], args: tuple[Any, ...], name: str) -> byte
     else:
         try:
             pickle.dumps(fn, _PROTOCOL)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - see above
             function_error = exc
     for index, arg in enumerate(args):
         try:

@@ -51,7 +51,7 @@ def _dumps_exception(exc: BaseException) -> bytes | None:
     try:
         blob = pickle.dumps(exc, _PROTOCOL)
         pickle.loads(blob)  # an exception with a custom __init__ may pickle but not unpickle
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure means "cannot travel"; the parent says so
         return None
     return blob
 
@@ -59,20 +59,20 @@ def _dumps_exception(exc: BaseException) -> bytes | None:
 def _run_one(blob: bytes) -> tuple[Any, ...]:
     try:
         fn, args = _loads(blob)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - reported to the caller as NotPicklable
         return (UNPICKLABLE, "function", f"{type(exc).__name__}: {exc}", 0.0)
     fn = unwrap(fn)
     start = perf_counter()
     try:
         value = fn(*args)
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001 - the user's exception goes back to the caller
         elapsed = perf_counter() - start
         tb = "".join(traceback.format_exception(exc))
         return (RAISED, _dumps_exception(exc), elapsed, tb, f"{type(exc).__name__}: {exc}")
     elapsed = perf_counter() - start
     try:
         return (OK, pickle.dumps(value, _PROTOCOL), elapsed)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - reported to the caller as NotPicklable
         return (UNPICKLABLE, "result", f"{type(exc).__name__}: {exc}", elapsed)
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from typing import Any, ParamSpec, TypeVar
 
+from .._backends._process import ProcessPool
 from ._default import get_runtime
 from ._map import CpuMap
 from ._runtime import Kind
@@ -47,32 +48,34 @@ async def run_blocking(fn: Callable[..., T], *args: Any, timeout: float | None =
     return await (await get_runtime()).run(fn, *args, kind="blocking", timeout=timeout)
 
 
-async def map_cpu(
+def map_cpu(
     fn: Callable[[T], R],
     items: Iterable[T] | AsyncIterable[T],
     *,
     chunksize: int | None = None,
     max_in_flight: int | None = None,
     timeout: float | None = None,
-) -> AsyncIterator[R]:
-    """Yield ``fn(item)`` for each item, in order, computed in worker processes.
+) -> CpuMap[T, R]:
+    """Iterate ``fn(item)`` for each item, in order, computed in worker processes.
 
     Chunked (sized from the measured cost when ``chunksize`` is None) and memory-bounded: items are
     pulled lazily, so a generator of a million items streams. Breaking out of the loop drops the
-    queued chunks. For explicit control over early exit use ``Runtime.map_cpu`` with ``async with``.
+    queued chunks; use ``async with`` to make that happen at once rather than when the iterator is
+    garbage collected. See ``Runtime.map_cpu``.
 
     Example::
 
-        async for n in hybridio.map_cpu(count_words, pages):
-            total += n
+        async with hybridio.map_cpu(count_words, pages) as counts:
+            async for n in counts:
+                total += n
     """
-    runtime = await get_runtime()
-    results: CpuMap[T, R] = runtime.map_cpu(
-        fn, items, chunksize=chunksize, max_in_flight=max_in_flight, timeout=timeout
+
+    async def resolve() -> tuple[ProcessPool, float | None]:
+        return await (await get_runtime())._map_pool()
+
+    return CpuMap(
+        resolve, fn, items, chunksize=chunksize, max_in_flight=max_in_flight, timeout=timeout
     )
-    async with results:
-        async for result in results:
-            yield result
 
 
 def _declare(kind: Kind) -> Callable[[Callable[P, T]], Callable[P, Awaitable[T]]]:
@@ -82,8 +85,9 @@ def _declare(kind: Kind) -> Callable[[Callable[P, T]], Callable[P, Awaitable[T]]
 
         @functools.wraps(fn)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-            target: Callable[..., T] = functools.partial(wrapper, **kwargs) if kwargs else wrapper
-            return await run(target, *args, kind=kind)
+            target: Callable[..., Any] = functools.partial(wrapper, **kwargs) if kwargs else wrapper
+            result: T = await run(target, *args, kind=kind)
+            return result
 
         # The wrapper pickles by reference (it has the function's name in its module); the worker
         # process and the thread backend call the plain function behind it.
@@ -110,4 +114,6 @@ Example::
     record = await parse(page)
 """
 blocking = _declare("blocking")
-blocking.__doc__ = """Declare a function blocking: calling it returns an awaitable run in a worker thread."""
+blocking.__doc__ = (
+    """Declare a function blocking: calling it returns an awaitable run in a worker thread."""
+)

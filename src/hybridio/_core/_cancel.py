@@ -35,7 +35,7 @@ def current_token() -> CancelToken | None:
     return token
 
 
-class use_token:  # noqa: N801 - used like a function, as a context manager
+class use_token:
     """Make ``token`` the current thread's token for the duration of a call."""
 
     __slots__ = ("_previous", "_token")

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+)
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from .._backends import _worker
 from .._backends._base import function_name
-from .._backends._serialize import dumps_call
-
 from .._backends._process import _DONE
+from .._backends._serialize import dumps_call
 
 if TYPE_CHECKING:
     from .._backends._process import ProcessPool, _Call
@@ -27,7 +33,7 @@ _CHUNK_SECONDS = 0.02
 _MAX_CHUNK = 8192
 
 
-class CpuMap(Generic[T, R], AsyncIterator[R]):
+class CpuMap(AsyncIterator[R], Generic[T, R]):
     """Async iterator over ``fn(item)`` for each item, in input order.
 
     Items are pulled from the input lazily and sent in chunks; at most ``max_in_flight`` chunks are
@@ -40,19 +46,25 @@ class CpuMap(Generic[T, R], AsyncIterator[R]):
 
     def __init__(
         self,
-        pool: ProcessPool,
+        pool: ProcessPool | Callable[[], Awaitable[tuple[ProcessPool, float | None]]],
         fn: Callable[[T], R],
         items: Iterable[T] | AsyncIterable[T],
         *,
         chunksize: int | None,
-        max_in_flight: int,
+        max_in_flight: int | None,
         timeout: float | None,
     ) -> None:
-        if chunksize is not None and chunksize < 1:
+        if chunksize is not None and (not isinstance(chunksize, int) or chunksize < 1):
             raise ValueError(f"chunksize must be a positive integer or None, got {chunksize!r}")
-        if max_in_flight < 1:
-            raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight!r}")
-        self._pool = pool
+        if max_in_flight is not None and (not isinstance(max_in_flight, int) or max_in_flight < 1):
+            raise ValueError(f"max_in_flight must be an integer >= 1, got {max_in_flight!r}")
+        # The pool may be resolved on first use: the module-level map_cpu finds its runtime then.
+        self._pool: ProcessPool | None = None
+        self._resolve: Callable[[], Awaitable[tuple[ProcessPool, float | None]]] | None = None
+        if callable(pool):
+            self._resolve = pool
+        else:
+            self._pool = pool
         self._fn = fn
         self._name = function_name(fn)
         self._sync: Iterator[T] | None = None
@@ -66,7 +78,7 @@ class CpuMap(Generic[T, R], AsyncIterator[R]):
         self._fixed_chunk = chunksize
         self._next_chunk = chunksize or 1
         self._per_item: float | None = None
-        self._max_in_flight = max_in_flight
+        self._max_in_flight = max_in_flight or 0
         self._timeout = timeout
         self._in_flight: deque[tuple[_Call, int]] = deque()
         self._results: deque[R] = deque()
@@ -97,7 +109,7 @@ class CpuMap(Generic[T, R], AsyncIterator[R]):
         # A consumer that broke out of `async for` without `async with`/aclose(): drop the rest.
         try:
             self._cancel()
-        except Exception:  # pragma: no cover - interpreter shutdown
+        except Exception:  # noqa: BLE001, S110  # pragma: no cover - interpreter shutdown
             pass
 
     def _cancel(self) -> None:
@@ -107,7 +119,7 @@ class CpuMap(Generic[T, R], AsyncIterator[R]):
         self._exhausted = True
         while self._in_flight:
             call, _ = self._in_flight.popleft()
-            if call.state != _DONE:
+            if call.state != _DONE and self._pool is not None:
                 self._pool.abandon(call, timed_out=False, kill=False)
         self._results.clear()
 
@@ -116,13 +128,21 @@ class CpuMap(Generic[T, R], AsyncIterator[R]):
             return self._results.popleft()
         if self._closed:
             raise StopAsyncIteration
+        if self._pool is None:
+            assert self._resolve is not None
+            self._pool, default_timeout = await self._resolve()
+            if self._timeout is None:
+                self._timeout = default_timeout
+        pool = self._pool
+        if not self._max_in_flight:
+            self._max_in_flight = 2 * pool.workers
         try:
             await self._fill()
             if not self._in_flight:
                 self._closed = True
                 raise StopAsyncIteration
             call, size = self._in_flight[0]
-            chunk: list[R] = await self._pool.wait(call, self._timeout)
+            chunk: list[R] = await pool.wait(call, self._timeout)
             self._in_flight.popleft()
             self._learn(call.run_time, size)
             self._results.extend(chunk)
@@ -153,6 +173,7 @@ class CpuMap(Generic[T, R], AsyncIterator[R]):
             if self._fixed_chunk is None and self._per_item is None:
                 self._next_chunk = min(size * 2, _MAX_CHUNK)  # ramp up until measured
             blob = dumps_call(_worker.map_chunk, (self._fn, chunk), self._name)
+            assert self._pool is not None
             call = self._pool.submit(self._name, blob)
             self._in_flight.append((call, len(chunk)))
             self.items_sent += len(chunk)
@@ -173,5 +194,3 @@ class CpuMap(Generic[T, R], AsyncIterator[R]):
                 if len(chunk) >= size:
                     break
         return chunk
-
-

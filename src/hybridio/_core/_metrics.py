@@ -94,8 +94,7 @@ class Histogram:
         self._counts[bisect.bisect_left(self._bounds, value)] += 1
         self._sum += value
         self._count += 1
-        if value > self._max:
-            self._max = value
+        self._max = max(self._max, value)
 
     def snapshot(self) -> HistogramSnapshot:
         """An immutable copy."""

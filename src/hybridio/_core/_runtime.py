@@ -8,7 +8,7 @@ import os
 from collections.abc import AsyncIterable, Callable, Iterable
 from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, Self, TypeVar, cast
 
 import anyio
 from anyio.abc import TaskGroup
@@ -127,7 +127,7 @@ class Runtime:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def __aenter__(self) -> Runtime:
+    async def __aenter__(self) -> Self:
         if self._task_group is not None or self._closed:
             raise RuntimeError("a Runtime can be entered only once; create a new one")
         task_group = anyio.create_task_group()
@@ -255,9 +255,14 @@ class Runtime:
             fn,
             items,
             chunksize=chunksize,
-            max_in_flight=max_in_flight or 2 * self.cpu_workers,
+            max_in_flight=max_in_flight,
             timeout=timeout if timeout is not None else self.timeout,
         )
+
+    async def _map_pool(self) -> tuple[ProcessPool, float | None]:
+        """The process pool and default timeout, for a ``map_cpu`` resolved lazily."""
+        self._backend("cpu")
+        return self._processes, self.timeout
 
     # -- metrics ------------------------------------------------------------------------------
 
