@@ -29,15 +29,23 @@ from ._core._metrics import KindStats as KindStats
 from ._core._metrics import RuntimeStats as RuntimeStats
 from ._core._runtime import Kind as Kind
 from ._core._runtime import Runtime as Runtime
+from ._export import prometheus_text as prometheus_text
+from ._monitor._loop_monitor import LoopMonitor as LoopMonitor
+from ._monitor._report import BlockEvent as BlockEvent
+from ._monitor._report import LoopReport as LoopReport
+from ._monitor._report import StackFrame as StackFrame
 from ._version import __version__ as __version__
 
 __all__ = [
+    "BlockEvent",
     "CpuMap",
     "FunctionStats",
     "HistogramSnapshot",
     "HybridioError",
     "Kind",
     "KindStats",
+    "LoopMonitor",
+    "LoopReport",
     "NotPicklable",
     "OffloadError",
     "OffloadTimeout",
@@ -46,12 +54,14 @@ __all__ = [
     "Runtime",
     "RuntimeClosed",
     "RuntimeStats",
+    "StackFrame",
     "WorkerCrashed",
     "__version__",
     "blocking",
     "cancel_requested",
     "cpu_bound",
     "map_cpu",
+    "prometheus_text",
     "run",
     "run_blocking",
     "run_cpu",

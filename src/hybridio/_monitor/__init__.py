@@ -1,0 +1,1 @@
+"""LoopMonitor's implementation: heartbeat and watchdog, stack capture, the report types."""
