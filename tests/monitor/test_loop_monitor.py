@@ -1,0 +1,213 @@
+"""LoopMonitor on every backend: blocks are caught with their culprit, nothing is left running."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+import hybridio
+from hybridio.monitor import BlockEvent, LoopMonitor
+
+pytestmark = pytest.mark.anyio
+
+
+def _zebra_quokka_blocks_the_loop(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def _spins_on_the_loop(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def _watchdogs() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "hybridio-loop-watchdog"]
+
+
+async def test_sleep_on_the_loop_is_one_block_naming_the_function() -> None:
+    async with LoopMonitor(threshold=0.05) as monitor:
+        await anyio.sleep(0.03)
+        _zebra_quokka_blocks_the_loop(0.2)
+        await anyio.sleep(0.03)
+    report = monitor.report()
+    assert report.total_blocks == 1
+    (block,) = report.blocks
+    assert block.cause == "code"
+    assert block.culprit is not None
+    assert block.culprit.function == "_zebra_quokka_blocks_the_loop"
+    assert block.culprit.filename == __file__
+    assert block.culprit.line == "time.sleep(seconds)"
+    assert "_zebra_quokka_blocks_the_loop" in block.stack
+    assert "test_sleep_on_the_loop_is_one_block_naming_the_function" in block.stack
+    assert block.duration > monitor.threshold
+    assert report.blocked_seconds == block.duration
+    assert "_zebra_quokka_blocks_the_loop" in str(report)
+
+
+async def test_cpu_work_holding_the_gil_is_caught_too() -> None:
+    async with LoopMonitor(threshold=0.05) as monitor:
+        await anyio.sleep(0.03)
+        _spins_on_the_loop(0.15)
+        await anyio.sleep(0.03)
+    culprits = [b.culprit.function for b in monitor.report().blocks if b.culprit]
+    assert culprits == ["_spins_on_the_loop"]
+
+
+async def test_a_loop_that_only_awaits_blames_no_code() -> None:
+    async def chatty() -> None:
+        for _ in range(40):
+            await anyio.sleep(0.005)
+
+    async with LoopMonitor(threshold=0.05) as monitor, anyio.create_task_group() as tg:
+        for _ in range(10):
+            tg.start_soon(chatty)
+    report = monitor.report()
+    assert report.heartbeats > 0
+    # A loop starved of CPU by other processes may be late ("stall"), but no code is blamed.
+    assert [b for b in report.blocks if b.cause == "code" or b.culprit is not None] == []
+
+
+async def test_the_lag_histogram_counts_heartbeats() -> None:
+    async with LoopMonitor(threshold=0.05, interval=0.01) as monitor:
+        await anyio.sleep(0.2)
+    report = monitor.report()
+    assert report.lag.count == report.heartbeats
+    assert report.lag.cumulative()[-1] == (float("inf"), report.heartbeats)
+    # Each heartbeat sleeps at least `interval`: never more beats than the time allows.
+    assert 3 <= report.heartbeats <= report.elapsed / 0.01 + 1
+    assert report.p50 <= report.p90 <= report.p99 <= report.max
+
+
+async def test_no_thread_is_left_on_exit() -> None:
+    before = _watchdogs()
+    async with LoopMonitor() as monitor:
+        assert monitor.running
+        assert len(_watchdogs()) == len(before) + 1
+        await anyio.sleep(0.02)
+    assert not monitor.running
+    assert _watchdogs() == before
+
+
+async def test_no_thread_is_left_on_cancellation() -> None:
+    before = _watchdogs()
+    monitor = LoopMonitor()
+    with anyio.move_on_after(0.05) as scope:
+        async with monitor:
+            await anyio.sleep_forever()
+    assert scope.cancelled_caught
+    assert not monitor.running
+    assert _watchdogs() == before
+
+
+async def test_started_in_a_task_group_and_stopped_by_cancelling_it() -> None:
+    before = _watchdogs()
+    monitor = LoopMonitor(threshold=0.05)
+    async with anyio.create_task_group() as tg:
+        await tg.start(monitor.run)
+        _zebra_quokka_blocks_the_loop(0.12)
+        await anyio.sleep(0.02)
+        tg.cancel_scope.cancel()
+    assert _watchdogs() == before
+    assert [b.culprit.function for b in monitor.report().blocks if b.culprit] == [
+        "_zebra_quokka_blocks_the_loop"
+    ]
+    with pytest.raises(RuntimeError, match="already ran"):
+        await monitor.run()
+
+
+async def test_the_body_exception_propagates_as_itself() -> None:
+    before = _watchdogs()
+    with pytest.raises(KeyError, match="boom"):
+        async with LoopMonitor():
+            raise KeyError("boom")
+    assert _watchdogs() == before
+
+
+async def test_on_block_callback_and_logging(caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[BlockEvent] = []
+    async with LoopMonitor(threshold=0.05, on_block=seen.append, log_blocks=True) as monitor:
+        await anyio.sleep(0.02)
+        _zebra_quokka_blocks_the_loop(0.12)
+        await anyio.sleep(0.03)
+    assert list(monitor.report().blocks) == seen
+    assert len(seen) == 1
+    logged = [r for r in caplog.records if r.name == "hybridio.monitor"]
+    assert len(logged) == 1
+    assert logged[0].levelno == logging.WARNING
+    assert "_zebra_quokka_blocks_the_loop" in logged[0].getMessage()
+
+
+async def test_a_failing_callback_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(event: BlockEvent) -> None:
+        raise ValueError("callback bug")
+
+    async with LoopMonitor(threshold=0.05, on_block=broken) as monitor:
+        await anyio.sleep(0.02)
+        _zebra_quokka_blocks_the_loop(0.12)
+        await anyio.sleep(0.05)
+        assert monitor.running
+    assert monitor.report().total_blocks == 1
+    assert any("on_block callback failed" in r.getMessage() for r in caplog.records)
+
+
+async def test_keeps_the_most_recent_blocks_and_counts_them_all() -> None:
+    async with LoopMonitor(threshold=0.03, interval=0.005, max_blocks=2) as monitor:
+        for _ in range(3):
+            await anyio.sleep(0.02)
+            _zebra_quokka_blocks_the_loop(0.07)
+        await anyio.sleep(0.02)
+    report = monitor.report()
+    assert report.total_blocks == 3
+    assert len(report.blocks) == 2
+    assert report.blocks[0].offset < report.blocks[1].offset
+    assert report.culprits() == {str(report.blocks[0].culprit): 2}
+
+
+async def test_current_lag_and_healthy() -> None:
+    monitor = LoopMonitor(threshold=0.05)
+    assert monitor.current_lag == 0.0
+    async with monitor:
+        await anyio.sleep(0.02)
+        assert monitor.healthy(max_lag=10.0)
+        _zebra_quokka_blocks_the_loop(0.12)
+        # Still on the loop, before yielding: the next heartbeat is overdue.
+        assert monitor.current_lag >= 0.12 - monitor.interval
+        assert not monitor.healthy()
+    assert monitor.current_lag == 0.0
+
+
+async def test_the_public_names() -> None:
+    assert hybridio.LoopMonitor is LoopMonitor
+    async with hybridio.LoopMonitor() as monitor:
+        await anyio.lowlevel.checkpoint()
+    assert isinstance(monitor.report(), hybridio.LoopReport)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"threshold": 0}, "threshold must be a positive number"),
+        ({"threshold": "1"}, "threshold must be a positive number"),
+        ({"threshold": True}, "threshold must be a positive number"),
+        ({"interval": -1.0}, "interval must be a positive number"),
+        ({"threshold": 0.05, "interval": 0.05}, "must be smaller than threshold"),
+        ({"max_blocks": 0}, "max_blocks must be a positive integer"),
+    ],
+)
+def test_bad_arguments_say_what_is_wrong(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        LoopMonitor(**kwargs)  # type: ignore[arg-type]
+
+
+def test_report_before_start_is_empty() -> None:
+    report = LoopMonitor().report()
+    assert report.heartbeats == 0
+    assert report.elapsed == 0.0
+    assert report.blocks == ()
+    assert "0 heartbeats" in str(report)
