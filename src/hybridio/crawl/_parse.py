@@ -1,0 +1,142 @@
+"""Parsing, in the worker processes: links and records from a batch of pages (selectolax/lexbor).
+
+Keep this module light and picklable-by-reference: the workers import it. The default record
+functions here are also what the Scrapy spider of the benchmark calls, so both crawlers compute
+records with the very same code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from selectolax.lexbor import LexborHTMLParser
+
+from ._config import Extractor
+from ._frontier import Scope, normalize_url
+
+__all__ = [
+    "Page",
+    "ParsedPage",
+    "default_extract",
+    "extract_links",
+    "paragraph_text",
+    "parse_batch",
+    "top_words",
+]
+
+#: A word of ``top_words``: a run of ASCII letters in the lowercased text, 4 letters or more.
+_WORD = re.compile(r"[a-z]{4,}")
+
+
+@dataclass
+class Page:
+    """One fetched HTML page, as an extraction function sees it (in a worker process).
+
+    ``tree`` is the page parsed by selectolax's lexbor parser (parsed once, on first use);
+    ``links`` are the distinct in-scope links of the page, normalised, in document order.
+    """
+
+    url: str
+    status: int
+    depth: int
+    body: bytes
+    links: list[str] = field(default_factory=list)
+    _tree: LexborHTMLParser | None = field(default=None, repr=False)
+
+    @property
+    def tree(self) -> LexborHTMLParser:
+        if self._tree is None:
+            self._tree = LexborHTMLParser(self.body)
+        return self._tree
+
+
+@dataclass
+class ParsedPage:
+    """What a worker sends back for one page: its links, its record, or why extraction failed."""
+
+    url: str
+    links: list[str]
+    record: dict[str, Any] | None
+    error: str | None = None
+
+
+def extract_links(tree: LexborHTMLParser, url: str, scope: Scope | None) -> list[str]:
+    """Distinct normalised links of ``<a href>`` elements, in document order, in ``scope``.
+
+    Relative links resolve against ``<base href>`` when the page has one, else ``url``.
+    """
+    base = url
+    base_node = tree.css_first("base[href]")
+    if base_node is not None:
+        base = normalize_url(base_node.attributes.get("href") or "", url) or url
+    found: dict[str, None] = {}
+    for node in tree.css("a[href]"):
+        link = normalize_url(node.attributes.get("href") or "", base)
+        if link is not None and link not in found and (scope is None or link in scope):
+            found[link] = None
+    return list(found)
+
+
+def paragraph_text(tree: LexborHTMLParser) -> str:
+    """The text inside all ``<p>`` elements, one space between elements."""
+    return " ".join(node.text(deep=True) for node in tree.css("p"))
+
+
+def top_words(text: str, n: int = 10) -> list[list[str | int]]:
+    """The ``n`` most frequent words of 4+ letters (``[a-z]{4,}`` on the lowercased text).
+
+    As ``[word, count]`` pairs, most frequent first, ties broken alphabetically.
+    """
+    counts = Counter(_WORD.findall(text.lower()))
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:n]
+    return [[word, count] for word, count in ranked]
+
+
+def default_extract(page: Page) -> dict[str, Any]:
+    """The default record of a page: url, status, depth, title, words, top_words, links.
+
+    ``title`` is the ``<title>`` text with runs of whitespace collapsed (None when missing);
+    ``words`` counts the whitespace-separated words of ``paragraph_text``; ``links`` counts the
+    distinct in-scope links.
+    """
+    title_node = page.tree.css_first("title")
+    text = paragraph_text(page.tree)
+    return {
+        "url": page.url,
+        "status": page.status,
+        "depth": page.depth,
+        "title": " ".join(title_node.text().split()) if title_node is not None else None,
+        "words": len(text.split()),
+        "top_words": top_words(text),
+        "links": len(page.links),
+    }
+
+
+def parse_page(
+    url: str, status: int, depth: int, body: bytes, scope: Scope | None, extract: Extractor | None
+) -> ParsedPage:
+    """Links and record of one page; an exception of ``extract`` becomes ``error``."""
+    page = Page(url, status, depth, body)
+    try:
+        page.links = extract_links(page.tree, url, scope)
+    except Exception as exc:  # noqa: BLE001 - one odd page must not fail its whole batch
+        return ParsedPage(url, [], None, f"parse: {type(exc).__name__}: {exc}")
+    try:
+        record = (extract or default_extract)(page)
+    except Exception as exc:  # noqa: BLE001 - the user's code: reported per page
+        return ParsedPage(url, page.links, None, f"extract: {type(exc).__name__}: {exc}")
+    if not isinstance(record, dict):
+        error = f"extract: returned {type(record).__name__}, expected a dict"
+        return ParsedPage(url, page.links, None, error)
+    return ParsedPage(url, page.links, record)
+
+
+def parse_batch(
+    pages: Sequence[tuple[str, int, int, bytes]], scope: Scope | None, extract: Extractor | None
+) -> list[ParsedPage]:
+    """Parse a batch of ``(url, status, depth, body)`` pages: one round trip to a worker."""
+    return [parse_page(*page, scope, extract) for page in pages]

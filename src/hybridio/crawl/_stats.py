@@ -1,0 +1,68 @@
+"""Crawl statistics: counters updated on the event loop, summarised at the end."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["CrawlStats"]
+
+
+@dataclass
+class CrawlStats:
+    """What a crawl did.
+
+    ``pages`` counts records written (this run); ``errors`` counts pages given up on, by kind
+    (``http_5xx``, ``http_4xx``, ``timeout``, ``connection``, ``redirect_loop``,
+    ``too_many_redirects``, ``extract``); ``skipped`` counts pages deliberately not recorded, by
+    kind (``not_html``, ``too_large``, ``offsite_redirect``, ``duplicate_redirect``);
+    ``hosts`` counts requests per host:port, robots.txt included.
+    """
+
+    pages: int = 0
+    resumed_pages: int = 0
+    requests: int = 0
+    bytes: int = 0
+    retries: int = 0
+    robots_blocked: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    hosts: Counter[str] = field(default_factory=Counter)
+    duration: float = 0.0
+
+    @property
+    def pages_per_second(self) -> float:
+        return self.pages / self.duration if self.duration > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable view."""
+        data = dict(self.__dict__)
+        for name in ("errors", "skipped", "hosts"):
+            data[name] = dict(sorted(data[name].items()))
+        data["pages_per_second"] = round(self.pages_per_second, 2)
+        return data
+
+    def summary(self) -> str:
+        """A few lines for people: pages, bytes, errors by kind, retries, robots, duration."""
+
+        def kinds(counter: Counter[str]) -> str:
+            total = sum(counter.values())
+            detail = ", ".join(f"{k} {v}" for k, v in sorted(counter.items()))
+            return f"{total}" + (f" ({detail})" if detail else "")
+
+        resumed = f" (+{self.resumed_pages} from before the resume)" if self.resumed_pages else ""
+        return "\n".join(
+            [
+                (
+                    f"pages     {self.pages}{resumed} in {self.duration:.1f} s "
+                    f"({self.pages_per_second:.1f} pages/s)"
+                ),
+                (
+                    f"requests  {self.requests}, {self.bytes / 1e6:.1f} MB received, "
+                    f"{self.retries} retries"
+                ),
+                f"errors    {kinds(self.errors)}",
+                f"skipped   {kinds(self.skipped)}, robots-blocked {self.robots_blocked}",
+            ]
+        )

@@ -1,0 +1,146 @@
+"""The loopback server of the test site (aiohttp), with fault injection.
+
+Serves a generated site from memory on 127.0.0.1, follows its manifest's redirects, and on demand
+adds latency, answers 503 (always for some pages, or only the first times for others), or
+delays some pages past any sensible timeout. Fault choices are a function of the path and the
+seed, so a test knows exactly which pages fail. Every request is counted per path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import socket
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Self
+
+from aiohttp import web
+
+from ._testsite import MANIFEST, SiteManifest, load_manifest
+
+__all__ = ["Faults", "TestSiteServer"]
+
+_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".txt": "text/plain; charset=utf-8",
+    ".bin": "application/octet-stream",
+    ".png": "image/png",
+}
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Faults the server injects.
+
+    Args:
+        latency: seconds added to every answer.
+        error_rate: fraction of HTML pages that always answer 503.
+        flaky_rate: fraction of HTML pages that answer 503 ``flaky_failures`` times, then 200.
+        slow_rate: fraction of HTML pages delayed by ``slow_seconds``.
+        seed: picks which pages (a hash of seed and path, stable across runs).
+    """
+
+    latency: float = 0.0
+    error_rate: float = 0.0
+    flaky_rate: float = 0.0
+    flaky_failures: int = 1
+    slow_rate: float = 0.0
+    slow_seconds: float = 30.0
+    seed: int = 0
+
+    def _draw(self, kind: str, path: str) -> float:
+        digest = hashlib.sha256(f"{self.seed}:{kind}:{path}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
+
+    def fails(self, path: str) -> bool:
+        """Whether ``path`` always answers 503."""
+        return path != "/" and self._draw("error", path) < self.error_rate
+
+    def flaky(self, path: str) -> bool:
+        """Whether ``path`` answers 503 for its first ``flaky_failures`` requests."""
+        return path != "/" and self._draw("flaky", path) < self.flaky_rate
+
+    def slow(self, path: str) -> bool:
+        """Whether ``path`` is delayed by ``slow_seconds``."""
+        return path != "/" and self._draw("slow", path) < self.slow_rate
+
+
+class TestSiteServer:
+    """Serve a generated site on 127.0.0.1 (port 0: an ephemeral port, see ``url``).
+
+    Example::
+
+        async with TestSiteServer(site_dir, Faults(error_rate=0.1)) as server:
+            print(server.url, server.requests["/"])
+    """
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    def __init__(self, directory: Path | str, faults: Faults | None = None) -> None:
+        self.root = Path(directory).resolve()
+        self.manifest: SiteManifest = load_manifest(self.root)
+        self.faults = faults or Faults()
+        self.requests: Counter[str] = Counter()
+        self._cache: dict[str, bytes] = {}
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        """The home page's URL."""
+        return f"http://127.0.0.1:{self.port}/"
+
+    async def start(self, port: int = 0) -> None:
+        app = web.Application()
+        app.router.add_route("GET", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        self.port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock).start()
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def _file(self, path: str) -> bytes | None:
+        if path in self._cache:
+            return self._cache[path]
+        target = (self.root / ("index.html" if path == "/" else path.lstrip("/"))).resolve()
+        if not target.is_relative_to(self.root) or target.name == MANIFEST or not target.is_file():
+            return None
+        self._cache[path] = body = target.read_bytes()
+        return body
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        self.requests[path] += 1
+        faults = self.faults
+        if faults.latency:
+            await asyncio.sleep(faults.latency)
+        if path in self.manifest.redirects:
+            raise web.HTTPFound(self.manifest.redirects[path])
+        body = self._file(path)
+        if body is None:
+            raise web.HTTPNotFound()
+        if path.endswith(".html") or path == "/":
+            if faults.fails(path) or (
+                faults.flaky(path) and self.requests[path] <= faults.flaky_failures
+            ):
+                raise web.HTTPServiceUnavailable()
+            if faults.slow(path):
+                await asyncio.sleep(faults.slow_seconds)
+        content_type = _TYPES.get(Path(path).suffix, "text/html; charset=utf-8")
+        return web.Response(body=body, headers={"Content-Type": content_type})
