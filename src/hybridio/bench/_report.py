@@ -170,12 +170,24 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _unique(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows once each: a measurement that backs several claims is listed under each claim."""
+    seen: set[tuple[str, Any]] = set()
+    unique = []
+    for row in rows:
+        key = (row["name"], row["value"])
+        if key not in seen:
+            seen.add(key)
+            unique.append(row)
+    return unique
+
+
 def _rows_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| measurement | value | spread | repeats | baseline | ratio | target | verdict | note |",
         "|---|---:|---:|---:|---|---:|---|---|---|",
     ]
-    for row in rows:
+    for row in _unique(rows):
         baseline = row.get("baseline") or ""
         if row.get("baseline_value") is not None:
             baseline += f" ({format_quantity(row['baseline_value'], row['unit'])})"
@@ -245,14 +257,18 @@ def render_markdown(document: dict[str, Any]) -> str:
         if scenario["description"]:
             lines += [scenario["description"], ""]
         lines += [f"Took {scenario['seconds']:.1f} s.", ""]
-        claims: dict[str, list[str | None]] = {}
+        claims: dict[str, list[dict[str, Any]]] = {}
         for row in scenario["rows"]:
             if row.get("claim"):
-                claims.setdefault(row["claim"], []).append(row.get("verdict"))
+                claims.setdefault(row["claim"], []).append(row)
         if claims:
-            lines += ["| claim | verdict |", "|---|---|"]
-            for claim, verdicts in claims.items():
-                lines.append(f"| {_cell(claim)} | **{combine_verdicts(verdicts)}** |")
+            lines += ["| claim | verdict | from |", "|---|---|---|"]
+            for claim, rows in claims.items():
+                verdict = combine_verdicts(row.get("verdict") for row in rows)
+                evidence = "; ".join(
+                    f"{row['name']}: {row['verdict']}" for row in rows if row["verdict"] != "n/a"
+                )
+                lines.append(f"| {_cell(claim)} | **{verdict}** | {_cell(evidence)} |")
             lines.append("")
         lines += [*_rows_table(scenario["rows"]), ""]
         lines += [f"![{plot}]({plot})" for plot in scenario["plots"]]
@@ -278,7 +294,7 @@ def render_table(document: dict[str, Any], width: int = 100) -> str:
                 _ratio(row.get("ratio")),
                 row.get("verdict") or "",
             )
-            for row in scenario["rows"]
+            for row in _unique(scenario["rows"])
         )
     name_width = min(48, max(len(line[1]) for line in table if len(line) > 2))
     lines = []

@@ -1,0 +1,133 @@
+"""The workloads of the claims scenario.
+
+They live at module level, apart from the measuring code, because worker processes import them by
+name (functions sent to processes must be picklable) and because a spawned child re-imports the
+module of its target: keeping this module free of heavy imports keeps those starts honest.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import MutableMapping
+from typing import Any
+
+import hybridio
+
+#: State that a worker process changes to show that the parent does not see it.
+SHARED: dict[str, Any] = {"value": 0}
+#: Set by the parent before starting a child, to see whether the child inherits it.
+MARK: dict[str, bool] = {"set": False}
+#: A large structure each worker builds once (``build_table`` as the pool initializer).
+_TABLE: list[int] = []
+
+
+def noop() -> None:
+    """Do nothing: what a start-up or a round trip costs on its own."""
+
+
+def spin(n: int) -> int:
+    """Pure-Python CPU work that holds the GIL for all of its run time."""
+    total = 0
+    for i in range(n):
+        total += i * i % 7
+    return total
+
+
+def busy_for(seconds: float) -> int:
+    """Pure-Python work for ``seconds`` of wall time (holds the GIL; never checks for cancel)."""
+    deadline = time.perf_counter() + seconds
+    loops = 0
+    while time.perf_counter() < deadline:
+        loops += 1
+    return loops
+
+
+def sha256_hex(data: bytes) -> str:
+    """C code that releases the GIL on large buffers (hashlib does for more than 2 kB)."""
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def compress_len(data: bytes) -> int:
+    """zlib compression: C code that releases the GIL while it works."""
+    import zlib
+
+    return len(zlib.compress(data, 6))
+
+
+def payload_len(data: bytes) -> int:
+    """Receive a payload and return something tiny: the cost is the payload's trip."""
+    return len(data)
+
+
+def runaway(seconds: float, cooperative: bool, record: MutableMapping[str, float]) -> None:
+    """Run for ``seconds`` in a thread, noting when it last ran; stop early on cancel if told to.
+
+    ``record`` is shared with the caller (threads share memory), which reads ``last`` and ``done``.
+    """
+    deadline = time.perf_counter() + seconds
+    while (now := time.perf_counter()) < deadline:
+        record["last"] = now
+        if cooperative and hybridio.cancel_requested():
+            record["cancelled"] = now
+            break
+        time.sleep(0.001)
+    record["done"] = time.perf_counter()
+
+
+def racy_add(box: MutableMapping[str, int], times: int, lock: threading.Lock | None) -> None:
+    """Increment ``box["n"]`` with a read-modify-write; with ``lock`` None, updates get lost.
+
+    ``time.sleep(0)`` between the read and the write releases the GIL there, as any I/O or long
+    operation would, so another thread reliably reads the same old value.
+    """
+    for _ in range(times):
+        if lock is None:
+            value = box["n"]
+            time.sleep(0)
+            box["n"] = value + 1
+        else:
+            with lock:
+                value = box["n"]
+                time.sleep(0)
+                box["n"] = value + 1
+
+
+def set_shared(value: int) -> int:
+    """Change this process's ``SHARED`` and return what it now holds."""
+    SHARED["value"] = value
+    return int(SHARED["value"])
+
+
+def append_and_len(items: list[int]) -> int:
+    """Mutate the list received; the caller's list changes only if memory is shared."""
+    items.append(-1)
+    return len(items)
+
+
+def exit_with_mark() -> None:
+    """Exit 1 when this child inherited the parent's ``MARK`` (fork copies memory), else 0."""
+    sys.exit(1 if MARK["set"] else 0)
+
+
+def build_table(n: int) -> None:
+    """Pool initializer: give this worker its own copy of a large structure."""
+    _TABLE[:] = range(n)
+
+
+def sum_table() -> int:
+    """Read the whole per-worker structure (built by ``build_table``)."""
+    return sum(_TABLE)
+
+
+def sum_list(items: list[int]) -> int:
+    """Read a structure that was sent along with the call."""
+    return sum(items)
+
+
+def sleep_for(seconds: float) -> None:
+    """A blocking I/O stand-in: the GIL is released while it waits."""
+    time.sleep(seconds)
