@@ -1,0 +1,79 @@
+"""Each claims sub-scenario runs in tiny mode and produces well-formed rows; the CLI end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hybridio.bench._claims import SUB_SCENARIOS
+from hybridio.bench._claims_verdicts import CLAIMS
+from hybridio.bench._cli import bench
+from hybridio.bench._model import VERDICTS, BenchContext
+from hybridio.bench._schema import validate_results
+
+
+@pytest.mark.parametrize("name", list(SUB_SCENARIOS))
+def test_sub_scenario_rows_are_well_formed(name: str, tmp_path: Path) -> None:
+    part = SUB_SCENARIOS[name](BenchContext(out=tmp_path, tiny=True))
+    assert part.rows, f"{name} produced no rows"
+    for row in part.rows:
+        assert row.scenario == "claims"
+        assert row.verdict in VERDICTS
+        assert row.claim is None or row.claim in CLAIMS.values()
+        assert row.unit is not None
+        assert row.repeats >= 1
+        if math.isnan(row.value):
+            # Only what cannot be measured here may lack a number, and it must say why.
+            assert row.note
+            continue
+        assert row.value >= 0
+        if row.baseline_value is not None:
+            assert row.baseline
+            assert row.ratio is not None
+            assert row.ratio >= 0
+    for plot in part.plots:
+        assert (tmp_path / plot).read_bytes().startswith(b"\x89PNG")
+
+
+def test_races_show_lost_updates_and_the_fix(tmp_path: Path) -> None:
+    unlocked, locked = SUB_SCENARIOS["races"](BenchContext(out=tmp_path, tiny=True)).rows
+    assert unlocked.value > 0
+    assert locked.value == 0
+    assert unlocked.verdict == locked.verdict == "confirmed"
+
+
+def test_isolation_shows_the_copy(tmp_path: Path) -> None:
+    (result,) = SUB_SCENARIOS["isolation"](BenchContext(out=tmp_path, tiny=True)).rows
+    assert result.value == 0  # the parent did not see the worker's change
+    assert result.baseline_value == 1  # it did see the thread's
+    assert result.verdict == "confirmed"
+
+
+def test_cli_runs_claims_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(bench, ["claims", "--tiny", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Report:" in result.output
+    assert "claims" in result.output
+    document = json.loads((out / "results.json").read_text())
+    validate_results(document)
+    (scenario,) = document["scenarios"]
+    assert scenario["status"] == "ok"
+    assert "errors" not in scenario["extra"]
+    claimed = {row["claim"] for row in scenario["rows"]}
+    assert set(CLAIMS.values()) <= claimed, "every seed claim has at least one row"
+    report = (out / "report.md").read_text()
+    assert "## claims:" in report
+    for plot in scenario["plots"]:
+        assert (out / plot).is_file()
+        assert f"]({plot})" in report
+
+
+def test_cli_rejects_an_unknown_scenario(tmp_path: Path) -> None:
+    result = CliRunner().invoke(bench, ["nope", "--tiny", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "nope" in result.output
