@@ -24,17 +24,15 @@ when every caller of the batch has given up (so neighbours still get their resul
 
 from __future__ import annotations
 
-import math
 import pickle
 import subprocess
 import sys
-from collections import deque
 from collections.abc import Callable
-from time import perf_counter
+from contextlib import nullcontext
 from typing import Any, cast
 
 import anyio
-from anyio.abc import ByteReceiveStream, ByteSendStream, Process, TaskGroup
+from anyio.abc import ByteReceiveStream, ByteSendStream, Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from .._core._exceptions import (
@@ -42,14 +40,13 @@ from .._core._exceptions import (
     NotPicklable,
     OffloadError,
     OffloadTimeout,
-    Overloaded,
     RemoteTraceback,
-    RuntimeClosed,
     WorkerCrashed,
 )
 from .._core._metrics import KindCounters
 from . import _worker
-from ._base import Backend, function_name
+from ._base import function_name
+from ._dispatch import RUNNING, Call, Dispatcher, Lane
 from ._serialize import dumps_call
 
 __all__ = ["ProcessPool"]
@@ -57,8 +54,6 @@ __all__ = ["ProcessPool"]
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _START_TIMEOUT = 30.0
 _STOP_GRACE = 1.0
-# Cost assumed for a function never seen before: a few unknown calls may share a batch.
-_UNKNOWN_COST = 0.001
 _PIPE_ERRORS = (
     anyio.EndOfStream,
     anyio.IncompleteRead,
@@ -113,8 +108,9 @@ class _Worker:
                     f"worker process did not start within {_START_TIMEOUT:g} s"
                 ) from exc
             raise OffloadError(
-                f"worker process failed to start: {type(exc).__name__}: {exc}. "
-                "If you passed an initializer, it raised this; fix it or remove it."
+                f"worker process failed to start: {type(exc).__name__}: {exc}. The worker "
+                "imports your main module (as multiprocessing does): guard its entry point with "
+                "`if __name__ == '__main__':`. If you passed an initializer, it may have raised."
             ) from exc
         return worker
 
@@ -183,88 +179,33 @@ class _Worker:
             await self.kill()
 
 
-_PENDING, _RUNNING, _DONE = 0, 1, 2
-
-
-class _Call:
-    """One submitted call: its payload, its state, and where its outcome goes."""
-
-    __slots__ = (
-        "abandoned",
-        "blob",
-        "done",
-        "error",
-        "name",
-        "run_time",
-        "sent",
-        "slot",
-        "state",
-        "submitted",
-        "value",
-    )
-
-    def __init__(self, name: str, blob: bytes) -> None:
-        self.name = name
-        self.blob = blob
-        self.state = _PENDING
-        self.abandoned = False
-        self.done = anyio.Event()
-        self.value: Any = None
-        self.error: BaseException | None = None
-        self.submitted = perf_counter()
-        self.sent = 0.0
-        self.run_time = 0.0
-        self.slot: _Slot | None = None
-
-    def resolve(self, value: Any = None, error: BaseException | None = None) -> None:
-        self.state = _DONE
-        self.value = value
-        self.error = error
-        self.done.set()
-
-    def outcome(self) -> Any:
-        if self.error is not None:
-            raise self.error
-        return self.value
-
-
-class _Slot:
-    """A place for one worker: the process, its driver task's wake-up and the batch in flight."""
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-        self.worker: _Worker | None = None
-        self.busy = False
-        self.waiting = False
-        self.wake = anyio.Event()
-        self.batch: list[_Call] = []
-        self.scope: anyio.CancelScope | None = None
-
-
-def _decode(call: _Call, outcome: tuple[Any, ...]) -> tuple[Any, BaseException | None]:
+def _decode_outcome(name: str, outcome: tuple[Any, ...]) -> tuple[Any, BaseException | None]:
     """Turn a worker's outcome tuple into ``(value, error)`` for the caller."""
     tag = outcome[0]
-    if tag == _worker.OK:
-        return pickle.loads(outcome[1]), None
-    if tag == _worker.RAISED:
-        _, blob, _, tb, summary = outcome
-        cause = RemoteTraceback(tb)
-        if blob is None:
-            exc: BaseException = NotPicklable(
-                "exception", f"{summary} (its exception could not be pickled)", function=call.name
-            )
-        else:
-            exc = pickle.loads(blob)
-        exc.__cause__ = cause
-        return None, exc
-    _, what, reason, _ = outcome
-    return None, NotPicklable(what, reason, function=call.name)
+    try:
+        if tag == _worker.OK:
+            return pickle.loads(outcome[1]), None
+        if tag == _worker.RAISED:
+            _, blob, _, tb, summary = outcome
+            if blob is None:
+                exc: BaseException = NotPicklable(
+                    "exception", f"{summary} (its exception could not be pickled)", function=name
+                )
+            else:
+                exc = pickle.loads(blob)
+            exc.__cause__ = RemoteTraceback(tb)
+            return None, exc
+    except Exception as exc:  # noqa: BLE001 - the result or exception cannot be rebuilt here
+        return None, NotPicklable("result", f"{type(exc).__name__}: {exc}", function=name)
+    what, reason = outcome[1]
+    return None, NotPicklable(what, reason, function=name)
 
 
-class ProcessPool(Backend):
+class ProcessPool(Dispatcher):
     """Process-kind backend. See the module docstring for how calls travel."""
 
     kind = "cpu"
+    fair_split = True
 
     def __init__(
         self,
@@ -280,47 +221,24 @@ class ProcessPool(Backend):
         max_batch: int = 256,
         batch_seconds: float = 0.005,
     ) -> None:
-        super().__init__(counters)
-        self._slots = [_Slot(i) for i in range(workers)]
-        self._pending: deque[_Call] = deque()
-        self._max_queue = max_queue
+        super().__init__(
+            counters,
+            lanes=workers,
+            max_queue=max_queue,
+            batching=batching,
+            max_batch=max_batch,
+            batch_seconds=batch_seconds,
+        )
         self._initializer = initializer
         self._initargs = initargs
         self._max_tasks = max_tasks_per_worker
         self._max_rss = max_worker_rss
-        self._max_batch = max_batch if batching else 1
-        self._batch_seconds = batch_seconds
-        self._cost: dict[str, float] = {}
-        self._task_group: TaskGroup | None = None
-        self._active = False
-        self._closed = False
-        self._activate = anyio.Event()
-
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    async def start(self, task_group: TaskGroup) -> None:
-        self._task_group = task_group
-        for slot in self._slots:
-            task_group.start_soon(self._drive, slot, name=f"hybridio process driver {slot.index}")
-
-    async def aclose(self) -> None:
-        self._closed = True
-        while self._pending:
-            call = self._pending.popleft()
-            self.counters.queued -= 1
-            call.resolve(error=RuntimeClosed("the runtime was closed before this call ran"))
-        # Driver tasks are cancelled with the runtime's task group; they stop their workers.
-
-    @property
-    def workers(self) -> int:
-        """The number of worker processes the pool keeps."""
-        return len(self._slots)
 
     def pids(self) -> list[int]:
         """Pids of the live worker processes (for tests and diagnostics)."""
-        return [slot.worker.pid for slot in self._slots if slot.worker is not None]
+        return [lane.worker.pid for lane in self._lanes if lane.worker is not None]
 
-    # -- submitting ------------------------------------------------------------------------
+    # -- submitting ----------------------------------------------------------------------------
 
     async def call(
         self, fn: Callable[..., Any], args: tuple[Any, ...], *, timeout: float | None
@@ -328,276 +246,91 @@ class ProcessPool(Backend):
         name = function_name(fn)
         blob = dumps_call(fn, args, name)
         if not self._pending and not self._closed:
-            slot = self._idle_slot()
-            if slot is not None:
+            lane = self._idle_lane()
+            if lane is not None:
                 self.counters.calls += 1
-                return await self._solo(slot, _Call(name, blob), timeout)
+                return await self._solo(lane, Call(name, blob), timeout)
         return await self.wait(self.submit(name, blob), timeout)
 
-    def submit(self, name: str, blob: bytes) -> _Call:
-        """Queue a call without waiting for it (``map_cpu`` keeps several in flight)."""
-        if self._closed or self._task_group is None:
-            raise RuntimeClosed("the runtime is closed; create a new one to offload work")
-        counters = self.counters
-        if len(self._pending) >= self._max_queue:
-            counters.rejected += 1
-            raise Overloaded(self.kind, len(self._pending), self._max_queue)
-        counters.calls += 1
-        counters.queued += 1
-        call = _Call(name, blob)
-        self._pending.append(call)
-        if not self._active:
-            self._active = True
-            self._activate.set()
-        self._notify()
-        return call
-
-    def _idle_slot(self) -> _Slot | None:
-        for slot in self._slots:
-            if slot.worker is not None and not slot.busy and slot.waiting:
-                return slot
-        return None
-
-    def _notify(self) -> None:
-        """Wake one idle driver that has a worker (or any idle one) to take queued work."""
-        candidate: _Slot | None = None
-        for slot in self._slots:
-            if slot.waiting and not slot.busy:
-                if slot.worker is not None:
-                    candidate = slot
-                    break
-                candidate = candidate or slot
-        if candidate is not None:
-            candidate.waiting = False
-            candidate.wake.set()
-
-    async def wait(self, call: _Call, timeout: float | None) -> Any:
-        """Wait for a submitted call; abandon it on timeout or cancellation."""
-        try:
-            if timeout is None:
-                await call.done.wait()
-            else:
-                with anyio.fail_after(timeout):
-                    await call.done.wait()
-        except TimeoutError:
-            if call.state != _DONE:
-                self.abandon(call, timed_out=True)
-                raise OffloadTimeout(self.kind, timeout or 0.0, call.name) from None
-        except BaseException:
-            if call.state != _DONE:
-                self.abandon(call, timed_out=False)
-            raise
-        return call.outcome()
-
-    def abandon(self, call: _Call, *, timed_out: bool, kill: bool = True) -> None:
-        """The caller gave up: drop the call if queued; kill its worker if its batch is all dead.
-
-        With ``kill=False`` (``map_cpu`` stopping early) running work finishes and is discarded.
-        """
-        call.abandoned = True
-        if timed_out:
-            self.counters.timeouts += 1
-        else:
-            self.counters.cancelled += 1
-        if call.state == _PENDING:
-            try:
-                self._pending.remove(call)
-                self.counters.queued -= 1
-            except ValueError:  # pragma: no cover - state says pending but not queued
-                pass
-            call.state = _DONE
-            return
-        slot = call.slot
-        if (
-            kill
-            and slot is not None
-            and slot.scope is not None
-            and all(c.abandoned or c.state == _DONE for c in slot.batch)
-        ):
-            slot.scope.cancel()
-
-    # -- running ----------------------------------------------------------------------------
-
-    async def _solo(self, slot: _Slot, call: _Call, timeout: float | None) -> Any:
+    async def _solo(self, lane: Lane, call: Call, timeout: float | None) -> Any:
         """Run one call on an idle worker from the caller's own task (no hand-off)."""
-        worker = slot.worker
-        assert worker is not None
-        slot.busy = True
-        slot.batch = [call]
-        call.state = _RUNNING
-        call.slot = slot
+        worker: _Worker = lane.worker
+        call.state = RUNNING
+        sent = self._start_batch(lane, [call])
         self.counters.in_flight += 1
-        call.sent = perf_counter()
         try:
             try:
-                if timeout is None:
-                    outcomes, _ = await worker.run_batch([call.blob], self._max_rss is not None)
-                else:
-                    with anyio.fail_after(timeout):
-                        outcomes, _ = await worker.run_batch([call.blob], self._max_rss is not None)
+                with anyio.fail_after(timeout) if timeout is not None else nullcontext():
+                    outcomes = await self._round_trip(worker, [call])
             except TimeoutError:
                 self.counters.timeouts += 1
                 call.abandoned = True
-                await self._replace(slot, worker)
+                await self._replace(lane, worker)
                 raise OffloadTimeout(self.kind, timeout or 0.0, call.name) from None
-            except _WorkerGone:
-                error = await self._crashed(slot, worker, [call])
-                raise error from None
             except anyio.get_cancelled_exc_class():
                 self.counters.cancelled += 1
                 call.abandoned = True
-                await self._replace(slot, worker)
+                await self._replace(lane, worker)
                 raise
-            self._finish([call], outcomes, call.sent)
-            await self._maybe_recycle(slot, worker)
+            except _WorkerGone:
+                raise await self._crashed(lane, worker, [call]) from None
+            self._finish([call], outcomes, sent)
+            await self._after_batch(lane)
             return call.outcome()
         finally:
             self.counters.in_flight -= 1
-            slot.busy = False
-            slot.batch = []
+            lane.busy = False
+            lane.batch = []
             if self._pending:
                 self._notify()
 
-    async def _drive(self, slot: _Slot) -> None:
-        """One worker's driver: start the worker when needed, then run batches of queued calls."""
+    # -- dispatcher hooks ------------------------------------------------------------------------
+
+    async def _prepare(self, lane: Lane) -> None:
+        if lane.worker is None:
+            lane.worker = await _Worker.start(self._initializer, self._initargs)
+            self.counters.workers += 1
+
+    async def _round_trip(self, worker: _Worker, batch: list[Call]) -> list[tuple[Any, ...]]:
+        outcomes, _ = await worker.run_batch([c.payload for c in batch], self._max_rss is not None)
+        return outcomes
+
+    async def _execute(self, lane: Lane, batch: list[Call]) -> list[tuple[Any, ...]]:
+        worker: _Worker = lane.worker
         try:
-            await self._activate.wait()
-            while True:
-                if slot.worker is None:
-                    try:
-                        slot.worker = await _Worker.start(self._initializer, self._initargs)
-                    except OffloadError as exc:
-                        self._fail_some(exc)
-                        await anyio.sleep(0.1)  # do not spin on an initializer that always fails
-                        continue
-                    self.counters.workers += 1
-                if not self._pending or slot.busy:
-                    slot.waiting = True
-                    await slot.wake.wait()
-                    slot.wake = anyio.Event()
-                    continue
-                batch = self._take_batch()
-                if batch:
-                    if self._pending:
-                        self._notify()  # share the rest of the queue with an idle worker
-                    await self._run(slot, batch)
-        finally:
-            slot.waiting = False
-            if slot.worker is not None:
-                worker, slot.worker = slot.worker, None
-                self.counters.workers -= 1
-                await worker.stop()
-            for call in slot.batch:
-                if call.state != _DONE:
-                    call.resolve(error=RuntimeClosed("the runtime was closed while this call ran"))
+            return await self._round_trip(worker, batch)
+        except _WorkerGone:
+            raise await self._crashed(lane, worker, batch) from None
+        except anyio.get_cancelled_exc_class():
+            # Every caller gave up (or the runtime is closing): stop the work mid-call.
+            await self._replace(lane, worker)
+            raise
 
-    def _fail_some(self, error: OffloadError) -> None:
-        """A worker could not start: fail one batch's worth of queued calls with the reason."""
-        for call in self._take_batch():
-            self.counters.in_flight -= 1
-            self.counters.errors += 1
-            call.resolve(error=error)
+    def _decode(self, call: Call, outcome: tuple[Any, ...]) -> tuple[Any, BaseException | None]:
+        return _decode_outcome(call.name, outcome)
 
-    def _take_batch(self) -> list[_Call]:
-        pending = self._pending
-        limit = min(self._max_batch, max(1, math.ceil(len(pending) / len(self._slots))))
-        batch: list[_Call] = []
-        budget = self._batch_seconds
-        spent = 0.0
-        while pending and len(batch) < limit:
-            call = pending[0]
-            cost = self._cost.get(call.name, _UNKNOWN_COST)
-            if batch and spent + cost > budget:
-                break
-            pending.popleft()
-            self.counters.queued -= 1
-            batch.append(call)
-            spent += cost
-            call.state = _RUNNING
-        self.counters.in_flight += len(batch)
-        return batch
+    async def _after_batch(self, lane: Lane) -> None:
+        worker: _Worker | None = lane.worker
+        if worker is None:
+            return
+        too_many = self._max_tasks is not None and worker.calls_done >= self._max_tasks
+        too_big = self._max_rss is not None and worker.rss > self._max_rss
+        if too_many or too_big:
+            self._forget(lane, worker)
+            await worker.stop()
 
-    async def _run(self, slot: _Slot, batch: list[_Call]) -> None:
-        worker = slot.worker
-        assert worker is not None
-        slot.busy = True
-        slot.batch = batch
-        sent = perf_counter()
-        for call in batch:
-            call.slot = slot
-            call.sent = sent
-        if len(batch) > 1:
-            self.counters.batches += 1
-            self.counters.batched_calls += len(batch)
-        outcomes: list[tuple[Any, ...]] | None = None
-        error: BaseException | None = None
-        try:
-            with anyio.CancelScope() as scope:
-                slot.scope = scope
-                try:
-                    outcomes, _ = await worker.run_batch(
-                        [c.blob for c in batch], self._max_rss is not None
-                    )
-                except _WorkerGone:
-                    error = await self._crashed(slot, worker, batch)
-                except OffloadError as exc:
-                    error = exc
-            if scope.cancelled_caught:  # every caller gave up: stop the runaway work
-                await self._replace(slot, worker)
-                error = OffloadError("every caller of this batch gave up")
-        finally:
-            slot.scope = None
-            slot.busy = False
-            self.counters.in_flight -= len(batch)
-        if outcomes is not None:
-            self._finish(batch, outcomes, sent)
-            slot.batch = []
-            await self._maybe_recycle(slot, worker)
-        else:
-            assert error is not None
-            for call in batch:
-                if call.state != _DONE:
-                    call.resolve(error=error)
-            slot.batch = []
+    async def _stop_lane(self, lane: Lane) -> None:
+        if lane.worker is not None:
+            worker, lane.worker = lane.worker, None
+            self.counters.workers -= 1
+            await worker.stop()
 
-    def _finish(self, batch: list[_Call], outcomes: list[tuple[Any, ...]], sent: float) -> None:
-        """Route each outcome to its caller and record timings."""
-        now = perf_counter()
-        counters = self.counters
-        total_run = sum(o[2] if o[0] != _worker.UNPICKLABLE else o[3] for o in outcomes)
-        overhead = max(now - sent - total_run, 0.0) / len(batch)
-        for call, outcome in zip(batch, outcomes, strict=True):
-            run_time = outcome[2] if outcome[0] != _worker.UNPICKLABLE else outcome[3]
-            call.run_time = run_time
-            previous = self._cost.get(call.name)
-            self._cost[call.name] = (
-                run_time if previous is None else 0.8 * previous + 0.2 * run_time
-            )
-            latency = now - call.submitted
-            counters.record_timing(
-                call.name,
-                queue_wait=max(latency - run_time - overhead, 0.0),
-                run_time=run_time,
-                latency=latency,
-            )
-            if call.abandoned:
-                call.state = _DONE
-                continue
-            try:
-                value, error = _decode(call, outcome)
-            except Exception as exc:  # noqa: BLE001 - the result or exception cannot be rebuilt here
-                value, error = None, NotPicklable("result", f"{type(exc).__name__}: {exc}")
-            if error is None:
-                counters.completed += 1
-            else:
-                counters.errors += 1
-            call.resolve(value, error)
+    # -- worker replacement --------------------------------------------------------------------
 
-    async def _crashed(self, slot: _Slot, worker: _Worker, batch: list[_Call]) -> WorkerCrashed:
+    async def _crashed(self, lane: Lane, worker: _Worker, batch: list[Call]) -> WorkerCrashed:
         exitcode, signal_number = await worker.exit_status()
-        self._forget(slot, worker)
-        live = [c for c in batch if not c.abandoned]
-        self.counters.crashes += len(live)
+        self._forget(lane, worker)
+        self.counters.crashes += sum(1 for c in batch if not c.abandoned)
         return WorkerCrashed(
             pid=worker.pid,
             exitcode=exitcode,
@@ -606,23 +339,15 @@ class ProcessPool(Backend):
             batch_size=len(batch),
         )
 
-    async def _replace(self, slot: _Slot, worker: _Worker) -> None:
+    async def _replace(self, lane: Lane, worker: _Worker) -> None:
         """Kill a worker whose work nobody wants any more; its driver starts a fresh one."""
         await worker.kill()
-        self._forget(slot, worker)
+        self._forget(lane, worker)
 
-    def _forget(self, slot: _Slot, worker: _Worker) -> None:
-        if slot.worker is worker:
-            slot.worker = None
+    def _forget(self, lane: Lane, worker: _Worker) -> None:
+        if lane.worker is worker:
+            lane.worker = None
             self.counters.workers -= 1
             self.counters.worker_restarts += 1
-            if slot.waiting:  # the driver is idle: let it start the replacement now
-                slot.waiting = False
-                slot.wake.set()
-
-    async def _maybe_recycle(self, slot: _Slot, worker: _Worker) -> None:
-        too_many = self._max_tasks is not None and worker.calls_done >= self._max_tasks
-        too_big = self._max_rss is not None and worker.rss > self._max_rss
-        if (too_many or too_big) and slot.worker is worker:
-            self._forget(slot, worker)
-            await worker.stop()
+            if lane.waiting:  # the driver is idle: let it start the replacement now
+                self._wake(lane)

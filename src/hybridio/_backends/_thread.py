@@ -1,9 +1,18 @@
-"""The thread backend: worker threads through anyio.to_thread, with admission and cooperative cancel."""
+"""The thread backend: worker threads through anyio.to_thread, with batching and cooperative cancel.
+
+Each lane is one ``anyio.to_thread.run_sync`` at a time, so at most ``threads`` calls run at once.
+Queued calls whose measured cost is tiny share a hand-off to a thread (the GIL serialises them
+anyway, and the hand-off costs more than they do); blocking calls (their cost is measured) go one
+per thread so that they overlap.
+
+A thread cannot be killed. A caller that times out or is cancelled gets its answer at once; its
+call's cancel flag is raised (``hybridio.cancel_requested()``), a call not yet started is skipped,
+and a running one is abandoned: its result is discarded, and it counts in ``stats().abandoned``
+(and in ``abandoned_running`` while its thread is still busy with it).
+"""
 
 from __future__ import annotations
 
-import math
-import threading
 from collections.abc import Callable
 from time import perf_counter
 from typing import Any
@@ -12,121 +21,97 @@ import anyio
 import anyio.to_thread
 
 from .._core._cancel import CancelToken, use_token
-from .._core._exceptions import OffloadTimeout, Overloaded
 from .._core._metrics import KindCounters
-from ._base import Backend, function_name
+from ._base import function_name
+from ._dispatch import DONE, Call, Dispatcher, Lane
 from ._worker import unwrap
 
 __all__ = ["ThreadPool"]
 
-
-class _ThreadCall:
-    """What the loop and the worker thread share about one call (guarded by the pool's lock)."""
-
-    __slots__ = ("abandoned", "finished", "run_time", "started", "token")
-
-    def __init__(self) -> None:
-        self.token = CancelToken()
-        self.started = 0.0
-        self.run_time = 0.0
-        self.finished = False
-        self.abandoned = False
+_OK, _RAISED, _SKIPPED = 0, 1, 2
 
 
-class ThreadPool(Backend):
-    """Blocking-kind backend: at most ``threads`` calls run at once, at most ``max_queue`` wait.
+def _run_in_thread(
+    batch: list[tuple[Callable[..., Any], tuple[Any, ...], CancelToken]],
+) -> list[tuple[Any, ...]]:
+    outcomes: list[tuple[Any, ...]] = []
+    for fn, args, token in batch:
+        if token.cancelled:  # its caller gave up before it started
+            outcomes.append((_SKIPPED, None, 0.0))
+            continue
+        start = perf_counter()
+        try:
+            with use_token(token):
+                value = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - goes back to its caller
+            outcomes.append((_RAISED, exc, perf_counter() - start))
+        else:
+            outcomes.append((_OK, value, perf_counter() - start))
+    return outcomes
 
-    A thread cannot be killed: a caller that times out or is cancelled gets its answer at once, the
-    thread is abandoned (``stats().abandoned``; ``abandoned_running`` until it returns) and
-    ``hybridio.cancel_requested()`` turns true inside it.
-    """
+
+class ThreadPool(Dispatcher):
+    """Blocking-kind backend: at most ``threads`` calls run at once, at most ``max_queue`` wait."""
 
     kind = "blocking"
+    fair_split = False
+    can_kill = False
 
-    def __init__(self, counters: KindCounters, *, threads: int, max_queue: int) -> None:
-        super().__init__(counters)
+    def __init__(
+        self,
+        counters: KindCounters,
+        *,
+        threads: int,
+        max_queue: int,
+        batching: bool = True,
+        max_batch: int = 64,
+        batch_seconds: float = 0.0005,
+    ) -> None:
+        super().__init__(
+            counters,
+            lanes=threads,
+            max_queue=max_queue,
+            batching=batching,
+            max_batch=max_batch,
+            batch_seconds=batch_seconds,
+        )
+        # Our lanes bound the threads; anyio's default thread limiter must not cap them again.
         self._limiter = anyio.CapacityLimiter(threads)
-        # Admission is ours (above); anyio's own per-call limiter must not cap us a second time.
-        self._unlimited = anyio.CapacityLimiter(math.inf)
-        self._max_queue = max_queue
-        self._lock = threading.Lock()
 
     async def call(
         self, fn: Callable[..., Any], args: tuple[Any, ...], *, timeout: float | None
     ) -> Any:
-        counters = self.counters
-        limiter = self._limiter
-        if limiter.available_tokens < 1 and counters.queued >= self._max_queue:
-            counters.rejected += 1
-            raise Overloaded(self.kind, counters.queued, self._max_queue)
-        name = function_name(fn)
-        target = unwrap(fn)
-        state = _ThreadCall()
-        lock = self._lock
+        payload = (unwrap(fn), args, CancelToken())
+        return await self.wait(self.submit(function_name(fn), payload), timeout)
 
-        def run_in_thread() -> Any:
-            state.started = perf_counter()
-            try:
-                with use_token(state.token):
-                    return target(*args)
-            finally:
-                state.run_time = perf_counter() - state.started
-                with lock:
-                    state.finished = True
-                    if state.abandoned:
-                        counters.abandoned_running -= 1
+    async def _execute(self, lane: Lane, batch: list[Call]) -> list[tuple[Any, ...]]:
+        # abandon_on_cancel: when the runtime closes, do not wait for a thread that may never end.
+        return await anyio.to_thread.run_sync(
+            _run_in_thread,
+            [call.payload for call in batch],
+            abandon_on_cancel=True,
+            limiter=self._limiter,
+        )
 
-        counters.calls += 1
-        counters.queued += 1
-        submitted = perf_counter()
-        queued = True
-        value: Any = None
-        deadline = math.inf if timeout is None else anyio.current_time() + timeout
-        try:
-            with anyio.CancelScope(deadline=deadline) as scope:
-                await limiter.acquire()
-                counters.queued -= 1
-                queued = False
-                counters.in_flight += 1
-                try:
-                    value = await anyio.to_thread.run_sync(
-                        run_in_thread, abandon_on_cancel=True, limiter=self._unlimited
-                    )
-                finally:
-                    counters.in_flight -= 1
-                    limiter.release()
-        except anyio.get_cancelled_exc_class():
-            self._abandon(state, queued)
-            counters.cancelled += 1
-            raise
-        except BaseException:
-            counters.errors += 1
-            self._record(name, submitted, state)
-            raise
-        if scope.cancelled_caught:
-            self._abandon(state, queued)
-            counters.timeouts += 1
-            raise OffloadTimeout(self.kind, timeout or 0.0, name)
-        counters.completed += 1
-        self._record(name, submitted, state)
-        return value
+    def _decode(self, call: Call, outcome: tuple[Any, ...]) -> tuple[Any, BaseException | None]:
+        tag, payload, _ = outcome
+        if tag == _OK:
+            return payload, None
+        error: BaseException = payload
+        return None, error
 
-    def _abandon(self, state: _ThreadCall, queued: bool) -> None:
-        """Raise the thread's cancel flag and count it if it is still running."""
-        if queued:
-            self.counters.queued -= 1
-        state.token.cancel()
-        with self._lock:
-            if state.started and not state.finished:
-                state.abandoned = True
-                self.counters.abandoned += 1
-                self.counters.abandoned_running += 1
+    def _abandon_running(self, call: Call) -> None:
+        call.payload[2].cancel()
+        self.counters.abandoned += 1
+        self._count_abandoned_running()
 
-    def _record(self, name: str, submitted: float, state: _ThreadCall) -> None:
-        now = perf_counter()
-        self.counters.record_timing(
-            name,
-            queue_wait=max(state.started - submitted, 0.0),
-            run_time=state.run_time,
-            latency=now - submitted,
+    async def _after_batch(self, lane: Lane) -> None:
+        self._count_abandoned_running()
+
+    def _count_abandoned_running(self) -> None:
+        """Lanes whose thread is still busy with work every caller has given up on."""
+        self.counters.abandoned_running = sum(
+            1
+            for lane in self._lanes
+            if lane.busy and all(c.abandoned or c.state == DONE for c in lane.batch)
         )

@@ -24,7 +24,7 @@ __all__ = ["OK", "RAISED", "UNPICKLABLE", "map_chunk", "run_batch", "unwrap"]
 #: Outcome tags of one call, as sent back to the parent.
 OK = 0  # (OK, pickled result, run seconds)
 RAISED = 1  # (RAISED, pickled exception or None, run seconds, traceback text, "Type: message")
-UNPICKLABLE = 2  # (UNPICKLABLE, what, reason, run seconds)
+UNPICKLABLE = 2  # (UNPICKLABLE, (what, reason), run seconds)
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
@@ -60,7 +60,7 @@ def _run_one(blob: bytes) -> tuple[Any, ...]:
     try:
         fn, args = _loads(blob)
     except Exception as exc:  # noqa: BLE001 - reported to the caller as NotPicklable
-        return (UNPICKLABLE, "function", f"{type(exc).__name__}: {exc}", 0.0)
+        return (UNPICKLABLE, ("function", f"{type(exc).__name__}: {exc}"), 0.0)
     fn = unwrap(fn)
     start = perf_counter()
     try:
@@ -73,7 +73,7 @@ def _run_one(blob: bytes) -> tuple[Any, ...]:
     try:
         return (OK, pickle.dumps(value, _PROTOCOL), elapsed)
     except Exception as exc:  # noqa: BLE001 - reported to the caller as NotPicklable
-        return (UNPICKLABLE, "result", f"{type(exc).__name__}: {exc}", elapsed)
+        return (UNPICKLABLE, ("result", f"{type(exc).__name__}: {exc}"), elapsed)
 
 
 def _rss_bytes() -> int:

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from .._backends import _worker
 from .._backends._base import function_name
-from .._backends._process import _DONE
+from .._backends._dispatch import DONE, Call
 from .._backends._serialize import dumps_call
 
 if TYPE_CHECKING:
-    from .._backends._process import ProcessPool, _Call
+    from .._backends._process import ProcessPool
 
 __all__ = ["CpuMap"]
 
@@ -80,7 +80,7 @@ class CpuMap(AsyncIterator[R], Generic[T, R]):
         self._per_item: float | None = None
         self._max_in_flight = max_in_flight or 0
         self._timeout = timeout
-        self._in_flight: deque[tuple[_Call, int]] = deque()
+        self._in_flight: deque[tuple[Call, int]] = deque()
         self._results: deque[R] = deque()
         self._exhausted = False
         self._closed = False
@@ -119,7 +119,7 @@ class CpuMap(AsyncIterator[R], Generic[T, R]):
         self._exhausted = True
         while self._in_flight:
             call, _ = self._in_flight.popleft()
-            if call.state != _DONE and self._pool is not None:
+            if call.state != DONE and self._pool is not None:
                 self._pool.abandon(call, timed_out=False, kill=False)
         self._results.clear()
 

@@ -105,7 +105,9 @@ class Runtime:
         self.timeout = timeout
         self._counters = {kind: KindCounters(kind) for kind in KINDS}
         self._inline = InlineBackend(self._counters["inline"])
-        self._threads = ThreadPool(self._counters["blocking"], threads=threads, max_queue=max_queue)
+        self._threads = ThreadPool(
+            self._counters["blocking"], threads=threads, max_queue=max_queue, batching=batching
+        )
         self._processes = ProcessPool(
             self._counters["cpu"],
             workers=cpu_workers,

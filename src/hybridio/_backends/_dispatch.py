@@ -1,0 +1,406 @@
+"""Queueing and opportunistic batching shared by the thread and process backends.
+
+A dispatcher has one *lane* per worker (a thread or a process) and one driver task per lane. A call
+that finds the queue empty and a lane idle may be run at once by its caller (the process backend's
+fast path); otherwise it is queued, and an idle driver takes a *batch* of queued calls to its lane
+in one hand-off. The batch size adapts to the queue and to the measured cost of each function, so
+a batch is expected to take at most ``batch_seconds``: tiny calls share a round trip, slow calls go
+one by one and never hold fast ones hostage.
+
+The queue is bounded (``max_queue``): one more call raises ``Overloaded`` at once. A caller that
+times out or is cancelled gets its answer at its own deadline; what happens to work already handed
+to a lane is the backend's ``_abandon_running`` (a process can be killed, a thread cannot).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from collections import deque
+from time import perf_counter
+from typing import Any, ClassVar
+
+import anyio
+from anyio.abc import TaskGroup
+
+from .._core._exceptions import OffloadError, OffloadTimeout, Overloaded, RuntimeClosed
+from .._core._metrics import KindCounters
+from ._base import Backend
+
+__all__ = ["DONE", "PENDING", "RUNNING", "Call", "Dispatcher", "Lane"]
+
+PENDING, RUNNING, DONE = 0, 1, 2
+
+# Cost assumed for a function never seen before, in seconds.
+_UNKNOWN_COST = 0.001
+
+
+class Call:
+    """One submitted call: its payload, its state, and where its outcome goes."""
+
+    __slots__ = (
+        "abandoned",
+        "done",
+        "error",
+        "lane",
+        "name",
+        "payload",
+        "run_time",
+        "sent",
+        "state",
+        "submitted",
+        "value",
+    )
+
+    def __init__(self, name: str, payload: Any) -> None:
+        self.name = name
+        self.payload = payload
+        self.state = PENDING
+        self.abandoned = False
+        self.done = anyio.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.submitted = perf_counter()
+        self.sent = 0.0
+        self.run_time = 0.0
+        self.lane: Lane | None = None
+
+    def resolve(self, value: Any = None, error: BaseException | None = None) -> None:
+        self.state = DONE
+        self.value = value
+        self.error = error
+        self.done.set()
+
+    def outcome(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+class Lane:
+    """One worker's place: its driver's wake-up, the batch in flight and backend state."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.busy = False
+        self.waiting = False
+        self.wake = anyio.Event()
+        self.batch: list[Call] = []
+        self.scope: anyio.CancelScope | None = None
+        self.worker: Any = None  # the process backend keeps its worker process here
+
+
+class Dispatcher(Backend):
+    """Lanes, a bounded queue, driver tasks and batching; subclasses say how a batch runs.
+
+    Outcomes are tuples ``(tag, payload, run_seconds, *details)``; the subclass turns each into the
+    caller's value or exception (``_decode``).
+    """
+
+    #: Share the queue evenly between idle lanes (processes: parallel) rather than filling one
+    #: lane's batch first (threads: the GIL serialises tiny calls anyway).
+    fair_split: ClassVar[bool] = True
+    #: A lane whose whole batch was given up is cancelled (a process is killed); a thread cannot
+    #: be, so its lane stays busy until the thread returns and the thread count stays bounded.
+    can_kill: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        counters: KindCounters,
+        *,
+        lanes: int,
+        max_queue: int,
+        batching: bool,
+        max_batch: int,
+        batch_seconds: float,
+    ) -> None:
+        super().__init__(counters)
+        self._lanes = [Lane(i) for i in range(lanes)]
+        self._pending: deque[Call] = deque()
+        self._max_queue = max_queue
+        self._max_batch = max_batch if batching else 1
+        self._batch_seconds = batch_seconds
+        self._cost: dict[str, float] = {}
+        self._task_group: TaskGroup | None = None
+        self._active = False
+        self._activate = anyio.Event()
+        self._closed = False
+        self._woken = 0  # drivers woken that have not yet taken their batch
+
+    # -- hooks ---------------------------------------------------------------------------------
+
+    async def _prepare(self, lane: Lane) -> None:
+        """Make the lane ready before it takes work (the process backend starts its worker)."""
+
+    @abstractmethod
+    async def _execute(self, lane: Lane, batch: list[Call]) -> list[tuple[Any, ...]]:
+        """Run a batch on a lane and return one outcome per call, in order.
+
+        Raise an ``OffloadError`` to fail the whole batch.
+        """
+
+    @abstractmethod
+    def _decode(self, call: Call, outcome: tuple[Any, ...]) -> tuple[Any, BaseException | None]:
+        """Turn an outcome into ``(value, error)``."""
+
+    def _abandon_running(self, call: Call) -> None:
+        """A caller gave up on a call a lane is running (default: its result is discarded)."""
+
+    async def _stop_lane(self, lane: Lane) -> None:
+        """Release the lane's resources when the dispatcher stops."""
+
+    async def _after_batch(self, lane: Lane) -> None:
+        """Called after a batch completed normally (the process backend recycles workers)."""
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self, task_group: TaskGroup) -> None:
+        self._task_group = task_group
+        for lane in self._lanes:
+            task_group.start_soon(self._drive, lane, name=f"hybridio {self.kind} lane {lane.index}")
+
+    async def aclose(self) -> None:
+        self._closed = True
+        while self._pending:
+            call = self._pending.popleft()
+            self.counters.queued -= 1
+            call.resolve(error=RuntimeClosed("the runtime was closed before this call ran"))
+        # Driver tasks are cancelled with the runtime's task group and stop their lanes.
+
+    @property
+    def workers(self) -> int:
+        """The number of lanes (worker processes or threads)."""
+        return len(self._lanes)
+
+    # -- submitting ----------------------------------------------------------------------------
+
+    def submit(self, name: str, payload: Any) -> Call:
+        """Queue a call without waiting for it."""
+        if self._closed or self._task_group is None:
+            raise RuntimeClosed("the runtime is closed; create a new one to offload work")
+        counters = self.counters
+        if len(self._pending) >= self._max_queue:
+            counters.rejected += 1
+            raise Overloaded(self.kind, len(self._pending), self._max_queue)
+        counters.calls += 1
+        counters.queued += 1
+        call = Call(name, payload)
+        self._pending.append(call)
+        if not self._active:
+            self._active = True
+            self._activate.set()
+        self._notify()
+        return call
+
+    def _idle_lane(self) -> Lane | None:
+        """A lane whose driver is idle and ready, for a caller to use directly."""
+        for lane in self._lanes:
+            if lane.waiting and not lane.busy and lane.worker is not None:
+                return lane
+        return None
+
+    def _notify(self) -> None:
+        """Wake one idle driver (preferring a ready lane) to take queued work.
+
+        At most one driver is woken at a time: it takes a batch of everything that queued in the
+        meantime and wakes the next one if work is left. This is what turns a burst of calls into
+        a few round trips instead of one hand-off per call.
+        """
+        if self._woken:
+            return
+        candidate: Lane | None = None
+        for lane in self._lanes:
+            if lane.waiting and not lane.busy:
+                if lane.worker is not None:
+                    candidate = lane
+                    break
+                candidate = candidate or lane
+        if candidate is not None:
+            self._wake(candidate)
+
+    def _wake(self, lane: Lane) -> None:
+        lane.waiting = False
+        self._woken += 1
+        lane.wake.set()
+
+    async def wait(self, call: Call, timeout: float | None) -> Any:
+        """Wait for a submitted call; abandon it on timeout or cancellation."""
+        try:
+            if timeout is None:
+                await call.done.wait()
+            else:
+                with anyio.fail_after(timeout):
+                    await call.done.wait()
+        except TimeoutError:
+            if call.state != DONE:
+                self.abandon(call, timed_out=True)
+                raise OffloadTimeout(self.kind, timeout or 0.0, call.name) from None
+        except BaseException:
+            if call.state != DONE:
+                self.abandon(call, timed_out=False)
+            raise
+        return call.outcome()
+
+    def abandon(self, call: Call, *, timed_out: bool, kill: bool = True) -> None:
+        """The caller gave up: drop the call if queued, else tell the backend.
+
+        With ``kill=True`` a lane whose whole batch was given up is cancelled when the backend
+        ``can_kill`` (the process backend kills its worker). ``map_cpu`` stopping early passes ``kill=False``: running work finishes
+        and is discarded.
+        """
+        call.abandoned = True
+        if timed_out:
+            self.counters.timeouts += 1
+        else:
+            self.counters.cancelled += 1
+        if call.state == PENDING:
+            try:
+                self._pending.remove(call)
+                self.counters.queued -= 1
+            except ValueError:  # pragma: no cover - state says pending but not queued
+                pass
+            call.state = DONE
+            return
+        self._abandon_running(call)
+        lane = call.lane
+        if (
+            kill
+            and self.can_kill
+            and lane is not None
+            and lane.scope is not None
+            and all(c.abandoned or c.state == DONE for c in lane.batch)
+        ):
+            lane.scope.cancel()
+
+    # -- running -------------------------------------------------------------------------------
+
+    async def _drive(self, lane: Lane) -> None:
+        """A lane's driver: prepare the lane when needed, then run batches of queued calls."""
+        try:
+            await self._activate.wait()
+            while True:
+                try:
+                    await self._prepare(lane)
+                except OffloadError as exc:
+                    self._fail_some(exc)
+                    await anyio.sleep(0.1)  # do not spin on a worker that cannot start
+                    continue
+                if not self._pending or lane.busy:
+                    lane.waiting = True
+                    try:
+                        await lane.wake.wait()
+                    finally:
+                        if lane.wake.is_set():
+                            self._woken -= 1
+                    lane.wake = anyio.Event()
+                    continue
+                batch = self._take_batch()
+                if batch:
+                    if self._pending:
+                        self._notify()  # share the rest of the queue with another idle lane
+                    await self._run(lane, batch)
+        finally:
+            lane.waiting = False
+            with anyio.CancelScope(shield=True):
+                await self._stop_lane(lane)
+            for call in lane.batch:
+                if call.state != DONE:
+                    call.resolve(error=RuntimeClosed("the runtime was closed while this call ran"))
+
+    def _fail_some(self, error: OffloadError) -> None:
+        """A lane could not be prepared: fail one batch's worth of queued calls with the reason."""
+        for call in self._take_batch():
+            self.counters.in_flight -= 1
+            self.counters.errors += 1
+            call.resolve(error=error)
+
+    def _take_batch(self) -> list[Call]:
+        pending = self._pending
+        limit = self._max_batch
+        if self.fair_split:  # leave a fair share of the queue to the other idle lanes
+            idle = sum(1 for lane in self._lanes if not lane.busy)
+            limit = min(limit, max(1, math.ceil(len(pending) / max(idle, 1))))
+        batch: list[Call] = []
+        spent = 0.0
+        while pending and len(batch) < limit:
+            call = pending[0]
+            cost = self._cost.get(call.name, _UNKNOWN_COST)
+            if batch and spent + cost > self._batch_seconds:
+                break
+            pending.popleft()
+            batch.append(call)
+            spent += cost
+            call.state = RUNNING
+        self.counters.queued -= len(batch)
+        self.counters.in_flight += len(batch)
+        return batch
+
+    def _start_batch(self, lane: Lane, batch: list[Call]) -> float:
+        """Mark a batch as handed to a lane; return the time it was sent."""
+        lane.busy = True
+        lane.batch = batch
+        sent = perf_counter()
+        for call in batch:
+            call.lane = lane
+            call.sent = sent
+        if len(batch) > 1:
+            self.counters.batches += 1
+            self.counters.batched_calls += len(batch)
+        return sent
+
+    async def _run(self, lane: Lane, batch: list[Call]) -> None:
+        sent = self._start_batch(lane, batch)
+        outcomes: list[tuple[Any, ...]] | None = None
+        error: BaseException | None = None
+        try:
+            with anyio.CancelScope() as scope:
+                lane.scope = scope
+                try:
+                    outcomes = await self._execute(lane, batch)
+                except OffloadError as exc:
+                    error = exc
+            if scope.cancelled_caught:  # every caller gave up (see abandon)
+                error = OffloadError("every caller of this batch gave up")
+        finally:
+            lane.scope = None
+            lane.busy = False
+            self.counters.in_flight -= len(batch)
+        if outcomes is not None:
+            self._finish(batch, outcomes, sent)
+            lane.batch = []
+            await self._after_batch(lane)
+        else:
+            assert error is not None
+            for call in batch:
+                if call.state != DONE:
+                    call.resolve(error=error)
+            lane.batch = []
+
+    def _finish(self, batch: list[Call], outcomes: list[tuple[Any, ...]], sent: float) -> None:
+        """Route each outcome to its caller and record timings."""
+        now = perf_counter()
+        counters = self.counters
+        total_run = sum(outcome[2] for outcome in outcomes)
+        overhead = max(now - sent - total_run, 0.0) / len(batch)
+        cost = self._cost
+        for call, outcome in zip(batch, outcomes, strict=True):
+            run_time = outcome[2]
+            call.run_time = run_time
+            previous = cost.get(call.name)
+            cost[call.name] = run_time if previous is None else 0.8 * previous + 0.2 * run_time
+            latency = now - call.submitted
+            counters.record_timing(
+                call.name,
+                queue_wait=max(latency - run_time - overhead, 0.0),
+                run_time=run_time,
+                latency=latency,
+            )
+            if call.abandoned:
+                call.state = DONE
+                continue
+            value, error = self._decode(call, outcome)
+            if error is None:
+                counters.completed += 1
+            else:
+                counters.errors += 1
+            call.resolve(value, error)
