@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -35,6 +36,14 @@ def calibrate_spin(seconds: float) -> int:
         n *= 4
 
 
+def busy_note(cpus: int) -> str:
+    """A warning for the note when other work competes for the CPUs (parallel gains shrink)."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if load <= cpus * 0.75:
+        return ""
+    return f"; machine busy (load {load:.1f} on {cpus} CPUs): parallel speedups understated"
+
+
 async def gather(calls: list[Callable[[], Awaitable[object]]]) -> None:
     """Run the calls concurrently and wait for all of them."""
 
@@ -57,27 +66,30 @@ def parallel(ctx: BenchContext) -> Part:
     part = Part()
 
     async def main() -> None:
-        async with hybridio.Runtime(cpu_workers=max(workers), threads=max(workers)) as rt:
-
-            async def inline_all() -> None:
-                for _ in range(tasks):
-                    await rt.run(work.spin, n, kind="inline")
-
-            inline = await measure_async(inline_all, repeats)
-        ctx.progress(f"parallel: inline {tasks} tasks in {inline.median:.2f} s")
         for k in workers:
             async with hybridio.Runtime(cpu_workers=k, threads=k) as rt:
                 await gather([lambda: rt.run_cpu(work.spin, 1000) for _ in range(k)])  # start all
-                procs = await measure_async(
-                    lambda: gather([lambda: rt.run_cpu(work.spin, n) for _ in range(tasks)]),
-                    repeats,
-                )
-                threads = await measure_async(
-                    lambda: gather([lambda: rt.run_blocking(work.spin, n) for _ in range(tasks)]),
-                    repeats,
-                )
-            ctx.progress(f"parallel: {k} workers: processes {procs.median:.2f} s")
-            for kind, timing in (("processes", procs), ("threads", threads)):
+
+                async def inline_all() -> None:
+                    for _ in range(tasks):
+                        await rt.run(work.spin, n, kind="inline")
+
+                # Interleaved repeats: a shared machine's load changes hit all three alike.
+                runs: dict[str, list[float]] = {"inline": [], "processes": [], "threads": []}
+                for _ in range(repeats):
+                    for kind, call in (
+                        ("inline", inline_all),
+                        ("processes", lambda: gather([lambda: rt.run_cpu(work.spin, n)] * tasks)),
+                        (
+                            "threads",
+                            lambda: gather([lambda: rt.run_blocking(work.spin, n)] * tasks),
+                        ),
+                    ):
+                        runs[kind].append((await measure_async(call, 1)).median)
+            inline = Timing.of(runs["inline"])
+            ctx.progress(f"parallel: {k} workers: inline {inline.median:.2f} s")
+            for kind in ("processes", "threads"):
+                timing = Timing.of(runs[kind])
                 speedup = inline.median / timing.median
                 speedups[kind].append((k, speedup))
                 _parallel_rows(part, kind, k, cpus, tasks, timing, inline, speedup)
@@ -110,6 +122,7 @@ def _parallel_rows(
         ratio_value=x,
     )
     note = f"ratio = speedup over inline ({x:.2f}x with {k} {kind}; {cpus} usable CPUs)"
+    note += busy_note(cpus)
     target = parallel_target(cpus)
     if k != cpus:  # context: the verdict is judged with as many workers as CPUs
         claim = "multicore" if kind == "processes" else "thread_no_cpu"
@@ -177,6 +190,7 @@ def gil_release(ctx: BenchContext) -> Part:
                     ratio_value=x,
                 )
                 note = f"ratio = speedup over inline ({x:.2f}x); the C code releases the GIL"
+                note += busy_note(cpus)
                 no_gain = verdict_at_most(x, NO_GAIN, target)
                 part.rows += [
                     add(claim="thread_no_cpu", verdict=no_gain, note=note),
