@@ -41,6 +41,8 @@ _PATHS = sysconfig.get_paths()
 _LIBRARY_PATHS = tuple(
     {_PATHS[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in _PATHS}
 )
+# Comprehension frames: the function around them is the culprit (its line is the same).
+_ANONYMOUS = frozenset({"<genexpr>", "<listcomp>", "<setcomp>", "<dictcomp>"})
 _ASYNC_FLAGS = inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE | inspect.CO_ASYNC_GENERATOR
 
 
@@ -100,7 +102,7 @@ def _walk(frame: FrameType | None, base: Collection[int]) -> list[StackFrame]:
 def pick_culprit(frames: list[StackFrame]) -> StackFrame | None:
     """The innermost frame of your code (not installed, not loop machinery), or else the
     innermost frame that is not loop machinery, or None when the loop ran only its own code."""
-    candidates = [f for f in frames if not _is_machinery(f.module)]
+    candidates = [f for f in frames if not _is_machinery(f.module) and f.function not in _ANONYMOUS]
     for frame in candidates:
         if not _is_library(frame):
             return frame

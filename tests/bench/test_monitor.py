@@ -1,0 +1,36 @@
+"""The ``monitor`` scenario in tiny mode: the rows it promises, with sane values and verdicts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hybridio.bench._model import BenchContext
+from hybridio.bench._monitor import CULPRITS, run
+
+
+def test_tiny_run_reports_overhead_detection_and_false_blocks(tmp_path: Path) -> None:
+    progress: list[str] = []
+    result = run(BenchContext(out=tmp_path, tiny=True, progress=progress.append))
+    assert result.name == "monitor"
+    rows = {row.name: row for row in result.rows}
+    overhead = rows["overhead, loop-bound workload, asyncio"]
+    assert overhead.baseline_value is not None
+    assert overhead.baseline_value > 0
+    assert overhead.ratio is not None
+    assert overhead.ratio > 0
+    assert overhead.verdict in {"met", "not met"}
+    assert overhead.target is not None
+    assert "1%" in overhead.target
+    detection = rows["50 ms blocks caught with the right culprit, asyncio"]
+    assert 0 <= detection.value <= 100
+    assert detection.verdict == ("met" if detection.value >= 95 else "not met")
+    # Each injected block is either caught with its culprit or listed as a miss.
+    misses = result.extra["misses_asyncio"]
+    assert round(detection.value / 100 * detection.repeats) + len(misses) == detection.repeats
+    assert set(misses) <= {fn.__name__ for fn in CULPRITS}
+    idle = rows["false blocks on an idle loop, asyncio"]
+    assert idle.verdict == ("met" if idle.value == 0 else "not met")
+    assert "CPU used by an idle loop, asyncio" in rows
+    assert result.plots == ["monitor-overhead.png"]
+    assert (tmp_path / "monitor-overhead.png").stat().st_size > 0
+    assert any("detection" in line for line in progress)
