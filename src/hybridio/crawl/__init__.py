@@ -13,10 +13,12 @@ Example::
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._config import DEFAULT_USER_AGENT as DEFAULT_USER_AGENT
 from ._config import CrawlConfig as CrawlConfig
 from ._config import Extractor as Extractor
-from ._crawler import Crawler as Crawler
 from ._frontier import Scope as Scope
 from ._frontier import normalize_url as normalize_url
 from ._parse import Page as Page
@@ -25,10 +27,26 @@ from ._parse import paragraph_text as paragraph_text
 from ._parse import top_words as top_words
 from ._progress import Progress as Progress
 from ._stats import CrawlStats as CrawlStats
-from ._testserver import Faults as Faults
-from ._testserver import TestSiteServer as TestSiteServer
 from ._testsite import SiteManifest as SiteManifest
 from ._testsite import generate_site as generate_site
+
+if TYPE_CHECKING:
+    from ._crawler import Crawler as Crawler
+    from ._testserver import Faults as Faults
+    from ._testserver import TestSiteServer as TestSiteServer
+
+# The parse workers import this package to reach ``_parse``: the aiohttp side is imported on
+# first use only, which keeps a worker's start-up (and so a short crawl) fast.
+_LAZY = {"Crawler": "._crawler", "Faults": "._testserver", "TestSiteServer": "._testserver"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_USER_AGENT",

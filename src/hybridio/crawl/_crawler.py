@@ -25,7 +25,7 @@ from .._core._runtime import Runtime
 from ._config import CrawlConfig
 from ._fetcher import Fetcher
 from ._frontier import Frontier, Scope, normalize_url
-from ._parse import parse_batch
+from ._parse import parse_batch, warm_up
 from ._progress import Progress
 from ._robots import Robots
 from ._sink import Sink, load_resume_state
@@ -115,6 +115,8 @@ class Crawler:
             async with anyio.create_task_group() as outer:
                 if self._progress is not None and self._progress.enabled:
                     outer.start_soon(self._show_progress)
+                for _ in range(runtime.cpu_workers):
+                    outer.start_soon(runtime.run_cpu, warm_up)
                 async with anyio.create_task_group() as work:
                     send, receive = anyio.create_memory_object_stream[_Fetched](
                         config.batch_size * 2

@@ -1,0 +1,226 @@
+"""Scenario ``crawl`` (target C1): hybridio's crawler against Scrapy on the same local site.
+
+One run generates the test site, serves it (nginx when installed, else hybridio's own server, in
+its own process), then crawls it alternately with ``hybridio crawl`` and with a Scrapy spider
+computing the same default record (``_crawl_spider``), each in a fresh process so that CPU time
+and peak memory are each crawler's own. Both get Scrapy's default concurrency (16 requests, 8 per
+host) and obey robots.txt. Pages/s is records over the crawler process's whole wall time (start-up,
+imports and worker start included, for both);
+CPU% is user+system time of the crawler and its worker processes over that wall time; peak RSS is
+the largest sum over the process tree, sampled every 50 ms. The outputs must hold the same URLs
+and the same records.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from ..crawl._testsite import generate_site
+from ._crawl_site import SiteProcess
+from ._model import BenchContext, Row, ScenarioResult, spread_of
+
+__all__ = ["run"]
+
+_TARGET = 3.0
+_HYBRIDIO = [sys.executable, "-c", "from hybridio._cli import main; main()", "crawl"]
+_SCRAPY = [sys.executable, "-m", "hybridio.bench._crawl_spider"]
+
+
+def _measure(command: list[str]) -> tuple[float, float, float]:
+    """Run ``command``: wall seconds, CPU seconds (tree, user+system), peak tree RSS in bytes."""
+    started = time.perf_counter()
+    process = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0
+    cpu: dict[int, float] = {}
+    while process.poll() is None:
+        rss = 0
+        try:
+            tree = [process, *process.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            break
+        for member in tree:
+            try:
+                times = member.cpu_times()
+                rss += member.memory_info().rss
+                cpu[member.pid] = times.user + times.system
+            except psutil.NoSuchProcess:
+                pass
+        peak = max(peak, rss)
+        time.sleep(0.05)
+    stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    if process.returncode != 0:
+        raise RuntimeError(f"{command[2:4]} failed ({process.returncode}):\n{stderr[-2000:]}")
+    # The last samples miss a little CPU of the final moments; the same holds for both crawlers.
+    return time.perf_counter() - started, sum(cpu.values()), float(peak)
+
+
+def _hybridio(url: str, work: Path) -> dict[str, Any]:
+    out, stats_path = work / "hybridio.jsonl", work / "hybridio-stats.json"
+    for stale in (out, out.with_name(out.name + ".state")):
+        stale.unlink(missing_ok=True)
+    options = ["--out", str(out), "--stats-json", str(stats_path), "--quiet"]
+    command = [*_HYBRIDIO, url, *options, "--concurrency", "16", "--per-host", "8"]
+    seconds, cpu, rss = _measure(command)
+    stats = json.loads(stats_path.read_text())
+    return {"seconds": seconds, "cpu": cpu, "rss": rss, "records": _records(out), "own": stats}
+
+
+def _scrapy(url: str, work: Path) -> dict[str, Any]:
+    out, stats_path = work / "scrapy.jsonl", work / "scrapy-stats.json"
+    out.unlink(missing_ok=True)
+    seconds, cpu, rss = _measure([*_SCRAPY, url, str(out), str(stats_path)])
+    stats = json.loads(stats_path.read_text())
+    return {"seconds": seconds, "cpu": cpu, "rss": rss, "records": _records(out), "own": stats}
+
+
+def _records(path: Path) -> dict[str, dict[str, Any]]:
+    records: dict[str, dict[str, Any]] = {}
+    with path.open() as handle:
+        for line in handle:
+            record = json.loads(line)
+            records[record["url"]] = record
+    return records
+
+
+def _compare(a: dict[str, dict[str, Any]], b: dict[str, dict[str, Any]]) -> str:
+    """'' when both crawls recorded the same URLs with the same records, else what differs."""
+    if a.keys() != b.keys():
+        return f"URLs differ: {len(a.keys() - b.keys())} only hybridio, {len(b.keys() - a.keys())} only Scrapy"
+    different = [url for url in a if a[url] != b[url]]
+    return f"{len(different)} records differ, e.g. {different[0]}" if different else ""
+
+
+def run(ctx: BenchContext) -> ScenarioResult:
+    """Crawl the same local site with hybridio and with Scrapy; rows for pages/s, CPU, memory."""
+    started = time.perf_counter()
+    pages = 40 if ctx.tiny else 800 if ctx.quick else 2000
+    repeats = ctx.repeats(full=3, quick=2, tiny=1)
+    result = ScenarioResult(
+        name="crawl",
+        title="Crawler vs Scrapy on a local site",
+        description=(
+            f"A generated site of {pages} pages (~12 KB each), served on 127.0.0.1, crawled by "
+            "`hybridio crawl` (fetch on the loop, parse in worker processes with selectolax) "
+            "and by a Scrapy spider computing the same records with the same functions, both "
+            f"with Scrapy's default concurrency (16, 8 per host); {repeats} alternating runs each."
+        ),
+    )
+    have_scrapy = importlib.util.find_spec("scrapy") is not None
+    with tempfile.TemporaryDirectory(prefix="hybridio-crawl-bench-") as tmp:
+        work = Path(tmp)
+        ctx.progress(f"crawl: generating a {pages}-page site")
+        generate_site(work / "site", pages=pages, seed=7, words_per_page=60 if ctx.tiny else 1500)
+        with SiteProcess(work / "site") as site:
+            result.extra["server"] = site.kind
+            runs: dict[str, list[dict[str, Any]]] = {"hybridio": [], "scrapy": []}
+            for repeat in range(repeats):
+                ctx.progress(f"crawl: hybridio, run {repeat + 1}/{repeats}")
+                runs["hybridio"].append(_hybridio(site.url, work))
+                if have_scrapy:
+                    ctx.progress(f"crawl: Scrapy, run {repeat + 1}/{repeats}")
+                    runs["scrapy"].append(_scrapy(site.url, work))
+    _rows(ctx, result, runs, pages)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _rows(
+    ctx: BenchContext, result: ScenarioResult, runs: dict[str, list[dict[str, Any]]], pages: int
+) -> None:
+    server = result.extra["server"]
+    values: dict[str, dict[str, list[float]]] = {}
+    for name, measured in runs.items():
+        values[name] = {
+            "pps": [len(m["records"]) / m["seconds"] for m in measured],
+            "cpu": [100 * m["cpu"] / m["seconds"] for m in measured],
+            "rss": [m["rss"] / 2**20 for m in measured],
+        }
+    h = values["hybridio"]
+    n = len(h["pps"])
+
+    def row(name: str, key: str, unit: str, crawler: str, **more: Any) -> Row:
+        series = values[crawler][key]
+        return Row(
+            "crawl", name, statistics.median(series), unit, len(series), spread_of(series), **more
+        )
+
+    complete = all(len(m["records"]) == pages for m in runs["hybridio"])
+    if not runs["scrapy"]:
+        note = "scrapy is not installed (pip install 'hybridio[scrapy]'): the race was not run"
+        result.rows.append(
+            row("hybridio pages/s", "pps", "pages/s", "hybridio", verdict="n/a", note=note)
+        )
+        result.rows.append(
+            Row("crawl", "scrapy pages/s", 0.0, "pages/s", 0, verdict="n/a", note=note)
+        )
+        return
+    s = values["scrapy"]
+    ratio = statistics.median(h["pps"]) / statistics.median(s["pps"])
+    judged = not ctx.tiny
+    verdict = ("met" if ratio >= _TARGET else "not met") if judged else "n/a"
+    result.rows += [
+        row(
+            "hybridio pages/s",
+            "pps",
+            "pages/s",
+            "hybridio",
+            baseline="scrapy pages/s",
+            baseline_value=statistics.median(s["pps"]),
+            ratio=ratio,
+            target=f"C1: >= {_TARGET:g}x Scrapy",
+            verdict=verdict,
+            note=f"site served by {server}; {'tiny run: not judged' if not judged else ''}",
+        ),
+        row("scrapy pages/s", "pps", "pages/s", "scrapy", note=f"Scrapy defaults, {server}"),
+        row("hybridio CPU", "cpu", "% of one core", "hybridio", note="crawler + parse workers"),
+        row("scrapy CPU", "cpu", "% of one core", "scrapy"),
+        row(
+            "hybridio peak RSS",
+            "rss",
+            "MiB",
+            "hybridio",
+            baseline="scrapy peak RSS",
+            baseline_value=statistics.median(s["rss"]),
+            ratio=statistics.median(h["rss"]) / statistics.median(s["rss"]),
+            note="sum over the crawler and its worker processes",
+        ),
+        row("scrapy peak RSS", "rss", "MiB", "scrapy"),
+    ]
+    problems = [
+        _compare(a["records"], b["records"])
+        for a, b in zip(runs["hybridio"], runs["scrapy"], strict=True)
+    ]
+    problems = [p for p in problems if p] + ([] if complete else ["hybridio missed pages"])
+    result.rows.append(
+        Row(
+            "crawl",
+            "identical URLs and records",
+            0.0 if problems else 1.0,
+            "bool",
+            n,
+            target="C1: same pages and extracted data",
+            verdict="not met" if problems else "met",
+            note="; ".join(problems) or f"{pages} pages, every record equal in every run",
+        )
+    )
+    if not ctx.tiny:
+        result.plots.append(_plot(ctx, values))
+
+
+def _plot(ctx: BenchContext, values: dict[str, dict[str, list[float]]]) -> str:
+    from ._plots import bar_plot
+
+    name = "crawl_pages_per_second.png"
+    bars = {crawler: statistics.median(v["pps"]) for crawler, v in values.items()}
+    bar_plot(ctx.out / name, "Crawl throughput, same site, same records", "pages/s", bars)
+    return name
