@@ -67,7 +67,9 @@ async def test_text_parses_with_per_kind_counters_and_histograms() -> None:
     assert samples[("hybridio_function_calls_total", add_labels)] == 3
     report = monitor.report()
     assert samples[("hybridio_loop_lag_seconds_count", ())] == report.heartbeats
-    assert samples[("hybridio_loop_blocks_total", ())] == report.total_blocks == 1
+    assert samples[("hybridio_loop_blocks_total", ())] == report.total_blocks
+    # Starting the worker process may be late too on a loaded machine: only ours is certain.
+    assert "_hippo_stalls_the_loop" in {b.culprit.function for b in report.blocks if b.culprit}
     assert samples[("hybridio_loop_blocked_seconds_total", ())] == report.blocked_seconds
     assert samples[("hybridio_loop_threshold_seconds", ())] == 0.04
 

@@ -121,6 +121,10 @@ def capture(thread_id: int, base: Collection[int]) -> Capture | None:
         for f in frames
     ]
     culprit = pick_culprit(with_lines)
+    if culprit is not None:
+        # The loop's own outermost frames (run_once, the task step) say nothing: drop them.
+        while with_lines and _is_machinery(with_lines[-1].module):
+            with_lines.pop()
     stack = "".join(
         f'File "{f.filename}", line {f.lineno}, in {f.function}\n'
         + (f"  {f.line}\n" if f.line else "")
