@@ -83,3 +83,23 @@ def test_unknown_scenario_is_a_clear_error() -> None:
 )
 def test_format_quantity(value: float | None, unit: str, text: str) -> None:
     assert format_quantity(value, unit) == text
+
+
+def test_claims_page_is_generated_from_results(tmp_path: Path) -> None:
+    from hybridio.bench._docs import main, render_claims_page
+
+    result = _ok(BenchContext(out=tmp_path))
+    result.name = "claims"
+    result.plots = ["claims-x.png"]
+    document = results_document([result], "quick")
+    page = render_claims_page(document, "img")
+    assert "| A | **confirmed** |" in page
+    assert "![claims-x.png](img/claims-x.png)" in page
+    assert "ratio 2" in page
+    with pytest.raises(ValueError, match="no successful `claims` scenario"):
+        render_claims_page(results_document([], "quick"), "img")
+    write_report(tmp_path / "out", document)
+    (tmp_path / "out" / "claims-x.png").write_bytes(b"\x89PNG")
+    main([str(tmp_path / "out"), str(tmp_path / "docs")])
+    assert (tmp_path / "docs" / "claims.md").read_text() == page
+    assert (tmp_path / "docs" / "img" / "claims-x.png").is_file()
