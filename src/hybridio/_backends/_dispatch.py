@@ -387,7 +387,12 @@ class Dispatcher(Backend):
             run_time = outcome[2]
             call.run_time = run_time
             previous = cost.get(call.name)
-            cost[call.name] = run_time if previous is None else 0.8 * previous + 0.2 * run_time
+            # Pessimistic: a slower call raises the estimate at once (it must not be batched with
+            # others again), a faster one lowers it slowly.
+            if previous is None or run_time > previous:
+                cost[call.name] = run_time
+            else:
+                cost[call.name] = 0.8 * previous + 0.2 * run_time
             latency = now - call.submitted
             counters.record_timing(
                 call.name,

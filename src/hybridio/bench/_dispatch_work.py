@@ -1,0 +1,31 @@
+"""Workloads of the dispatch scenario: module-level, so worker processes import them by name."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+def echo(x: Any) -> Any:
+    """A tiny call: returns its argument. Its cost is all dispatch."""
+    return x
+
+
+def spin(n: int) -> int:
+    """Pure-Python CPU work that holds the GIL."""
+    total = 0
+    for i in range(n):
+        total += i * i % 7
+    return total
+
+
+def calibrate_spin(seconds: float) -> int:
+    """The ``n`` for which ``spin(n)`` takes about ``seconds`` here."""
+    n = 10_000
+    while True:
+        start = time.perf_counter()
+        spin(n)
+        elapsed = time.perf_counter() - start
+        if elapsed > 0.01:
+            return max(1, int(n * seconds / elapsed))
+        n *= 4

@@ -1,0 +1,30 @@
+"""The runnable examples run, and print what their docs say they print."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "uvloop", "trio"])
+def test_tour_prints_its_table(backend: str) -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "tour.py"), "--quick", "--backend", backend],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["work", "where", "wall", "speedup", "worst", "tick", "delay"]
+    rows = lines[1:7]
+    assert len(rows) == 6
+    for where in ("inline (loop)", "thread", "process"):
+        assert sum(where in row for row in rows) == 2
+    assert all(row.rstrip().endswith("ms") for row in rows)
