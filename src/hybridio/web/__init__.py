@@ -25,6 +25,7 @@ from __future__ import annotations
 from ._admission import Limit as Limit
 from ._admission import Rejected as Rejected
 from ._app import ADMISSION as ADMISSION
+from ._app import MONITOR as MONITOR
 from ._app import RUNTIME as RUNTIME
 from ._app import AsyncioRequired as AsyncioRequired
 from ._app import create_app as create_app
@@ -36,6 +37,7 @@ from ._serve import serve as serve
 
 __all__ = [
     "ADMISSION",
+    "MONITOR",
     "RUNTIME",
     "AsyncioRequired",
     "Limit",

@@ -86,15 +86,18 @@ class Gate:
             Rejected: every slot is taken and the queue is full.
             TimeoutError: no slot freed up within ``timeout`` seconds.
         """
-        if self._slots.value == 0 and self.waiting >= self.limit.queue:
-            self.rejected += 1
-            raise Rejected(self.kind, self.limit)
-        self.waiting += 1
         try:
-            with anyio.fail_after(timeout):
-                await self._slots.acquire()
-        finally:
-            self.waiting -= 1
+            self._slots.acquire_nowait()
+        except anyio.WouldBlock:
+            if self.waiting >= self.limit.queue:
+                self.rejected += 1
+                raise Rejected(self.kind, self.limit) from None
+            self.waiting += 1
+            try:
+                with anyio.fail_after(timeout):
+                    await self._slots.acquire()
+            finally:
+                self.waiting -= 1
         self.admitted += 1
         try:
             yield

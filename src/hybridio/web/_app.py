@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -20,12 +22,14 @@ from aiohttp.typedefs import Handler, Middleware
 
 from .._core._exceptions import Overloaded, RuntimeClosed
 from .._core._runtime import KINDS, Kind, Runtime, _current
+from .._monitor._loop_monitor import LoopMonitor
 from ._admission import Admission, Limit, Rejected, retry_after_header
-from ._observe import Heartbeat, LagSource, metrics_text
+from ._observe import metrics_text, recent_lag
 from ._work import prepare_worker
 
 __all__ = [
     "ADMISSION",
+    "MONITOR",
     "RUNTIME",
     "AsyncioRequired",
     "create_app",
@@ -40,8 +44,10 @@ H = TypeVar("H", bound=Callable[[web.Request], Awaitable[web.StreamResponse]])
 # The handler's own deadline fires a little after the offload's, so that offloaded work times out
 # through the core (which kills the worker and says so) rather than by plain cancellation.
 _SLACK = 0.05
-_DEADLINE = "hybridio.deadline"
-_ADMITTED = "hybridio.admitted"
+_WARM_UP_TIMEOUT = 30.0
+# Per request, in the handler's task: set by the middleware, read by offload().
+_deadline: ContextVar[float | None] = ContextVar("hybridio_web_deadline", default=None)
+_admitted: ContextVar[str | None] = ContextVar("hybridio_web_admitted", default=None)
 _ROUTE_ATTRIBUTE = "__hybridio_route__"
 
 
@@ -68,6 +74,7 @@ class _Settings:
     max_timeout: float
     timeout_header: str
     max_lag: float
+    lag_window: float
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,7 @@ class _RouteOptions:
 RUNTIME = web.AppKey("hybridio.runtime", Runtime)
 ADMISSION = web.AppKey("hybridio.admission", Admission)
 _SETTINGS = web.AppKey("hybridio.settings", _Settings)
-_LAG = web.AppKey("hybridio.lag", Heartbeat)
+MONITOR = web.AppKey("hybridio.monitor", LoopMonitor)
 
 
 def _positive(name: str, value: float) -> float:
@@ -127,10 +134,10 @@ async def offload(request: web.Request, fn: Callable[..., T], *args: Any, kind: 
         OffloadTimeout: the deadline passed (the middleware answers 504).
     """
     runtime = request.app[RUNTIME]
-    deadline = request.get(_DEADLINE)
+    deadline = _deadline.get()
     if deadline is None:
         raise RuntimeError("offload() needs a request of an app made by hybridio.web.create_app()")
-    if request.get(_ADMITTED) == kind:
+    if _admitted.get() == kind:
         return await runtime.run(fn, *args, kind=kind, timeout=_remaining(deadline))
     async with request.app[ADMISSION].gate(kind).admit(timeout=_remaining(deadline)):
         return await runtime.run(fn, *args, kind=kind, timeout=_remaining(deadline))
@@ -168,14 +175,16 @@ async def _hybrid_middleware(request: web.Request, handler: Handler) -> web.Stre
     app = request.app
     route: _RouteOptions = getattr(request.match_info.handler, _ROUTE_ATTRIBUTE, _RouteOptions())
     timeout = _request_timeout(request, app[_SETTINGS], route)
-    request[_DEADLINE] = asyncio.get_running_loop().time() + timeout
-    token = _current.set(app[RUNTIME])
+    tokens = (
+        _deadline.set(asyncio.get_running_loop().time() + timeout),
+        _current.set(app[RUNTIME]),
+        _admitted.set(route.kind),
+    )
     try:
         with anyio.fail_after(timeout + _SLACK):
             if route.kind is None:
                 return await handler(request)
             async with app[ADMISSION].gate(route.kind).admit():
-                request[_ADMITTED] = route.kind
                 return await handler(request)
     except Rejected as exc:
         headers = {"Retry-After": retry_after_header(exc.limit.retry_after)}
@@ -187,17 +196,20 @@ async def _hybrid_middleware(request: web.Request, handler: Handler) -> web.Stre
     except TimeoutError as exc:  # OffloadTimeout is one too
         return _error(504, f"request deadline of {timeout:g} s exceeded: {exc}")
     finally:
-        _current.reset(token)
+        _admitted.reset(tokens[2])
+        _current.reset(tokens[1])
+        _deadline.reset(tokens[0])
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    text = metrics_text(request.app[RUNTIME], request.app[ADMISSION], request.app[_LAG])
+    text = metrics_text(request.app[RUNTIME], request.app[MONITOR], request.app[ADMISSION])
     return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
 
 async def _healthz(request: web.Request) -> web.Response:
-    lag = request.app[_LAG].current_lag()
-    max_lag = request.app[_SETTINGS].max_lag
+    settings = request.app[_SETTINGS]
+    lag = recent_lag(request.app[MONITOR], settings.lag_window)
+    max_lag = settings.max_lag
     healthy = lag <= max_lag
     body = {"status": "ok" if healthy else "unhealthy", "loop_lag": lag, "max_loop_lag": max_lag}
     return web.json_response(body, status=200 if healthy else 503)
@@ -251,6 +263,7 @@ def create_app(
         _positive("max_timeout", max_timeout),
         timeout_header,
         _positive("max_lag", max_lag),
+        lag_window=2.0,
     )
     if runtime is None:
         runtime = Runtime(
@@ -274,7 +287,9 @@ def create_app(
     app[RUNTIME] = runtime
     app[ADMISSION] = Admission(chosen)
     app[_SETTINGS] = settings
-    app[_LAG] = Heartbeat()
+    # Blocks are recorded from half the health limit, so /healthz sees them for a while.
+    threshold = min(0.05, settings.max_lag / 2)
+    app[MONITOR] = LoopMonitor(threshold=threshold)
     app.cleanup_ctx.append(_lifecycle)
     if metrics_path is not None:
         app.router.add_get(metrics_path, _metrics)
@@ -283,18 +298,19 @@ def create_app(
     return app
 
 
-def lag_source(app: web.Application) -> LagSource:
-    """The app's loop-lag source (what ``/healthz`` reads)."""
-    return app[_LAG]
-
-
 async def _lifecycle(app: web.Application) -> Any:
     require_asyncio()
     # Entered and left in the task that starts and stops the app (aiohttp runs both in one).
-    async with app[RUNTIME]:
-        heartbeat = app[_LAG]
-        heartbeat.start()
-        try:
-            yield
-        finally:
-            await heartbeat.stop()
+    async with app[RUNTIME] as runtime, app[MONITOR]:
+        await _warm_up(runtime)
+        yield
+
+
+async def _warm_up(runtime: Runtime) -> None:
+    # Start every worker process before the first request: a cold start (hundreds of ms) would
+    # otherwise count against the first requests' deadlines. One call starts them all.
+    await runtime.run_cpu(os.getpid, timeout=_WARM_UP_TIMEOUT)
+    with anyio.move_on_after(_WARM_UP_TIMEOUT):
+        # No event tells when a worker is up: poll the pool's gauge.
+        while runtime.stats()["cpu"].workers < runtime.cpu_workers:  # noqa: ASYNC110
+            await anyio.sleep(0.01)
