@@ -5,8 +5,6 @@ The event loop does I/O; ``run_cpu`` sends pure-Python CPU work to worker proces
 choice cost. Built on anyio: works on asyncio, asyncio+uvloop and trio.
 """
 
-from __future__ import annotations
-
 from ._core._api import blocking as blocking
 from ._core._api import cpu_bound as cpu_bound
 from ._core._api import map_cpu as map_cpu
