@@ -38,7 +38,7 @@ def fault_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path,
         redirect_loops=1,
         redirects=2,
     )
-    yield directory, manifest
+    return directory, manifest
 
 
 @pytest.fixture(scope="session")

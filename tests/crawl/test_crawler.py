@@ -47,9 +47,7 @@ def expected_paths(
     return {path: d for path, d in depth.items() if path not in skipped}
 
 
-async def crawl(
-    server: TestSiteServer, **options: Any
-) -> tuple[list[dict[str, Any]], CrawlStats]:
+async def crawl(server: TestSiteServer, **options: Any) -> tuple[list[dict[str, Any]], CrawlStats]:
     records: list[dict[str, Any]] = []
     options = {"cpu_workers": 1, "backoff": 0.0, **options}
     stats = await Crawler(CrawlConfig([server.url], **options), on_record=records.append).run()
@@ -106,7 +104,8 @@ async def test_5xx_retried_then_counted(plain_site: tuple[Path, SiteManifest]) -
     flaky = {p for p in manifest.links if faults.flaky(p) and not faults.fails(p)}
     expected = expected_paths(manifest, exclude=failing)
     failing_reached = {p for p in failing if any(p in manifest.links[q] for q in expected)}
-    assert failing_reached and flaky & set(expected), "the seed must give both kinds of fault"
+    assert failing_reached, "the seed must give pages that always fail"
+    assert flaky & set(expected), "the seed must give flaky pages"
     async with TestSiteServer(directory, faults) as server:
         records, stats = await crawl(server, retries=2)
     assert sorted(paths(records, server)) == sorted(expected)
@@ -191,7 +190,7 @@ async def test_ignore_robots_and_allowed_domains(fault_site: tuple[Path, SiteMan
     assert stats.robots_blocked == 0
     assert "/robots.txt" not in server.requests
     found = set(paths(records, server))
-    assert {f"/private/secret-0.html"} <= found
+    assert {"/private/secret-0.html"} <= found
     assert set(stats.hosts) == {f"127.0.0.1:{server.port}"}  # offsite.test is not 127.0.0.1
     assert len(found) == len(manifest.reachable()) + 1
 

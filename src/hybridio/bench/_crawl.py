@@ -39,25 +39,29 @@ _SCRAPY = [sys.executable, "-m", "hybridio.bench._crawl_spider"]
 def _measure(command: list[str]) -> tuple[float, float, float]:
     """Run ``command``: wall seconds, CPU seconds (tree, user+system), peak tree RSS in bytes."""
     started = time.perf_counter()
-    process = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peak = 0
-    cpu: dict[int, float] = {}
-    while process.poll() is None:
-        rss = 0
-        try:
-            tree = [process, *process.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            break
-        for member in tree:
+    # stderr goes to a file, not a pipe: a chatty crawler must not block on a full pipe.
+    with tempfile.TemporaryFile() as errors:
+        process = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
+        peak = 0
+        cpu: dict[int, float] = {}
+        while process.poll() is None:
+            rss = 0
             try:
-                times = member.cpu_times()
-                rss += member.memory_info().rss
-                cpu[member.pid] = times.user + times.system
+                tree = [process, *process.children(recursive=True)]
             except psutil.NoSuchProcess:
-                pass
-        peak = max(peak, rss)
-        time.sleep(0.05)
-    stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+                break
+            for member in tree:
+                try:
+                    times = member.cpu_times()
+                    rss += member.memory_info().rss
+                    cpu[member.pid] = times.user + times.system
+                except psutil.NoSuchProcess:
+                    pass
+            peak = max(peak, rss)
+            time.sleep(0.05)
+        process.wait()
+        errors.seek(0)
+        stderr = errors.read().decode(errors="replace")
     if process.returncode != 0:
         raise RuntimeError(f"{command[2:4]} failed ({process.returncode}):\n{stderr[-2000:]}")
     # The last samples miss a little CPU of the final moments; the same holds for both crawlers.

@@ -115,9 +115,11 @@ class Crawler:
             async with anyio.create_task_group() as outer:
                 if self._progress is not None and self._progress.enabled:
                     outer.start_soon(self._show_progress)
-                for _ in range(runtime.cpu_workers):
-                    outer.start_soon(runtime.run_cpu, warm_up)
                 async with anyio.create_task_group() as work:
+                    # Start the workers now, while the first pages are fetched. Awaited, never
+                    # cancelled: cancelling a worker that is still starting leaks it (see report).
+                    for _ in range(runtime.cpu_workers):
+                        work.start_soon(runtime.run_cpu, warm_up)
                     send, receive = anyio.create_memory_object_stream[_Fetched](
                         config.batch_size * 2
                     )

@@ -22,15 +22,15 @@ def normalize_url(href: str, base: str | None = None) -> str | None:
         return None
     try:
         url = URL(href)
-        if base is not None and not url.is_absolute():
+        if base is not None and not url.scheme:
             url = URL(base).join(url)
     except (ValueError, TypeError):
         return None
     if url.scheme not in ("http", "https") or not url.host:
         return None
     url = url.with_fragment(None)
-    if not url.raw_path:
-        url = url.with_path("/")
+    if url.raw_path in ("", "/") and not url.raw_query_string:
+        url = url.with_path("/")  # yarl prints a bare origin without its "/"
     return str(url)
 
 

@@ -1,0 +1,120 @@
+"""The commands, the test site generator, the progress display and the example."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hybridio._cli_app import cli
+from hybridio.crawl import CrawlConfig, CrawlStats, Progress, generate_site
+from hybridio.crawl._testsite import load_manifest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_testsite_generate_is_deterministic(tmp_path: Path) -> None:
+    runner = CliRunner()
+    for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):
+        result = runner.invoke(
+            cli, ["testsite", "generate", str(tmp_path / name), "--pages", "12", "--seed", seed]
+        )
+        assert result.exit_code == 0, result.output
+        assert "12 pages" in result.output
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.html"))
+    assert len(files) == 12
+    for file in files:
+        assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()
+    assert (tmp_path / "a/index.html").read_bytes() != (tmp_path / "c/index.html").read_bytes()
+
+
+def test_generate_fault_options(tmp_path: Path) -> None:
+    manifest = generate_site(
+        tmp_path, pages=5, robots_disallow=("/private/",), crawl_delay=0.5, redirect_loops=1
+    )
+    robots = (tmp_path / "robots.txt").read_text()
+    assert "Disallow: /private/" in robots
+    assert "Crawl-delay: 0.5" in robots
+    assert manifest.redirects == {"/loop/0/a": "/loop/0/b", "/loop/0/b": "/loop/0/a"}
+    assert load_manifest(tmp_path) == manifest
+    with pytest.raises(FileNotFoundError, match="testsite generate"):
+        load_manifest(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="pages"):
+        generate_site(tmp_path, pages=0)
+
+
+def test_crawl_command_rejects_bad_input(tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = str(tmp_path / "o.jsonl")
+    result = runner.invoke(cli, ["crawl", "http://127.0.0.1:1/", "--out", out, "--extract", "x"])
+    assert result.exit_code == 2
+    assert "module:function" in result.output
+    result = runner.invoke(
+        cli, ["crawl", "http://127.0.0.1:1/", "--out", out, "--extract", "no_such_mod:f"]
+    )
+    assert result.exit_code == 2
+    assert "cannot import" in result.output
+    result = runner.invoke(cli, ["crawl", "ftp://h/", "--out", out])
+    assert result.exit_code == 2
+    assert "http(s)" in result.output
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"seeds": []}, "at least one seed"),
+        ({"concurrency": 0}, "concurrency"),
+        ({"timeout": -1}, "timeout"),
+        ({"max_pages": -1}, "max_pages"),
+        ({"extract": "not callable"}, "callable"),
+    ],
+)
+def test_config_validation(options: dict[str, object], message: str) -> None:
+    arguments: dict[str, object] = {"seeds": ["http://127.0.0.1/"], **options}
+    with pytest.raises((ValueError, TypeError), match=message):
+        CrawlConfig(**arguments)  # type: ignore[arg-type]
+
+
+def test_unpicklable_extract_is_refused() -> None:
+    from hybridio.crawl import Crawler
+
+    with pytest.raises(TypeError, match="module level"):
+        Crawler(CrawlConfig(["http://127.0.0.1/"], extract=lambda page: {}))
+
+
+def test_progress_only_on_a_tty() -> None:
+    stats = CrawlStats(pages=5)
+    stats.errors["timeout"] += 2
+    quiet = io.StringIO()
+    Progress(quiet).update(stats, queued=3, in_flight=1)  # StringIO is not a TTY
+    assert quiet.getvalue() == ""
+    shown = io.StringIO()
+    progress = Progress(shown, enabled=True)
+    progress.update(stats, queued=3, in_flight=1)
+    progress.close()
+    assert "pages 5" in shown.getvalue()
+    assert "queue 3" in shown.getvalue()
+    assert "errors 2" in shown.getvalue()
+    summary = stats.summary()
+    assert "errors    2 (timeout 2)" in summary
+    assert json.loads(json.dumps(stats.to_dict()))["errors"] == {"timeout": 2}
+
+
+def test_example_crawler_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "crawler.py"), "12"],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    first = json.loads(result.stdout.splitlines()[0])
+    assert first["headings"]
+    assert first["worker_pid"] > 0
+    assert "pages     12" in result.stdout

@@ -1,0 +1,70 @@
+"""A crawl killed with SIGKILL and started again with the same --out loses and repeats nothing."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from hybridio.crawl import Faults, SiteManifest, TestSiteServer
+
+pytestmark = pytest.mark.anyio
+
+CLI = [sys.executable, "-c", "from hybridio._cli import main; main()", "crawl"]
+
+
+def lines(path: Path) -> int:
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
+# Subprocesses run their own event loop: one backend for the test itself is enough.
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_resume_after_sigkill(plain_site: tuple[Path, SiteManifest], tmp_path: Path) -> None:
+    directory, manifest = plain_site
+    out = tmp_path / "pages.jsonl"
+    # Latency and a small concurrency make the crawl last a few seconds, so the kill lands
+    # mid-crawl; batches of 2 make records reach the file while it runs.
+    async with TestSiteServer(directory, Faults(latency=0.05)) as server:
+        command = [*CLI, server.url, "--out", str(out), "--quiet", "--workers", "1"]
+        command += ["--concurrency", "2", "--batch-size", "2"]
+        process = await anyio.open_process(command)
+        with anyio.fail_after(30):
+            while lines(out) < 10:
+                assert process.returncode is None, "the crawl ended before it could be killed"
+                await anyio.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+        assert process.returncode == -signal.SIGKILL
+        written_before = lines(out)
+        assert 10 <= written_before < len(manifest.reachable())
+
+        resumed = await anyio.run_process(
+            [*command[:-4], "--concurrency", "8"], check=False, stderr=None
+        )
+        assert resumed.returncode == 0, resumed.stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    urls = [r["url"].removeprefix(server.url.rstrip("/")) for r in records]
+    assert len(urls) == len(set(urls)), "a page was written twice"
+    assert set(urls) == set(manifest.reachable()), "a page was lost"
+    # Only the few pages in flight at the kill (fetched, not yet written) were fetched again.
+    pages = {path: n for path, n in server.requests.items() if path != "/robots.txt"}
+    assert max(pages.values()) <= 2
+    assert sum(pages.values()) <= len(manifest.reachable()) + 10
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_existing_output_without_state_is_refused(
+    plain_site: tuple[Path, SiteManifest], tmp_path: Path
+) -> None:
+    out = tmp_path / "pages.jsonl"
+    out.write_text('{"url": "http://127.0.0.1:1/"}\n')
+    result = await anyio.run_process(
+        [*CLI, "http://127.0.0.1:1/", "--out", str(out), "--quiet"], check=False
+    )
+    assert result.returncode != 0
+    assert b"state log" in result.stderr
+    assert out.read_text() == '{"url": "http://127.0.0.1:1/"}\n'
