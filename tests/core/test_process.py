@@ -143,36 +143,6 @@ async def test_batches_form_when_calls_queue() -> None:
         assert stats.completed == 32 * 20 + 1
 
 
-async def test_kill_mid_batch_fails_every_caller_of_the_batch() -> None:
-    async with Runtime(cpu_workers=1) as rt:
-        await rt.run_cpu(w.square, 1)
-        outcomes: list[object] = [None] * 6
-
-        async def call(i: int, fn: object, *args: object) -> None:
-            try:
-                outcomes[i] = await rt.run_cpu(fn, *args)  # type: ignore[arg-type]
-            except (WorkerCrashed, ValueError) as exc:
-                outcomes[i] = exc
-
-        async with anyio.create_task_group() as tg:
-            # The first call occupies the worker; the rest queue and go in batches behind it.
-            tg.start_soon(call, 0, w.sleep_then, 0.3, "first")
-            await anyio.sleep(0.05)
-            tg.start_soon(call, 1, w.square, 2)
-            tg.start_soon(call, 2, w.kill_self)
-            tg.start_soon(call, 3, w.square, 4)
-        assert outcomes[0] == "first"
-        crashed = [o for o in outcomes[1:4] if isinstance(o, WorkerCrashed)]
-        assert crashed, outcomes
-        for outcome in crashed:
-            assert isinstance(outcome, WorkerCrashed)
-            assert outcome.signal == signal.SIGKILL
-        # Never a wrong result: whatever did not crash has the right value.
-        for i, expected in ((1, 4), (3, 16)):
-            assert isinstance(outcomes[i], WorkerCrashed) or outcomes[i] == expected
-        assert await rt.run_cpu(w.square, 5) == 25
-
-
 async def test_one_exception_in_a_batch_affects_only_its_caller() -> None:
     async with Runtime(cpu_workers=1) as rt:
         await rt.run_cpu(w.square, 1)

@@ -1,0 +1,70 @@
+"""Batching: results reach the right callers, and a batch fails as a whole when its worker dies."""
+
+from __future__ import annotations
+
+import signal
+
+import anyio
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hybridio import Runtime, WorkerCrashed
+
+from . import _workload as w
+
+pytestmark = pytest.mark.anyio
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    values=st.lists(st.integers(-(2**40), 2**40), min_size=1, max_size=80),
+    callers=st.integers(min_value=1, max_value=24),
+    kind=st.sampled_from(["cpu", "blocking"]),
+)
+async def test_results_are_routed_to_their_callers(
+    values: list[int], callers: int, kind: str
+) -> None:
+    async with Runtime(cpu_workers=2, threads=4) as rt:
+        got: dict[int, object] = {}
+
+        async def caller(offset: int) -> None:
+            for index in range(offset, len(values), callers):
+                got[index] = await rt.run(w.pid_and_value, values[index], kind=kind)  # type: ignore[arg-type]
+
+        async with anyio.create_task_group() as tg:
+            for offset in range(callers):
+                tg.start_soon(caller, offset)
+        assert {i: v for i, (_, v) in got.items()} == dict(enumerate(values))  # type: ignore[misc]
+
+
+async def test_sigkill_mid_batch_fails_every_caller_of_that_batch() -> None:
+    async with Runtime(cpu_workers=1) as rt:
+        await rt.run_cpu(w.square, 1)  # the worker is up and square's cost is known: tiny
+        await rt.run_cpu(w.kill_self_if, False)  # so is this one's
+        outcomes: dict[str, object] = {}
+
+        async def call(key: str, fn: object, *args: object) -> None:
+            try:
+                outcomes[key] = await rt.run_cpu(fn, *args)  # type: ignore[arg-type]
+            except WorkerCrashed as exc:
+                outcomes[key] = exc
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call, "busy", w.sleep_then, 0.3, "done")  # holds the only worker
+            await anyio.sleep(0.1)
+            # These three queue behind it and leave together, in one batch.
+            tg.start_soon(call, "before", w.square, 2)
+            tg.start_soon(call, "killer", w.kill_self_if, True)
+            tg.start_soon(call, "after", w.square, 4)
+        assert outcomes["busy"] == "done"
+        for key in ("before", "killer", "after"):
+            crash = outcomes[key]
+            assert isinstance(crash, WorkerCrashed), (key, crash)
+            assert crash.signal == signal.SIGKILL
+            assert crash.batch_size == 3
+            assert "in a batch of 3 calls" in str(crash)
+        stats = rt.stats()["cpu"]
+        assert stats.batches == 1
+        assert stats.crashes == 3
+        assert await rt.run_cpu(w.square, 5) == 25  # healed
