@@ -18,6 +18,19 @@ from ._report import _environment_lines, _unique, combine_verdicts, format_quant
 __all__ = ["main", "render_claims_page"]
 
 
+def _load_warning(env: dict[str, Any]) -> list[str]:
+    load = (env.get("load_average") or [0.0])[0]
+    if load <= env["cpus"]:
+        return []
+    warning = (
+        f"> **Busy machine.** Other jobs kept the load at {load:.1f} on {env['cpus']} CPUs "
+        "during this run, so the CPUs were not free: parallel speedups (processes, C code in "
+        "threads, subinterpreters) are understated and their verdicts lean to refuted. Run it "
+        "on an idle machine to see what the cores can give."
+    )
+    return [warning, ""]
+
+
 def render_claims_page(document: dict[str, Any], image_dir: str) -> str:
     """The Markdown page for the ``claims`` scenario of ``document``.
 
@@ -45,6 +58,7 @@ def render_claims_page(document: dict[str, Any], image_dir: str) -> str:
         "",
         *_environment_lines(document["environment"]),
         "",
+        *_load_warning(document["environment"]),
         scenario["description"],
         "",
         "## Summary",
