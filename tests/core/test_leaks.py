@@ -23,11 +23,21 @@ def _children() -> list[psutil.Process]:
     return psutil.Process().children(recursive=True)
 
 
+async def _settle(rt: Runtime, workers: int) -> None:
+    """Wait until the pool is back to ``workers`` idle, started workers."""
+    for _ in range(500):
+        if len(rt.worker_pids()) == workers and rt.stats()["cpu"].in_flight == 0:
+            break
+        await anyio.sleep(0.02)
+    await anyio.sleep(0.05)  # let a replaced worker's pipes finish closing
+
+
 @pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 async def test_200_cancellations_and_200_timeouts_leak_nothing(anyio_backend: str) -> None:
     before_children = {p.pid for p in _children()}
     async with Runtime(cpu_workers=2) as rt:
         await rt.run_cpu(w.square, 1)
+        await _settle(rt, 2)
         baseline_fds = _open_fds()
 
         async def cancel_one() -> None:
@@ -45,11 +55,7 @@ async def test_200_cancellations_and_200_timeouts_leak_nothing(anyio_backend: st
                 async with anyio.create_task_group() as tg:
                     for _ in range(20):
                         tg.start_soon(job)
-        # Let the drivers replace the killed workers.
-        for _ in range(200):
-            if len(rt.worker_pids()) == 2 and rt.stats()["cpu"].in_flight == 0:
-                break
-            await anyio.sleep(0.02)
+        await _settle(rt, 2)  # the drivers replace the killed workers
         mine = [p for p in _children() if p.pid not in before_children]
         assert all(p.status() != psutil.STATUS_ZOMBIE for p in mine)
         assert sorted(p.pid for p in mine) == sorted(rt.worker_pids())
@@ -66,16 +72,14 @@ async def test_1000_cancelled_calls_leave_nothing(anyio_backend: str) -> None:
     before_children = {p.pid for p in _children()}
     async with Runtime(cpu_workers=2) as rt:
         await rt.run_cpu(w.square, 1)
+        await _settle(rt, 2)
         baseline_fds = _open_fds()
         async with anyio.create_task_group() as tg:
             for _ in range(1000):
                 tg.start_soon(rt.run_cpu, w.sleep_then, 5)
             await anyio.sleep(0.1)
             tg.cancel_scope.cancel()
-        for _ in range(200):
-            if len(rt.worker_pids()) == 2 and rt.stats()["cpu"].in_flight == 0:
-                break
-            await anyio.sleep(0.02)
+        await _settle(rt, 2)
         assert rt.stats()["cpu"].queued == 0
         mine = [p for p in _children() if p.pid not in before_children]
         assert len(mine) == 2

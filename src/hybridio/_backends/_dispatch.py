@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 from collections import deque
+from collections.abc import Callable
 from time import perf_counter
 from typing import Any, ClassVar
 
@@ -52,12 +53,12 @@ class Call:
         "value",
     )
 
-    def __init__(self, name: str, payload: Any) -> None:
+    def __init__(self, name: str, payload: Any, event: Callable[[], anyio.Event]) -> None:
         self.name = name
         self.payload = payload
         self.state = PENDING
         self.abandoned = False
-        self.done = anyio.Event()
+        self.done = event()
         self.value: Any = None
         self.error: BaseException | None = None
         self.submitted = perf_counter()
@@ -126,6 +127,9 @@ class Dispatcher(Backend):
         self._activate = anyio.Event()
         self._closed = False
         self._woken = 0  # drivers woken that have not yet taken their batch
+        # anyio.Event() looks up the running backend on every call; a call needs one event, so
+        # the backend's own event class is resolved once, when the dispatcher starts.
+        self.new_event: Callable[[], anyio.Event] = anyio.Event
 
     # -- hooks ---------------------------------------------------------------------------------
 
@@ -156,6 +160,7 @@ class Dispatcher(Backend):
 
     async def start(self, task_group: TaskGroup) -> None:
         self._task_group = task_group
+        self.new_event = type(anyio.Event())
         for lane in self._lanes:
             task_group.start_soon(self._drive, lane, name=f"hybridio {self.kind} lane {lane.index}")
 
@@ -184,7 +189,7 @@ class Dispatcher(Backend):
             raise Overloaded(self.kind, len(self._pending), self._max_queue)
         counters.calls += 1
         counters.queued += 1
-        call = Call(name, payload)
+        call = Call(name, payload, self.new_event)
         self._pending.append(call)
         if not self._active:
             self._active = True
