@@ -28,3 +28,33 @@ def test_tour_prints_its_table(backend: str) -> None:
     for where in ("inline (loop)", "thread", "process"):
         assert sum(where in row for row in rows) == 2
     assert all(row.rstrip().endswith("ms") for row in rows)
+
+
+def test_python_dash_m_hybridio_can_run_process_work(tmp_path: Path) -> None:
+    # Workers must not re-run hybridio/__main__.py (its imports only work inside the package).
+    code = (
+        "import anyio, hybridio, os\n"
+        "async def main():\n"
+        "    print(await hybridio.run_cpu(os.getpid) != os.getpid())\n"
+        "anyio.run(main)\n"
+    )
+    module = tmp_path / "dashm_probe.py"
+    module.write_text(code)
+    result = subprocess.run(
+        [sys.executable, "-m", "dashm_probe"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
+    version = subprocess.run(
+        [sys.executable, "-m", "hybridio", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert version.stdout.startswith("hybridio, version")

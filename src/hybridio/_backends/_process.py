@@ -64,6 +64,19 @@ _PIPE_ERRORS = (
 )
 
 
+def _main_path() -> str | None:
+    """The main script the worker should import as ``__mp_main__`` (so its functions unpickle).
+
+    Like multiprocessing, a main module run with ``python -m`` (it has a ``__spec__``) is not
+    re-run from its file: a package's ``__main__.py`` with relative imports cannot be.
+    """
+    main = sys.modules["__main__"]
+    if getattr(main, "__spec__", None) is not None:
+        return None
+    path: str | None = getattr(main, "__file__", None)
+    return path
+
+
 class _WorkerGone(Exception):
     """The worker's pipes broke: it died or was killed."""
 
@@ -84,19 +97,20 @@ class _Worker:
         cls, initializer: Callable[..., Any] | None, initargs: tuple[Any, ...]
     ) -> _Worker:
         """Start a worker, initialise it, and return it ready; never leaves a process behind."""
-        process = await anyio.open_process(
-            [sys.executable, "-u", "-m", "anyio.to_process"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
+        # Shielded: a cancellation landing inside the spawn would orphan the new process.
+        with anyio.CancelScope(shield=True):
+            process = await anyio.open_process(
+                [sys.executable, "-u", "-m", "anyio.to_process"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
         worker = cls(process)
         try:
             with anyio.fail_after(_START_TIMEOUT):
                 ready = await worker._stdout.receive_exactly(6)
                 if ready != b"READY\n":
                     raise OffloadError(f"worker process sent {ready!r} instead of READY")
-                main_path = getattr(sys.modules["__main__"], "__file__", None)
-                await worker._command(("init", sys.path, main_path))
+                await worker._command(("init", sys.path, _main_path()))
                 if initializer is not None:
                     await worker._command(("run", initializer, initargs))
         except BaseException as exc:
