@@ -58,3 +58,19 @@ def test_python_dash_m_hybridio_can_run_process_work(tmp_path: Path) -> None:
         check=True,
     )
     assert version.stdout.startswith("hybridio, version")
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_find_blocking_names_both_culprits(backend: str) -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "find_blocking.py"), backend],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    before, _, after = result.stdout.partition("After moving the blocking calls off the loop")
+    assert "find_blocking.py:25 fetch_exchange_rates_synchronously" in before
+    assert "render_invoice" in before
+    assert "blocks: 0," in after

@@ -11,8 +11,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ._core._default import runtime_in_use
 from ._core._metrics import HistogramSnapshot, KindStats
-from ._core._runtime import Runtime, current_runtime
+from ._core._runtime import Runtime
 from ._monitor._loop_monitor import LoopMonitor
 
 __all__ = ["CONTENT_TYPE", "prometheus_text"]
@@ -76,7 +77,7 @@ def prometheus_text(runtime: Runtime | None = None, monitor: LoopMonitor | None 
         body = hybridio.prometheus_text(runtime, monitor)
     """
     if runtime is None:
-        runtime = _runtime_in_use()
+        runtime = runtime_in_use()
     families = [*(_runtime_families(runtime) if runtime is not None else ())]
     if monitor is not None:
         families.extend(_monitor_families(monitor))
@@ -85,18 +86,6 @@ def prometheus_text(runtime: Runtime | None = None, monitor: LoopMonitor | None 
     except ImportError:
         return _render(families)
     return _render_with_client(families)
-
-
-def _runtime_in_use() -> Runtime | None:
-    runtime = current_runtime()
-    if runtime is not None:
-        return runtime
-    from ._core import _default
-
-    try:
-        return _default._default.get()
-    except (LookupError, RuntimeError):  # no default runtime, or not inside an event loop
-        return None
 
 
 def _runtime_families(runtime: Runtime) -> list[_Family]:

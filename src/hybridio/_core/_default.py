@@ -17,7 +17,7 @@ from anyio.lowlevel import RunVar
 
 from ._runtime import Runtime, current_runtime
 
-__all__ = ["get_runtime"]
+__all__ = ["get_runtime", "runtime_in_use"]
 
 logger = logging.getLogger("hybridio")
 
@@ -48,6 +48,21 @@ async def get_runtime() -> Runtime:
         _spawn_host(runtime, starting)
     await starting.wait()
     return _default.get()
+
+
+def runtime_in_use() -> Runtime | None:
+    """The runtime module-level calls would use now, without creating one; None if there is none.
+
+    Safe outside an event loop (returns None there).
+    """
+    runtime = current_runtime()
+    if runtime is not None:
+        return runtime
+    try:
+        runtime = _default.get()
+    except (LookupError, RuntimeError):  # no default runtime yet, or no event loop
+        return None
+    return None if runtime.closed else runtime
 
 
 def _spawn_host(runtime: Runtime, ready: anyio.Event) -> None:

@@ -6,7 +6,8 @@ import functools
 import inspect
 import os
 import types
-from collections.abc import AsyncIterable, Callable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar, cast
@@ -22,7 +23,7 @@ from ._exceptions import RuntimeClosed
 from ._map import CpuMap
 from ._metrics import KindCounters, RuntimeStats
 
-__all__ = ["KINDS", "Kind", "Runtime", "declared_kind"]
+__all__ = ["KINDS", "Kind", "Runtime", "current_runtime", "declared_kind", "use_runtime"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -284,6 +285,20 @@ class Runtime:
     def worker_pids(self) -> list[int]:
         """Pids of the live worker processes."""
         return self._processes.pids()
+
+
+@contextmanager
+def use_runtime(runtime: Runtime) -> Iterator[Runtime]:
+    """Make ``runtime`` the one module-level calls use within this context.
+
+    For frameworks built on the core (``hybridio.web`` serves each request with its app's
+    runtime): ``async with Runtime()`` does the same for the task that enters it.
+    """
+    token = _current.set(runtime)
+    try:
+        yield runtime
+    finally:
+        _current.reset(token)
 
 
 def current_runtime() -> Runtime | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
@@ -35,7 +35,44 @@ __all__ = ["run"]
 
 SCENARIO = "dispatch"
 
-Call = Callable[[Any], Awaitable[Any]]
+Call = Callable[[Any], Coroutine[Any, Any, Any]]
+
+
+def _strategies(
+    rt: hybridio.Runtime,
+    loop: asyncio.AbstractEventLoop,
+    process_pool: ProcessPoolExecutor,
+    thread_pool: ThreadPoolExecutor,
+    fn: Callable[[Any], Any],
+) -> dict[str, Call]:
+    """One way to call ``fn(x)`` per strategy, all as coroutine functions of ``x``."""
+
+    async def hybridio_cpu(x: Any) -> Any:
+        return await rt.run_cpu(fn, x)
+
+    async def anyio_process(x: Any) -> Any:
+        return await anyio.to_process.run_sync(fn, x)
+
+    async def executor_process(x: Any) -> Any:
+        return await loop.run_in_executor(process_pool, fn, x)
+
+    async def hybridio_thread(x: Any) -> Any:
+        return await rt.run_blocking(fn, x)
+
+    async def anyio_thread(x: Any) -> Any:
+        return await anyio.to_thread.run_sync(fn, x)
+
+    async def executor_thread(x: Any) -> Any:
+        return await loop.run_in_executor(thread_pool, fn, x)
+
+    return {
+        "hybridio.run_cpu": hybridio_cpu,
+        "anyio.to_process": anyio_process,
+        "ProcessPoolExecutor": executor_process,
+        "hybridio.run_blocking": hybridio_thread,
+        "anyio.to_thread": anyio_thread,
+        "ThreadPoolExecutor": executor_thread,
+    }
 
 
 def _cpus() -> int:
@@ -130,33 +167,7 @@ async def _measure(ctx: BenchContext) -> tuple[_Measurements, dict[str, Any]]:
     thread_pool = ThreadPoolExecutor()
     try:
         async with hybridio.Runtime(cpu_workers=cpus) as rt:
-
-            async def hybridio_cpu(x: Any) -> Any:
-                return await rt.run_cpu(echo, x)
-
-            async def anyio_process(x: Any) -> Any:
-                return await anyio.to_process.run_sync(echo, x)
-
-            async def executor_process(x: Any) -> Any:
-                return await loop.run_in_executor(process_pool, echo, x)
-
-            async def hybridio_thread(x: Any) -> Any:
-                return await rt.run_blocking(echo, x)
-
-            async def anyio_thread(x: Any) -> Any:
-                return await anyio.to_thread.run_sync(echo, x)
-
-            async def executor_thread(x: Any) -> Any:
-                return await loop.run_in_executor(thread_pool, echo, x)
-
-            strategies: dict[str, Call] = {
-                "hybridio.run_cpu": hybridio_cpu,
-                "anyio.to_process": anyio_process,
-                "ProcessPoolExecutor": executor_process,
-                "hybridio.run_blocking": hybridio_thread,
-                "anyio.to_thread": anyio_thread,
-                "ThreadPoolExecutor": executor_thread,
-            }
+            strategies = _strategies(rt, loop, process_pool, thread_pool, echo)
             ctx.progress("dispatch: starting every pool's workers")
             for call in strategies.values():  # warm up: every worker started and used
                 await _throughput(call, 2 * cpus, 0.05)
@@ -169,7 +180,7 @@ async def _measure(ctx: BenchContext) -> tuple[_Measurements, dict[str, Any]]:
                         f"{name} x{callers}", await _throughput(strategies[name], callers, seconds)
                     )
 
-            async def run_tasks(call: Callable[[int], Coroutine[Any, Any, Any]]) -> float:
+            async def run_tasks(call: Call) -> float:
                 start = time.perf_counter()
                 async with anyio.create_task_group() as tg:
                     for _ in range(8):
@@ -179,24 +190,13 @@ async def _measure(ctx: BenchContext) -> tuple[_Measurements, dict[str, Any]]:
             async def cpu_inline(n: int) -> Any:
                 return spin(n)
 
-            async def cpu_hybridio(n: int) -> Any:
-                return await rt.run_cpu(spin, n)
-
-            async def cpu_anyio(n: int) -> Any:
-                return await anyio.to_process.run_sync(spin, n)
-
-            async def cpu_executor(n: int) -> Any:
-                return await loop.run_in_executor(process_pool, spin, n)
-
-            async def cpu_threads(n: int) -> Any:
-                return await rt.run_blocking(spin, n)
-
-            cpu_strategies = {
+            offloaded = _strategies(rt, loop, process_pool, thread_pool, spin)
+            cpu_strategies: dict[str, Call] = {
                 "inline": cpu_inline,
-                "hybridio.run_cpu": cpu_hybridio,
-                "anyio.to_process": cpu_anyio,
-                "ProcessPoolExecutor": cpu_executor,
-                "hybridio.run_blocking (threads)": cpu_threads,
+                "hybridio.run_cpu": offloaded["hybridio.run_cpu"],
+                "anyio.to_process": offloaded["anyio.to_process"],
+                "ProcessPoolExecutor": offloaded["ProcessPoolExecutor"],
+                "hybridio.run_blocking (threads)": offloaded["hybridio.run_blocking"],
             }
             for repeat in range(repeats):
                 ctx.progress(f"dispatch: CPU speedup, repeat {repeat + 1}/{repeats}")

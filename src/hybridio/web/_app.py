@@ -21,7 +21,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from .._core._exceptions import Overloaded, RuntimeClosed
-from .._core._runtime import KINDS, Kind, Runtime, _current
+from .._core._runtime import KINDS, Kind, Runtime, use_runtime
 from .._monitor._loop_monitor import LoopMonitor
 from ._admission import Admission, Limit, Rejected, retry_after_header
 from ._observe import metrics_text, recent_lag
@@ -177,11 +177,10 @@ async def _hybrid_middleware(request: web.Request, handler: Handler) -> web.Stre
     timeout = _request_timeout(request, app[_SETTINGS], route)
     tokens = (
         _deadline.set(asyncio.get_running_loop().time() + timeout),
-        _current.set(app[RUNTIME]),
         _admitted.set(route.kind),
     )
     try:
-        with anyio.fail_after(timeout + _SLACK):
+        with use_runtime(app[RUNTIME]), anyio.fail_after(timeout + _SLACK):
             if route.kind is None:
                 return await handler(request)
             async with app[ADMISSION].gate(route.kind).admit():
@@ -196,8 +195,7 @@ async def _hybrid_middleware(request: web.Request, handler: Handler) -> web.Stre
     except TimeoutError as exc:  # OffloadTimeout is one too
         return _error(504, f"request deadline of {timeout:g} s exceeded: {exc}")
     finally:
-        _admitted.reset(tokens[2])
-        _current.reset(tokens[1])
+        _admitted.reset(tokens[1])
         _deadline.reset(tokens[0])
 
 
