@@ -27,6 +27,7 @@ from anyio.abc import TaskGroup
 from .._core._exceptions import OffloadError, OffloadTimeout, Overloaded, RuntimeClosed
 from .._core._metrics import KindCounters
 from ._base import Backend
+from ._signal import Signal, signal_factory
 
 __all__ = ["DONE", "PENDING", "RUNNING", "Call", "Dispatcher", "Lane"]
 
@@ -53,12 +54,12 @@ class Call:
         "value",
     )
 
-    def __init__(self, name: str, payload: Any, event: Callable[[], anyio.Event]) -> None:
+    def __init__(self, name: str, payload: Any, done: Signal | None) -> None:
         self.name = name
         self.payload = payload
         self.state = PENDING
         self.abandoned = False
-        self.done = event()
+        self.done = done  # None for a call its caller drives itself (nobody waits on it)
         self.value: Any = None
         self.error: BaseException | None = None
         self.submitted = perf_counter()
@@ -70,7 +71,8 @@ class Call:
         self.state = DONE
         self.value = value
         self.error = error
-        self.done.set()
+        if self.done is not None:
+            self.done.set()
 
     def outcome(self) -> Any:
         if self.error is not None:
@@ -127,9 +129,9 @@ class Dispatcher(Backend):
         self._activate = anyio.Event()
         self._closed = False
         self._woken = 0  # drivers woken that have not yet taken their batch
-        # anyio.Event() looks up the running backend on every call; a call needs one event, so
-        # the backend's own event class is resolved once, when the dispatcher starts.
-        self.new_event: Callable[[], anyio.Event] = anyio.Event
+        # Each call needs a signal for its caller; the maker suited to the event loop is chosen
+        # once, when the dispatcher starts (see _signal).
+        self.new_signal: Callable[[], Signal] = anyio.Event
 
     # -- hooks ---------------------------------------------------------------------------------
 
@@ -160,7 +162,7 @@ class Dispatcher(Backend):
 
     async def start(self, task_group: TaskGroup) -> None:
         self._task_group = task_group
-        self.new_event = type(anyio.Event())
+        self.new_signal = signal_factory()
         for lane in self._lanes:
             task_group.start_soon(self._drive, lane, name=f"hybridio {self.kind} lane {lane.index}")
 
@@ -189,7 +191,7 @@ class Dispatcher(Backend):
             raise Overloaded(self.kind, len(self._pending), self._max_queue)
         counters.calls += 1
         counters.queued += 1
-        call = Call(name, payload, self.new_event)
+        call = Call(name, payload, self.new_signal())
         self._pending.append(call)
         if not self._active:
             self._active = True
@@ -230,6 +232,7 @@ class Dispatcher(Backend):
 
     async def wait(self, call: Call, timeout: float | None) -> Any:
         """Wait for a submitted call; abandon it on timeout or cancellation."""
+        assert call.done is not None
         try:
             if timeout is None:
                 await call.done.wait()
@@ -382,35 +385,40 @@ class Dispatcher(Backend):
             lane.batch = []
 
     def _finish(self, batch: list[Call], outcomes: list[tuple[Any, ...]], sent: float) -> None:
-        """Route each outcome to its caller and record timings."""
+        """Route each outcome to its caller and record timings (once per call: keep it lean)."""
         now = perf_counter()
         counters = self.counters
-        total_run = sum(outcome[2] for outcome in outcomes)
-        overhead = max(now - sent - total_run, 0.0) / len(batch)
+        record = counters.record_timing
+        decode = self._decode
         cost = self._cost
+        total_run = 0.0
+        for outcome in outcomes:
+            total_run += outcome[2]
+        overhead = (now - sent - total_run) / len(batch)
+        overhead = max(overhead, 0.0)
+        completed = errors = 0
         for call, outcome in zip(batch, outcomes, strict=True):
             run_time = outcome[2]
             call.run_time = run_time
-            previous = cost.get(call.name)
+            name = call.name
+            previous = cost.get(name)
             # Pessimistic: a slower call raises the estimate at once (it must not be batched with
             # others again), a faster one lowers it slowly.
             if previous is None or run_time > previous:
-                cost[call.name] = run_time
+                cost[name] = run_time
             else:
-                cost[call.name] = 0.8 * previous + 0.2 * run_time
+                cost[name] = 0.8 * previous + 0.2 * run_time
             latency = now - call.submitted
-            counters.record_timing(
-                call.name,
-                queue_wait=max(latency - run_time - overhead, 0.0),
-                run_time=run_time,
-                latency=latency,
-            )
+            queue_wait = latency - run_time - overhead
+            record(name, max(0.0, queue_wait), run_time, latency)
             if call.abandoned:
                 call.state = DONE
                 continue
-            value, error = self._decode(call, outcome)
+            value, error = decode(call, outcome)
             if error is None:
-                counters.completed += 1
+                completed += 1
             else:
-                counters.errors += 1
+                errors += 1
             call.resolve(value, error)
+        counters.completed += completed
+        counters.errors += errors

@@ -263,7 +263,7 @@ class ProcessPool(Dispatcher):
             lane = self._idle_lane()
             if lane is not None:
                 self.counters.calls += 1
-                return await self._solo(lane, Call(name, blob, self.new_event), timeout)
+                return await self._solo(lane, Call(name, blob, None), timeout)
         return await self.wait(self.submit(name, blob), timeout)
 
     async def _solo(self, lane: Lane, call: Call, timeout: float | None) -> Any:

@@ -36,7 +36,7 @@ async def run_cpu(fn: Callable[..., T], *args: Any, timeout: float | None = None
 
         digest = await hybridio.run_cpu(crunch, data, timeout=5)
     """
-    return await (await get_runtime()).run(fn, *args, kind="cpu", timeout=timeout)
+    return await (await get_runtime()).run_cpu(fn, *args, timeout=timeout)
 
 
 async def run_blocking(fn: Callable[..., T], *args: Any, timeout: float | None = None) -> T:
@@ -45,7 +45,7 @@ async def run_blocking(fn: Callable[..., T], *args: Any, timeout: float | None =
     A thread cannot be killed: on timeout the caller gets ``OffloadTimeout`` at once, and the
     function can see ``hybridio.cancel_requested()`` turn true.
     """
-    return await (await get_runtime()).run(fn, *args, kind="blocking", timeout=timeout)
+    return await (await get_runtime()).run_blocking(fn, *args, timeout=timeout)
 
 
 def map_cpu(

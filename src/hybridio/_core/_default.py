@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 from anyio.lowlevel import RunVar
 
+from .._backends._signal import running_on_trio
 from ._runtime import Runtime, current_runtime
 
 __all__ = ["get_runtime", "runtime_in_use"]
@@ -77,13 +78,11 @@ def _spawn_host(runtime: Runtime, ready: anyio.Event) -> None:
         except Exception:  # a system task must not raise
             logger.exception("hybridio's default runtime stopped with an error")
 
-    try:
+    if running_on_trio():
         import trio
 
-        trio.lowlevel.current_task()
-    except (ImportError, RuntimeError):
+        trio.lowlevel.spawn_system_task(host, name="hybridio default runtime")
+    else:
         task = asyncio.get_running_loop().create_task(host(), name="hybridio default runtime")
         _hosts.add(task)
         task.add_done_callback(_hosts.discard)
-    else:
-        trio.lowlevel.spawn_system_task(host, name="hybridio default runtime")

@@ -7,8 +7,8 @@ can be exported as-is; quantiles are estimated by interpolating inside a bucket,
 
 from __future__ import annotations
 
-import bisect
 import math
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -91,7 +91,7 @@ class Histogram:
 
     def observe(self, value: float) -> None:
         """Record one observation."""
-        self._counts[bisect.bisect_left(self._bounds, value)] += 1
+        self._counts[bisect_left(self._bounds, value)] += 1
         self._sum += value
         self._count += 1
         self._max = max(self._max, value)
@@ -101,6 +101,52 @@ class Histogram:
         return HistogramSnapshot(
             self._bounds, tuple(self._counts), self._sum, self._count, self._max
         )
+
+
+class _Timings:
+    """The four histograms of every offloaded call (queue wait, run time, overhead, latency).
+
+    Recorded together because this runs once per call: one method with the four updates inline
+    costs about half of four ``Histogram.observe`` calls.
+    """
+
+    __slots__ = ("_count", "_counts", "_maxes", "_sums")
+
+    def __init__(self) -> None:
+        self._counts = [[0] * (len(DEFAULT_BUCKETS) + 1) for _ in range(4)]
+        self._sums = [0.0] * 4
+        self._maxes = [0.0] * 4
+        self._count = 0
+
+    def observe(self, queue_wait: float, run_time: float, overhead: float, latency: float) -> None:
+        bounds = DEFAULT_BUCKETS
+        counts = self._counts
+        counts[0][bisect_left(bounds, queue_wait)] += 1
+        counts[1][bisect_left(bounds, run_time)] += 1
+        counts[2][bisect_left(bounds, overhead)] += 1
+        counts[3][bisect_left(bounds, latency)] += 1
+        sums = self._sums
+        sums[0] += queue_wait
+        sums[1] += run_time
+        sums[2] += overhead
+        sums[3] += latency
+        maxes = self._maxes  # `if` rather than max(): a call less per update on the hot path
+        if queue_wait > maxes[0]:  # noqa: PLR1730
+            maxes[0] = queue_wait
+        if run_time > maxes[1]:  # noqa: PLR1730
+            maxes[1] = run_time
+        if overhead > maxes[2]:  # noqa: PLR1730
+            maxes[2] = overhead
+        if latency > maxes[3]:  # noqa: PLR1730
+            maxes[3] = latency
+        self._count += 1
+
+    def snapshots(self) -> list[HistogramSnapshot]:
+        """Immutable copies: queue wait, run time, overhead, latency."""
+        return [
+            HistogramSnapshot(DEFAULT_BUCKETS, tuple(counts), total, self._count, peak)
+            for counts, total, peak in zip(self._counts, self._sums, self._maxes, strict=True)
+        ]
 
 
 @dataclass(frozen=True)
@@ -181,21 +227,15 @@ class KindCounters:
         self.abandoned_running = 0
         self.workers = 0
         self.worker_restarts = 0
-        self.queue_wait = Histogram()
-        self.run_time = Histogram()
-        self.overhead = Histogram()
-        self.latency = Histogram()
+        self._timings = _Timings()
         self._functions: dict[str, list[float]] = {}
 
     def record_timing(
-        self, function: str, *, queue_wait: float, run_time: float, latency: float
+        self, function: str, queue_wait: float, run_time: float, latency: float
     ) -> None:
         """Record one finished call: ``latency`` is end-to-end, including ``queue_wait``."""
         overhead = max(latency - queue_wait - run_time, 0.0)
-        self.queue_wait.observe(queue_wait)
-        self.run_time.observe(run_time)
-        self.overhead.observe(overhead)
-        self.latency.observe(latency)
+        self._timings.observe(queue_wait, run_time, overhead, latency)
         entry = self._functions.get(function)
         if entry is None:
             if len(self._functions) >= _MAX_TRACKED_FUNCTIONS:
@@ -207,6 +247,7 @@ class KindCounters:
 
     def snapshot(self) -> KindStats:
         """An immutable copy."""
+        queue_wait, run_time, overhead, latency = self._timings.snapshots()
         return KindStats(
             kind=self.kind,
             calls=self.calls,
@@ -224,10 +265,10 @@ class KindCounters:
             abandoned_running=self.abandoned_running,
             workers=self.workers,
             worker_restarts=self.worker_restarts,
-            queue_wait=self.queue_wait.snapshot(),
-            run_time=self.run_time.snapshot(),
-            overhead=self.overhead.snapshot(),
-            latency=self.latency.snapshot(),
+            queue_wait=queue_wait,
+            run_time=run_time,
+            overhead=overhead,
+            latency=latency,
             functions={
                 name: FunctionStats(int(calls), run, overhead)
                 for name, (calls, run, overhead) in self._functions.items()

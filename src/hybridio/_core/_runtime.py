@@ -38,6 +38,8 @@ def declared_kind(fn: Callable[..., Any]) -> Kind | None:
     """The kind a ``@cpu_bound`` / ``@blocking`` decorator declared for ``fn``, if any."""
     while isinstance(fn, functools.partial):
         fn = fn.func
+    if type(fn) is types.FunctionType:  # a missing attribute costs an exception: look directly
+        return cast(Kind | None, fn.__dict__.get("__hybridio_kind__"))
     return cast(Kind | None, getattr(fn, "__hybridio_kind__", None))
 
 
@@ -217,6 +219,13 @@ class Runtime:
             NotPicklable: process work whose function, arguments or result cannot be pickled.
             WorkerCrashed: the worker process died while running it.
         """
+        backend, timeout = self._route(fn, kind, timeout)
+        return cast(T, await backend.call(fn, args, timeout=timeout))
+
+    def _route(
+        self, fn: Callable[..., Any], kind: Kind | None, timeout: float | None
+    ) -> tuple[Backend, float | None]:
+        """Check a call and pick its backend and timeout (not a coroutine: it is on every call)."""
         if _is_coroutine_function(fn) and declared_kind(fn) is None:
             raise TypeError(
                 f"{fn!r} is a coroutine function: await it on the event loop directly; "
@@ -228,18 +237,19 @@ class Runtime:
             timeout = self.timeout
         else:
             _positive("timeout", timeout)
-        backend = self._backend(kind or declared_kind(fn) or "cpu")
-        return cast(T, await backend.call(fn, args, timeout=timeout))
+        return self._backend(kind or declared_kind(fn) or "cpu"), timeout
 
     async def run_cpu(self, fn: Callable[..., T], *args: Any, timeout: float | None = None) -> T:
         """Run ``fn(*args)`` in a worker process: for pure-Python CPU-bound work."""
-        return await self.run(fn, *args, kind="cpu", timeout=timeout)
+        backend, timeout = self._route(fn, "cpu", timeout)
+        return cast(T, await backend.call(fn, args, timeout=timeout))
 
     async def run_blocking(
         self, fn: Callable[..., T], *args: Any, timeout: float | None = None
     ) -> T:
         """Run ``fn(*args)`` in a worker thread: for blocking calls and C code that drops the GIL."""
-        return await self.run(fn, *args, kind="blocking", timeout=timeout)
+        backend, timeout = self._route(fn, "blocking", timeout)
+        return cast(T, await backend.call(fn, args, timeout=timeout))
 
     def map_cpu(
         self,
