@@ -28,7 +28,7 @@ import anyio.to_thread
 import hybridio
 
 from ._dispatch_work import calibrate_spin, echo, spin
-from ._model import BenchContext, Row, ScenarioResult, spread_of
+from ._model import BenchContext, Row, ScenarioResult, paired_ratio, spread_of
 from ._plots import bar_plot
 
 __all__ = ["run"]
@@ -134,7 +134,7 @@ class _Measurements:
     ) -> Row:
         value = self.median(name)
         baseline_value = self.median(baseline) if baseline else None
-        ratio = value / baseline_value if baseline_value else None
+        ratio = paired_ratio(self.values[name], self.values[baseline]) if baseline else None
         verdict = None
         if target is not None and ratio is not None:
             verdict = "met" if ratio >= target else "not met"

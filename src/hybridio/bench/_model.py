@@ -23,6 +23,7 @@ __all__ = [
     "ScenarioResult",
     "Verdict",
     "measure",
+    "paired_ratio",
     "spread_of",
 ]
 
@@ -40,12 +41,26 @@ def spread_of(values: Sequence[float]) -> float | None:
     return (max(values) - min(values)) / median if median else None
 
 
+def paired_ratio(values: Sequence[float], baselines: Sequence[float]) -> float | None:
+    """The median of per-repeat ratios ``values[i] / baselines[i]``.
+
+    Each repeat measures the value and its baseline back to back, so a slow spell of a shared
+    machine hits both: pairing them cancels it, where the ratio of two medians taken from
+    different repeats does not. Falls back to the ratio of medians when the counts differ.
+    """
+    if len(values) == len(baselines) and all(baselines):
+        return statistics.median(v / b for v, b in zip(values, baselines, strict=True))
+    baseline = statistics.median(baselines) if baselines else 0.0
+    return statistics.median(values) / baseline if baseline and values else None
+
+
 @dataclass
 class Row:
     """One measured number.
 
     ``value`` is the median over ``repeats``; ``spread`` its relative spread; ``ratio`` is
-    ``value / baseline_value`` (or inverted where smaller is better, said in ``note``).
+    ``value / baseline_value`` or, where value and baseline were measured in pairs, the median of
+    the per-repeat ratios (``paired_ratio``); inverted where smaller is better, said in ``note``.
     """
 
     scenario: str
