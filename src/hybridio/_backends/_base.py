@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from anyio.abc import TaskGroup
@@ -34,10 +34,13 @@ class Backend(ABC):
         """Start background tasks (if any) in the runtime's task group."""
 
     @abstractmethod
-    async def call(
+    def call(
         self, fn: Callable[..., Any], args: tuple[Any, ...], *, timeout: float | None
-    ) -> Any:
-        """Run ``fn(*args)`` and return its result, or raise its exception or an offload error."""
+    ) -> Awaitable[Any]:
+        """Run ``fn(*args)`` and return its result, or raise its exception or an offload error.
+
+        An ``async def`` or a function returning the awaitable to await.
+        """
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Stop accepting work and release resources (workers, threads)."""

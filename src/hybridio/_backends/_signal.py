@@ -9,6 +9,7 @@ Cancellation is unchanged: anyio cancels a waiting task the same way whatever it
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -23,18 +24,15 @@ class Signal(Protocol):
     def wait(self) -> Awaitable[Any]: ...
 
 
-class _FutureSignal:
-    __slots__ = ("_future",)
-
-    def __init__(self, future: asyncio.Future[None]) -> None:
-        self._future = future
+class _FutureSignal(asyncio.Future[None]):
+    """A future that is its own signal: one object per call, awaited directly."""
 
     def set(self) -> None:
-        if not self._future.done():  # a cancelled waiter cancels the future
-            self._future.set_result(None)
+        if not self.done():  # a cancelled waiter cancels the future
+            self.set_result(None)
 
     def wait(self) -> Awaitable[None]:
-        return self._future
+        return self
 
 
 def running_on_trio() -> bool:
@@ -54,9 +52,4 @@ def signal_factory() -> Callable[[], Signal]:
         import trio
 
         return trio.Event
-    create_future = asyncio.get_running_loop().create_future
-
-    def make() -> Signal:
-        return _FutureSignal(create_future())
-
-    return make
+    return functools.partial(_FutureSignal, loop=asyncio.get_running_loop())
