@@ -10,6 +10,8 @@ import pytest
 
 import hybridio
 from hybridio import OffloadTimeout, Overloaded, Runtime
+from hybridio._backends._thread import _Handoff, _run_solo
+from hybridio._core._cancel import CancelToken
 
 from . import _workload as w
 
@@ -119,3 +121,50 @@ async def test_process_queue_bound_raises_overloaded_at_once() -> None:
                 with pytest.raises(Overloaded, match="cpu work refused"):
                     await rt.run_cpu(w.square, 4)
         assert rt.stats()["cpu"].rejected == 1
+
+
+async def test_lone_calls_are_counted_and_timed_like_queued_ones() -> None:
+    async with Runtime(threads=2) as rt:
+        for _ in range(3):
+            assert await rt.run_blocking(w.square, 4) == 16
+        with pytest.raises(ValueError, match="lone"):
+            await rt.run_blocking(w.fail, "lone")
+        stats = rt.stats()["blocking"]
+        assert (stats.calls, stats.completed, stats.errors, stats.in_flight) == (4, 3, 1, 0)
+        assert stats.latency.count == stats.run_time.count == 4
+
+
+async def test_an_abandoned_lone_call_keeps_its_thread_until_the_function_returns() -> None:
+    """threads=1 stays a bound: a caller that gave up does not free its thread for the next call."""
+    release = threading.Event()
+    async with Runtime(threads=1) as rt:
+        with pytest.raises(OffloadTimeout):
+            await rt.run_blocking(release.wait, 10.0, timeout=0.05)
+        assert rt.stats()["blocking"].abandoned_running == 1
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(rt.run_blocking, w.square, 5)
+            await anyio.sleep(0.05)
+            stats = rt.stats()["blocking"]
+            assert (stats.queued, stats.in_flight) == (1, 1)  # waits for the abandoned thread
+            release.set()
+        stats = rt.stats()["blocking"]
+        assert (stats.completed, stats.in_flight, stats.abandoned_running) == (1, 0, 0)
+
+
+@pytest.mark.parametrize("caller_first", [True, False])
+def test_exactly_one_side_releases_an_abandoned_lone_calls_lane(caller_first: bool) -> None:
+    """The caller releases the lane if the thread already returned, else the thread posts it."""
+    handoff = _Handoff()
+    posted: list[object] = []
+    releases: list[str] = []
+    item = (w.square, (3,), CancelToken())
+    if caller_first and handoff.caller_gave_up():
+        releases.append("caller")
+    outcomes = _run_solo(item, handoff, posted.append, lambda: releases.append("thread"))
+    if not caller_first and handoff.caller_gave_up():
+        releases.append("caller")
+    for callback in posted:  # what the event loop would run
+        assert callable(callback)
+        callback()
+    assert releases == (["thread"] if caller_first else ["caller"])
+    assert outcomes[0][1] == 9

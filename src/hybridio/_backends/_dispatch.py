@@ -199,10 +199,14 @@ class Dispatcher(Backend):
         self._notify()
         return call
 
+    def _ready(self, lane: Lane) -> bool:
+        """True when the lane can take work without preparing first (a started worker process)."""
+        return True
+
     def _idle_lane(self) -> Lane | None:
         """A lane whose driver is idle and ready, for a caller to use directly."""
         for lane in self._lanes:
-            if lane.waiting and not lane.busy and lane.worker is not None:
+            if lane.waiting and not lane.busy and self._ready(lane):
                 return lane
         return None
 
@@ -218,7 +222,7 @@ class Dispatcher(Backend):
         candidate: Lane | None = None
         for lane in self._lanes:
             if lane.waiting and not lane.busy:
-                if lane.worker is not None:
+                if self._ready(lane):
                     candidate = lane
                     break
                 candidate = candidate or lane

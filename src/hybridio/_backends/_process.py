@@ -302,6 +302,9 @@ class ProcessPool(Dispatcher):
 
     # -- dispatcher hooks ------------------------------------------------------------------------
 
+    def _ready(self, lane: Lane) -> bool:
+        return lane.worker is not None
+
     async def _prepare(self, lane: Lane) -> None:
         if lane.worker is None:
             lane.worker = await _Worker.start(self._initializer, self._initargs)

@@ -13,7 +13,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-__all__ = ["Signal", "running_on_trio", "signal_factory"]
+__all__ = ["Signal", "loop_callback", "running_on_trio", "signal_factory"]
 
 
 class Signal(Protocol):
@@ -53,3 +53,32 @@ def signal_factory() -> Callable[[], Signal]:
 
         return trio.Event
     return functools.partial(_FutureSignal, loop=asyncio.get_running_loop())
+
+
+def loop_callback() -> Callable[[Callable[[], object]], None]:
+    """A function any thread can use to run a callback on this event loop soon, without waiting.
+
+    Once the loop has ended the callback is dropped (there is nothing left to tell). Call this on
+    the event loop.
+    """
+    if running_on_trio():
+        import trio
+
+        token = trio.lowlevel.current_trio_token()
+
+        def post_trio(callback: Callable[[], object]) -> None:
+            try:
+                token.run_sync_soon(callback)
+            except trio.RunFinishedError:
+                pass
+
+        return post_trio
+    loop = asyncio.get_running_loop()
+
+    def post_asyncio(callback: Callable[[], object]) -> None:
+        try:
+            loop.call_soon_threadsafe(callback)
+        except RuntimeError:  # the loop is closed
+            pass
+
+    return post_asyncio

@@ -15,19 +15,19 @@ _local = threading.local()
 
 
 class CancelToken:
-    """A flag the event loop raises when the caller of a thread call gives up."""
+    """A flag the event loop raises when the caller of a thread call gives up.
 
-    __slots__ = ("_event",)
+    A plain attribute: one thread writes it once, others only read it (atomic in CPython), and
+    nobody blocks on it, so a ``threading.Event`` (a lock and a condition per call) is not needed.
+    """
+
+    __slots__ = ("cancelled",)
 
     def __init__(self) -> None:
-        self._event = threading.Event()
+        self.cancelled = False
 
     def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
+        self.cancelled = True
 
 
 def current_token() -> CancelToken | None:
