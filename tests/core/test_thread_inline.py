@@ -125,7 +125,7 @@ async def test_process_queue_bound_raises_overloaded_at_once() -> None:
 
 async def test_lone_calls_are_counted_and_timed_like_queued_ones() -> None:
     async with Runtime(threads=2) as rt:
-        for _ in range(3):
+        for _ in range(3):  # the first is queued (it starts the lanes), the others run solo
             assert await rt.run_blocking(w.square, 4) == 16
         with pytest.raises(ValueError, match="lone"):
             await rt.run_blocking(w.fail, "lone")
@@ -134,12 +134,22 @@ async def test_lone_calls_are_counted_and_timed_like_queued_ones() -> None:
         assert stats.latency.count == stats.run_time.count == 4
 
 
-async def test_an_abandoned_lone_call_keeps_its_thread_until_the_function_returns() -> None:
+@pytest.mark.parametrize("give_up", ["timeout", "cancel"])
+async def test_an_abandoned_lone_call_keeps_its_thread_until_the_function_returns(
+    give_up: str,
+) -> None:
     """threads=1 stays a bound: a caller that gave up does not free its thread for the next call."""
     release = threading.Event()
     async with Runtime(threads=1) as rt:
-        with pytest.raises(OffloadTimeout):
-            await rt.run_blocking(release.wait, 10.0, timeout=0.05)
+        await rt.run_blocking(w.square, 1)  # the lane is idle and ready: the next call runs solo
+        if give_up == "timeout":
+            with pytest.raises(OffloadTimeout):
+                await rt.run_blocking(release.wait, 10.0, timeout=0.05)
+        else:
+            with anyio.move_on_after(0.05):
+                await rt.run_blocking(release.wait, 10.0)
+        stats = rt.stats()["blocking"]
+        assert (stats.timeouts, stats.cancelled) == ((1, 0) if give_up == "timeout" else (0, 1))
         assert rt.stats()["blocking"].abandoned_running == 1
         async with anyio.create_task_group() as tg:
             tg.start_soon(rt.run_blocking, w.square, 5)
@@ -148,7 +158,7 @@ async def test_an_abandoned_lone_call_keeps_its_thread_until_the_function_return
             assert (stats.queued, stats.in_flight) == (1, 1)  # waits for the abandoned thread
             release.set()
         stats = rt.stats()["blocking"]
-        assert (stats.completed, stats.in_flight, stats.abandoned_running) == (1, 0, 0)
+        assert (stats.completed, stats.in_flight, stats.abandoned_running) == (2, 0, 0)
 
 
 @pytest.mark.parametrize("caller_first", [True, False])
