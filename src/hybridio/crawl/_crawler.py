@@ -200,7 +200,7 @@ class Crawler:
                 stats.errors["redirect_loop"] += 1
                 self._failed_urls.append(url)
                 return None
-            if not self._frontier.mark_seen(target):
+            if not self._frontier.claim_redirect(target, depth):
                 stats.skipped["duplicate_redirect"] += 1
                 self._failed_urls.append(url)
                 return None

@@ -89,14 +89,28 @@ class Frontier:
         self._seen.add(url)
         return True
 
+    def claim_redirect(self, url: str, depth: int) -> bool:
+        """A redirect at ``depth`` leads to ``url``: True when the redirect chain should fetch it.
+
+        When ``url`` was already seen it is not fetched twice; if it still waits in the queue, it
+        keeps the shorter of the two depths (the redirect may have found it by a shorter path).
+        """
+        if self.mark_seen(url):
+            return True
+        self._lower(url, depth)
+        return False
+
+    def _lower(self, url: str, depth: int) -> None:
+        # Found again by a shorter path before it was fetched: keep the shorter depth.
+        if url in self._depth and depth < self._depth[url]:
+            self._depth[url] = depth
+
     def add(self, url: str, depth: int) -> bool:
         """Queue ``url`` unless seen before or too deep; True when newly queued."""
         if self.max_depth is not None and depth > self.max_depth:
             return False
         if url in self._seen:
-            # Found again by a shorter path before it was fetched: keep the shorter depth.
-            if url in self._depth and depth < self._depth[url]:
-                self._depth[url] = depth
+            self._lower(url, depth)
             return False
         self._seen.add(url)
         self._queue.append(url)

@@ -177,7 +177,9 @@ def generate_site(
         manifest.redirects[a], manifest.redirects[b] = b, a
         extra_home.append(a)
     for k in range(redirects):
-        target = page_path(1 + (k * 7) % (pages - 1)) if pages > 1 else "/"
+        # A child of the home page, which also links to it directly: reached through the redirect
+        # or the link, the page is at depth 1, so its depth is the same in any crawl order.
+        target = page_path(1 + (k * 7) % min(branching, pages - 1)) if pages > 1 else "/"
         manifest.redirects[f"/go/{k}"] = target
         extra_home.append(f"/go/{k}")
 

@@ -1,0 +1,36 @@
+"""The frontier: breadth-first order, each URL once, the shortest depth found before a fetch."""
+
+from __future__ import annotations
+
+from hybridio.crawl._frontier import Frontier
+
+
+def test_each_url_is_queued_once_in_discovery_order() -> None:
+    frontier = Frontier()
+    assert [frontier.add(u, 1) for u in ("/a", "/b", "/a")] == [True, True, False]
+    assert [frontier.pop(), frontier.pop()] == [("/a", 1), ("/b", 1)]
+    assert not frontier
+
+
+def test_a_pending_url_found_again_by_a_shorter_path_keeps_the_shorter_depth() -> None:
+    frontier = Frontier()
+    frontier.add("/deep", 3)
+    assert frontier.add("/deep", 1) is False
+    assert frontier.pop() == ("/deep", 1)
+
+
+def test_a_redirect_to_a_pending_url_is_not_fetched_twice_but_lowers_its_depth() -> None:
+    """/go/0 (depth 1) redirects to a page already queued at depth 2 by another link."""
+    frontier = Frontier()
+    frontier.add("/p/8", 2)
+    assert frontier.claim_redirect("/p/8", 1) is False  # the redirect chain stops here
+    assert frontier.pop() == ("/p/8", 1)
+    assert frontier.claim_redirect("/p/8", 0) is False  # already fetched: nothing to lower
+    assert frontier.claim_redirect("/new", 1) is True  # first seen through the redirect
+    assert frontier.add("/new", 1) is False
+
+
+def test_links_beyond_max_depth_are_not_queued() -> None:
+    frontier = Frontier(max_depth=1)
+    assert frontier.add("/one", 1) is True
+    assert frontier.add("/two", 2) is False
