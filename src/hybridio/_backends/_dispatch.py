@@ -1,7 +1,7 @@
 """Queueing and opportunistic batching shared by the thread and process backends.
 
 A dispatcher has one *lane* per worker (a thread or a process) and one driver task per lane. A call
-that finds the queue empty and a lane idle may be run at once by its caller (the process backend's
+that finds the queue empty and a lane idle may be run at once by its caller (both backends'
 fast path); otherwise it is queued, and an idle driver takes a *batch* of queued calls to its lane
 in one hand-off. The batch size adapts to the queue and to the measured cost of each function, so
 a batch is expected to take at most ``batch_seconds``: tiny calls share a round trip, slow calls go
@@ -398,8 +398,7 @@ class Dispatcher(Backend):
         total_run = 0.0
         for outcome in outcomes:
             total_run += outcome[2]
-        overhead = (now - sent - total_run) / len(batch)
-        overhead = max(overhead, 0.0)
+        overhead = max((now - sent - total_run) / len(batch), 0.0)
         completed = errors = 0
         for call, outcome in zip(batch, outcomes, strict=True):
             run_time = outcome[2]

@@ -261,7 +261,9 @@ class ProcessPool(Dispatcher):
         # per call on the hot path). NotPicklable and Overloaded are raised before any await.
         name = function_name(fn)
         blob = dumps_call(fn, args, name)
-        if not self._pending and not self._closed:
+        # Only a lone call runs solo: while others run, queueing lets them share round trips
+        # (a solo call would hold a worker for a round trip of one call).
+        if not self.counters.in_flight and not self._pending and not self._closed:
             lane = self._idle_lane()
             if lane is not None:
                 self.counters.calls += 1

@@ -5,8 +5,8 @@ Queued calls whose measured cost is tiny share a hand-off to a thread (the GIL s
 anyway, and the hand-off costs more than they do); blocking calls (their cost is measured) go one
 per thread so that they overlap.
 
-A call that finds the queue empty and a lane idle is run by its caller directly (``_solo``): no
-hand-off to the lane's driver task, so a lone caller pays what plain ``anyio.to_thread`` pays.
+A call made while no other call runs or waits is run by its caller directly (``_solo``): no
+hand-off to the lane's driver task, so a lone caller pays about what plain ``anyio.to_thread`` pays.
 
 A thread cannot be killed. A caller that times out or is cancelled gets its answer at once; its
 call's cancel flag is raised (``hybridio.cancel_requested()``), a call not yet started is skipped,
@@ -133,7 +133,9 @@ class ThreadPool(Dispatcher):
     ) -> Awaitable[Any]:
         payload = (unwrap(fn), args, CancelToken())
         name = function_name(fn)
-        if not self._pending and not self._closed:
+        # Only a truly lone call runs solo: while other calls run, queueing lets tiny ones share
+        # a hand-off (solo calls from many callers would each pay a thread round trip).
+        if not self.counters.in_flight and not self._pending and not self._closed:
             lane = self._idle_lane()
             if lane is not None:
                 self.counters.calls += 1
