@@ -68,3 +68,18 @@ async def test_sigkill_mid_batch_fails_every_caller_of_that_batch() -> None:
         assert stats.batches == 1
         assert stats.crashes == 3
         assert await rt.run_cpu(w.square, 5) == 25  # healed
+
+
+async def test_calls_of_a_function_never_seen_are_not_batched_before_its_cost_is_known() -> None:
+    """Four queued 50 ms calls on two workers run two by two, never four on one worker."""
+    async with Runtime(cpu_workers=2) as rt:
+        await rt.run_cpu(w.square, 1)  # starts both workers
+        with anyio.fail_after(30):
+            while len(rt.worker_pids()) < 2:  # noqa: ASYNC110 - worker start-up has no event
+                await anyio.sleep(0.01)
+        async with anyio.create_task_group() as tg:
+            for value in range(4):
+                tg.start_soon(rt.run_cpu, w.sleep_then, 0.05, value)
+        stats = rt.stats()["cpu"]
+        assert stats.completed == 5
+        assert stats.batches == 0  # batches of more than one call
