@@ -125,3 +125,9 @@ def kill_self_if(really: bool) -> bool:
     if really:
         kill_self()
     return really
+
+
+def append_and_count(items: list[Any], item: Any) -> int:
+    """Mutates its list argument: a worker must give each call its own copy."""
+    items.append(item)
+    return len(items)

@@ -1,19 +1,32 @@
 """Pickling of calls for worker processes, with errors that name the culprit.
 
-Stdlib pickle first (fast); cloudpickle, when installed, for functions that pickle refuses or that
-the worker could not find by name (lambdas, closures, functions of an interactive ``__main__``).
+A call travels as ``(function, arguments, mapped)``: the function and the arguments are pickled
+apart, so that
+
+* a module-level function, pickled by reference, is pickled once and its bytes reused: pickling
+  a function by reference imports its module and looks it up by name, which on a tiny call costs
+  more than the rest of the call's pickling (the cache checks on each use that the module still
+  binds that name to that function, so a rebound name is never sent stale);
+* cloudpickle, when installed, sends by value the functions that stdlib pickle refuses or that
+  the worker could not find by name (lambdas, closures, functions of an interactive
+  ``__main__``), whether they are called or mapped;
+* an argument that cannot be pickled is named.
+
+``mapped`` asks the worker for ``[fn(item) for item in arguments[0]]`` (a ``map_cpu`` chunk).
 """
 
 from __future__ import annotations
 
 import pickle
 import sys
+import types
 from collections.abc import Callable
 from typing import Any
 
 from .._core._exceptions import NotPicklable
+from ._worker import EncodedCall
 
-__all__ = ["cloudpickle_available", "dumps_call"]
+__all__ = ["EncodedCall", "cloudpickle_available", "dumps_call"]
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
@@ -21,6 +34,11 @@ try:
     import cloudpickle as _cloudpickle
 except ImportError:  # pragma: no cover - exercised only without the extra
     _cloudpickle = None
+
+
+# Pickled module-level functions, by function object. Bounded: cleared when full.
+_by_reference: dict[Callable[..., Any], bytes] = {}
+_MAX_CACHED = 1024
 
 
 def cloudpickle_available() -> bool:
@@ -36,53 +54,81 @@ def _by_value_needed(fn: Callable[..., Any]) -> bool:
     return not getattr(sys.modules.get("__main__"), "__file__", None)
 
 
+def _named_in_its_module(fn: types.FunctionType) -> bool:
+    """True when ``fn`` is what its module binds to its name (so a reference to it is exact)."""
+    module = sys.modules.get(fn.__module__)
+    return module is not None and module.__dict__.get(fn.__qualname__) is fn
+
+
 def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def dumps_call(fn: Callable[..., Any], args: tuple[Any, ...], name: str) -> bytes:
-    """Pickle ``(fn, args)``.
+def dumps_function(fn: Callable[..., Any], name: str) -> bytes:
+    """Pickle ``fn``: by reference when stdlib pickle can, else by value with cloudpickle.
 
     Raises:
-        NotPicklable: naming the function or the argument that cannot be pickled, and why.
+        NotPicklable: the function cannot be sent (and how to fix that).
     """
-    if not _by_value_needed(fn):
-        try:
-            return pickle.dumps((fn, args), _PROTOCOL)
-        except Exception as exc:  # noqa: BLE001 - pickling raises many types; culprit found below
-            first_error: BaseException | None = exc
-    else:
-        first_error = None
-    # Find the culprit, then try cloudpickle for the function if that is where the problem is.
-    function_error: BaseException | None = None
-    if first_error is None:
-        function_error = pickle.PicklingError(f"{name} lives in an interactive __main__")
+    cacheable = type(fn) is types.FunctionType and _named_in_its_module(fn)
+    if cacheable:
+        blob = _by_reference.get(fn)
+        if blob is not None:
+            return blob
+    if _by_value_needed(fn):
+        error: BaseException = pickle.PicklingError(f"{name} lives in an interactive __main__")
     else:
         try:
-            pickle.dumps(fn, _PROTOCOL)
-        except Exception as exc:  # noqa: BLE001 - see above
-            function_error = exc
-    for index, arg in enumerate(args):
-        try:
-            pickle.dumps(arg, _PROTOCOL)
-        except Exception as exc:
-            raise NotPicklable(f"argument {index}", _error(exc), function=name) from exc
-    if function_error is None:  # pragma: no cover - the pair failed though each part pickles
-        assert first_error is not None
-        raise NotPicklable("call", _error(first_error), function=name) from first_error
+            blob = pickle.dumps(fn, _PROTOCOL)
+        except Exception as exc:  # noqa: BLE001 - pickling raises many types; reported below
+            error = exc
+        else:
+            if cacheable and not _by_value_needed(fn):
+                if len(_by_reference) >= _MAX_CACHED:
+                    _by_reference.clear()
+                _by_reference[fn] = blob
+            return blob
     if _cloudpickle is None:
         raise NotPicklable(
             "function",
-            _error(function_error),
+            _error(error),
             function=name,
             hint=(
                 "Use a function defined at module level, or `pip install cloudpickle` "
                 "(hybridio[cloudpickle]) so that lambdas, closures and functions of an "
                 "interactive session can be sent by value."
             ),
-        ) from function_error
+        ) from error
     try:
-        blob: bytes = _cloudpickle.dumps((fn, args), _PROTOCOL)
+        by_value: bytes = _cloudpickle.dumps(fn, _PROTOCOL)
     except Exception as exc:
         raise NotPicklable("function", _error(exc), function=name) from exc
-    return blob
+    return by_value
+
+
+def dumps_args(args: tuple[Any, ...], name: str) -> bytes:
+    """Pickle a call's arguments.
+
+    Raises:
+        NotPicklable: naming the argument that cannot be pickled, and why.
+    """
+    try:
+        return pickle.dumps(args, _PROTOCOL)
+    except Exception as first:
+        for index, arg in enumerate(args):
+            try:
+                pickle.dumps(arg, _PROTOCOL)
+            except Exception as exc:
+                raise NotPicklable(f"argument {index}", _error(exc), function=name) from exc
+        raise NotPicklable("arguments", _error(first), function=name) from first
+
+
+def dumps_call(
+    fn: Callable[..., Any], args: tuple[Any, ...], name: str, *, mapped: bool = False
+) -> EncodedCall:
+    """Pickle a call for a worker process (see the module docstring).
+
+    Raises:
+        NotPicklable: naming the function or the argument that cannot be pickled, and why.
+    """
+    return dumps_function(fn, name), dumps_args(args, name), mapped

@@ -15,11 +15,12 @@ import os
 import pickle
 import sys
 import traceback
+import types
 from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import Any
 
-__all__ = ["OK", "RAISED", "UNPICKLABLE", "map_chunk", "run_batch", "unwrap"]
+__all__ = ["OK", "RAISED", "UNPICKLABLE", "EncodedCall", "run_batch", "unwrap"]
 
 #: Outcome tags of one call, as sent back to the parent.
 OK = 0  # (OK, pickled result, run seconds)
@@ -27,6 +28,10 @@ RAISED = 1  # (RAISED, pickled exception or None, run seconds, traceback text, "
 UNPICKLABLE = 2  # (UNPICKLABLE, (what, reason), run seconds)
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+#: One call as the parent sends it: pickled function, pickled arguments, and whether to map the
+#: function over the first argument (a ``map_cpu`` chunk). See ``_serialize``.
+EncodedCall = tuple[bytes, bytes, bool]
 
 
 def unwrap(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -42,9 +47,27 @@ def unwrap(fn: Callable[..., Any]) -> Callable[..., Any]:
     return target if target is not None else fn
 
 
-def _loads(blob: bytes) -> Any:
+# Module-level functions by their pickled reference: loading one imports and looks up its module
+# each time. Only functions their module binds by name are kept: a partial or a closure sent by
+# value is unpickled afresh for every call, as its state must be. Bounded: cleared when full.
+_functions: dict[bytes, Callable[..., Any]] = {}
+_MAX_FUNCTIONS = 256
+
+
+def _load_function(blob: bytes) -> Callable[..., Any]:
+    fn = _functions.get(blob)
+    if fn is not None:
+        return fn
     # cloudpickle output is loaded by plain pickle as long as cloudpickle is importable here.
-    return pickle.loads(blob)
+    loaded = pickle.loads(blob)
+    fn = unwrap(loaded)
+    if type(loaded) is types.FunctionType:
+        module = sys.modules.get(loaded.__module__)
+        if module is not None and module.__dict__.get(loaded.__qualname__) is loaded:
+            if len(_functions) >= _MAX_FUNCTIONS:
+                _functions.clear()
+            _functions[blob] = fn
+    return fn
 
 
 def _dumps_exception(exc: BaseException) -> bytes | None:
@@ -56,15 +79,19 @@ def _dumps_exception(exc: BaseException) -> bytes | None:
     return blob
 
 
-def _run_one(blob: bytes) -> tuple[Any, ...]:
+def _run_one(call: EncodedCall) -> tuple[Any, ...]:
+    fn_blob, args_blob, mapped = call
     try:
-        fn, args = _loads(blob)
+        fn = _load_function(fn_blob)
     except Exception as exc:  # noqa: BLE001 - reported to the caller as NotPicklable
         return (UNPICKLABLE, ("function", f"{type(exc).__name__}: {exc}"), 0.0)
-    fn = unwrap(fn)
+    try:
+        args = pickle.loads(args_blob)
+    except Exception as exc:  # noqa: BLE001 - reported to the caller as NotPicklable
+        return (UNPICKLABLE, ("arguments", f"{type(exc).__name__}: {exc}"), 0.0)
     start = perf_counter()
     try:
-        value = fn(*args)
+        value = [fn(item) for item in args[0]] if mapped else fn(*args)
     except BaseException as exc:  # noqa: BLE001 - the user's exception goes back to the caller
         elapsed = perf_counter() - start
         tb = "".join(traceback.format_exception(exc))
@@ -92,15 +119,11 @@ def _rss_bytes() -> int:
         return 0
 
 
-def run_batch(blobs: Sequence[bytes], want_rss: bool = False) -> tuple[list[tuple[Any, ...]], int]:
-    """Run each pickled ``(fn, args)`` in order; return the outcomes and this worker's RSS."""
-    return [_run_one(blob) for blob in blobs], (_rss_bytes() if want_rss else 0)
-
-
-def map_chunk(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-    """Apply ``fn`` to each item of a ``map_cpu`` chunk."""
-    fn = unwrap(fn)
-    return [fn(item) for item in items]
+def run_batch(
+    calls: Sequence[EncodedCall], want_rss: bool = False
+) -> tuple[list[tuple[Any, ...]], int]:
+    """Run each encoded call (see ``_serialize``) in order; return the outcomes and this RSS."""
+    return [_run_one(call) for call in calls], (_rss_bytes() if want_rss else 0)
 
 
 def identify() -> int:

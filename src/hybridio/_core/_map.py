@@ -14,7 +14,6 @@ from collections.abc import (
 from types import TracebackType
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from .._backends import _worker
 from .._backends._base import function_name
 from .._backends._dispatch import DONE, Call
 from .._backends._serialize import dumps_call
@@ -172,7 +171,7 @@ class CpuMap(AsyncIterator[R], Generic[T, R]):
                 break
             if self._fixed_chunk is None and self._per_item is None:
                 self._next_chunk = min(size * 2, _MAX_CHUNK)  # ramp up until measured
-            blob = dumps_call(_worker.map_chunk, (self._fn, chunk), self._name)
+            blob = dumps_call(self._fn, (chunk,), self._name, mapped=True)
             assert self._pool is not None
             call = self._pool.submit(self._name, blob)
             self._in_flight.append((call, len(chunk)))

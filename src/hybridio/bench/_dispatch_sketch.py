@@ -32,7 +32,8 @@ class BatchingSketch:
 
     def __init__(self, workers: int) -> None:
         self._workers = workers
-        self._pending: list[tuple[bytes, asyncio.Future[Any]]] = []
+        self._pending: list[tuple[_worker.EncodedCall, asyncio.Future[Any]]] = []
+        self._functions: dict[Callable[[Any], Any], bytes] = {}
         self._wake = asyncio.Event()
         self._processes: list[Process] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -64,24 +65,36 @@ class BatchingSketch:
                 await process.wait()
 
     async def call(self, fn: Callable[[Any], Any], x: Any) -> Any:
+        function = self._functions.get(fn)
+        if function is None:
+            function = self._functions[fn] = pickle.dumps(fn, pickle.HIGHEST_PROTOCOL)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((pickle.dumps((fn, (x,)), pickle.HIGHEST_PROTOCOL), future))
+        encoded = (function, pickle.dumps((x,), pickle.HIGHEST_PROTOCOL), False)
+        self._pending.append((encoded, future))
         self._wake.set()
         return await future
 
     async def _drive(self, process: Process, stdout: BufferedByteReceiveStream) -> None:
         stdin = cast(ByteSendStream, process.stdin)
-        while True:
-            if not self._pending:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            batch = self._pending[:_MAX_BATCH]
-            del self._pending[:_MAX_BATCH]
-            command = ("run", _worker.run_batch, ([blob for blob, _ in batch], False))
-            await stdin.send(pickle.dumps(command, pickle.HIGHEST_PROTOCOL))
-            header = await stdout.receive_until(b"\n", 64)
-            payload = await stdout.receive_exactly(int(header.split(b" ")[1]))
-            outcomes, _ = pickle.loads(payload)
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                future.set_result(pickle.loads(outcome[1]))
+        batch: list[tuple[_worker.EncodedCall, asyncio.Future[Any]]] = []
+        try:
+            while True:
+                if not self._pending:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                batch = self._pending[:_MAX_BATCH]
+                del self._pending[:_MAX_BATCH]
+                command = ("run", _worker.run_batch, ([call for call, _ in batch], False))
+                await stdin.send(pickle.dumps(command, pickle.HIGHEST_PROTOCOL))
+                header = await stdout.receive_until(b"\n", 64)
+                payload = await stdout.receive_exactly(int(header.split(b" ")[1]))
+                outcomes, _ = pickle.loads(payload)
+                for (_, future), outcome in zip(batch, outcomes, strict=True):
+                    future.set_result(pickle.loads(outcome[1]))
+                batch = []
+        except Exception as exc:  # a benchmark must fail, never hang: fail every waiting caller
+            for _, future in batch + self._pending:
+                if not future.done():
+                    future.set_exception(RuntimeError(f"the batching sketch failed: {exc!r}"))
+            raise
