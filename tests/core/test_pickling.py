@@ -76,12 +76,13 @@ def test_a_module_level_function_is_pickled_once_and_never_sent_stale(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     original = w.square
-    first = _serialize.dumps_function(original, "square")
-    assert _serialize.dumps_function(original, "square") is first  # reused, not re-pickled
+    name, first = _serialize.encode_function(original)
+    assert name == "tests.core._workload.square"
+    assert _serialize.encode_function(original)[1] is first  # reused, not re-pickled
     # Rebinding the module's name: a reference to it would now name another function, so the
     # original is sent by value (cloudpickle), never as the stale reference.
     monkeypatch.setattr(w, "square", w.identity)
-    again = _serialize.dumps_function(original, "square")
+    _, again = _serialize.encode_function(original)
     assert again != first
     assert pickle.loads(again)(7) == 49
 

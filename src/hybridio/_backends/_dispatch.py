@@ -39,6 +39,10 @@ PENDING, RUNNING, DONE = 0, 1, 2
 _UNKNOWN_COST = math.inf
 
 
+def _not_started() -> Signal:
+    raise RuntimeError("the dispatcher makes signals once it has started on an event loop")
+
+
 class Call:
     """One submitted call: its payload, its state, and where its outcome goes."""
 
@@ -73,8 +77,9 @@ class Call:
         self.state = DONE
         self.value = value
         self.error = error
-        if self.done is not None:
-            self.done.set()
+        done = self.done
+        if done is not None and not done.done():  # a cancelled caller cancelled it
+            done.set_result(None)
 
     def outcome(self) -> Any:
         if self.error is not None:
@@ -133,7 +138,7 @@ class Dispatcher(Backend):
         self._woken = 0  # drivers woken that have not yet taken their batch
         # Each call needs a signal for its caller; the maker suited to the event loop is chosen
         # once, when the dispatcher starts (see _signal).
-        self.new_signal: Callable[[], Signal] = anyio.Event
+        self.new_signal: Callable[[], Signal] = _not_started
 
     # -- hooks ---------------------------------------------------------------------------------
 
@@ -241,10 +246,10 @@ class Dispatcher(Backend):
         assert call.done is not None
         try:
             if timeout is None:
-                await call.done.wait()
+                await call.done
             else:
                 with anyio.fail_after(timeout):
-                    await call.done.wait()
+                    await call.done
         except TimeoutError:
             if call.state != DONE:
                 self.abandon(call, timed_out=True)

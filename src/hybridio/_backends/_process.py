@@ -45,9 +45,8 @@ from .._core._exceptions import (
 )
 from .._core._metrics import KindCounters
 from . import _worker
-from ._base import function_name
 from ._dispatch import RUNNING, Call, Dispatcher, Lane
-from ._serialize import dumps_call
+from ._serialize import encode_call
 
 __all__ = ["ProcessPool"]
 
@@ -259,8 +258,7 @@ class ProcessPool(Dispatcher):
     ) -> Awaitable[Any]:
         # Not a coroutine itself: it returns the one coroutine the caller awaits (one frame less
         # per call on the hot path). NotPicklable and Overloaded are raised before any await.
-        name = function_name(fn)
-        blob = dumps_call(fn, args, name)
+        name, blob = encode_call(fn, args)
         # Only a lone call runs solo: while others run, queueing lets them share round trips
         # (a solo call would hold a worker for a round trip of one call).
         if not self.counters.in_flight and not self._pending and not self._closed:

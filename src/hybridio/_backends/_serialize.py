@@ -24,9 +24,10 @@ from collections.abc import Callable
 from typing import Any
 
 from .._core._exceptions import NotPicklable
+from ._base import function_name
 from ._worker import EncodedCall
 
-__all__ = ["EncodedCall", "cloudpickle_available", "dumps_call"]
+__all__ = ["EncodedCall", "cloudpickle_available", "encode_call", "encode_function"]
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
@@ -36,8 +37,8 @@ except ImportError:  # pragma: no cover - exercised only without the extra
     _cloudpickle = None
 
 
-# Pickled module-level functions, by function object. Bounded: cleared when full.
-_by_reference: dict[Callable[..., Any], bytes] = {}
+# Names and pickles of module-level functions, by function object. Bounded: cleared when full.
+_by_reference: dict[Callable[..., Any], tuple[str, bytes]] = {}
 _MAX_CACHED = 1024
 
 
@@ -64,17 +65,18 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def dumps_function(fn: Callable[..., Any], name: str) -> bytes:
-    """Pickle ``fn``: by reference when stdlib pickle can, else by value with cloudpickle.
+def encode_function(fn: Callable[..., Any]) -> tuple[str, bytes]:
+    """``fn``'s name and pickle: by reference when stdlib pickle can, else by value (cloudpickle).
 
     Raises:
         NotPicklable: the function cannot be sent (and how to fix that).
     """
     cacheable = type(fn) is types.FunctionType and _named_in_its_module(fn)
     if cacheable:
-        blob = _by_reference.get(fn)
-        if blob is not None:
-            return blob
+        known = _by_reference.get(fn)
+        if known is not None:
+            return known
+    name = function_name(fn)
     if _by_value_needed(fn):
         error: BaseException = pickle.PicklingError(f"{name} lives in an interactive __main__")
     else:
@@ -83,11 +85,11 @@ def dumps_function(fn: Callable[..., Any], name: str) -> bytes:
         except Exception as exc:  # noqa: BLE001 - pickling raises many types; reported below
             error = exc
         else:
-            if cacheable and not _by_value_needed(fn):
+            if cacheable:
                 if len(_by_reference) >= _MAX_CACHED:
                     _by_reference.clear()
-                _by_reference[fn] = blob
-            return blob
+                _by_reference[fn] = (name, blob)
+            return name, blob
     if _cloudpickle is None:
         raise NotPicklable(
             "function",
@@ -103,7 +105,7 @@ def dumps_function(fn: Callable[..., Any], name: str) -> bytes:
         by_value: bytes = _cloudpickle.dumps(fn, _PROTOCOL)
     except Exception as exc:
         raise NotPicklable("function", _error(exc), function=name) from exc
-    return by_value
+    return name, by_value
 
 
 def dumps_args(args: tuple[Any, ...], name: str) -> bytes:
@@ -123,12 +125,13 @@ def dumps_args(args: tuple[Any, ...], name: str) -> bytes:
         raise NotPicklable("arguments", _error(first), function=name) from first
 
 
-def dumps_call(
-    fn: Callable[..., Any], args: tuple[Any, ...], name: str, *, mapped: bool = False
-) -> EncodedCall:
-    """Pickle a call for a worker process (see the module docstring).
+def encode_call(
+    fn: Callable[..., Any], args: tuple[Any, ...], *, mapped: bool = False
+) -> tuple[str, EncodedCall]:
+    """``fn``'s name and the call pickled for a worker process (see the module docstring).
 
     Raises:
         NotPicklable: naming the function or the argument that cannot be pickled, and why.
     """
-    return dumps_function(fn, name), dumps_args(args, name), mapped
+    name, function = encode_function(fn)
+    return name, (function, dumps_args(args, name), mapped)

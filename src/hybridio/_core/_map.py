@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from .._backends._base import function_name
 from .._backends._dispatch import DONE, Call
-from .._backends._serialize import dumps_call
+from .._backends._serialize import encode_call
 
 if TYPE_CHECKING:
     from .._backends._process import ProcessPool
@@ -171,7 +171,7 @@ class CpuMap(AsyncIterator[R], Generic[T, R]):
                 break
             if self._fixed_chunk is None and self._per_item is None:
                 self._next_chunk = min(size * 2, _MAX_CHUNK)  # ramp up until measured
-            blob = dumps_call(self._fn, (chunk,), self._name, mapped=True)
+            _, blob = encode_call(self._fn, (chunk,), mapped=True)
             assert self._pool is not None
             call = self._pool.submit(self._name, blob)
             self._in_flight.append((call, len(chunk)))

@@ -43,11 +43,15 @@ def declared_kind(fn: Callable[..., Any]) -> Kind | None:
     return cast(Kind | None, getattr(fn, "__hybridio_kind__", None))
 
 
+_FunctionType = types.FunctionType
+_CO_COROUTINE = inspect.CO_COROUTINE
+
+
 def _is_coroutine_function(fn: Callable[..., Any]) -> bool:
     # inspect.iscoroutinefunction costs microseconds per call; a plain function answers from its
-    # code flags directly.
-    if type(fn) is types.FunctionType:
-        return bool(fn.__code__.co_flags & inspect.CO_COROUTINE)
+    # code flags directly (this runs on every call).
+    if type(fn) is _FunctionType:
+        return bool(fn.__code__.co_flags & _CO_COROUTINE)
     return inspect.iscoroutinefunction(fn)
 
 
