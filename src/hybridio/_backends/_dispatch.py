@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from time import perf_counter
 from typing import Any, ClassVar
 
@@ -156,6 +156,10 @@ class Dispatcher(Backend):
     def _decode(self, call: Call, outcome: tuple[Any, ...]) -> tuple[Any, BaseException | None]:
         """Turn an outcome into ``(value, error)``."""
 
+    @abstractmethod
+    async def _solo(self, lane: Lane, call: Call, timeout: float | None) -> Any:
+        """Run a lone call on an idle lane from its caller's own task (no hand-off)."""
+
     def _abandon_running(self, call: Call) -> None:
         """A caller gave up on a call a lane is running (default: its result is discarded)."""
 
@@ -187,6 +191,20 @@ class Dispatcher(Backend):
         return len(self._lanes)
 
     # -- submitting ----------------------------------------------------------------------------
+
+    def route(self, name: str, payload: Any, timeout: float | None) -> Awaitable[Any]:
+        """Run a call: solo when it is alone, else through the queue; return what to await.
+
+        Only a lone call (nothing in flight or queued, a lane idle and ready) runs solo: while
+        others run, queueing lets calls share a hand-off, where a solo call would spend a whole
+        round trip on itself. Not a coroutine: ``Overloaded`` is raised before any await.
+        """
+        if not self.counters.in_flight and not self._pending and not self._closed:
+            lane = self._idle_lane()
+            if lane is not None:
+                self.counters.calls += 1
+                return self._solo(lane, Call(name, payload, None), timeout)
+        return self.wait(self.submit(name, payload), timeout)
 
     def submit(self, name: str, payload: Any) -> Call:
         """Queue a call without waiting for it."""

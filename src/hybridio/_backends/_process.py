@@ -259,14 +259,7 @@ class ProcessPool(Dispatcher):
         # Not a coroutine itself: it returns the one coroutine the caller awaits (one frame less
         # per call on the hot path). NotPicklable and Overloaded are raised before any await.
         name, blob = encode_call(fn, args)
-        # Only a lone call runs solo: while others run, queueing lets them share round trips
-        # (a solo call would hold a worker for a round trip of one call).
-        if not self.counters.in_flight and not self._pending and not self._closed:
-            lane = self._idle_lane()
-            if lane is not None:
-                self.counters.calls += 1
-                return self._solo(lane, Call(name, blob, None), timeout)
-        return self.wait(self.submit(name, blob), timeout)
+        return self.route(name, blob, timeout)
 
     async def _solo(self, lane: Lane, call: Call, timeout: float | None) -> Any:
         """Run one call on an idle worker from the caller's own task (no hand-off)."""

@@ -131,19 +131,10 @@ class ThreadPool(Dispatcher):
     def call(
         self, fn: Callable[..., Any], args: tuple[Any, ...], *, timeout: float | None
     ) -> Awaitable[Any]:
-        payload = (unwrap(fn), args, CancelToken())
-        name = function_name(fn)
-        # Only a truly lone call runs solo: while other calls run, queueing lets tiny ones share
-        # a hand-off (solo calls from many callers would each pay a thread round trip).
-        if not self.counters.in_flight and not self._pending and not self._closed:
-            lane = self._idle_lane()
-            if lane is not None:
-                self.counters.calls += 1
-                return self._solo(lane, Call(name, payload, None), timeout)
-        return self.wait(self.submit(name, payload), timeout)
+        return self.route(function_name(fn), (unwrap(fn), args, CancelToken()), timeout)
 
     async def _solo(self, lane: Lane, call: Call, timeout: float | None) -> Any:
-        """Run one call in a thread from the caller's own task (no hand-off to the driver)."""
+        """Run a lone call in a thread from the caller's own task (no hand-off to the driver)."""
         call.state = RUNNING
         sent = self._start_batch(lane, [call])
         self.counters.in_flight += 1
