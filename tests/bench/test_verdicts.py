@@ -82,3 +82,13 @@ def test_combined_verdict_of_a_claim() -> None:
     assert combine_verdicts(["confirmed", "confirmed", "n/a"]) == "confirmed"
     assert combine_verdicts(["confirmed", "refuted"]) == "qualified"
     assert combine_verdicts(["n/a", None]) == "n/a"
+
+
+def test_paired_ratio_is_the_median_of_per_repeat_ratios() -> None:
+    from hybridio.bench._model import paired_ratio
+
+    # The third repeat ran in a slow spell that hit value and baseline alike: pairing cancels it,
+    # where the ratio of the medians (20 / 10 = 2) does not.
+    assert paired_ratio([30.0, 10.0, 20.0], [10.0, 10.0, 40.0]) == 1.0
+    assert paired_ratio([4.0, 6.0], [2.0]) == 2.5  # unpaired: ratio of the medians
+    assert paired_ratio([1.0], []) is None

@@ -34,17 +34,17 @@ KINDS: tuple[Kind, ...] = ("inline", "blocking", "cpu")
 _current: ContextVar[Runtime | None] = ContextVar("hybridio_current_runtime", default=None)
 
 
+_FunctionType = types.FunctionType
+_CO_COROUTINE = inspect.CO_COROUTINE
+
+
 def declared_kind(fn: Callable[..., Any]) -> Kind | None:
     """The kind a ``@cpu_bound`` / ``@blocking`` decorator declared for ``fn``, if any."""
     while isinstance(fn, functools.partial):
         fn = fn.func
-    if type(fn) is types.FunctionType:  # a missing attribute costs an exception: look directly
+    if type(fn) is _FunctionType:  # a missing attribute costs an exception: look directly
         return cast(Kind | None, fn.__dict__.get("__hybridio_kind__"))
     return cast(Kind | None, getattr(fn, "__hybridio_kind__", None))
-
-
-_FunctionType = types.FunctionType
-_CO_COROUTINE = inspect.CO_COROUTINE
 
 
 def _is_coroutine_function(fn: Callable[..., Any]) -> bool:
