@@ -358,11 +358,13 @@ class Dispatcher(Backend):
             idle = sum(1 for lane in self._lanes if not lane.busy)
             limit = min(limit, max(1, math.ceil(len(pending) / max(idle, 1))))
         batch: list[Call] = []
+        costs = self._cost
+        budget = self._batch_seconds
         spent = 0.0
-        while pending and len(batch) < limit:
+        for _ in range(min(limit, len(pending))):
             call = pending[0]
-            cost = self._cost.get(call.name, _UNKNOWN_COST)
-            if batch and spent + cost > self._batch_seconds:
+            cost = costs.get(call.name, _UNKNOWN_COST)
+            if batch and spent + cost > budget:
                 break
             pending.popleft()
             batch.append(call)
@@ -417,13 +419,14 @@ class Dispatcher(Backend):
         """Route each outcome to its caller and record timings (once per call: keep it lean)."""
         now = perf_counter()
         counters = self.counters
-        record = counters.record_timing
         decode = self._decode
         cost = self._cost
         total_run = 0.0
         for outcome in outcomes:
             total_run += outcome[2]
         overhead = max((now - sent - total_run) / len(batch), 0.0)
+        timings: list[tuple[str, float, float, float]] = []
+        record = timings.append
         completed = errors = 0
         for call, outcome in zip(batch, outcomes, strict=True):
             run_time = outcome[2]
@@ -438,7 +441,7 @@ class Dispatcher(Backend):
                 cost[name] = 0.8 * previous + 0.2 * run_time
             latency = now - call.submitted
             queue_wait = latency - run_time - overhead
-            record(name, max(0.0, queue_wait), run_time, latency)
+            record((name, max(0.0, queue_wait), run_time, latency))
             if call.abandoned:
                 call.state = DONE
                 continue
@@ -448,5 +451,6 @@ class Dispatcher(Backend):
             else:
                 errors += 1
             call.resolve(value, error)
+        counters.record_timings(timings)
         counters.completed += completed
         counters.errors += errors

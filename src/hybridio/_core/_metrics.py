@@ -106,8 +106,9 @@ class Histogram:
 class _Timings:
     """The four histograms of every offloaded call (queue wait, run time, overhead, latency).
 
-    Recorded together because this runs once per call: one method with the four updates inline
-    costs about half of four ``Histogram.observe`` calls.
+    Recorded together, a batch of calls at a time, because this runs for every call: one loop
+    with the updates inline and the running sums and maxima in locals costs a fraction of four
+    ``Histogram.observe`` calls per call.
     """
 
     __slots__ = ("_count", "_counts", "_maxes", "_sums")
@@ -118,28 +119,33 @@ class _Timings:
         self._maxes = [0.0] * 4
         self._count = 0
 
-    def observe(self, queue_wait: float, run_time: float, overhead: float, latency: float) -> None:
+    def observe_many(self, timings: Sequence[tuple[float, float, float, float]]) -> None:
+        """Record ``(queue_wait, run_time, overhead, latency)`` for each call."""
         bounds = DEFAULT_BUCKETS
-        counts = self._counts
-        counts[0][bisect_left(bounds, queue_wait)] += 1
-        counts[1][bisect_left(bounds, run_time)] += 1
-        counts[2][bisect_left(bounds, overhead)] += 1
-        counts[3][bisect_left(bounds, latency)] += 1
-        sums = self._sums
-        sums[0] += queue_wait
-        sums[1] += run_time
-        sums[2] += overhead
-        sums[3] += latency
-        maxes = self._maxes  # `if` rather than max(): a call less per update on the hot path
-        if queue_wait > maxes[0]:  # noqa: PLR1730
-            maxes[0] = queue_wait
-        if run_time > maxes[1]:  # noqa: PLR1730
-            maxes[1] = run_time
-        if overhead > maxes[2]:  # noqa: PLR1730
-            maxes[2] = overhead
-        if latency > maxes[3]:  # noqa: PLR1730
-            maxes[3] = latency
-        self._count += 1
+        waits, runs, overheads, latencies = self._counts
+        sum_wait, sum_run, sum_overhead, sum_latency = self._sums
+        max_wait, max_run, max_overhead, max_latency = self._maxes
+        for queue_wait, run_time, overhead, latency in timings:
+            waits[bisect_left(bounds, queue_wait)] += 1
+            runs[bisect_left(bounds, run_time)] += 1
+            overheads[bisect_left(bounds, overhead)] += 1
+            latencies[bisect_left(bounds, latency)] += 1
+            sum_wait += queue_wait
+            sum_run += run_time
+            sum_overhead += overhead
+            sum_latency += latency
+            # `if` rather than max(): a call less per update on the hot path
+            if queue_wait > max_wait:  # noqa: PLR1730
+                max_wait = queue_wait
+            if run_time > max_run:  # noqa: PLR1730
+                max_run = run_time
+            if overhead > max_overhead:  # noqa: PLR1730
+                max_overhead = overhead
+            if latency > max_latency:  # noqa: PLR1730
+                max_latency = latency
+        self._sums = [sum_wait, sum_run, sum_overhead, sum_latency]
+        self._maxes = [max_wait, max_run, max_overhead, max_latency]
+        self._count += len(timings)
 
     def snapshots(self) -> list[HistogramSnapshot]:
         """Immutable copies: queue wait, run time, overhead, latency."""
@@ -234,16 +240,24 @@ class KindCounters:
         self, function: str, queue_wait: float, run_time: float, latency: float
     ) -> None:
         """Record one finished call: ``latency`` is end-to-end, including ``queue_wait``."""
-        overhead = max(latency - queue_wait - run_time, 0.0)
-        self._timings.observe(queue_wait, run_time, overhead, latency)
-        entry = self._functions.get(function)
-        if entry is None:
-            if len(self._functions) >= _MAX_TRACKED_FUNCTIONS:
-                return
-            entry = self._functions[function] = [0, 0.0, 0.0]
-        entry[0] += 1
-        entry[1] += run_time
-        entry[2] += overhead
+        self.record_timings([(function, queue_wait, run_time, latency)])
+
+    def record_timings(self, calls: Sequence[tuple[str, float, float, float]]) -> None:
+        """Record finished calls, each ``(function, queue_wait, run_time, latency)``."""
+        functions = self._functions
+        timings: list[tuple[float, float, float, float]] = []
+        for function, queue_wait, run_time, latency in calls:
+            overhead = max(latency - queue_wait - run_time, 0.0)
+            timings.append((queue_wait, run_time, overhead, latency))
+            entry = functions.get(function)
+            if entry is None:
+                if len(functions) >= _MAX_TRACKED_FUNCTIONS:
+                    continue
+                entry = functions[function] = [0, 0.0, 0.0]
+            entry[0] += 1
+            entry[1] += run_time
+            entry[2] += overhead
+        self._timings.observe_many(timings)
 
     def snapshot(self) -> KindStats:
         """An immutable copy."""
