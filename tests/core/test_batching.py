@@ -83,3 +83,31 @@ async def test_calls_of_a_function_never_seen_are_not_batched_before_its_cost_is
         stats = rt.stats()["cpu"]
         assert stats.completed == 5
         assert stats.batches == 0  # batches of more than one call
+
+
+async def test_queued_tiny_calls_share_one_round_trip_rather_than_split_between_workers() -> None:
+    """Splitting microseconds of work between workers would only double the round trips."""
+    async with Runtime(cpu_workers=2) as rt:
+        for _ in range(3):
+            await rt.run_cpu(w.square, 1)  # square's cost is known: tiny
+        with anyio.fail_after(30):
+            while len(rt.worker_pids()) < 2:  # noqa: ASYNC110 - worker start-up has no event
+                await anyio.sleep(0.01)
+        before = rt.stats()["cpu"]
+        results: list[int] = []
+
+        async def square(x: int) -> None:
+            results.append(await rt.run_cpu(w.square, x))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(rt.run_cpu, w.sleep_then, 0.3)  # holds one worker
+            tg.start_soon(rt.run_cpu, w.sleep_then, 0.3)  # and the other
+            await anyio.sleep(0.1)
+            for x in range(10):
+                tg.start_soon(square, x)
+        after = rt.stats()["cpu"]
+        assert sorted(results) == [x * x for x in range(10)]
+        assert (after.batches - before.batches, after.batched_calls - before.batched_calls) == (
+            1,
+            10,
+        )

@@ -37,6 +37,8 @@ PENDING, RUNNING, DONE = 0, 1, 2
 # of its own and is measured (a 1 ms guess let five unknown 25 ms calls share a 5 ms batch and
 # serialised them on one worker while the other idled).
 _UNKNOWN_COST = math.inf
+# Queued work (estimated) below which a batch is not split between idle lanes, in seconds.
+_SPLIT_WORTH = 0.001
 
 
 def _not_started() -> Signal:
@@ -354,11 +356,16 @@ class Dispatcher(Backend):
     def _take_batch(self) -> list[Call]:
         pending = self._pending
         limit = self._max_batch
-        if self.fair_split:  # leave a fair share of the queue to the other idle lanes
-            idle = sum(1 for lane in self._lanes if not lane.busy)
-            limit = min(limit, max(1, math.ceil(len(pending) / max(idle, 1))))
-        batch: list[Call] = []
         costs = self._cost
+        if self.fair_split:
+            # Leave a fair share of the queue to the other idle lanes when running it in parallel
+            # saves real time. Tiny calls all go in one round trip: splitting them would only
+            # double the parent's per-round-trip work, which is what limits them.
+            idle = sum(1 for lane in self._lanes if not lane.busy)
+            work = costs.get(pending[0].name, _UNKNOWN_COST) * len(pending) if pending else 0.0
+            if idle > 1 and work >= _SPLIT_WORTH:
+                limit = min(limit, max(1, math.ceil(len(pending) / idle)))
+        batch: list[Call] = []
         budget = self._batch_seconds
         spent = 0.0
         for _ in range(min(limit, len(pending))):
