@@ -37,8 +37,10 @@ PENDING, RUNNING, DONE = 0, 1, 2
 # of its own and is measured (a 1 ms guess let five unknown 25 ms calls share a 5 ms batch and
 # serialised them on one worker while the other idled).
 _UNKNOWN_COST = math.inf
-# Queued work (estimated) below which a batch is not split between idle lanes, in seconds.
+# Queued work (estimated) below which a batch is not split between idle lanes, in seconds, and
+# the number of tiny calls that makes a round trip worth its fixed cost.
 _SPLIT_WORTH = 0.001
+_FULL_TRIP = 64
 
 
 def _not_started() -> Signal:
@@ -359,12 +361,17 @@ class Dispatcher(Backend):
         costs = self._cost
         if self.fair_split:
             # Leave a fair share of the queue to the other idle lanes when running it in parallel
-            # saves real time. Tiny calls all go in one round trip: splitting them would only
+            # saves real time. A few tiny calls go in one round trip: splitting them would only
             # double the parent's per-round-trip work, which is what limits them.
             idle = sum(1 for lane in self._lanes if not lane.busy)
-            work = costs.get(pending[0].name, _UNKNOWN_COST) * len(pending) if pending else 0.0
-            if idle > 1 and work >= _SPLIT_WORTH:
-                limit = min(limit, max(1, math.ceil(len(pending) / idle)))
+            if idle > 1 and pending:
+                share = math.ceil(len(pending) / idle)
+                work = costs.get(pending[0].name, _UNKNOWN_COST) * len(pending)
+                # Tiny calls are split only when each share still fills a round trip: then one
+                # worker runs its share while the parent handles the other's results.
+                limit = min(
+                    limit, max(1, share) if work >= _SPLIT_WORTH else max(share, _FULL_TRIP)
+                )
         batch: list[Call] = []
         budget = self._batch_seconds
         spent = 0.0
