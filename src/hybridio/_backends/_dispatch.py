@@ -58,7 +58,6 @@ class Call:
         "name",
         "payload",
         "run_time",
-        "sent",
         "state",
         "submitted",
         "value",
@@ -73,7 +72,6 @@ class Call:
         self.value: Any = None
         self.error: BaseException | None = None
         self.submitted = perf_counter()
-        self.sent = 0.0
         self.run_time = 0.0
         self.lane: Lane | None = None
 
@@ -395,7 +393,6 @@ class Dispatcher(Backend):
         sent = perf_counter()
         for call in batch:
             call.lane = lane
-            call.sent = sent
         if len(batch) > 1:
             self.counters.batches += 1
             self.counters.batched_calls += len(batch)

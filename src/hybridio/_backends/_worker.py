@@ -124,8 +124,3 @@ def run_batch(
 ) -> tuple[list[tuple[Any, ...]], int]:
     """Run each encoded call (see ``_serialize``) in order; return the outcomes and this RSS."""
     return [_run_one(call) for call in calls], (_rss_bytes() if want_rss else 0)
-
-
-def identify() -> int:
-    """The worker's pid (used to check a fresh worker)."""
-    return os.getpid()
