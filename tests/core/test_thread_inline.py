@@ -10,7 +10,7 @@ import pytest
 
 import hybridio
 from hybridio import OffloadTimeout, Overloaded, Runtime
-from hybridio._backends._thread import _Handoff, _run_solo
+from hybridio._backends._thread import ThreadExecutor, _Slot, run_in_thread
 from hybridio._core._cancel import CancelToken
 
 from . import _workload as w
@@ -162,19 +162,25 @@ async def test_an_abandoned_lone_call_keeps_its_thread_until_the_function_return
 
 
 @pytest.mark.parametrize("caller_first", [True, False])
-def test_exactly_one_side_releases_an_abandoned_lone_calls_lane(caller_first: bool) -> None:
+def test_exactly_one_side_releases_an_abandoned_calls_lane(caller_first: bool) -> None:
     """The caller releases the lane if the thread already returned, else the thread posts it."""
-    handoff = _Handoff()
+    executor = ThreadExecutor(1)
+    slot = _Slot()
     posted: list[object] = []
     releases: list[str] = []
-    item = (w.square, (3,), CancelToken())
-    if caller_first and handoff.caller_gave_up():
-        releases.append("caller")
-    outcomes = _run_solo(item, handoff, posted.append, lambda: releases.append("thread"))
-    if not caller_first and handoff.caller_gave_up():
-        releases.append("caller")
+    payload = (w.square, (3,), CancelToken(), False)
+
+    def orphan() -> None:
+        if not executor.orphan(slot, lambda: releases.append("thread")):
+            releases.append("caller")
+
+    if caller_first:
+        orphan()
+    outcomes = run_in_thread([payload], slot, posted.append)
+    if not caller_first:
+        orphan()
     for callback in posted:  # what the event loop would run
         assert callable(callback)
         callback()
     assert releases == (["thread"] if caller_first else ["caller"])
-    assert outcomes[0][1] == 9
+    assert outcomes[0].payload == 9

@@ -1,37 +1,66 @@
-"""Queueing and opportunistic batching shared by the thread and process backends.
+"""The one dispatcher: queueing, batching, pipelining, timeouts and cancellation for every executor.
 
-A dispatcher has one *lane* per worker (a thread or a process) and one driver task per lane. A call
-that finds the queue empty and a lane idle may be run at once by its caller (both backends'
-fast path); otherwise it is queued, and an idle driver takes a *batch* of queued calls to its lane
-in one hand-off. The batch size adapts to the queue and to the measured cost of each function, so
-a batch is expected to take at most ``batch_seconds``: tiny calls share a round trip, slow calls go
-one by one and never hold fast ones hostage.
+A dispatcher has *lanes*, one per worker (a thread slot, a process, an interpreter...), and
+``pipeline`` driver tasks per lane. How a call travels:
 
-The queue is bounded (``max_queue``): one more call raises ``Overloaded`` at once. A caller that
-times out or is cancelled gets its answer at its own deadline; what happens to work already handed
-to a lane is the backend's ``_abandon_running`` (a process can be killed, a thread cannot).
+* **Solo.** A call made while nothing else is in flight or queued, with a lane idle and ready,
+  is run by its caller's own task: no hand-off, so a lone caller pays what a plain
+  ``anyio.to_process`` / ``to_thread`` call pays.
+* **Batches.** Otherwise the call is queued (bounded by ``max_queue``: one more raises
+  ``Overloaded`` at once) and an idle driver takes a *batch* of queued calls to its worker in one
+  round trip. The batch size adapts to the queue and to the measured cost of each function, so a
+  batch is expected to take at most ``batch_seconds``: tiny calls share a round trip, slow calls
+  go one by one and never hold fast ones hostage. With parallel workers a long queue is shared
+  between the idle lanes.
+* **Pipelining.** An executor may let a worker hold more than one batch: while it runs batch N
+  the next driver sends batch N+1, so the worker never waits for the parent between batches.
+  Only tiny work is pipelined; slow work waits for an idle worker.
+
+Failures: a worker that dies fails the live calls of the batch it was running with
+``WorkerCrashed``; batches queued behind it on a pipelined worker never started and run elsewhere.
+One call's exception affects only that call. A caller that times out or is cancelled gets its
+answer at its deadline; when every caller of a running batch has given up, its worker is killed
+(``can_kill``) or, when it cannot be, left to finish with its lane counted as taken.
+
+A worker that cannot start backs off exponentially; after ``BROKEN_AFTER`` failures in a row the
+pool is *broken*: queued and new calls fail at once with ``WorkerStartFailed`` (carrying the
+cause), and the pool tries again, for new work only, once the back-off has passed.
 """
 
 from __future__ import annotations
 
 import math
-from abc import abstractmethod
 from collections import deque
 from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
 from time import perf_counter
-from typing import Any, ClassVar
+from typing import Any, Generic, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
 
-from .._core._exceptions import OffloadError, OffloadTimeout, Overloaded, RuntimeClosed
+from .._core._exceptions import (
+    OffloadError,
+    OffloadTimeout,
+    Overloaded,
+    RuntimeClosed,
+    WorkerCrashed,
+    WorkerStartFailed,
+)
 from .._core._metrics import KindCounters
-from ._base import Backend
-from ._signal import Signal, signal_factory
+from .._core._signal import Signal, signal_factory
+from ._executor import Executor, Outcome, WorkerLost, WorkerStartError
 
-__all__ = ["DONE", "PENDING", "RUNNING", "Call", "Dispatcher", "Lane"]
+__all__ = ["BROKEN_AFTER", "Call", "Dispatcher"]
+
+W = TypeVar("W")
 
 PENDING, RUNNING, DONE = 0, 1, 2
+
+#: Consecutive start failures after which the pool is broken (calls fail at once).
+BROKEN_AFTER = 3
+_BACKOFF_FIRST = 0.05
+_BACKOFF_MAX = 30.0
 
 # Cost assumed for a function never seen before: unbounded, so that its first call goes in a batch
 # of its own and is measured (a 1 ms guess let five unknown 25 ms calls share a 5 ms batch and
@@ -73,7 +102,7 @@ class Call:
         self.error: BaseException | None = None
         self.submitted = perf_counter()
         self.run_time = 0.0
-        self.lane: Lane | None = None
+        self.lane: _Lane[Any] | None = None
 
     def resolve(self, value: Any = None, error: BaseException | None = None) -> None:
         self.state = DONE
@@ -89,45 +118,66 @@ class Call:
         return self.value
 
 
-class Lane:
-    """One worker's place: its driver's wake-up, the batch in flight and backend state."""
+class _Batch:
+    __slots__ = ("calls", "cost", "scope", "sent")
+
+    def __init__(self, calls: list[Call], cost: float) -> None:
+        self.calls = calls
+        self.cost = cost  # the run time expected (inf when a function was never measured)
+        self.scope: anyio.CancelScope | None = None
+        self.sent = perf_counter()
+
+    def given_up(self) -> bool:
+        return all(c.abandoned or c.state == DONE for c in self.calls)
+
+
+class _Lane(Generic[W]):
+    """One worker's place: the worker, the batches it holds, and its start-up state."""
+
+    __slots__ = ("batches", "index", "started", "starting", "worker")
 
     def __init__(self, index: int) -> None:
         self.index = index
-        self.busy = False
+        self.worker: W | None = None
+        self.batches: list[_Batch] = []
+        self.starting = False
+        self.started = anyio.Event()
+
+
+class _Driver:
+    """A task that takes batches to one lane; idle drivers wait to be woken."""
+
+    __slots__ = ("lane", "waiting", "wake")
+
+    def __init__(self, lane: _Lane[Any]) -> None:
+        self.lane = lane
         self.waiting = False
         self.wake = anyio.Event()
-        self.batch: list[Call] = []
-        self.scope: anyio.CancelScope | None = None
-        self.worker: Any = None  # the process backend keeps its worker process here
 
 
-class Dispatcher(Backend):
-    """Lanes, a bounded queue, driver tasks and batching; subclasses say how a batch runs.
-
-    Outcomes are tuples ``(tag, payload, run_seconds, *details)``; the subclass turns each into the
-    caller's value or exception (``_decode``).
-    """
-
-    #: Share the queue evenly between idle lanes (processes: parallel) rather than filling one
-    #: lane's batch first (threads: the GIL serialises tiny calls anyway).
-    fair_split: ClassVar[bool] = True
-    #: A lane whose whole batch was given up is cancelled (a process is killed); a thread cannot
-    #: be, so its lane stays busy until the thread returns and the thread count stays bounded.
-    can_kill: ClassVar[bool] = True
+class Dispatcher(Generic[W]):
+    """Runs calls of one kind on an executor's workers. See the module docstring."""
 
     def __init__(
         self,
+        executor: Executor[W],
         counters: KindCounters,
         *,
-        lanes: int,
+        workers: int,
         max_queue: int,
-        batching: bool,
-        max_batch: int,
-        batch_seconds: float,
+        batching: bool = True,
+        max_batch: int = 256,
+        batch_seconds: float = 0.005,
     ) -> None:
-        super().__init__(counters)
-        self._lanes = [Lane(i) for i in range(lanes)]
+        self.executor = executor
+        self.kind = executor.kind
+        self.counters = counters
+        caps = executor.capabilities
+        self._can_kill = caps.can_kill
+        self._parallel = caps.parallel
+        self._depth = max(1, caps.pipeline)
+        self._lanes: list[_Lane[W]] = [_Lane(i) for i in range(workers)]
+        self._drivers = [_Driver(lane) for _ in range(self._depth) for lane in self._lanes]
         self._pending: deque[Call] = deque()
         self._max_queue = max_queue
         self._max_batch = max_batch if batching else 1
@@ -138,67 +188,68 @@ class Dispatcher(Backend):
         self._activate = anyio.Event()
         self._closed = False
         self._woken = 0  # drivers woken that have not yet taken their batch
+        self._failures = 0  # consecutive worker start failures
+        self._retry_at = 0.0
+        self._start_error: WorkerStartFailed | None = None
+        self._abandonments = False  # some running batch may have been given up
         # Each call needs a signal for its caller; the maker suited to the event loop is chosen
-        # once, when the dispatcher starts (see _signal).
+        # once, when the dispatcher starts.
         self.new_signal: Callable[[], Signal] = _not_started
-
-    # -- hooks ---------------------------------------------------------------------------------
-
-    async def _prepare(self, lane: Lane) -> None:
-        """Make the lane ready before it takes work (the process backend starts its worker)."""
-
-    @abstractmethod
-    async def _execute(self, lane: Lane, batch: list[Call]) -> list[tuple[Any, ...]]:
-        """Run a batch on a lane and return one outcome per call, in order.
-
-        Raise an ``OffloadError`` to fail the whole batch.
-        """
-
-    @abstractmethod
-    def _decode(self, call: Call, outcome: tuple[Any, ...]) -> tuple[Any, BaseException | None]:
-        """Turn an outcome into ``(value, error)``."""
-
-    @abstractmethod
-    async def _solo(self, lane: Lane, call: Call, timeout: float | None) -> Any:
-        """Run a lone call on an idle lane from its caller's own task (no hand-off)."""
-
-    def _abandon_running(self, call: Call) -> None:
-        """A caller gave up on a call a lane is running (default: its result is discarded)."""
-
-    async def _stop_lane(self, lane: Lane) -> None:
-        """Release the lane's resources when the dispatcher stops."""
-
-    async def _after_batch(self, lane: Lane) -> None:
-        """Called after a batch completed normally (the process backend recycles workers)."""
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    async def start(self, task_group: TaskGroup) -> None:
+    def start(self, task_group: TaskGroup) -> None:
+        """Start the drivers in ``task_group`` (workers start with the first call)."""
         self._task_group = task_group
         self.new_signal = signal_factory()
-        for lane in self._lanes:
-            task_group.start_soon(self._drive, lane, name=f"hybridio {self.kind} lane {lane.index}")
+        self.executor.bind(task_group)
+        for driver in self._drivers:
+            lane = driver.lane
+            task_group.start_soon(self._drive, driver, name=f"hybridio {self.kind} {lane.index}")
 
     async def aclose(self) -> None:
+        """Refuse new work and fail queued calls; drivers stop with the runtime's task group."""
         self._closed = True
         while self._pending:
             call = self._pending.popleft()
             self.counters.queued -= 1
             call.resolve(error=RuntimeClosed("the runtime was closed before this call ran"))
-        # Driver tasks are cancelled with the runtime's task group and stop their lanes.
 
     @property
     def workers(self) -> int:
-        """The number of lanes (worker processes or threads)."""
+        """The number of lanes (worker processes, threads...)."""
         return len(self._lanes)
+
+    def worker_ids(self) -> list[int]:
+        """Ids (pids for processes) of the live workers."""
+        ids = []
+        for lane in self._lanes:
+            if lane.worker is not None:
+                ident = self.executor.describe(lane.worker)
+                if ident is not None:
+                    ids.append(ident)
+        return ids
 
     # -- submitting ----------------------------------------------------------------------------
 
+    def call(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], *, timeout: float | None
+    ) -> Awaitable[Any]:
+        """Run ``fn(*args)``: return what to await (errors of admission are raised at once)."""
+        name, payload = self.executor.encode(fn, args, False)
+        return self.route(name, payload, timeout)
+
+    def encode(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], *, mapped: bool
+    ) -> tuple[str, Any]:
+        """The executor's name and payload for a call (``map`` sends chunks ``mapped``)."""
+        return self.executor.encode(fn, args, mapped)
+
     def route(self, name: str, payload: Any, timeout: float | None) -> Awaitable[Any]:
-        """Run a call: solo when it is alone, else through the queue; return what to await.
+        """Run a call solo when it is alone, else through the queue; return what to await.
 
         Only a lone call (nothing in flight or queued, a lane idle and ready) runs solo: while
-        others run, queueing lets calls share a hand-off, where a solo call would spend a whole
+        others run, queueing lets calls share a round trip, where a solo call would spend a whole
         round trip on itself. Not a coroutine: ``Overloaded`` is raised before any await.
         """
         if not self.counters.in_flight and not self._pending and not self._closed:
@@ -212,6 +263,8 @@ class Dispatcher(Backend):
         """Queue a call without waiting for it."""
         if self._closed or self._task_group is None:
             raise RuntimeClosed("the runtime is closed; create a new one to offload work")
+        if self._failures >= BROKEN_AFTER:
+            self._check_broken()
         counters = self.counters
         if len(self._pending) >= self._max_queue:
             counters.rejected += 1
@@ -226,40 +279,18 @@ class Dispatcher(Backend):
         self._notify()
         return call
 
-    def _ready(self, lane: Lane) -> bool:
-        """True when the lane can take work without preparing first (a started worker process)."""
-        return True
-
-    def _idle_lane(self) -> Lane | None:
-        """A lane whose driver is idle and ready, for a caller to use directly."""
-        for lane in self._lanes:
-            if lane.waiting and not lane.busy and self._ready(lane):
-                return lane
-        return None
-
-    def _notify(self) -> None:
-        """Wake one idle driver (preferring a ready lane) to take queued work.
-
-        At most one driver is woken at a time: it takes a batch of everything that queued in the
-        meantime and wakes the next one if work is left. This is what turns a burst of calls into
-        a few round trips instead of one hand-off per call.
-        """
-        if self._woken:
-            return
-        candidate: Lane | None = None
-        for lane in self._lanes:
-            if lane.waiting and not lane.busy:
-                if self._ready(lane):
-                    candidate = lane
-                    break
-                candidate = candidate or lane
-        if candidate is not None:
-            self._wake(candidate)
-
-    def _wake(self, lane: Lane) -> None:
-        lane.waiting = False
-        self._woken += 1
-        lane.wake.set()
+    def _check_broken(self) -> None:
+        """Fail at once while the pool is broken and its back-off has not passed."""
+        error = self._start_error
+        if error is not None and anyio.current_time() < self._retry_at:
+            self.counters.calls += 1
+            self.counters.errors += 1
+            raise WorkerStartFailed(
+                self.kind,
+                error.reason,
+                failures=self._failures,
+                retry_in=max(0.0, self._retry_at - anyio.current_time()),
+            ) from error.__cause__
 
     async def wait(self, call: Call, timeout: float | None) -> Any:
         """Wait for a submitted call; abandon it on timeout or cancellation."""
@@ -281,11 +312,11 @@ class Dispatcher(Backend):
         return call.outcome()
 
     def abandon(self, call: Call, *, timed_out: bool, kill: bool = True) -> None:
-        """The caller gave up: drop the call if queued, else tell the backend.
+        """The caller gave up: drop the call if queued, else let the lane know.
 
-        With ``kill=True`` a lane whose whole batch was given up is cancelled when the backend
-        ``can_kill`` (the process backend kills its worker). ``map_cpu`` stopping early passes ``kill=False``: running work finishes
-        and is discarded.
+        With ``kill=True`` a batch whose callers all gave up is stopped when the executor can
+        kill (its worker is killed). ``map`` stopping early passes ``kill=False``: running work
+        finishes and is discarded.
         """
         call.abandoned = True
         if timed_out:
@@ -302,66 +333,183 @@ class Dispatcher(Backend):
             return
         self._abandon_running(call)
         lane = call.lane
-        if (
-            kill
-            and self.can_kill
-            and lane is not None
-            and lane.scope is not None
-            and all(c.abandoned or c.state == DONE for c in lane.batch)
-        ):
-            lane.scope.cancel()
+        if lane is None or not kill:
+            return
+        for batch in lane.batches:
+            if call in batch.calls:
+                if batch.given_up():
+                    if self._can_kill and batch.scope is not None:
+                        batch.scope.cancel()
+                    self._count_abandoned_running()
+                break
 
-    # -- running -------------------------------------------------------------------------------
+    # -- lanes and drivers ---------------------------------------------------------------------
 
-    async def _drive(self, lane: Lane) -> None:
-        """A lane's driver: prepare the lane when needed, then run batches of queued calls."""
+    def _ready(self, lane: _Lane[W]) -> bool:
+        """True when the lane's worker is started and alive (a dead one is forgotten here)."""
+        worker = lane.worker
+        if worker is None:
+            return False
+        if not self.executor.alive(worker):
+            self._forget(lane, worker)
+            return False
+        return True
+
+    def _idle_lane(self) -> _Lane[W] | None:
+        """A lane with a ready worker and nothing on it, for a caller to use directly."""
+        for lane in self._lanes:
+            if not lane.batches and self._ready(lane):
+                return lane
+        return None
+
+    def _can_take(self, lane: _Lane[W]) -> bool:
+        """True when the lane may take a batch of the queue's head now."""
+        held = len(lane.batches)
+        if held == 0:
+            return True
+        if held >= self._depth or not self._pending:
+            return False
+        # Pipeline only tiny work behind tiny work: a slow call waits for an idle worker, and
+        # nothing waits behind a slow call when another worker may free up first.
+        budget = self._batch_seconds
+        if self._cost.get(self._pending[0].name, _UNKNOWN_COST) > budget:
+            return False
+        return all(batch.cost <= budget for batch in lane.batches)
+
+    def _notify(self) -> None:
+        """Wake one idle driver (preferring an idle, ready lane) to take queued work.
+
+        At most one driver is woken at a time: it takes a batch of everything that queued in the
+        meantime and wakes the next one if work is left. This is what turns a burst of calls into
+        a few round trips instead of one hand-off per call.
+        """
+        if self._woken:
+            return
+        best: _Driver | None = None
+        best_rank = 3
+        for driver in self._drivers:
+            if not driver.waiting:
+                continue
+            lane = driver.lane
+            if not lane.batches:
+                rank = 0 if lane.worker is not None else 1
+            elif self._can_take(lane) and lane.worker is not None:
+                rank = 2
+            else:
+                continue
+            if rank < best_rank:
+                best, best_rank = driver, rank
+                if rank == 0:
+                    break
+        if best is not None:
+            self._wake(best)
+
+    def _wake(self, driver: _Driver) -> None:
+        driver.waiting = False
+        self._woken += 1
+        driver.wake.set()
+
+    async def _idle(self, driver: _Driver) -> None:
+        driver.waiting = True
+        try:
+            await driver.wake.wait()
+        finally:
+            driver.waiting = False
+            if driver.wake.is_set():
+                self._woken -= 1
+            driver.wake = anyio.Event()
+
+    async def _drive(self, driver: _Driver) -> None:
+        """A driver: start its lane's worker when needed, then run batches of queued calls."""
+        lane = driver.lane
         try:
             await self._activate.wait()
             while True:
-                try:
-                    await self._prepare(lane)
-                except OffloadError as exc:
-                    self._fail_some(exc)
-                    await anyio.sleep(0.1)  # do not spin on a worker that cannot start
+                if lane.worker is None:
+                    await self._start_worker(driver)
                     continue
-                if not self._pending or lane.busy:
-                    lane.waiting = True
-                    try:
-                        await lane.wake.wait()
-                    finally:
-                        if lane.wake.is_set():
-                            self._woken -= 1
-                    lane.wake = anyio.Event()
+                if not self._pending or not self._can_take(lane) or not self._ready(lane):
+                    await self._idle(driver)
                     continue
-                batch = self._take_batch()
-                if batch:
+                calls = self._take_batch()
+                if calls:
                     if self._pending:
-                        self._notify()  # share the rest of the queue with another idle lane
-                    await self._run(lane, batch)
+                        self._notify()  # share the rest of the queue with another driver
+                    await self._run(lane, calls)
         finally:
-            lane.waiting = False
             with anyio.CancelScope(shield=True):
-                await self._stop_lane(lane)
-            for call in lane.batch:
-                if call.state != DONE:
-                    call.resolve(error=RuntimeClosed("the runtime was closed while this call ran"))
+                worker, lane.worker = lane.worker, None
+                if worker is not None:
+                    self.counters.workers -= 1
+                    await self.executor.stop(worker)
+            closed = RuntimeClosed("the runtime was closed while this call ran")
+            for batch in lane.batches:
+                for call in batch.calls:
+                    if call.state != DONE:
+                        call.resolve(error=closed)
 
-    def _fail_some(self, error: OffloadError) -> None:
-        """A lane could not be prepared: fail one batch's worth of queued calls with the reason."""
-        for call in self._take_batch():
-            self.counters.in_flight -= 1
-            self.counters.errors += 1
-            call.resolve(error=error)
+    async def _start_worker(self, driver: _Driver) -> None:
+        """Start the lane's worker, honouring the back-off after failures."""
+        lane = driver.lane
+        if lane.starting:  # another driver of this lane is starting it
+            await lane.started.wait()
+            return
+        if self._failures:
+            # After a failure, start again only once the back-off has passed, and only for work:
+            # an idle pool whose workers cannot start must not spawn processes in a loop.
+            delay = self._retry_at - anyio.current_time()
+            if delay > 0:
+                await anyio.sleep(delay)
+                return
+            if not self._pending:
+                await self._idle(driver)
+                return
+        lane.starting = True
+        try:
+            worker = await self.executor.start()
+        except WorkerStartError as exc:
+            self._start_failed(exc)
+            return
+        finally:
+            lane.starting = False
+            lane.started.set()
+            lane.started = anyio.Event()
+        lane.worker = worker
+        self.counters.workers += 1
+        if self._failures:
+            self._failures = 0
+            self._start_error = None
+            self.counters.broken = False
+        if self._pending:
+            self._notify()
+
+    def _start_failed(self, exc: WorkerStartError) -> None:
+        self._failures += 1
+        self.counters.start_failures += 1
+        backoff = min(_BACKOFF_FIRST * 2 ** (self._failures - 1), _BACKOFF_MAX)
+        self._retry_at = anyio.current_time() + backoff
+        error = WorkerStartFailed(
+            self.kind, exc.reason, failures=self._failures, retry_in=backoff
+        )
+        error.__cause__ = exc.__cause__
+        self._start_error = error
+        if self._failures >= BROKEN_AFTER:
+            self.counters.broken = True
+            while self._pending:  # fail everything queued, at once
+                call = self._pending.popleft()
+                self.counters.queued -= 1
+                self.counters.errors += 1
+                call.resolve(error=error)
 
     def _take_batch(self) -> list[Call]:
         pending = self._pending
         limit = self._max_batch
         costs = self._cost
-        if self.fair_split:
+        if self._parallel:
             # Leave a fair share of the queue to the other idle lanes when running it in parallel
             # saves real time. A few tiny calls go in one round trip: splitting them would only
             # double the parent's per-round-trip work, which is what limits them.
-            idle = sum(1 for lane in self._lanes if not lane.busy)
+            idle = sum(1 for lane in self._lanes if not lane.batches)
             if idle > 1 and pending:
                 share = math.ceil(len(pending) / idle)
                 work = costs.get(pending[0].name, _UNKNOWN_COST) * len(pending)
@@ -386,61 +534,178 @@ class Dispatcher(Backend):
         self.counters.in_flight += len(batch)
         return batch
 
-    def _start_batch(self, lane: Lane, batch: list[Call]) -> float:
-        """Mark a batch as handed to a lane; return the time it was sent."""
-        lane.busy = True
-        lane.batch = batch
-        sent = perf_counter()
-        for call in batch:
+    def _hold(self, lane: _Lane[W], calls: list[Call]) -> _Batch:
+        """Put a batch on a lane."""
+        costs = self._cost
+        batch = _Batch(calls, sum(costs.get(c.name, _UNKNOWN_COST) for c in calls))
+        lane.batches.append(batch)
+        for call in calls:
             call.lane = lane
-        if len(batch) > 1:
+        if len(calls) > 1:
             self.counters.batches += 1
-            self.counters.batched_calls += len(batch)
-        return sent
+            self.counters.batched_calls += len(calls)
+        return batch
 
-    async def _run(self, lane: Lane, batch: list[Call]) -> None:
-        sent = self._start_batch(lane, batch)
-        outcomes: list[tuple[Any, ...]] | None = None
+    def _release(self, lane: _Lane[W], batch: _Batch) -> None:
+        """Take a finished (or abandoned and now free) batch off its lane."""
+        try:
+            lane.batches.remove(batch)
+        except ValueError:  # pragma: no cover - released twice
+            return
+        self.counters.in_flight -= len(batch.calls)
+        self._count_abandoned_running()
+        if self._pending:
+            self._notify()
+
+    # -- running -------------------------------------------------------------------------------
+
+    async def _solo(self, lane: _Lane[W], call: Call, timeout: float | None) -> Any:
+        """Run one call on an idle lane from the caller's own task (no hand-off)."""
+        worker = lane.worker
+        assert worker is not None
+        call.state = RUNNING
+        self.counters.in_flight += 1
+        batch = self._hold(lane, [call])
+        try:
+            with anyio.fail_after(timeout) if timeout is not None else nullcontext():
+                outcomes = await self.executor.run_batch(worker, [call.payload])
+        except TimeoutError:
+            self.counters.timeouts += 1
+            await self._give_up(lane, worker, batch)
+            raise OffloadTimeout(self.kind, timeout or 0.0, call.name) from None
+        except anyio.get_cancelled_exc_class():
+            self.counters.cancelled += 1
+            await self._give_up(lane, worker, batch)
+            raise
+        except WorkerLost as lost:
+            self._release(lane, batch)
+            if not lost.started:  # it died before taking the call: run it on a fresh worker
+                self._forget(lane, worker)
+                self.counters.calls -= 1
+                return await self.wait(self.submit(call.name, call.payload), timeout)
+            call.state = DONE
+            raise self._crashed(lane, worker, batch, lost) from None
+        except BaseException:
+            self._release(lane, batch)
+            raise
+        self._release(lane, batch)
+        self._finish(batch, outcomes)
+        await self._after_batch(lane, worker)
+        return call.outcome()
+
+    async def _give_up(self, lane: _Lane[W], worker: W, batch: _Batch) -> None:
+        """A solo caller gave up on its running call: kill the worker, or leave it to finish."""
+        call = batch.calls[0]
+        call.abandoned = True
+        call.state = DONE
+        self._abandon_running(call)
+        if self._can_kill:
+            with anyio.CancelScope(shield=True):
+                self._forget(lane, worker)
+                await self.executor.kill(worker)
+            self._release(lane, batch)
+        elif not self.executor.orphan(worker, lambda: self._release(lane, batch)):
+            self._release(lane, batch)
+        else:
+            self._count_abandoned_running()
+
+    async def _run(self, lane: _Lane[W], calls: list[Call]) -> None:
+        worker = lane.worker
+        assert worker is not None
+        batch = self._hold(lane, calls)
+        outcomes: list[Outcome] | None = None
         error: BaseException | None = None
+        requeue = False
         try:
             with anyio.CancelScope() as scope:
-                lane.scope = scope
+                batch.scope = scope
                 try:
-                    outcomes = await self._execute(lane, batch)
+                    outcomes = await self.executor.run_batch(worker, [c.payload for c in calls])
+                except WorkerLost as lost:
+                    if lost.started:
+                        error = self._crashed(lane, worker, batch, lost)
+                    else:
+                        requeue = True
+                        self._forget(lane, worker)
                 except OffloadError as exc:
                     error = exc
-            if scope.cancelled_caught:  # every caller gave up (see abandon)
+            if scope.cancelled_caught:  # every caller gave up (see abandon): stop the work
                 error = OffloadError("every caller of this batch gave up")
-        finally:
-            lane.scope = None
-            lane.busy = False
-            self.counters.in_flight -= len(batch)
+                with anyio.CancelScope(shield=True):
+                    self._forget(lane, worker)
+                    await self.executor.kill(worker)
+        except BaseException:
+            # The runtime is closing: the worker is stopped by the driver's cleanup.
+            self._release(lane, batch)
+            raise
+        batch.scope = None
+        self._release(lane, batch)
         if outcomes is not None:
-            self._finish(batch, outcomes, sent)
-            lane.batch = []
-            await self._after_batch(lane)
+            self._finish(batch, outcomes)
+            await self._after_batch(lane, worker)
+        elif requeue:
+            live = [c for c in calls if c.state != DONE and not c.abandoned]
+            for call in reversed(live):  # back to the head of the queue, in order
+                call.state = PENDING
+                call.lane = None
+                self._pending.appendleft(call)
+            self.counters.queued += len(live)
+            if live:
+                self._notify()
         else:
             assert error is not None
-            for call in batch:
+            for call in calls:
                 if call.state != DONE:
                     call.resolve(error=error)
-            lane.batch = []
 
-    def _finish(self, batch: list[Call], outcomes: list[tuple[Any, ...]], sent: float) -> None:
+    def _crashed(
+        self, lane: _Lane[W], worker: W, batch: _Batch, lost: WorkerLost
+    ) -> WorkerCrashed:
+        self._forget(lane, worker)
+        live = sum(1 for c in batch.calls if not c.abandoned)
+        self.counters.crashes += live
+        self.counters.errors += live
+        return WorkerCrashed(
+            pid=lost.pid,
+            exitcode=lost.exitcode,
+            signal_number=lost.signal_number,
+            function=batch.calls[0].name,
+            batch_size=len(batch.calls),
+        )
+
+    def _forget(self, lane: _Lane[W], worker: W) -> None:
+        """The lane's worker is gone (or going): the lane starts a fresh one."""
+        if lane.worker is worker:
+            lane.worker = None
+            self.counters.workers -= 1
+            self.counters.worker_restarts += 1
+            for driver in self._drivers:  # an idle driver of the lane starts the replacement
+                if driver.lane is lane and driver.waiting:
+                    self._wake(driver)
+                    break
+
+    async def _after_batch(self, lane: _Lane[W], worker: W) -> None:
+        """Recycle a worker past its limits once nothing else is on it."""
+        if not lane.batches and lane.worker is worker and self.executor.retire(worker):
+            self._forget(lane, worker)
+            await self.executor.stop(worker)
+
+    def _finish(self, batch: _Batch, outcomes: list[Outcome]) -> None:
         """Route each outcome to its caller and record timings (once per call: keep it lean)."""
         now = perf_counter()
+        calls = batch.calls
         counters = self.counters
-        decode = self._decode
+        decode = self.executor.decode
         cost = self._cost
         total_run = 0.0
         for outcome in outcomes:
-            total_run += outcome[2]
-        overhead = max((now - sent - total_run) / len(batch), 0.0)
+            total_run += outcome.run_time
+        overhead = max((now - batch.sent - total_run) / len(calls), 0.0)
         timings: list[tuple[str, float, float, float]] = []
         record = timings.append
         completed = errors = 0
-        for call, outcome in zip(batch, outcomes, strict=True):
-            run_time = outcome[2]
+        for call, outcome in zip(calls, outcomes, strict=True):
+            run_time = outcome.run_time
             call.run_time = run_time
             name = call.name
             previous = cost.get(name)
@@ -452,11 +717,11 @@ class Dispatcher(Backend):
                 cost[name] = 0.8 * previous + 0.2 * run_time
             latency = now - call.submitted
             queue_wait = latency - run_time - overhead
-            record((name, max(0.0, queue_wait), run_time, latency))
+            record((name, queue_wait if queue_wait > 0.0 else 0.0, run_time, latency))
             if call.abandoned:
                 call.state = DONE
                 continue
-            value, error = decode(call, outcome)
+            value, error = decode(name, outcome)
             if error is None:
                 completed += 1
             else:
@@ -465,3 +730,18 @@ class Dispatcher(Backend):
         counters.record_timings(timings)
         counters.completed += completed
         counters.errors += errors
+
+    def _abandon_running(self, call: Call) -> None:
+        """A caller gave up on its running call: its result will be discarded."""
+        self.executor.abandon(call.payload)
+        if not self._can_kill:  # work that runs on although nobody wants it
+            self.counters.abandoned += 1
+            self._abandonments = True
+
+    def _count_abandoned_running(self) -> None:
+        """Batches still running that every caller has given up on (threads run on)."""
+        if not self._abandonments:  # the common case, on every batch: nothing to count
+            return
+        running = sum(1 for lane in self._lanes for batch in lane.batches if batch.given_up())
+        self.counters.abandoned_running = running
+        self._abandonments = running > 0

@@ -8,14 +8,17 @@ from typing import Any
 
 import anyio
 
+from anyio.abc import TaskGroup
+
 from .._core._exceptions import OffloadTimeout
-from ._base import Backend, function_name
-from ._worker import unwrap
+from .._core._metrics import KindCounters
+from .._core._settings import Settings
+from .._core._names import function_name, unwrap
 
-__all__ = ["InlineBackend"]
+__all__ = ["InlineBackend", "create"]
 
 
-class InlineBackend(Backend):
+class InlineBackend:
     """Runs calls inline: no offload cost, but the loop is blocked while they run.
 
     Inline work cannot be interrupted. A ``timeout`` is checked when the function returns: if it
@@ -24,6 +27,18 @@ class InlineBackend(Backend):
     """
 
     kind = "inline"
+
+    def __init__(self, counters: KindCounters) -> None:
+        self.counters = counters
+
+    def start(self, task_group: TaskGroup) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+    def worker_ids(self) -> list[int]:
+        return []
 
     async def call(
         self, fn: Callable[..., Any], args: tuple[Any, ...], *, timeout: float | None
@@ -55,3 +70,8 @@ class InlineBackend(Backend):
             )
         counters.completed += 1
         return value
+
+
+def create(settings: Settings, counters: KindCounters) -> InlineBackend:
+    """The registry's factory for ``kind="inline"``."""
+    return InlineBackend(counters)

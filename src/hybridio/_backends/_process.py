@@ -1,205 +1,157 @@
-"""The process backend: a pool of anyio.to_process workers with opportunistic batching.
+"""The process executor: hybridio's own worker processes (see ``_worker`` for the protocol).
 
-Each worker is anyio's own ``python -m anyio.to_process`` worker, spoken to with its protocol
-(``("run", func, args)`` in, ``RETURN``/``EXCEPTION`` out). hybridio owns the worker processes
-instead of calling ``anyio.to_process.run_sync`` because it needs what that function does not give:
-the exit code or signal of a crashed worker, a kill that never leaks a worker that was still
-starting, and one round trip for many queued calls.
+Each worker gets a socket pair of its own for messages, so nothing it prints can disturb them. A
+reader task per worker takes its answers in order and hands each to the batch that waits for it;
+a worker can therefore hold two batches (pipelining): while it runs one, the next is already in
+its socket buffer. When the channel ends (the worker died or was killed) the reader reaps the
+process and fails the batches it held: the first with the exit code or signal, the ones behind it
+as never started, so the dispatcher runs those elsewhere. An answer that does not fit the
+protocol discards the worker the same way.
 
-How a call travels:
-
-* **Solo fast path.** When nothing is queued and a started worker is idle, the caller drives the
-  round trip itself: no hand-off, so a lone caller pays what plain anyio.to_process pays. If the
-  caller is cancelled or times out, the worker (running only its call) is killed.
-* **Batches.** Otherwise the call is queued and a driver task (one per worker) sends a batch of
-  queued calls in one round trip. The batch size adapts to the queue depth (shared fairly between
-  workers) and to the measured cost of each function, so a batch is expected to take at most
-  ``batch_seconds``: slow calls are not batched together and do not hold fast ones hostage.
-
-Failure semantics with batches: a worker that dies fails every live call of its batch with
-``WorkerCrashed``; one call's exception affects only that call; a caller that times out or is
-cancelled gets its answer at its deadline, its result is discarded, and the worker is killed only
-when every caller of the batch has given up (so neighbours still get their results).
+Why not ``anyio.to_process.run_sync``: it cannot report a crashed worker's exit code, leaks a
+worker cancelled during start-up, speaks an undocumented wire format on the worker's stdout,
+and allows one call in flight per worker.
 """
 
 from __future__ import annotations
 
 import pickle
+import socket
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
-from contextlib import nullcontext
-from typing import Any, cast
+from collections import deque
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import anyio
-from anyio.abc import ByteReceiveStream, ByteSendStream, Process
+from anyio.abc import Process, TaskGroup, UNIXSocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from .._core._exceptions import (
-    HybridioError,
-    NotPicklable,
-    OffloadError,
-    OffloadTimeout,
-    RemoteTraceback,
-    WorkerCrashed,
-)
-from .._core._metrics import KindCounters
+from .._core._exceptions import NotPicklable, RemoteTraceback
+from .._core._signal import Signal, signal_factory
 from . import _worker
-from ._dispatch import RUNNING, Call, Dispatcher, Lane
-from ._serialize import encode_call
+from .._core._metrics import KindCounters
+from .._core._settings import Settings
+from ._dispatch import Dispatcher
+from ._executor import Capabilities, Outcome, WorkerLost, WorkerStartError
+from ._serialize import EncodedCall, encode_call, encode_function, main_path
 
-__all__ = ["ProcessPool"]
+__all__ = ["ProcessExecutor", "create"]
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _START_TIMEOUT = 30.0
 _STOP_GRACE = 1.0
-_PIPE_ERRORS = (
+_CHANNEL_ERRORS = (
     anyio.EndOfStream,
     anyio.IncompleteRead,
     anyio.BrokenResourceError,
     anyio.ClosedResourceError,
-    BrokenPipeError,
-    ConnectionResetError,
+    OSError,
 )
+_HEADER = _worker.HEADER
 
 
-def _main_path() -> str | None:
-    """The main script the worker should import as ``__mp_main__`` (so its functions unpickle).
-
-    Like multiprocessing, a main module run with ``python -m`` (it has a ``__spec__``) is not
-    re-run from its file: a package's ``__main__.py`` with relative imports cannot be.
-    """
-    main = sys.modules["__main__"]
-    if getattr(main, "__spec__", None) is not None:
-        return None
-    path: str | None = getattr(main, "__file__", None)
-    return path
+class _FramingError(Exception):
+    """The worker sent something the protocol does not allow."""
 
 
-class _WorkerGone(Exception):
-    """The worker's pipes broke: it died or was killed."""
+class _Waiter:
+    """A batch sent to a worker, waiting for its answer."""
+
+    __slots__ = ("done", "error", "sent", "value")
+
+    def __init__(self, done: Signal) -> None:
+        self.done = done
+        self.value: Any = None
+        self.error: WorkerLost | None = None
+        self.sent = False
+
+    def resolve(self, value: Any = None, error: WorkerLost | None = None) -> None:
+        self.value = value
+        self.error = error
+        if not self.done.done():
+            self.done.set_result(None)
 
 
-class _Worker:
-    """One anyio.to_process worker process and its pipes."""
+class _Process:
+    """One worker process: its channel, the batches it holds, and how it ended."""
 
-    def __init__(self, process: Process) -> None:
+    __slots__ = (
+        "calls_done",
+        "channel",
+        "lost",
+        "outbox",
+        "pid",
+        "process",
+        "receive",
+        "rss",
+        "sending",
+        "waiting",
+    )
+
+    def __init__(self, process: Process, channel: UNIXSocketStream) -> None:
         self.process = process
         self.pid = process.pid
+        self.channel = channel
+        self.receive = BufferedByteReceiveStream(channel)
+        self.waiting: deque[_Waiter] = deque()
+        self.outbox: list[bytes] = []
+        self.sending = False
+        self.lost: WorkerLost | None = None
         self.calls_done = 0
         self.rss = 0
-        self._stdin = cast(ByteSendStream, process.stdin)
-        self._stdout = BufferedByteReceiveStream(cast(ByteReceiveStream, process.stdout))
 
-    @classmethod
-    async def start(
-        cls, initializer: Callable[..., Any] | None, initargs: tuple[Any, ...]
-    ) -> _Worker:
-        """Start a worker, initialise it, and return it ready; never leaves a process behind."""
-        # Shielded: a cancellation landing inside the spawn would orphan the new process.
-        with anyio.CancelScope(shield=True):
-            process = await anyio.open_process(
-                [sys.executable, "-u", "-m", "anyio.to_process"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-            )
-        worker = cls(process)
-        try:
-            with anyio.fail_after(_START_TIMEOUT):
-                ready = await worker._stdout.receive_exactly(6)
-                if ready != b"READY\n":
-                    raise OffloadError(f"worker process sent {ready!r} instead of READY")
-                await worker._command(("init", sys.path, _main_path()))
-                if initializer is not None:
-                    await worker._command(("run", initializer, initargs))
-        except BaseException as exc:
-            await worker.kill()
-            if isinstance(exc, HybridioError | anyio.get_cancelled_exc_class()):
-                raise
-            if isinstance(exc, TimeoutError):
-                raise OffloadError(
-                    f"worker process did not start within {_START_TIMEOUT:g} s"
-                ) from exc
-            raise OffloadError(
-                f"worker process failed to start: {type(exc).__name__}: {exc}. The worker "
-                "imports your main module (as multiprocessing does): guard its entry point with "
-                "`if __name__ == '__main__':`. If you passed an initializer, it may have raised."
-            ) from exc
-        return worker
+    async def read_frame(self) -> tuple[int, bytes]:
+        kind, length = _HEADER.unpack(await self.receive.receive_exactly(_HEADER.size))
+        return kind, await self.receive.receive_exactly(length)
 
-    async def _command(self, command: tuple[Any, ...]) -> Any:
+    async def send(self, frame: bytes) -> None:
+        """Send a frame; frames sent while another is being written follow it in order."""
+        if self.sending:
+            self.outbox.append(frame)
+            return
+        self.sending = True
         try:
-            await self._stdin.send(pickle.dumps(command, _PROTOCOL))
-            header = await self._stdout.receive_until(b"\n", 64)
-            status, length = header.split(b" ")
-            payload = await self._stdout.receive_exactly(int(length))
-        except _PIPE_ERRORS as exc:
-            raise _WorkerGone from exc
-        value = pickle.loads(payload)
-        if status == b"EXCEPTION":
-            raise value
-        return value
-
-    async def run_batch(
-        self, blobs: list[bytes], want_rss: bool
-    ) -> tuple[list[tuple[Any, ...]], int]:
-        try:
-            result = await self._command(("run", _worker.run_batch, (blobs, want_rss)))
-        except _WorkerGone:
-            raise
-        except BaseException as exc:
-            if isinstance(exc, anyio.get_cancelled_exc_class()):
-                raise
-            # The worker could not even run the batch function (hybridio not importable there?).
-            raise OffloadError(
-                f"the worker process could not run the batch: {type(exc).__name__}: {exc}"
-            ) from exc
-        outcomes, rss = cast(tuple[list[tuple[Any, ...]], int], result)
-        self.calls_done += len(blobs)
-        self.rss = rss
-        return outcomes, rss
+            await self.channel.send(frame)
+            while self.outbox:
+                frames, self.outbox = self.outbox, []
+                await self.channel.send(b"".join(frames))
+        finally:
+            self.sending = False
 
     async def exit_status(self) -> tuple[int | None, int | None]:
-        """Reap a worker whose pipes broke: ``(exitcode, signal)``."""
+        """Reap the process (killing it if it lingers): ``(exitcode, signal)``."""
         with anyio.CancelScope(shield=True):
             with anyio.move_on_after(_STOP_GRACE):
                 await self.process.wait()
             if self.process.returncode is None:
-                await self.kill()
+                self.kill_now()
+            await self.process.aclose()
         code = self.process.returncode
         if code is not None and code < 0:
             return None, -code
         return code, None
 
-    async def kill(self) -> None:
-        """Kill the process and reap it (shielded: safe to call while being cancelled)."""
-        with anyio.CancelScope(shield=True):
-            try:
-                self.process.kill()
-            except ProcessLookupError:
-                pass
-            await self.process.aclose()
-
-    async def stop(self) -> None:
-        """Ask the worker to exit (EOF on its stdin); kill it if it does not within a second."""
-        with anyio.CancelScope(shield=True):
-            try:
-                await self._stdin.aclose()
-            except _PIPE_ERRORS:
-                pass
-            with anyio.move_on_after(_STOP_GRACE):
-                await self.process.wait()
-            await self.kill()
+    def kill_now(self) -> None:
+        try:
+            self.process.kill()
+        except ProcessLookupError:
+            pass
 
 
-def _decode_outcome(name: str, outcome: tuple[Any, ...]) -> tuple[Any, BaseException | None]:
-    """Turn a worker's outcome tuple into ``(value, error)`` for the caller."""
-    tag = outcome[0]
+def _frame(kind: int, value: Any) -> bytes:
+    payload = pickle.dumps(value, _PROTOCOL)
+    return _HEADER.pack(kind, len(payload)) + payload
+
+
+def _decode(name: str, outcome: Outcome) -> tuple[Any, BaseException | None]:
+    """Turn a worker's outcome into ``(value, error)`` for the caller."""
     try:
-        if tag == _worker.OK:
-            return pickle.loads(outcome[1]), None
-        if tag == _worker.RAISED:
-            _, blob, _, tb, summary = outcome
+        if outcome.ok:
+            return pickle.loads(outcome.payload), None
+        detail = outcome.payload
+        if detail[0] == _worker.RAISED:
+            _, blob, tb, summary = detail
             if blob is None:
                 exc: BaseException = NotPicklable(
                     "exception", f"{summary} (its exception could not be pickled)", function=name
@@ -210,156 +162,235 @@ def _decode_outcome(name: str, outcome: tuple[Any, ...]) -> tuple[Any, BaseExcep
             return None, exc
     except Exception as exc:  # noqa: BLE001 - the result or exception cannot be rebuilt here
         return None, NotPicklable("result", f"{type(exc).__name__}: {exc}", function=name)
-    what, reason = outcome[1]
+    _, what, reason = outcome.payload
     return None, NotPicklable(what, reason, function=name)
 
 
-class ProcessPool(Dispatcher):
-    """Process-kind backend. See the module docstring for how calls travel."""
+class ProcessExecutor:
+    """CPU-kind executor: worker processes that can be killed and hold two batches at once."""
 
-    kind = "cpu"
-    fair_split = True
+    kind: ClassVar[str] = "cpu"
+    capabilities: ClassVar[Capabilities] = Capabilities(can_kill=True, parallel=True, pipeline=2)
 
     def __init__(
         self,
-        counters: KindCounters,
         *,
-        workers: int,
-        max_queue: int,
         initializer: Callable[..., Any] | None = None,
         initargs: tuple[Any, ...] = (),
         max_tasks_per_worker: int | None = None,
         max_worker_rss: int | None = None,
-        batching: bool = True,
-        max_batch: int = 256,
-        batch_seconds: float = 0.005,
     ) -> None:
-        super().__init__(
-            counters,
-            lanes=workers,
-            max_queue=max_queue,
-            batching=batching,
-            max_batch=max_batch,
-            batch_seconds=batch_seconds,
-        )
         self._initializer = initializer
         self._initargs = initargs
         self._max_tasks = max_tasks_per_worker
         self._max_rss = max_worker_rss
+        self._task_group: TaskGroup | None = None
+        self._new_signal: Callable[[], Signal] | None = None
 
-    def pids(self) -> list[int]:
-        """Pids of the live worker processes (for tests and diagnostics)."""
-        return [lane.worker.pid for lane in self._lanes if lane.worker is not None]
+    def bind(self, task_group: TaskGroup) -> None:
+        self._task_group = task_group
+        self._new_signal = signal_factory()
 
-    # -- submitting ----------------------------------------------------------------------------
+    def encode(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], mapped: bool
+    ) -> tuple[str, EncodedCall]:
+        # NotPicklable is raised here, before anything is sent or queued.
+        return encode_call(fn, args, mapped=mapped)
 
-    def call(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], *, timeout: float | None
-    ) -> Awaitable[Any]:
-        # Not a coroutine itself: it returns the one coroutine the caller awaits (one frame less
-        # per call on the hot path). NotPicklable and Overloaded are raised before any await.
-        name, blob = encode_call(fn, args)
-        return self.route(name, blob, timeout)
+    # -- starting ------------------------------------------------------------------------------
 
-    async def _solo(self, lane: Lane, call: Call, timeout: float | None) -> Any:
-        """Run one call on an idle worker from the caller's own task (no hand-off)."""
-        worker: _Worker = lane.worker
-        call.state = RUNNING
-        sent = self._start_batch(lane, [call])
-        self.counters.in_flight += 1
-        try:
+    def _init_message(self) -> bytes:
+        initializer = initargs = None
+        if self._initializer is not None:
             try:
-                with anyio.fail_after(timeout) if timeout is not None else nullcontext():
-                    outcomes = await self._round_trip(worker, [call])
-            except TimeoutError:
-                self.counters.timeouts += 1
-                call.abandoned = True
-                await self._replace(lane, worker)
-                raise OffloadTimeout(self.kind, timeout or 0.0, call.name) from None
-            except anyio.get_cancelled_exc_class():
-                self.counters.cancelled += 1
-                call.abandoned = True
-                await self._replace(lane, worker)
-                raise
-            except _WorkerGone:
-                raise await self._crashed(lane, worker, [call]) from None
-            self._finish([call], outcomes, sent)
-            await self._after_batch(lane)
-            return call.outcome()
-        finally:
-            self.counters.in_flight -= 1
-            lane.busy = False
-            lane.batch = []
-            if self._pending:
-                self._notify()
+                initializer = encode_function(self._initializer)[1]
+                initargs = pickle.dumps(self._initargs, _PROTOCOL)
+            except Exception as exc:
+                raise WorkerStartError(f"{type(exc).__name__}: {exc}") from exc
+        return _frame(_worker.INIT, (sys.path, main_path(), initializer, initargs))
 
-    # -- dispatcher hooks ------------------------------------------------------------------------
-
-    def _ready(self, lane: Lane) -> bool:
-        return lane.worker is not None
-
-    async def _prepare(self, lane: Lane) -> None:
-        if lane.worker is None:
-            lane.worker = await _Worker.start(self._initializer, self._initargs)
-            self.counters.workers += 1
-
-    async def _round_trip(self, worker: _Worker, batch: list[Call]) -> list[tuple[Any, ...]]:
-        outcomes, _ = await worker.run_batch([c.payload for c in batch], self._max_rss is not None)
-        return outcomes
-
-    async def _execute(self, lane: Lane, batch: list[Call]) -> list[tuple[Any, ...]]:
-        worker: _Worker = lane.worker
+    async def start(self) -> _Process:
+        assert self._task_group is not None
+        init = self._init_message()
+        ours, theirs = socket.socketpair()
         try:
-            return await self._round_trip(worker, batch)
-        except _WorkerGone:
-            raise await self._crashed(lane, worker, batch) from None
-        except anyio.get_cancelled_exc_class():
-            # Every caller gave up (or the runtime is closing): stop the work mid-call.
-            await self._replace(lane, worker)
+            # Shielded: a cancellation landing inside the spawn would orphan the new process.
+            with anyio.CancelScope(shield=True):
+                process = await anyio.open_process(
+                    [sys.executable, "-m", "hybridio._backends._worker", str(theirs.fileno())],
+                    stdin=subprocess.DEVNULL,
+                    stdout=None,
+                    stderr=None,
+                    pass_fds=(theirs.fileno(),),
+                )
+        except BaseException:
+            ours.close()
             raise
+        finally:
+            theirs.close()
+        worker = _Process(process, await UNIXSocketStream.from_socket(ours))
+        try:
+            with anyio.fail_after(_START_TIMEOUT):
+                await worker.send(init)
+                kind, payload = await worker.read_frame()
+                if kind == _worker.INIT_FAILED:
+                    raise self._init_failed(payload)
+                if kind != _worker.READY:
+                    raise WorkerStartError(f"the worker answered INIT with message type {kind}")
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await self.kill(worker)
+            if isinstance(exc, WorkerStartError | anyio.get_cancelled_exc_class()):
+                raise
+            if isinstance(exc, TimeoutError):
+                raise WorkerStartError(
+                    f"the worker did not start within {_START_TIMEOUT:g} s"
+                ) from exc
+            code, signal_number = await worker.exit_status()
+            how = f"exit code {code}" if signal_number is None else f"signal {signal_number}"
+            raise WorkerStartError(
+                f"the worker process ended during start-up ({how}): see its output above"
+            ) from exc
+        self._task_group.start_soon(self._read, worker, name=f"hybridio worker {worker.pid}")
+        return worker
 
-    def _decode(self, call: Call, outcome: tuple[Any, ...]) -> tuple[Any, BaseException | None]:
-        return _decode_outcome(call.name, outcome)
+    @staticmethod
+    def _init_failed(payload: bytes) -> WorkerStartError:
+        summary, tb, blob = pickle.loads(payload)
+        error = WorkerStartError(summary)
+        if blob is not None:
+            try:
+                cause: BaseException = pickle.loads(blob)
+            except Exception:  # noqa: BLE001 - the summary says what it was
+                pass
+            else:
+                cause.__cause__ = RemoteTraceback(tb)
+                error.__cause__ = cause
+        return error
 
-    async def _after_batch(self, lane: Lane) -> None:
-        worker: _Worker | None = lane.worker
-        if worker is None:
-            return
+    # -- running -------------------------------------------------------------------------------
+
+    async def run_batch(self, worker: _Process, payloads: list[EncodedCall]) -> list[Outcome]:
+        if worker.lost is not None:
+            raise WorkerLost(pid=worker.pid, started=False, reason="the worker is gone")
+        assert self._new_signal is not None
+        waiter = _Waiter(self._new_signal())
+        worker.waiting.append(waiter)  # before sending: the answer may come at once
+        try:
+            await worker.send(_frame(_worker.BATCH, (payloads, self._max_rss is not None)))
+        except _CHANNEL_ERRORS:
+            if waiter in worker.waiting and worker.waiting[0] is not waiter:
+                worker.waiting.remove(waiter)
+            raise WorkerLost(pid=worker.pid, started=False, reason="the channel broke") from None
+        waiter.sent = True
+        await waiter.done
+        if waiter.error is not None:
+            raise waiter.error
+        outcomes, rss = waiter.value
+        worker.calls_done += len(payloads)
+        worker.rss = rss
+        return outcomes  # type: ignore[no-any-return]
+
+    async def _read(self, worker: _Process) -> None:
+        """Hand each answer to the batch waiting for it, in order; fail them when it ends."""
+        reason = ""
+        try:
+            while True:
+                kind, payload = await worker.read_frame()
+                if kind != _worker.RESULT or not worker.waiting:
+                    raise _FramingError(f"unexpected message type {kind}")
+                try:
+                    value = pickle.loads(payload)
+                except Exception as exc:
+                    raise _FramingError(f"unreadable answer: {exc!r}") from exc
+                worker.waiting.popleft().resolve(value)
+        except _CHANNEL_ERRORS:
+            pass
+        except _FramingError as exc:
+            reason = f"worker {worker.pid} broke the protocol ({exc}) and was discarded"
+            worker.kill_now()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._ended(worker, reason)
+
+    async def _ended(self, worker: _Process, reason: str) -> None:
+        if worker.lost is None:
+            worker.lost = WorkerLost(pid=worker.pid, reason=reason or "the worker ended")
+        code, signal_number = await worker.exit_status()
+        await worker.channel.aclose()
+        first = True
+        while worker.waiting:
+            waiter = worker.waiting.popleft()
+            started = first and waiter.sent
+            waiter.resolve(
+                error=WorkerLost(
+                    pid=worker.pid,
+                    exitcode=code,
+                    signal_number=signal_number,
+                    started=started,
+                    reason=reason,
+                )
+            )
+            first = False
+
+    def decode(self, name: str, outcome: Outcome) -> tuple[Any, BaseException | None]:
+        return _decode(name, outcome)
+
+    def abandon(self, payload: EncodedCall) -> None:
+        pass  # a process is killed instead (when every caller of its batch gave up)
+
+    def orphan(self, worker: _Process, release: Callable[[], None]) -> bool:
+        return False  # pragma: no cover - processes are killed, never orphaned
+
+    def alive(self, worker: _Process) -> bool:
+        return worker.lost is None
+
+    def retire(self, worker: _Process) -> bool:
         too_many = self._max_tasks is not None and worker.calls_done >= self._max_tasks
         too_big = self._max_rss is not None and worker.rss > self._max_rss
-        if too_many or too_big:
-            self._forget(lane, worker)
-            await worker.stop()
+        return too_many or too_big
 
-    async def _stop_lane(self, lane: Lane) -> None:
-        if lane.worker is not None:
-            worker, lane.worker = lane.worker, None
-            self.counters.workers -= 1
-            await worker.stop()
+    # -- stopping ------------------------------------------------------------------------------
 
-    # -- worker replacement --------------------------------------------------------------------
+    async def kill(self, worker: _Process) -> WorkerLost:
+        with anyio.CancelScope(shield=True):
+            if worker.lost is None:
+                worker.lost = WorkerLost(pid=worker.pid, reason="killed")
+            worker.kill_now()
+            code, signal_number = await worker.exit_status()
+            await worker.channel.aclose()
+        return WorkerLost(pid=worker.pid, exitcode=code, signal_number=signal_number)
 
-    async def _crashed(self, lane: Lane, worker: _Worker, batch: list[Call]) -> WorkerCrashed:
-        exitcode, signal_number = await worker.exit_status()
-        self._forget(lane, worker)
-        self.counters.crashes += sum(1 for c in batch if not c.abandoned)
-        return WorkerCrashed(
-            pid=worker.pid,
-            exitcode=exitcode,
-            signal_number=signal_number,
-            function=batch[0].name,
-            batch_size=len(batch),
-        )
+    async def stop(self, worker: _Process) -> None:
+        """End of file on its channel asks the worker to exit; kill it if it lingers."""
+        with anyio.CancelScope(shield=True):
+            if worker.lost is None:
+                worker.lost = WorkerLost(pid=worker.pid, reason="stopped")
+            try:
+                await worker.channel.send_eof()
+            except _CHANNEL_ERRORS:
+                pass
+            await worker.exit_status()
+            await worker.channel.aclose()
 
-    async def _replace(self, lane: Lane, worker: _Worker) -> None:
-        """Kill a worker whose work nobody wants any more; its driver starts a fresh one."""
-        await worker.kill()
-        self._forget(lane, worker)
+    def describe(self, worker: _Process) -> int | None:
+        return worker.pid
 
-    def _forget(self, lane: Lane, worker: _Worker) -> None:
-        if lane.worker is worker:
-            lane.worker = None
-            self.counters.workers -= 1
-            self.counters.worker_restarts += 1
-            if lane.waiting:  # the driver is idle: let it start the replacement now
-                self._wake(lane)
+
+def create(settings: Settings, counters: KindCounters) -> Dispatcher[_Process]:
+    """The registry's factory for ``kind="cpu"``."""
+    executor = ProcessExecutor(
+        initializer=settings.initializer,
+        initargs=settings.initargs,
+        max_tasks_per_worker=settings.max_tasks_per_worker,
+        max_worker_rss=settings.max_worker_rss,
+    )
+    return Dispatcher(
+        executor,
+        counters,
+        workers=settings.cpu_workers,
+        max_queue=settings.max_queue,
+        batching=settings.batching,
+        max_batch=256,
+        batch_seconds=0.005,
+    )

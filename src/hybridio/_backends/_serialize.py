@@ -17,6 +17,7 @@ apart, so that
 
 from __future__ import annotations
 
+import os
 import pickle
 import sys
 import types
@@ -24,10 +25,16 @@ from collections.abc import Callable
 from typing import Any
 
 from .._core._exceptions import NotPicklable
-from ._base import function_name
+from .._core._names import function_name
 from ._worker import EncodedCall
 
-__all__ = ["EncodedCall", "cloudpickle_available", "encode_call", "encode_function"]
+__all__ = [
+    "EncodedCall",
+    "cloudpickle_available",
+    "encode_call",
+    "encode_function",
+    "main_path",
+]
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
@@ -52,13 +59,33 @@ def _by_value_needed(fn: Callable[..., Any]) -> bool:
     # but the worker cannot import it: it must travel by value.
     if getattr(fn, "__module__", None) != "__main__":
         return False
-    return not getattr(sys.modules.get("__main__"), "__file__", None)
+    return main_path() is None
 
 
-def _named_in_its_module(fn: types.FunctionType) -> bool:
-    """True when ``fn`` is what its module binds to its name (so a reference to it is exact)."""
-    module = sys.modules.get(fn.__module__)
-    return module is not None and module.__dict__.get(fn.__qualname__) is fn
+def main_path() -> str | None:
+    """The main script a worker must import as ``__mp_main__`` for its functions to unpickle.
+
+    None when there is none to import: a main module run with ``python -m`` (it has a
+    ``__spec__``; like multiprocessing, it is not re-run from its file, since a package's
+    ``__main__.py`` with relative imports cannot be), or one without a file on disk
+    (``python -c``, ``python -`` reading stdin, a REPL, a Jupyter kernel).
+    """
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__spec__", None) is not None:
+        return None
+    path: str | None = getattr(main, "__file__", None)
+    return path if path and os.path.isfile(path) else None
+
+
+def _by_reference_exact(fn: Callable[..., Any]) -> bool:
+    """True when ``fn`` is a plain or ``@cpu_bound`` function its module binds by its name.
+
+    A reference to it is then exact, and its pickle can be reused.
+    """
+    if type(fn) is not types.FunctionType and getattr(fn, "__hybridio_kind__", None) is None:
+        return False
+    module = sys.modules.get(getattr(fn, "__module__", ""))
+    return module is not None and module.__dict__.get(getattr(fn, "__qualname__", "")) is fn
 
 
 def _error(exc: BaseException) -> str:
@@ -71,7 +98,7 @@ def encode_function(fn: Callable[..., Any]) -> tuple[str, bytes]:
     Raises:
         NotPicklable: the function cannot be sent (and how to fix that).
     """
-    cacheable = type(fn) is types.FunctionType and _named_in_its_module(fn)
+    cacheable = _by_reference_exact(fn)
     if cacheable:
         known = _by_reference.get(fn)
         if known is not None:
@@ -96,7 +123,12 @@ def encode_function(fn: Callable[..., Any]) -> tuple[str, bytes]:
             _error(error),
             function=name,
             hint=(
-                "Use a function defined at module level, or `pip install cloudpickle` "
+                "A worker process cannot import a function defined in `python -c`, on stdin, "
+                "in a REPL or in a notebook cell. Install cloudpickle (`pip install "
+                "'hybridio[cloudpickle]'`) to send it by value, or move it into a module file "
+                "and import it from there."
+                if _by_value_needed(fn)
+                else "Use a function defined at module level, or `pip install cloudpickle` "
                 "(hybridio[cloudpickle]) so that lambdas, closures and functions of an "
                 "interactive session can be sent by value."
             ),

@@ -1,50 +1,80 @@
-"""Code that runs inside a worker process.
+"""hybridio's worker process, and the framing it speaks with its parent.
 
-The worker itself is anyio's (``python -m anyio.to_process``): it receives one pickled
-``("run", func, args)`` command at a time and answers with the pickled return value. hybridio sends
-``run_batch`` as that function, so one round trip carries a whole batch of calls, and each call's
-outcome is pickled on its own: one unpicklable result or exception fails only its own call.
+A worker is started as ``python -m hybridio._backends._worker FD`` where ``FD`` is one end of a
+socket pair: every message travels on that channel, never on the worker's stdin or stdout, so a
+function that prints, or writes to file descriptor 1, cannot disturb the protocol (the worker's
+stdout and stderr are the parent's, as with multiprocessing; its stdin is ``/dev/null``).
 
-Keep this module light: it is imported by every worker.
+Framing: each message is a 5-byte header, ``struct`` format ``<BI`` (message type, payload length
+in bytes), followed by that many bytes of pickle.
+
+=====  ============  ========  ===========================================================
+type   name          from      payload
+=====  ============  ========  ===========================================================
+1      INIT          parent    ``(sys.path, main path or None, initializer or None, initargs)``
+                               with the initializer and its arguments pickled apart (bytes)
+2      BATCH         parent    ``(calls, want_rss)``: ``calls`` a list of ``EncodedCall``
+3      READY         worker    the worker's pid, once INIT succeeded
+4      INIT_FAILED   worker    ``("Type: message", traceback text, pickled exception or None)``
+5      RESULT        worker    ``(outcomes, rss)``: one ``Outcome`` per call, in order; rss in
+                               bytes (0 unless asked)
+=====  ============  ========  ===========================================================
+
+The first message is INIT, answered by READY or INIT_FAILED (the worker then exits with status
+3). Then BATCH messages are answered by RESULT messages in the order they came: the parent may
+send the next batch before the answer to the previous one (pipelining). End of file on the
+channel asks the worker to exit (status 0). Anything else is a framing error: the worker exits
+with status 4, and the parent discards a worker that sends it anything unexpected.
+
+Keep this module light: every worker imports it.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import pickle
+import signal
+import socket
+import struct
 import sys
 import traceback
 import types
 from collections.abc import Callable, Sequence
+from importlib.util import module_from_spec, spec_from_file_location
 from time import perf_counter
-from typing import Any
+from typing import Any, BinaryIO
 
-__all__ = ["OK", "RAISED", "UNPICKLABLE", "EncodedCall", "run_batch", "unwrap"]
+from .._core._names import unwrap
+from ._executor import Outcome
 
-#: Outcome tags of one call, as sent back to the parent.
-OK = 0  # (OK, pickled result, run seconds)
-RAISED = 1  # (RAISED, pickled exception or None, run seconds, traceback text, "Type: message")
-UNPICKLABLE = 2  # (UNPICKLABLE, (what, reason), run seconds)
+__all__ = [
+    "BATCH",
+    "HEADER",
+    "INIT",
+    "INIT_FAILED",
+    "RAISED",
+    "READY",
+    "RESULT",
+    "UNPICKLABLE",
+    "EncodedCall",
+    "main",
+    "run_batch",
+]
+
+HEADER = struct.Struct("<BI")
+INIT, BATCH, READY, INIT_FAILED, RESULT = 1, 2, 3, 4, 5
+EXIT_INIT_FAILED = 3
+EXIT_FRAMING = 4
+
+#: Tags of a failed call's payload (``Outcome.ok`` is False).
+RAISED = "raised"  # (RAISED, pickled exception or None, traceback text, "Type: message")
+UNPICKLABLE = "unpicklable"  # (UNPICKLABLE, what, reason)
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 #: One call as the parent sends it: pickled function, pickled arguments, and whether to map the
-#: function over the first argument (a ``map_cpu`` chunk). See ``_serialize``.
+#: function over the first argument (a ``map`` chunk). See ``_serialize``.
 EncodedCall = tuple[bytes, bytes, bool]
-
-
-def unwrap(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The plain function behind a ``@cpu_bound`` / ``@blocking`` wrapper (or ``fn`` itself).
-
-    Looks inside ``functools.partial`` so that keyword arguments bound to a decorated function
-    still reach the undecorated one.
-    """
-    if isinstance(fn, functools.partial):
-        inner = unwrap(fn.func)
-        return fn if inner is fn.func else functools.partial(inner, *fn.args, **fn.keywords)
-    target: Callable[..., Any] | None = getattr(fn, "__hybridio_target__", None)
-    return target if target is not None else fn
 
 
 # Module-level functions by their pickled reference: loading one imports and looks up its module
@@ -61,9 +91,9 @@ def _load_function(blob: bytes) -> Callable[..., Any]:
     # cloudpickle output is loaded by plain pickle as long as cloudpickle is importable here.
     loaded = pickle.loads(blob)
     fn = unwrap(loaded)
-    if type(loaded) is types.FunctionType:
-        module = sys.modules.get(loaded.__module__)
-        if module is not None and module.__dict__.get(loaded.__qualname__) is loaded:
+    if type(loaded) is types.FunctionType or fn is not loaded:  # a function or a decorated one
+        module = sys.modules.get(getattr(loaded, "__module__", ""))
+        if module is not None and module.__dict__.get(getattr(loaded, "__qualname__", "")) is loaded:
             if len(_functions) >= _MAX_FUNCTIONS:
                 _functions.clear()
             _functions[blob] = fn
@@ -79,28 +109,31 @@ def _dumps_exception(exc: BaseException) -> bytes | None:
     return blob
 
 
-def _run_one(call: EncodedCall) -> tuple[Any, ...]:
+def _raised(exc: BaseException) -> tuple[str, bytes | None, str, str]:
+    tb = "".join(traceback.format_exception(exc))
+    return (RAISED, _dumps_exception(exc), tb, f"{type(exc).__name__}: {exc}")
+
+
+def _run_one(call: EncodedCall) -> Outcome:
     fn_blob, args_blob, mapped = call
     try:
         fn = _load_function(fn_blob)
     except Exception as exc:  # noqa: BLE001 - reported to the caller as NotPicklable
-        return (UNPICKLABLE, ("function", f"{type(exc).__name__}: {exc}"), 0.0)
+        return Outcome(False, (UNPICKLABLE, "function", f"{type(exc).__name__}: {exc}"), 0.0)
     try:
         args = pickle.loads(args_blob)
     except Exception as exc:  # noqa: BLE001 - reported to the caller as NotPicklable
-        return (UNPICKLABLE, ("arguments", f"{type(exc).__name__}: {exc}"), 0.0)
+        return Outcome(False, (UNPICKLABLE, "arguments", f"{type(exc).__name__}: {exc}"), 0.0)
     start = perf_counter()
     try:
         value = [fn(item) for item in args[0]] if mapped else fn(*args)
     except BaseException as exc:  # noqa: BLE001 - the user's exception goes back to the caller
-        elapsed = perf_counter() - start
-        tb = "".join(traceback.format_exception(exc))
-        return (RAISED, _dumps_exception(exc), elapsed, tb, f"{type(exc).__name__}: {exc}")
+        return Outcome(False, _raised(exc), perf_counter() - start)
     elapsed = perf_counter() - start
     try:
-        return (OK, pickle.dumps(value, _PROTOCOL), elapsed)
+        return Outcome(True, pickle.dumps(value, _PROTOCOL), elapsed)
     except Exception as exc:  # noqa: BLE001 - reported to the caller as NotPicklable
-        return (UNPICKLABLE, ("result", f"{type(exc).__name__}: {exc}"), elapsed)
+        return Outcome(False, (UNPICKLABLE, "result", f"{type(exc).__name__}: {exc}"), elapsed)
 
 
 def _rss_bytes() -> int:
@@ -119,8 +152,82 @@ def _rss_bytes() -> int:
         return 0
 
 
-def run_batch(
-    calls: Sequence[EncodedCall], want_rss: bool = False
-) -> tuple[list[tuple[Any, ...]], int]:
-    """Run each encoded call (see ``_serialize``) in order; return the outcomes and this RSS."""
+def run_batch(calls: Sequence[EncodedCall], want_rss: bool = False) -> tuple[list[Outcome], int]:
+    """Run each encoded call in order; return the outcomes and this process's RSS."""
     return [_run_one(call) for call in calls], (_rss_bytes() if want_rss else 0)
+
+
+# -- the process's main loop ------------------------------------------------------------------
+
+
+def _read_frame(stream: BinaryIO) -> tuple[int, bytes] | None:
+    """The next message, or None at end of file."""
+    header = stream.read(HEADER.size)
+    if len(header) < HEADER.size:
+        return None
+    kind, length = HEADER.unpack(header)
+    payload = stream.read(length)
+    if len(payload) < length:
+        return None
+    return kind, payload
+
+
+def _send(sock: socket.socket, kind: int, value: Any) -> None:
+    payload = pickle.dumps(value, _PROTOCOL)
+    sock.sendall(HEADER.pack(kind, len(payload)) + payload)
+
+
+def _initialise(payload: bytes) -> None:
+    """Take the parent's sys.path, import its main module as ``__mp_main__``, run the initializer."""
+    path, main_path, initializer, initargs = pickle.loads(payload)
+    sys.path[:] = path
+    if main_path:
+        # Like multiprocessing: the parent's main script is imported under another name, so that
+        # its `if __name__ == "__main__":` block does not run again, and its functions unpickle.
+        spec = spec_from_file_location("__mp_main__", main_path)
+        if spec is not None and spec.loader is not None:
+            module = module_from_spec(spec)
+            sys.modules["__mp_main__"] = module
+            sys.modules["__main__"] = module
+            spec.loader.exec_module(module)
+    if initializer is not None:
+        unwrap(pickle.loads(initializer))(*pickle.loads(initargs))
+
+
+def main(argv: Sequence[str]) -> int:
+    """Serve batches on the channel whose file descriptor is ``argv[0]``; return the exit status."""
+    # Ctrl-C in a terminal reaches the whole process group: the parent decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sock = socket.socket(fileno=int(argv[0]))
+    stream = sock.makefile("rb")
+    frame = _read_frame(stream)
+    if frame is None:
+        return 0
+    kind, payload = frame
+    if kind != INIT:
+        print(f"hybridio worker: expected INIT, got message type {kind}", file=sys.stderr)
+        return EXIT_FRAMING
+    try:
+        _initialise(payload)
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which decides
+        _, blob, tb, summary = _raised(exc)
+        _send(sock, INIT_FAILED, (summary, tb, blob))
+        return EXIT_INIT_FAILED
+    _send(sock, READY, os.getpid())
+    while True:
+        frame = _read_frame(stream)
+        if frame is None:
+            return 0
+        kind, payload = frame
+        if kind != BATCH:
+            print(f"hybridio worker: unexpected message type {kind}", file=sys.stderr)
+            return EXIT_FRAMING
+        calls, want_rss = pickle.loads(payload)
+        _send(sock, RESULT, run_batch(calls, want_rss))
+
+
+if __name__ == "__main__":
+    # Run the importable copy of this module, not this __main__ one: pickles refer to the former.
+    from hybridio._backends._worker import main as _main
+
+    sys.exit(_main(sys.argv[1:]))

@@ -5,10 +5,13 @@ The tree::
     HybridioError
     ├── OffloadError               the work could not be run where it was sent
     │   ├── WorkerCrashed          a worker process died (exit code or signal)
+    │   ├── WorkerStartFailed      a worker could not start (its initializer or the main module raised)
     │   ├── NotPicklable           a function, argument, result or exception cannot cross processes
-    │   └── Overloaded             admission refused: the queue for that kind is full
+    │   ├── Overloaded             admission refused: the queue for that kind is full
+    │   └── BackendUnavailable     the kind needs something this interpreter or machine lacks
     ├── OffloadTimeout             the call missed its deadline (also a builtin ``TimeoutError``)
-    └── RuntimeClosed              the runtime was closed, or is used outside its event loop
+    ├── RuntimeClosed              the runtime was closed, or is used outside its event loop
+    └── RemoteTraceback            never raised: a worker's traceback, chained as ``__cause__``
 
 An exception raised by the user's own function is never wrapped: it is re-raised as itself, and for
 process work the worker's formatted traceback is chained as its ``__cause__`` (a ``RemoteTraceback``).
@@ -20,6 +23,7 @@ import signal
 
 __all__ = [
     "HybridioError",
+    "BackendUnavailable",
     "NotPicklable",
     "OffloadError",
     "OffloadTimeout",
@@ -27,6 +31,7 @@ __all__ = [
     "RemoteTraceback",
     "RuntimeClosed",
     "WorkerCrashed",
+    "WorkerStartFailed",
 ]
 
 
@@ -82,13 +87,60 @@ class WorkerCrashed(OffloadError):
         )
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild_worker_crashed, (self.pid, self.exitcode, self.signal, self.function))
+        return (
+            _rebuild_worker_crashed,
+            (self.pid, self.exitcode, self.signal, self.function, self.batch_size),
+        )
 
 
 def _rebuild_worker_crashed(
-    pid: int | None, exitcode: int | None, signal_number: int | None, function: str
+    pid: int | None, exitcode: int | None, signal_number: int | None, function: str, batch: int
 ) -> WorkerCrashed:
-    return WorkerCrashed(pid=pid, exitcode=exitcode, signal_number=signal_number, function=function)
+    return WorkerCrashed(
+        pid=pid, exitcode=exitcode, signal_number=signal_number, function=function, batch_size=batch
+    )
+
+
+class WorkerStartFailed(OffloadError):
+    """Raised when a worker could not be started: its initializer raised, or the main module failed
+    to import in the worker.
+
+    After a few failures in a row the pool is marked broken: queued and new calls fail at once with
+    this error (never a storm of process spawns), and the pool tries again on its own after a
+    back-off. The original exception is chained as ``__cause__`` when it could be rebuilt here.
+
+    Attributes:
+        kind: the offload kind.
+        reason: ``"Type: message"`` of the original failure.
+        failures: consecutive start failures so far.
+        retry_in: seconds until the pool tries to start a worker again.
+    """
+
+    def __init__(self, kind: str, reason: str, *, failures: int = 1, retry_in: float = 0.0) -> None:
+        self.kind = kind
+        self.reason = reason
+        self.failures = failures
+        self.retry_in = retry_in
+        state = (
+            f"after {failures} failed starts in a row the {kind} pool is broken and retries in "
+            f"{retry_in:.3g} s"
+            if failures > 1
+            else f"the {kind} pool retries in {retry_in:.3g} s"
+        )
+        super().__init__(
+            f"a {kind} worker could not start: {reason}; {state}. Fix the Runtime's initializer, "
+            "or guard your main module's entry point with `if __name__ == '__main__':` (workers "
+            "import it, as multiprocessing does)."
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_start_failed, (self.kind, self.reason, self.failures, self.retry_in))
+
+
+def _rebuild_start_failed(
+    kind: str, reason: str, failures: int, retry_in: float
+) -> WorkerStartFailed:
+    return WorkerStartFailed(kind, reason, failures=failures, retry_in=retry_in)
 
 
 class NotPicklable(OffloadError):
@@ -106,6 +158,7 @@ class NotPicklable(OffloadError):
         self.what = what
         self.reason = reason
         self.function = function
+        self.hint = hint
         advice = hint or (
             "Process work must be picklable: use a module-level function (not a lambda, a closure "
             "or a method of a local class) and plain data arguments (not locks, sockets, open files "
@@ -114,11 +167,11 @@ class NotPicklable(OffloadError):
         super().__init__(f"the {what} of {function} cannot be pickled: {reason}. {advice}")
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild_not_picklable, (self.what, self.reason, self.function))
+        return (_rebuild_not_picklable, (self.what, self.reason, self.function, self.hint))
 
 
-def _rebuild_not_picklable(what: str, reason: str, function: str) -> NotPicklable:
-    return NotPicklable(what, reason, function=function)
+def _rebuild_not_picklable(what: str, reason: str, function: str, hint: str) -> NotPicklable:
+    return NotPicklable(what, reason, function=function, hint=hint)
 
 
 class Overloaded(OffloadError):
@@ -141,6 +194,26 @@ class Overloaded(OffloadError):
             f"{kind} work refused: {queued} calls already queued (max_queue={max_queue}). "
             "Retry later, shed load, or create the Runtime with a larger max_queue."
         )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (Overloaded, (self.kind, self.queued, self.max_queue))
+
+
+class BackendUnavailable(OffloadError):
+    """Raised when a kind cannot run here: it needs a newer Python, a build option or an extra.
+
+    Attributes:
+        kind: the kind asked for.
+        needs: what it needs (``"Python 3.13+"``, ``"pip install 'hybridio[cluster]'"``...).
+    """
+
+    def __init__(self, kind: str, needs: str) -> None:
+        self.kind = kind
+        self.needs = needs
+        super().__init__(f"kind={kind!r} is not available here: it needs {needs}.")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (BackendUnavailable, (self.kind, self.needs))
 
 
 class OffloadTimeout(HybridioError, TimeoutError):
@@ -165,15 +238,17 @@ class OffloadTimeout(HybridioError, TimeoutError):
             "Raise the timeout, make the work smaller, or split it."
         )
 
+        self.detail = detail
+
     def __reduce__(self) -> tuple[object, ...]:
-        return (OffloadTimeout, (self.kind, self.timeout, self.function))
+        return (OffloadTimeout, (self.kind, self.timeout, self.function, self.detail))
 
 
 class RuntimeClosed(HybridioError):
     """Raised when work is submitted to a Runtime that is closed or not yet entered."""
 
 
-class RemoteTraceback(Exception):
+class RemoteTraceback(HybridioError):
     """The formatted traceback of an exception raised in a worker process.
 
     Chained as ``__cause__`` of the re-raised exception so that the worker's frames show up in the
@@ -186,3 +261,6 @@ class RemoteTraceback(Exception):
 
     def __str__(self) -> str:
         return f'\n"""\n{self.tb}"""'
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (RemoteTraceback, (self.tb,))

@@ -193,6 +193,8 @@ class KindStats:
     abandoned_running: int
     workers: int
     worker_restarts: int
+    start_failures: int
+    broken: bool
     queue_wait: HistogramSnapshot
     run_time: HistogramSnapshot
     overhead: HistogramSnapshot
@@ -233,6 +235,8 @@ class KindCounters:
         self.abandoned_running = 0
         self.workers = 0
         self.worker_restarts = 0
+        self.start_failures = 0
+        self.broken = False
         self._timings = _Timings()
         self._functions: dict[str, list[float]] = {}
 
@@ -279,6 +283,8 @@ class KindCounters:
             abandoned_running=self.abandoned_running,
             workers=self.workers,
             worker_restarts=self.worker_restarts,
+            start_failures=self.start_failures,
+            broken=self.broken,
             queue_wait=queue_wait,
             run_time=run_time,
             overhead=overhead,

@@ -21,7 +21,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from yarl import URL
 
 from .._core._exceptions import WorkerCrashed
-from .._core._runtime import Runtime
+from .._runtime._runtime import Runtime
 from ._config import CrawlConfig
 from ._fetcher import Fetcher
 from ._frontier import Frontier, Scope, normalize_url

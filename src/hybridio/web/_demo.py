@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .._core._runtime import Kind
+from .._runtime._runtime import Kind
 from ._app import create_app, offload
 from ._work import calibrate, hash_buffer, sleep_ms, spin
 

@@ -6,27 +6,31 @@ import functools
 import inspect
 import os
 import types
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, Callable, Coroutine, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, TypeVarTuple, Unpack, cast, overload
 
 import anyio
 from anyio.abc import TaskGroup
 
-from .._backends._base import Backend
-from .._backends._inline import InlineBackend
-from .._backends._process import ProcessPool
-from .._backends._thread import ThreadPool
-from ._exceptions import RuntimeClosed
-from ._map import CpuMap
-from ._metrics import KindCounters, RuntimeStats
+from .._core._exceptions import RuntimeClosed
+from .._core._metrics import KindCounters, RuntimeStats
+from .._core._settings import Settings
+from .._core._validate import check_count, check_positive
+from ._registry import BACKENDS, create_backend
+
+if TYPE_CHECKING:
+    from .._backends._base import Backend
+    from .._backends._dispatch import Dispatcher
+    from .._backends._map import OffloadMap
 
 __all__ = ["KINDS", "Kind", "Runtime", "current_runtime", "declared_kind", "use_runtime"]
 
 T = TypeVar("T")
 R = TypeVar("R")
+PosArgsT = TypeVarTuple("PosArgsT")
 
 Kind = Literal["inline", "blocking", "cpu"]
 KINDS: tuple[Kind, ...] = ("inline", "blocking", "cpu")
@@ -55,19 +59,14 @@ def _is_coroutine_function(fn: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(fn)
 
 
-def _positive(name: str, value: float | None, *, allow_none: bool = True) -> None:
-    if value is None and allow_none:
-        return
-    if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-
-
 class Runtime:
     """Owns the worker processes, worker threads, limits and metrics of one event loop.
 
     Use it as an async context manager; leaving it stops the workers (no process is left behind).
     Inside ``async with Runtime(...)`` the module-level functions (``hybridio.run_cpu`` ...) use it;
-    elsewhere they use a default runtime created lazily for each event loop.
+    elsewhere they use a default runtime created lazily for each event loop. Each kind's backend
+    is loaded and started on its first call, so a runtime that only uses threads never imports
+    the process machinery.
 
     Args:
         cpu_workers: worker processes (default: the number of CPUs).
@@ -77,7 +76,8 @@ class Runtime:
             ``Overloaded`` at once.
         timeout: default per-call timeout in seconds (None: no deadline).
         initializer: called with ``initargs`` in each worker process when it starts (warm imports,
-            per-worker state).
+            per-worker state). If it raises, the pool backs off and, after a few failures in a
+            row, fails calls at once with ``WorkerStartFailed`` until a retry succeeds.
         max_tasks_per_worker: replace a worker process after it ran this many calls.
         max_worker_rss: replace a worker process when its resident memory exceeds this many bytes.
         batching: let an idle worker take several queued tiny calls in one round trip.
@@ -103,42 +103,30 @@ class Runtime:
         batching: bool = True,
     ) -> None:
         cpus = os.cpu_count() or 2
-        cpu_workers = cpus if cpu_workers is None else cpu_workers
-        threads = min(32, cpus + 4) if threads is None else threads
-        for name, value in (("cpu_workers", cpu_workers), ("threads", threads)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if not isinstance(max_queue, int) or isinstance(max_queue, bool) or max_queue < 0:
-            raise ValueError(f"max_queue must be an integer >= 0, got {max_queue!r}")
-        _positive("timeout", timeout)
-        _positive("max_tasks_per_worker", max_tasks_per_worker)
-        _positive("max_worker_rss", max_worker_rss)
+        cpu_workers = check_count("cpu_workers", cpus if cpu_workers is None else cpu_workers)
+        threads = check_count("threads", min(32, cpus + 4) if threads is None else threads)
+        check_count("max_queue", max_queue, minimum=0)
+        check_positive("timeout", timeout)
+        check_positive("max_tasks_per_worker", max_tasks_per_worker)
+        check_positive("max_worker_rss", max_worker_rss)
         if initializer is not None and not callable(initializer):
             raise TypeError(f"initializer must be callable, got {initializer!r}")
         self.cpu_workers = cpu_workers
         self.threads = threads
         self.max_queue = max_queue
         self.timeout = timeout
-        self._counters = {kind: KindCounters(kind) for kind in KINDS}
-        self._inline = InlineBackend(self._counters["inline"])
-        self._threads = ThreadPool(
-            self._counters["blocking"], threads=threads, max_queue=max_queue, batching=batching
-        )
-        self._processes = ProcessPool(
-            self._counters["cpu"],
-            workers=cpu_workers,
+        self._settings = Settings(
+            cpu_workers=cpu_workers,
+            threads=threads,
             max_queue=max_queue,
             initializer=initializer,
-            initargs=initargs,
+            initargs=tuple(initargs),
             max_tasks_per_worker=max_tasks_per_worker,
             max_worker_rss=max_worker_rss,
             batching=batching,
         )
-        self._backends: dict[str, Backend] = {
-            "inline": self._inline,
-            "blocking": self._threads,
-            "cpu": self._processes,
-        }
+        self._counters = {kind: KindCounters(kind) for kind in BACKENDS}
+        self._backends: dict[str, Backend] = {}
         self._task_group: TaskGroup | None = None
         self._context_token: Token[Runtime | None] | None = None
         self._closed = False
@@ -151,8 +139,6 @@ class Runtime:
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
-        for backend in self._backends.values():
-            await backend.start(task_group)
         self._context_token = _current.set(self)
         return self
 
@@ -190,27 +176,60 @@ class Runtime:
         """True once ``aclose()`` ran or the ``async with`` block was left."""
         return self._closed
 
-    # -- running work ------------------------------------------------------------------------
+    # -- backends ----------------------------------------------------------------------------
 
     def _backend(self, kind: str) -> Backend:
+        backend = self._backends.get(kind)
+        if backend is not None and not self._closed:
+            return backend
         if self._closed:
             raise RuntimeClosed("this Runtime is closed; create a new one to offload work")
         if self._task_group is None:
             raise RuntimeClosed("enter the Runtime first: `async with Runtime() as rt: ...`")
-        try:
-            return self._backends[kind]
-        except KeyError:
+        if kind not in BACKENDS:
             raise ValueError(
                 f"kind must be one of {', '.join(map(repr, KINDS))}, got {kind!r}"
             ) from None
+        backend = create_backend(kind, self._settings, self._counters[kind])
+        backend.start(self._task_group)
+        self._backends[kind] = backend
+        return backend
 
+    def _dispatcher(self, kind: str) -> Dispatcher[Any]:
+        from .._backends._dispatch import Dispatcher
+
+        backend = self._backend(kind)
+        if not isinstance(backend, Dispatcher):
+            raise ValueError(f"kind={kind!r} has no workers to map over; use 'cpu' or 'blocking'")
+        return backend
+
+    # -- running work ------------------------------------------------------------------------
+
+    @overload
     async def run(
         self,
-        fn: Callable[..., T],
+        fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T]],
+        *args: Unpack[PosArgsT],
+        kind: Kind | None = None,
+        timeout: float | None = None,
+    ) -> T: ...
+
+    @overload
+    async def run(
+        self,
+        fn: Callable[[Unpack[PosArgsT]], T],
+        *args: Unpack[PosArgsT],
+        kind: Kind | None = None,
+        timeout: float | None = None,
+    ) -> T: ...
+
+    async def run(  # type: ignore[misc]  # mypy cannot check overloads over TypeVarTuple
+        self,
+        fn: Callable[..., Any],
         *args: Any,
         kind: Kind | None = None,
         timeout: float | None = None,
-    ) -> T:
+    ) -> Any:
         """Run ``fn(*args)`` where ``kind`` says and return its result.
 
         ``kind`` is ``"inline"`` (on the event loop), ``"blocking"`` (a worker thread) or ``"cpu"``
@@ -222,9 +241,10 @@ class Runtime:
             Overloaded: the queue of that kind is full.
             NotPicklable: process work whose function, arguments or result cannot be pickled.
             WorkerCrashed: the worker process died while running it.
+            WorkerStartFailed: worker processes cannot start (the initializer raised).
         """
         backend, timeout = self._route(fn, kind, timeout)
-        return cast(T, await backend.call(fn, args, timeout=timeout))
+        return await backend.call(fn, args, timeout=timeout)
 
     def _route(
         self, fn: Callable[..., Any], kind: Kind | None, timeout: float | None
@@ -240,21 +260,97 @@ class Runtime:
         if timeout is None:
             timeout = self.timeout
         else:
-            _positive("timeout", timeout)
+            check_positive("timeout", timeout)
         return self._backend(kind or declared_kind(fn) or "cpu"), timeout
 
-    async def run_cpu(self, fn: Callable[..., T], *args: Any, timeout: float | None = None) -> T:
+    async def run_cpu(
+        self,
+        fn: Callable[[Unpack[PosArgsT]], T],
+        *args: Unpack[PosArgsT],
+        timeout: float | None = None,
+    ) -> T:
         """Run ``fn(*args)`` in a worker process: for pure-Python CPU-bound work."""
         backend, timeout = self._route(fn, "cpu", timeout)
         return cast(T, await backend.call(fn, args, timeout=timeout))
 
     async def run_blocking(
-        self, fn: Callable[..., T], *args: Any, timeout: float | None = None
+        self,
+        fn: Callable[[Unpack[PosArgsT]], T],
+        *args: Unpack[PosArgsT],
+        timeout: float | None = None,
     ) -> T:
         """Run ``fn(*args)`` in a worker thread: for blocking calls and C code that drops the GIL."""
         backend, timeout = self._route(fn, "blocking", timeout)
         return cast(T, await backend.call(fn, args, timeout=timeout))
 
+    @overload
+    def map(
+        self,
+        fn: Callable[[T], Coroutine[Any, Any, R]],
+        items: Iterable[T] | AsyncIterable[T],
+        *,
+        kind: Kind = "cpu",
+        chunksize: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+    ) -> OffloadMap[T, R]: ...
+
+    @overload
+    def map(
+        self,
+        fn: Callable[[T], R],
+        items: Iterable[T] | AsyncIterable[T],
+        *,
+        kind: Kind = "cpu",
+        chunksize: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+    ) -> OffloadMap[T, R]: ...
+
+    def map(
+        self,
+        fn: Callable[[Any], Any],
+        items: Iterable[Any] | AsyncIterable[Any],
+        *,
+        kind: Kind = "cpu",
+        chunksize: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+    ) -> OffloadMap[Any, Any]:
+        """Apply ``fn`` to each item on the workers of ``kind``; iterate the results in order.
+
+        ``chunksize=None`` sizes chunks from the measured per-item cost; at most ``max_in_flight``
+        chunks (default: twice the workers) are in flight. ``timeout`` applies to each chunk.
+
+        Example::
+
+            async with rt.map(parse, pages) as results:
+                async for record in results:
+                    ...
+        """
+        from .._backends._map import OffloadMap
+
+        return OffloadMap(
+            self._dispatcher(kind),
+            fn,
+            items,
+            chunksize=chunksize,
+            max_in_flight=max_in_flight,
+            timeout=timeout if timeout is not None else self.timeout,
+        )
+
+    @overload
+    def map_cpu(
+        self,
+        fn: Callable[[T], Coroutine[Any, Any, R]],
+        items: Iterable[T] | AsyncIterable[T],
+        *,
+        chunksize: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+    ) -> OffloadMap[T, R]: ...
+
+    @overload
     def map_cpu(
         self,
         fn: Callable[[T], R],
@@ -263,32 +359,25 @@ class Runtime:
         chunksize: int | None = None,
         max_in_flight: int | None = None,
         timeout: float | None = None,
-    ) -> CpuMap[T, R]:
-        """Apply ``fn`` to each item in worker processes; iterate the results in order.
+    ) -> OffloadMap[T, R]: ...
 
-        ``chunksize=None`` sizes chunks from the measured per-item cost; at most ``max_in_flight``
-        chunks (default: twice the workers) are in flight. ``timeout`` applies to each chunk.
-
-        Example::
-
-            async with rt.map_cpu(parse, pages) as results:
-                async for record in results:
-                    ...
-        """
-        self._backend("cpu")
-        return CpuMap(
-            self._processes,
-            fn,
-            items,
-            chunksize=chunksize,
-            max_in_flight=max_in_flight,
-            timeout=timeout if timeout is not None else self.timeout,
+    def map_cpu(
+        self,
+        fn: Callable[[Any], Any],
+        items: Iterable[Any] | AsyncIterable[Any],
+        *,
+        chunksize: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | None = None,
+    ) -> OffloadMap[Any, Any]:
+        """``map(fn, items, kind="cpu", ...)``: apply ``fn`` to each item in worker processes."""
+        return self.map(
+            fn, items, kind="cpu", chunksize=chunksize, max_in_flight=max_in_flight, timeout=timeout
         )
 
-    async def _map_pool(self) -> tuple[ProcessPool, float | None]:
-        """The process pool and default timeout, for a ``map_cpu`` resolved lazily."""
-        self._backend("cpu")
-        return self._processes, self.timeout
+    async def _map_target(self, kind: Kind) -> tuple[Dispatcher[Any], float | None]:
+        """The dispatcher and default timeout, for a module-level ``map_cpu`` resolved lazily."""
+        return self._dispatcher(kind), self.timeout
 
     # -- metrics ------------------------------------------------------------------------------
 
@@ -298,7 +387,8 @@ class Runtime:
 
     def worker_pids(self) -> list[int]:
         """Pids of the live worker processes."""
-        return self._processes.pids()
+        backend = self._backends.get("cpu")
+        return backend.worker_ids() if backend is not None else []
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 from anyio.lowlevel import RunVar
 
-from .._backends._signal import running_on_trio
+from .._core._signal import running_on_trio
 from ._runtime import Runtime, current_runtime
 
 __all__ = ["get_runtime", "runtime_in_use"]

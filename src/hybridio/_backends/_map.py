@@ -1,4 +1,4 @@
-"""``map_cpu``: an ordered, chunked, memory-bounded parallel map over worker processes."""
+"""``Runtime.map`` / ``map_cpu``: an ordered, chunked, memory-bounded map over any dispatcher."""
 
 from __future__ import annotations
 
@@ -12,16 +12,14 @@ from collections.abc import (
     Iterator,
 )
 from types import TracebackType
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from .._backends._base import function_name
-from .._backends._dispatch import DONE, Call
-from .._backends._serialize import encode_call
+from ._dispatch import DONE, Call
 
 if TYPE_CHECKING:
-    from .._backends._process import ProcessPool
+    from ._dispatch import Dispatcher
 
-__all__ = ["CpuMap"]
+__all__ = ["OffloadMap"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -32,8 +30,8 @@ _CHUNK_SECONDS = 0.02
 _MAX_CHUNK = 8192
 
 
-class CpuMap(AsyncIterator[R], Generic[T, R]):
-    """Async iterator over ``fn(item)`` for each item, in input order.
+class OffloadMap(AsyncIterator[R], Generic[T, R]):
+    """Async iterator over ``fn(item)`` for each item, in input order (``Runtime.map``, ``map_cpu``).
 
     Items are pulled from the input lazily and sent in chunks; at most ``max_in_flight`` chunks are
     in flight, so memory stays bounded for any input size, including infinite generators. When
@@ -45,7 +43,7 @@ class CpuMap(AsyncIterator[R], Generic[T, R]):
 
     def __init__(
         self,
-        pool: ProcessPool | Callable[[], Awaitable[tuple[ProcessPool, float | None]]],
+        pool: Dispatcher[Any] | Callable[[], Awaitable[tuple[Dispatcher[Any], float | None]]],
         fn: Callable[[T], R],
         items: Iterable[T] | AsyncIterable[T],
         *,
@@ -58,14 +56,13 @@ class CpuMap(AsyncIterator[R], Generic[T, R]):
         if max_in_flight is not None and (not isinstance(max_in_flight, int) or max_in_flight < 1):
             raise ValueError(f"max_in_flight must be an integer >= 1, got {max_in_flight!r}")
         # The pool may be resolved on first use: the module-level map_cpu finds its runtime then.
-        self._pool: ProcessPool | None = None
-        self._resolve: Callable[[], Awaitable[tuple[ProcessPool, float | None]]] | None = None
+        self._pool: Dispatcher[Any] | None = None
+        self._resolve: Callable[[], Awaitable[tuple[Dispatcher[Any], float | None]]] | None = None
         if callable(pool):
             self._resolve = pool
         else:
             self._pool = pool
         self._fn = fn
-        self._name = function_name(fn)
         self._sync: Iterator[T] | None = None
         self._async: AsyncIterator[T] | None = None
         if isinstance(items, AsyncIterable):
@@ -86,10 +83,10 @@ class CpuMap(AsyncIterator[R], Generic[T, R]):
         self.items_sent = 0
         self.max_items_in_flight = 0
 
-    def __aiter__(self) -> CpuMap[T, R]:
+    def __aiter__(self) -> OffloadMap[T, R]:
         return self
 
-    async def __aenter__(self) -> CpuMap[T, R]:
+    async def __aenter__(self) -> OffloadMap[T, R]:
         return self
 
     async def __aexit__(
@@ -171,9 +168,9 @@ class CpuMap(AsyncIterator[R], Generic[T, R]):
                 break
             if self._fixed_chunk is None and self._per_item is None:
                 self._next_chunk = min(size * 2, _MAX_CHUNK)  # ramp up until measured
-            _, blob = encode_call(self._fn, (chunk,), mapped=True)
             assert self._pool is not None
-            call = self._pool.submit(self._name, blob)
+            name, payload = self._pool.encode(self._fn, (chunk,), mapped=True)
+            call = self._pool.submit(name, payload)
             self._in_flight.append((call, len(chunk)))
             self.items_sent += len(chunk)
             in_flight = sum(n for _, n in self._in_flight)

@@ -1,0 +1,23 @@
+"""The settings of a Runtime that its backends read (validated once, by the Runtime)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Settings"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a backend factory needs to build a backend; see ``Runtime`` for each field."""
+
+    cpu_workers: int
+    threads: int
+    max_queue: int
+    initializer: Callable[..., Any] | None
+    initargs: tuple[Any, ...]
+    max_tasks_per_worker: int | None
+    max_worker_rss: int | None
+    batching: bool

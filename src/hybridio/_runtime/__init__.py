@@ -1,0 +1,1 @@
+"""The Runtime, its registry of backends, and the module-level API built on them."""

@@ -1,0 +1,35 @@
+"""Which module builds the backend of each kind: loaded by name on first use, like anyio's backends.
+
+A backend module has a ``create(settings, counters)`` function returning the backend. Adding a
+kind is one line here (and its name in ``Kind``).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Protocol
+
+from .._core._metrics import KindCounters
+from .._core._settings import Settings
+
+if TYPE_CHECKING:
+    from .._backends._base import Backend
+
+__all__ = ["BACKENDS", "create_backend"]
+
+#: kind -> module with its ``create`` factory
+BACKENDS: dict[str, str] = {
+    "inline": "hybridio._backends._inline",
+    "blocking": "hybridio._backends._thread",
+    "cpu": "hybridio._backends._process",
+}
+
+
+class _Factory(Protocol):
+    def __call__(self, settings: Settings, counters: KindCounters) -> Backend: ...
+
+
+def create_backend(kind: str, settings: Settings, counters: KindCounters) -> Backend:
+    """Import the kind's backend module and build its backend."""
+    factory: _Factory = import_module(BACKENDS[kind]).create
+    return factory(settings, counters)
