@@ -79,6 +79,6 @@ __all__ = [
 # show `hybridio.Runtime`, not the private module that defines it.
 for _name in __all__:
     _obj = globals()[_name]
-    if isinstance(_obj, type) or callable(_obj) and hasattr(_obj, "__code__"):
+    if isinstance(_obj, type) or (callable(_obj) and hasattr(_obj, "__code__")):
         _obj.__module__ = "hybridio"
 del _name, _obj

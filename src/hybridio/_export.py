@@ -11,10 +11,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ._runtime._default import runtime_in_use
 from ._core._metrics import HistogramSnapshot, KindStats
-from ._runtime._runtime import Runtime
 from ._monitor._loop_monitor import LoopMonitor
+from ._runtime._default import runtime_in_use
+from ._runtime._runtime import Runtime
 
 __all__ = ["CONTENT_TYPE", "prometheus_text"]
 

@@ -131,3 +131,16 @@ def append_and_count(items: list[Any], item: Any) -> int:
     """Mutates its list argument: a worker must give each call its own copy."""
     items.append(item)
     return len(items)
+
+
+def fail_while_exists(path: str) -> None:
+    """An initializer that raises for as long as ``path`` exists (a start-up that can recover)."""
+    if os.path.exists(path):
+        raise RuntimeError(f"initializer exploded: {path} exists")
+
+
+def write_to_fd1(x: int) -> int:
+    """Writes protocol-looking bytes straight to file descriptor 1, then answers."""
+    os.write(1, b"RETURN 5\n\x80\x04K\x07.\n")
+    print("a print in a worker", flush=True)
+    return x

@@ -57,7 +57,7 @@ async def test_coroutine_function_is_refused() -> None:
 async def test_unknown_kind_is_refused() -> None:
     async with Runtime() as rt:
         with pytest.raises(ValueError, match="kind must be one of"):
-            await rt.run(w.square, 1, kind="gpu")  # type: ignore[arg-type]
+            await rt.run(w.square, 1, kind="gpu")  # type: ignore[call-overload]
 
 
 async def test_bad_timeout_is_refused() -> None:

@@ -26,16 +26,16 @@ async def test_results_are_routed_to_their_callers(
     values: list[int], callers: int, kind: str
 ) -> None:
     async with Runtime(cpu_workers=2, threads=4) as rt:
-        got: dict[int, object] = {}
+        got: dict[int, tuple[int, int]] = {}
 
         async def caller(offset: int) -> None:
             for index in range(offset, len(values), callers):
-                got[index] = await rt.run(w.pid_and_value, values[index], kind=kind)  # type: ignore[arg-type]
+                got[index] = await rt.run(w.pid_and_value, values[index], kind=kind)  # type: ignore[call-overload]
 
         async with anyio.create_task_group() as tg:
             for offset in range(callers):
                 tg.start_soon(caller, offset)
-        assert {i: v for i, (_, v) in got.items()} == dict(enumerate(values))  # type: ignore[misc]
+        assert {i: v for i, (_, v) in got.items()} == dict(enumerate(values))
 
 
 async def test_sigkill_mid_batch_fails_every_caller_of_that_batch() -> None:
@@ -46,7 +46,7 @@ async def test_sigkill_mid_batch_fails_every_caller_of_that_batch() -> None:
 
         async def call(key: str, fn: object, *args: object) -> None:
             try:
-                outcomes[key] = await rt.run_cpu(fn, *args)  # type: ignore[arg-type]
+                outcomes[key] = await rt.run_cpu(fn, *args)  # type: ignore[call-overload]
             except WorkerCrashed as exc:
                 outcomes[key] = exc
 
@@ -100,8 +100,8 @@ async def test_queued_tiny_calls_share_one_round_trip_rather_than_split_between_
             results.append(await rt.run_cpu(w.square, x))
 
         async with anyio.create_task_group() as tg:
-            tg.start_soon(rt.run_cpu, w.sleep_then, 0.3)  # holds one worker
-            tg.start_soon(rt.run_cpu, w.sleep_then, 0.3)  # and the other
+            tg.start_soon(rt.run_cpu, w.sleep_then, 0.3)  # type: ignore[arg-type]  # one worker
+            tg.start_soon(rt.run_cpu, w.sleep_then, 0.3)  # type: ignore[arg-type]  # the other
             await anyio.sleep(0.1)
             for x in range(10):
                 tg.start_soon(square, x)

@@ -80,7 +80,7 @@ async def test_1000_cancelled_calls_leave_nothing(anyio_backend: str) -> None:
         baseline_fds = _open_fds()
         async with anyio.create_task_group() as tg:
             for _ in range(1000):
-                tg.start_soon(rt.run_cpu, w.sleep_then, 5)
+                tg.start_soon(rt.run_cpu, w.sleep_then, 5)  # type: ignore[arg-type]
             await anyio.sleep(0.1)
             tg.cancel_scope.cancel()
         await _settle(rt, 2)

@@ -106,4 +106,4 @@ async def test_bad_arguments() -> None:
         with pytest.raises(ValueError, match="chunksize"):
             rt.map_cpu(w.square, [1], chunksize=0)
         with pytest.raises(TypeError, match="iterable"):
-            rt.map_cpu(w.square, 5)  # type: ignore[arg-type]
+            rt.map_cpu(w.square, 5)  # type: ignore[call-overload]

@@ -69,7 +69,7 @@ async def test_worker_crash_is_reported_and_pool_heals(
     async with Runtime(cpu_workers=1) as rt:
         first_pid, _ = await rt.run_cpu(w.where)
         with pytest.raises(WorkerCrashed) as info:
-            await rt.run_cpu(target, *args)  # type: ignore[arg-type]
+            await rt.run_cpu(target, *args)  # type: ignore[call-overload]
         crash = info.value
         assert crash.pid == first_pid
         assert crash.exitcode == exitcode
@@ -180,7 +180,7 @@ async def test_timeout_of_one_caller_in_a_batch_keeps_neighbours_results() -> No
                 outcomes["impatient"] = exc
 
         async with anyio.create_task_group() as tg:
-            tg.start_soon(rt.run_cpu, w.sleep_then, 0.1)  # keep the worker busy so both queue
+            tg.start_soon(rt.run_cpu, w.sleep_then, 0.1)  # type: ignore[arg-type]  # keep the worker busy so both queue
             await anyio.sleep(0.02)
             tg.start_soon(slow_neighbour)
             tg.start_soon(impatient)

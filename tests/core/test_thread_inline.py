@@ -112,7 +112,7 @@ async def test_process_queue_bound_raises_overloaded_at_once() -> None:
     async with Runtime(cpu_workers=1, max_queue=2) as rt:
         await rt.run_cpu(w.square, 1)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(rt.run_cpu, w.sleep_then, 0.3)
+            tg.start_soon(rt.run_cpu, w.sleep_then, 0.3)  # type: ignore[arg-type]
             await anyio.sleep(0.05)
             tg.start_soon(rt.run_cpu, w.square, 2)
             tg.start_soon(rt.run_cpu, w.square, 3)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import FrameType
 
 from hybridio._monitor._stack import capture, pick_culprit
 from hybridio.monitor import StackFrame
@@ -25,6 +27,12 @@ def _thread_running(target: Callable[[threading.Event, threading.Event], None]) 
     try:
         assert started.wait(5)
         assert thread.ident is not None
+        # started.set() returns before the thread reaches release.wait(): on a busy machine a
+        # sample taken at once can still see the line before. Wait until it is blocked.
+        deadline = time.monotonic() + 5
+        while sys._current_frames()[thread.ident].f_code.co_name != "wait":
+            assert time.monotonic() < deadline, "the thread never reached release.wait()"
+            time.sleep(0.001)
         yield thread.ident
     finally:
         release.set()
@@ -81,12 +89,12 @@ def test_base_frames_cut_the_stack() -> None:
         assert frame.f_back is not None
         # Everything from the culprit's caller down counts as "below the loop".
         base = set()
-        outer = frame.f_back
+        outer: FrameType | None = frame.f_back
         while outer is not None and outer.f_code.co_name != "_kiwi_waits_here":
             outer = outer.f_back
         assert outer is not None
         assert outer.f_back is not None
-        below = outer.f_back
+        below: FrameType | None = outer.f_back
         while below is not None:
             base.add(id(below))
             below = below.f_back

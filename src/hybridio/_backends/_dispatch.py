@@ -49,13 +49,12 @@ from .._core._exceptions import (
 )
 from .._core._metrics import KindCounters
 from .._core._signal import Signal, signal_factory
+from ._call import DONE, PENDING, RUNNING, Call
 from ._executor import Executor, Outcome, WorkerLost, WorkerStartError
 
 __all__ = ["BROKEN_AFTER", "Call", "Dispatcher"]
 
 W = TypeVar("W")
-
-PENDING, RUNNING, DONE = 0, 1, 2
 
 #: Consecutive start failures after which the pool is broken (calls fail at once).
 BROKEN_AFTER = 3
@@ -74,48 +73,6 @@ _FULL_TRIP = 64
 
 def _not_started() -> Signal:
     raise RuntimeError("the dispatcher makes signals once it has started on an event loop")
-
-
-class Call:
-    """One submitted call: its payload, its state, and where its outcome goes."""
-
-    __slots__ = (
-        "abandoned",
-        "done",
-        "error",
-        "lane",
-        "name",
-        "payload",
-        "run_time",
-        "state",
-        "submitted",
-        "value",
-    )
-
-    def __init__(self, name: str, payload: Any, done: Signal | None) -> None:
-        self.name = name
-        self.payload = payload
-        self.state = PENDING
-        self.abandoned = False
-        self.done = done  # None for a call its caller drives itself (nobody waits on it)
-        self.value: Any = None
-        self.error: BaseException | None = None
-        self.submitted = perf_counter()
-        self.run_time = 0.0
-        self.lane: _Lane[Any] | None = None
-
-    def resolve(self, value: Any = None, error: BaseException | None = None) -> None:
-        self.state = DONE
-        self.value = value
-        self.error = error
-        done = self.done
-        if done is not None and not done.done():  # a cancelled caller cancelled it
-            done.set_result(None)
-
-    def outcome(self) -> Any:
-        if self.error is not None:
-            raise self.error
-        return self.value
 
 
 class _Batch:
@@ -202,7 +159,7 @@ class Dispatcher(Generic[W]):
         """Start the drivers in ``task_group`` (workers start with the first call)."""
         self._task_group = task_group
         self.new_signal = signal_factory()
-        self.executor.bind(task_group)
+        self.executor.bind(task_group, self._lost)
         for driver in self._drivers:
             lane = driver.lane
             task_group.start_soon(self._drive, driver, name=f"hybridio {self.kind} {lane.index}")
@@ -488,9 +445,7 @@ class Dispatcher(Generic[W]):
         self.counters.start_failures += 1
         backoff = min(_BACKOFF_FIRST * 2 ** (self._failures - 1), _BACKOFF_MAX)
         self._retry_at = anyio.current_time() + backoff
-        error = WorkerStartFailed(
-            self.kind, exc.reason, failures=self._failures, retry_in=backoff
-        )
+        error = WorkerStartFailed(self.kind, exc.reason, failures=self._failures, retry_in=backoff)
         error.__cause__ = exc.__cause__
         self._start_error = error
         if self._failures >= BROKEN_AFTER:
@@ -658,9 +613,7 @@ class Dispatcher(Generic[W]):
                 if call.state != DONE:
                     call.resolve(error=error)
 
-    def _crashed(
-        self, lane: _Lane[W], worker: W, batch: _Batch, lost: WorkerLost
-    ) -> WorkerCrashed:
+    def _crashed(self, lane: _Lane[W], worker: W, batch: _Batch, lost: WorkerLost) -> WorkerCrashed:
         self._forget(lane, worker)
         live = sum(1 for c in batch.calls if not c.abandoned)
         self.counters.crashes += live
@@ -672,6 +625,13 @@ class Dispatcher(Generic[W]):
             function=batch.calls[0].name,
             batch_size=len(batch.calls),
         )
+
+    def _lost(self, worker: W) -> None:
+        """A worker ended on its own (the executor noticed): its lane starts a fresh one."""
+        for lane in self._lanes:
+            if lane.worker is worker:
+                self._forget(lane, worker)
+                break
 
     def _forget(self, lane: _Lane[W], worker: W) -> None:
         """The lane's worker is gone (or going): the lane starts a fresh one."""
@@ -717,7 +677,7 @@ class Dispatcher(Generic[W]):
                 cost[name] = 0.8 * previous + 0.2 * run_time
             latency = now - call.submitted
             queue_wait = latency - run_time - overhead
-            record((name, queue_wait if queue_wait > 0.0 else 0.0, run_time, latency))
+            record((name, max(0.0, queue_wait), run_time, latency))
             if call.abandoned:
                 call.state = DONE
                 continue

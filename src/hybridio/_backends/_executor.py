@@ -91,8 +91,12 @@ class Executor(Protocol[W]):
     kind: ClassVar[str]
     capabilities: ClassVar[Capabilities]
 
-    def bind(self, task_group: TaskGroup) -> None:
-        """Called once on the event loop before any worker starts (for background tasks)."""
+    def bind(self, task_group: TaskGroup, lost: Callable[[W], None]) -> None:
+        """Called once on the event loop before any worker starts.
+
+        ``task_group`` hosts background tasks; call ``lost(worker)`` on the event loop when a
+        worker ends on its own (so that an idle worker that died is replaced before it is used).
+        """
 
     def encode(
         self, fn: Callable[..., Any], args: tuple[Any, ...], mapped: bool

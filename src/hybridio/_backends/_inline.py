@@ -7,13 +7,12 @@ from time import perf_counter
 from typing import Any
 
 import anyio
-
 from anyio.abc import TaskGroup
 
 from .._core._exceptions import OffloadTimeout
 from .._core._metrics import KindCounters
-from .._core._settings import Settings
 from .._core._names import function_name, unwrap
+from .._core._settings import Settings
 
 __all__ = ["InlineBackend", "create"]
 

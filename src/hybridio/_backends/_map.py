@@ -14,7 +14,7 @@ from collections.abc import (
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ._dispatch import DONE, Call
+from ._call import DONE, Call
 
 if TYPE_CHECKING:
     from ._dispatch import Dispatcher

@@ -28,10 +28,10 @@ from anyio.abc import Process, TaskGroup, UNIXSocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from .._core._exceptions import NotPicklable, RemoteTraceback
-from .._core._signal import Signal, signal_factory
-from . import _worker
 from .._core._metrics import KindCounters
 from .._core._settings import Settings
+from .._core._signal import Signal, signal_factory
+from . import _worker
 from ._dispatch import Dispatcher
 from ._executor import Capabilities, Outcome, WorkerLost, WorkerStartError
 from ._serialize import EncodedCall, encode_call, encode_function, main_path
@@ -186,10 +186,12 @@ class ProcessExecutor:
         self._max_rss = max_worker_rss
         self._task_group: TaskGroup | None = None
         self._new_signal: Callable[[], Signal] | None = None
+        self._lost: Callable[[_Process], None] = lambda worker: None
 
-    def bind(self, task_group: TaskGroup) -> None:
+    def bind(self, task_group: TaskGroup, lost: Callable[[_Process], None]) -> None:
         self._task_group = task_group
         self._new_signal = signal_factory()
+        self._lost = lost
 
     def encode(
         self, fn: Callable[..., Any], args: tuple[Any, ...], mapped: bool
@@ -258,14 +260,16 @@ class ProcessExecutor:
     def _init_failed(payload: bytes) -> WorkerStartError:
         summary, tb, blob = pickle.loads(payload)
         error = WorkerStartError(summary)
+        cause: BaseException = RemoteTraceback(tb)
         if blob is not None:
             try:
-                cause: BaseException = pickle.loads(blob)
-            except Exception:  # noqa: BLE001 - the summary says what it was
-                pass
+                exc: BaseException = pickle.loads(blob)
+            except Exception:  # noqa: BLE001 - the traceback alone says what it was
+                exc = cause
             else:
-                cause.__cause__ = RemoteTraceback(tb)
-                error.__cause__ = cause
+                exc.__cause__ = cause
+            cause = exc
+        error.__cause__ = cause
         return error
 
     # -- running -------------------------------------------------------------------------------
@@ -314,8 +318,9 @@ class ProcessExecutor:
                 await self._ended(worker, reason)
 
     async def _ended(self, worker: _Process, reason: str) -> None:
-        if worker.lost is None:
+        if worker.lost is None:  # it ended on its own (not killed or stopped by us)
             worker.lost = WorkerLost(pid=worker.pid, reason=reason or "the worker ended")
+            self._lost(worker)
         code, signal_number = await worker.exit_status()
         await worker.channel.aclose()
         first = True

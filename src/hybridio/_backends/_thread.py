@@ -24,10 +24,10 @@ import anyio.to_thread
 from anyio.abc import TaskGroup
 
 from .._core._cancel import CancelToken, use_token
-from .._core._names import function_name, unwrap
-from .._core._signal import loop_callback
 from .._core._metrics import KindCounters
+from .._core._names import function_name, unwrap
 from .._core._settings import Settings
+from .._core._signal import loop_callback
 from ._dispatch import Dispatcher
 from ._executor import Capabilities, Outcome, WorkerLost
 
@@ -92,7 +92,7 @@ class ThreadExecutor:
         self._limiter = anyio.CapacityLimiter(threads)
         self._post: Callable[[Callable[[], object]], None] | None = None
 
-    def bind(self, task_group: TaskGroup) -> None:
+    def bind(self, task_group: TaskGroup, lost: Callable[[_Slot], None]) -> None:
         self._post = loop_callback()
 
     def encode(
@@ -110,7 +110,12 @@ class ThreadExecutor:
         # abandon_on_cancel: a caller that gives up (or a runtime that closes) does not wait for a
         # thread that may never end; the slot says when the thread is free again.
         return await anyio.to_thread.run_sync(
-            run_in_thread, payloads, worker, self._post, abandon_on_cancel=True, limiter=self._limiter
+            run_in_thread,
+            payloads,
+            worker,
+            self._post,
+            abandon_on_cancel=True,
+            limiter=self._limiter,
         )
 
     def decode(self, name: str, outcome: Outcome) -> tuple[Any, BaseException | None]:

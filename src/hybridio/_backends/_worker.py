@@ -93,7 +93,10 @@ def _load_function(blob: bytes) -> Callable[..., Any]:
     fn = unwrap(loaded)
     if type(loaded) is types.FunctionType or fn is not loaded:  # a function or a decorated one
         module = sys.modules.get(getattr(loaded, "__module__", ""))
-        if module is not None and module.__dict__.get(getattr(loaded, "__qualname__", "")) is loaded:
+        if (
+            module is not None
+            and module.__dict__.get(getattr(loaded, "__qualname__", "")) is loaded
+        ):
             if len(_functions) >= _MAX_FUNCTIONS:
                 _functions.clear()
             _functions[blob] = fn

@@ -22,8 +22,8 @@ from __future__ import annotations
 import signal
 
 __all__ = [
-    "HybridioError",
     "BackendUnavailable",
+    "HybridioError",
     "NotPicklable",
     "OffloadError",
     "OffloadTimeout",

@@ -10,6 +10,7 @@ asyncio that cancels the future too, so resolve with ``if not done(): set_result
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -50,12 +51,17 @@ class _TrioSignal:
 
 
 def running_on_trio() -> bool:
-    """True when the current task runs on trio (and not on asyncio)."""
-    try:
-        import trio
+    """True when the current task runs on trio (and not on asyncio).
 
+    Never imports trio: a program running on trio has imported it already, and importing it on
+    an asyncio loop blocks that loop for a while (it probes the system's libraries).
+    """
+    trio = sys.modules.get("trio")
+    if trio is None:
+        return False
+    try:
         trio.lowlevel.current_task()
-    except (ImportError, RuntimeError):
+    except RuntimeError:
         return False
     return True
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import types
 from collections.abc import AsyncIterable, Callable, Coroutine, Iterable
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, TypeVarTuple, Unpack, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, TypeVarTuple, overload
 
 from ._default import get_runtime
 from ._runtime import Kind
@@ -14,7 +14,15 @@ if TYPE_CHECKING:
     from .._backends._dispatch import Dispatcher
     from .._backends._map import OffloadMap
 
-__all__ = ["OffloadedFunction", "blocking", "cpu_bound", "map_cpu", "run", "run_blocking", "run_cpu"]
+__all__ = [
+    "OffloadedFunction",
+    "blocking",
+    "cpu_bound",
+    "map_cpu",
+    "run",
+    "run_blocking",
+    "run_cpu",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -24,8 +32,8 @@ PosArgsT = TypeVarTuple("PosArgsT")
 
 @overload
 async def run(
-    fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T]],
-    *args: Unpack[PosArgsT],
+    fn: Callable[[*PosArgsT], Coroutine[Any, Any, T]],
+    *args: *PosArgsT,
     kind: Kind | None = None,
     timeout: float | None = None,
 ) -> T: ...
@@ -33,8 +41,8 @@ async def run(
 
 @overload
 async def run(
-    fn: Callable[[Unpack[PosArgsT]], T],
-    *args: Unpack[PosArgsT],
+    fn: Callable[[*PosArgsT], T],
+    *args: *PosArgsT,
     kind: Kind | None = None,
     timeout: float | None = None,
 ) -> T: ...
@@ -54,9 +62,23 @@ async def run(  # type: ignore[misc]  # mypy cannot check overloads over TypeVar
     return await backend.call(fn, args, timeout=timeout)
 
 
+@overload
 async def run_cpu(
-    fn: Callable[[Unpack[PosArgsT]], T], *args: Unpack[PosArgsT], timeout: float | None = None
-) -> T:
+    fn: Callable[[*PosArgsT], Coroutine[Any, Any, T]],
+    *args: *PosArgsT,
+    timeout: float | None = None,
+) -> T: ...
+
+
+@overload
+async def run_cpu(
+    fn: Callable[[*PosArgsT], T], *args: *PosArgsT, timeout: float | None = None
+) -> T: ...
+
+
+async def run_cpu(  # type: ignore[misc]  # mypy cannot check overloads over TypeVarTuple
+    fn: Callable[..., Any], *args: Any, timeout: float | None = None
+) -> Any:
     """Run ``fn(*args)`` in a worker process (pure-Python CPU-bound work).
 
     Example::
@@ -66,9 +88,23 @@ async def run_cpu(
     return await (await get_runtime()).run_cpu(fn, *args, timeout=timeout)
 
 
+@overload
 async def run_blocking(
-    fn: Callable[[Unpack[PosArgsT]], T], *args: Unpack[PosArgsT], timeout: float | None = None
-) -> T:
+    fn: Callable[[*PosArgsT], Coroutine[Any, Any, T]],
+    *args: *PosArgsT,
+    timeout: float | None = None,
+) -> T: ...
+
+
+@overload
+async def run_blocking(
+    fn: Callable[[*PosArgsT], T], *args: *PosArgsT, timeout: float | None = None
+) -> T: ...
+
+
+async def run_blocking(  # type: ignore[misc]  # mypy cannot check overloads over TypeVarTuple
+    fn: Callable[..., Any], *args: Any, timeout: float | None = None
+) -> Any:
     """Run ``fn(*args)`` in a worker thread (blocking calls, C code that releases the GIL).
 
     A thread cannot be killed: on timeout the caller gets ``OffloadTimeout`` at once, and the
@@ -141,6 +177,7 @@ class OffloadedFunction(Generic[P, T]):
 
     __wrapped__: Callable[P, T]
     __hybridio_kind__: Kind
+    __name__: str
     __qualname__: str
 
     def __init__(self, fn: Callable[P, T], kind: Kind) -> None:

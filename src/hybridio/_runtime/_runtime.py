@@ -10,7 +10,7 @@ from collections.abc import AsyncIterable, Callable, Coroutine, Iterable, Iterat
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, TypeVarTuple, Unpack, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, TypeVarTuple, cast, overload
 
 import anyio
 from anyio.abc import TaskGroup
@@ -200,7 +200,9 @@ class Runtime:
 
         backend = self._backend(kind)
         if not isinstance(backend, Dispatcher):
-            raise ValueError(f"kind={kind!r} has no workers to map over; use 'cpu' or 'blocking'")
+            raise ValueError(  # noqa: TRY004 - a kind value, not a type, is wrong
+                f"kind={kind!r} has no workers to map over; use 'cpu' or 'blocking'"
+            )
         return backend
 
     # -- running work ------------------------------------------------------------------------
@@ -208,8 +210,8 @@ class Runtime:
     @overload
     async def run(
         self,
-        fn: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T]],
-        *args: Unpack[PosArgsT],
+        fn: Callable[[*PosArgsT], Coroutine[Any, Any, T]],
+        *args: *PosArgsT,
         kind: Kind | None = None,
         timeout: float | None = None,
     ) -> T: ...
@@ -217,8 +219,8 @@ class Runtime:
     @overload
     async def run(
         self,
-        fn: Callable[[Unpack[PosArgsT]], T],
-        *args: Unpack[PosArgsT],
+        fn: Callable[[*PosArgsT], T],
+        *args: *PosArgsT,
         kind: Kind | None = None,
         timeout: float | None = None,
     ) -> T: ...
@@ -263,25 +265,51 @@ class Runtime:
             check_positive("timeout", timeout)
         return self._backend(kind or declared_kind(fn) or "cpu"), timeout
 
+    @overload
     async def run_cpu(
         self,
-        fn: Callable[[Unpack[PosArgsT]], T],
-        *args: Unpack[PosArgsT],
+        fn: Callable[[*PosArgsT], Coroutine[Any, Any, T]],
+        *args: *PosArgsT,
         timeout: float | None = None,
-    ) -> T:
+    ) -> T: ...
+
+    @overload
+    async def run_cpu(
+        self,
+        fn: Callable[[*PosArgsT], T],
+        *args: *PosArgsT,
+        timeout: float | None = None,
+    ) -> T: ...
+
+    async def run_cpu(  # type: ignore[misc]  # mypy cannot check overloads over TypeVarTuple
+        self, fn: Callable[..., Any], *args: Any, timeout: float | None = None
+    ) -> Any:
         """Run ``fn(*args)`` in a worker process: for pure-Python CPU-bound work."""
         backend, timeout = self._route(fn, "cpu", timeout)
-        return cast(T, await backend.call(fn, args, timeout=timeout))
+        return await backend.call(fn, args, timeout=timeout)
 
+    @overload
     async def run_blocking(
         self,
-        fn: Callable[[Unpack[PosArgsT]], T],
-        *args: Unpack[PosArgsT],
+        fn: Callable[[*PosArgsT], Coroutine[Any, Any, T]],
+        *args: *PosArgsT,
         timeout: float | None = None,
-    ) -> T:
+    ) -> T: ...
+
+    @overload
+    async def run_blocking(
+        self,
+        fn: Callable[[*PosArgsT], T],
+        *args: *PosArgsT,
+        timeout: float | None = None,
+    ) -> T: ...
+
+    async def run_blocking(  # type: ignore[misc]  # mypy cannot check overloads over TypeVarTuple
+        self, fn: Callable[..., Any], *args: Any, timeout: float | None = None
+    ) -> Any:
         """Run ``fn(*args)`` in a worker thread: for blocking calls and C code that drops the GIL."""
         backend, timeout = self._route(fn, "blocking", timeout)
-        return cast(T, await backend.call(fn, args, timeout=timeout))
+        return await backend.call(fn, args, timeout=timeout)
 
     @overload
     def map(

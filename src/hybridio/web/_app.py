@@ -21,8 +21,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from .._core._exceptions import Overloaded, RuntimeClosed
-from .._runtime._runtime import KINDS, Kind, Runtime, use_runtime
 from .._monitor._loop_monitor import LoopMonitor
+from .._runtime._runtime import KINDS, Kind, Runtime, use_runtime
 from ._admission import Admission, Limit, Rejected, retry_after_header
 from ._observe import metrics_text, recent_lag
 from ._work import prepare_worker

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from .._runtime._runtime import Runtime
 from .._export import prometheus_text
 from .._monitor._loop_monitor import LoopMonitor
+from .._runtime._runtime import Runtime
 from ._admission import Admission
 
 __all__ = ["metrics_text", "recent_lag"]
