@@ -6,7 +6,6 @@ import pickle
 
 import pytest
 
-import hybridio
 from hybridio import (
     BackendUnavailable,
     HybridioError,

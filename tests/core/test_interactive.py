@@ -26,7 +26,12 @@ anyio.run(main)
 
 def _run(args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, *args], input=stdin, capture_output=True, text=True, timeout=60
+        [sys.executable, *args],
+        check=False,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
