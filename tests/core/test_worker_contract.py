@@ -76,13 +76,16 @@ def test_init_batches_in_order_then_eof_exits_cleanly(peer: _Peer) -> None:
     kind, (outcomes, rss) = peer.receive()
     assert kind == _worker.RESULT
     assert rss == 0
-    assert outcomes[0].ok
-    assert pickle.loads(outcomes[0].payload) == 9
-    assert not outcomes[1].ok
-    assert outcomes[1].payload[0] == _worker.RAISED
-    assert isinstance(pickle.loads(outcomes[1].payload[1]), ValueError)
+    ok, payload, run_time = outcomes[0]  # (ok, payload, run seconds) per call
+    assert ok
+    assert pickle.loads(payload) == 9
+    assert run_time >= 0.0
+    ok, payload, _ = outcomes[1]
+    assert not ok
+    assert payload[0] == _worker.RAISED
+    assert isinstance(pickle.loads(payload[1]), ValueError)
     kind, (outcomes, rss) = peer.receive()
-    assert pickle.loads(outcomes[0].payload) == 16
+    assert pickle.loads(outcomes[0][1]) == 16
     assert rss > 0  # asked for
     peer.sock.shutdown(socket.SHUT_WR)
     assert peer.wait() == 0
@@ -113,7 +116,7 @@ def test_writes_to_fd_1_do_not_reach_the_channel(peer: _Peer) -> None:
     peer.send(_worker.BATCH, (_batch((w.write_to_fd1, (7,))), False))
     kind, (outcomes, _) = peer.receive()
     assert kind == _worker.RESULT
-    assert pickle.loads(outcomes[0].payload) == 7
+    assert pickle.loads(outcomes[0][1]) == 7
 
 
 @pytest.mark.anyio

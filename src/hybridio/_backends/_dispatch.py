@@ -223,17 +223,19 @@ class Dispatcher(Generic[W]):
         if self._failures >= BROKEN_AFTER:
             self._check_broken()
         counters = self.counters
-        if len(self._pending) >= self._max_queue:
+        pending = self._pending
+        if len(pending) >= self._max_queue:
             counters.rejected += 1
-            raise Overloaded(self.kind, len(self._pending), self._max_queue)
+            raise Overloaded(self.kind, len(pending), self._max_queue)
         counters.calls += 1
         counters.queued += 1
         call = Call(name, payload, self.new_signal())
-        self._pending.append(call)
-        if not self._active:
-            self._active = True
-            self._activate.set()
-        self._notify()
+        pending.append(call)
+        if not self._woken:  # else a woken driver takes this call with the others
+            if not self._active:
+                self._active = True
+                self._activate.set()
+            self._notify()
         return call
 
     def _check_broken(self) -> None:
@@ -388,11 +390,11 @@ class Dispatcher(Generic[W]):
                 if not self._pending or not self._can_take(lane) or not self._ready(lane):
                     await self._idle(driver)
                     continue
-                calls = self._take_batch()
+                calls, cost = self._take_batch()
                 if calls:
                     if self._pending:
                         self._notify()  # share the rest of the queue with another driver
-                    await self._run(lane, calls)
+                    await self._run(lane, calls, cost)
         finally:
             with anyio.CancelScope(shield=True):
                 worker, lane.worker = lane.worker, None
@@ -456,7 +458,7 @@ class Dispatcher(Generic[W]):
                 self.counters.errors += 1
                 call.resolve(error=error)
 
-    def _take_batch(self) -> list[Call]:
+    def _take_batch(self) -> tuple[list[Call], float]:
         pending = self._pending
         limit = self._max_batch
         costs = self._cost
@@ -476,9 +478,13 @@ class Dispatcher(Generic[W]):
         batch: list[Call] = []
         budget = self._batch_seconds
         spent = 0.0
+        name = None
+        cost = _UNKNOWN_COST
         for _ in range(min(limit, len(pending))):
             call = pending[0]
-            cost = costs.get(call.name, _UNKNOWN_COST)
+            if call.name is not name:  # a queue is mostly one function: look its cost up once
+                name = call.name
+                cost = costs.get(name, _UNKNOWN_COST)
             if batch and spent + cost > budget:
                 break
             pending.popleft()
@@ -487,12 +493,11 @@ class Dispatcher(Generic[W]):
             call.state = RUNNING
         self.counters.queued -= len(batch)
         self.counters.in_flight += len(batch)
-        return batch
+        return batch, spent
 
-    def _hold(self, lane: _Lane[W], calls: list[Call]) -> _Batch:
-        """Put a batch on a lane."""
-        costs = self._cost
-        batch = _Batch(calls, sum(costs.get(c.name, _UNKNOWN_COST) for c in calls))
+    def _hold(self, lane: _Lane[W], calls: list[Call], cost: float) -> _Batch:
+        """Put a batch on a lane (``cost``: the run time it is expected to take)."""
+        batch = _Batch(calls, cost)
         lane.batches.append(batch)
         for call in calls:
             call.lane = lane
@@ -520,7 +525,7 @@ class Dispatcher(Generic[W]):
         assert worker is not None
         call.state = RUNNING
         self.counters.in_flight += 1
-        batch = self._hold(lane, [call])
+        batch = self._hold(lane, [call], self._cost.get(call.name, _UNKNOWN_COST))
         try:
             with anyio.fail_after(timeout) if timeout is not None else nullcontext():
                 outcomes = await self.executor.run_batch(worker, [call.payload])
@@ -564,10 +569,10 @@ class Dispatcher(Generic[W]):
         else:
             self._count_abandoned_running()
 
-    async def _run(self, lane: _Lane[W], calls: list[Call]) -> None:
+    async def _run(self, lane: _Lane[W], calls: list[Call], cost: float) -> None:
         worker = lane.worker
         assert worker is not None
-        batch = self._hold(lane, calls)
+        batch = self._hold(lane, calls, cost)
         outcomes: list[Outcome] | None = None
         error: BaseException | None = None
         requeue = False
@@ -664,17 +669,22 @@ class Dispatcher(Generic[W]):
         timings: list[tuple[str, float, float, float]] = []
         record = timings.append
         completed = errors = 0
+        name: str | None = None
+        estimate = 0.0
         for call, outcome in zip(calls, outcomes, strict=True):
             run_time = outcome.run_time
             call.run_time = run_time
-            name = call.name
-            previous = cost.get(name)
+            if call.name is not name:  # a batch is mostly one function: one lookup per run
+                if name is not None:
+                    cost[name] = estimate
+                name = call.name
+                estimate = cost.get(name, -1.0)
             # Pessimistic: a slower call raises the estimate at once (it must not be batched with
             # others again), a faster one lowers it slowly.
-            if previous is None or run_time > previous:
-                cost[name] = run_time
+            if run_time > estimate:
+                estimate = run_time
             else:
-                cost[name] = 0.8 * previous + 0.2 * run_time
+                estimate = 0.8 * estimate + 0.2 * run_time
             latency = now - call.submitted
             queue_wait = latency - run_time - overhead
             record((name, max(0.0, queue_wait), run_time, latency))
@@ -687,6 +697,8 @@ class Dispatcher(Generic[W]):
             else:
                 errors += 1
             call.resolve(value, error)
+        if name is not None:
+            cost[name] = estimate
         counters.record_timings(timings)
         counters.completed += completed
         counters.errors += errors

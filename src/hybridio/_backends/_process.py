@@ -1,12 +1,12 @@
 """The process executor: hybridio's own worker processes (see ``_worker`` for the protocol).
 
-Each worker gets a socket pair of its own for messages, so nothing it prints can disturb them. A
-reader task per worker takes its answers in order and hands each to the batch that waits for it;
-a worker can therefore hold two batches (pipelining): while it runs one, the next is already in
-its socket buffer. When the channel ends (the worker died or was killed) the reader reaps the
-process and fails the batches it held: the first with the exit code or signal, the ones behind it
-as never started, so the dispatcher runs those elsewhere. An answer that does not fit the
-protocol discards the worker the same way.
+Each worker gets a socket pair of its own for messages (``_channel``), so nothing it prints can
+disturb them. Answers arrive in order and each goes to the batch that waits for it; a worker can
+therefore hold two batches (pipelining): while it runs one, the next is already in its socket
+buffer. When the channel ends (the worker died or was killed) the process is reaped and the
+batches it held fail: the first with the exit code or signal, the ones behind it as never
+started, so the dispatcher runs those elsewhere. An answer that does not fit the protocol
+discards the worker the same way.
 
 Why not ``anyio.to_process.run_sync``: it cannot report a crashed worker's exit code, leaks a
 worker cancelled during start-up, speaks an undocumented wire format on the worker's stdout,
@@ -15,23 +15,25 @@ and allows one call in flight per worker.
 
 from __future__ import annotations
 
+import functools
 import pickle
 import socket
 import subprocess
 import sys
 from collections import deque
 from collections.abc import Callable
+from itertools import repeat
 from typing import Any, ClassVar
 
 import anyio
-from anyio.abc import Process, TaskGroup, UNIXSocketStream
-from anyio.streams.buffered import BufferedByteReceiveStream
+from anyio.abc import Process, TaskGroup
 
 from .._core._exceptions import NotPicklable, RemoteTraceback
 from .._core._metrics import KindCounters
 from .._core._settings import Settings
 from .._core._signal import Signal, signal_factory
 from . import _worker
+from ._channel import Channel, FramingError, open_channel
 from ._dispatch import Dispatcher
 from ._executor import Capabilities, Outcome, WorkerLost, WorkerStartError
 from ._serialize import EncodedCall, encode_call, encode_function, main_path
@@ -51,12 +53,8 @@ _CHANNEL_ERRORS = (
 _HEADER = _worker.HEADER
 
 
-class _FramingError(Exception):
-    """The worker sent something the protocol does not allow."""
-
-
 class _Waiter:
-    """A batch sent to a worker, waiting for its answer."""
+    """A batch (or the start-up handshake) sent to a worker, waiting for its answer."""
 
     __slots__ = ("done", "error", "sent", "value")
 
@@ -79,45 +77,37 @@ class _Process:
     __slots__ = (
         "calls_done",
         "channel",
+        "handshake",
         "lost",
-        "outbox",
         "pid",
         "process",
-        "receive",
         "rss",
-        "sending",
         "waiting",
     )
 
-    def __init__(self, process: Process, channel: UNIXSocketStream) -> None:
+    def __init__(self, process: Process) -> None:
         self.process = process
         self.pid = process.pid
-        self.channel = channel
-        self.receive = BufferedByteReceiveStream(channel)
+        self.channel: Channel | None = None
         self.waiting: deque[_Waiter] = deque()
-        self.outbox: list[bytes] = []
-        self.sending = False
+        self.handshake: _Waiter | None = None
         self.lost: WorkerLost | None = None
         self.calls_done = 0
         self.rss = 0
 
-    async def read_frame(self) -> tuple[int, bytes]:
-        kind, length = _HEADER.unpack(await self.receive.receive_exactly(_HEADER.size))
-        return kind, await self.receive.receive_exactly(length)
-
-    async def send(self, frame: bytes) -> None:
-        """Send a frame; frames sent while another is being written follow it in order."""
-        if self.sending:
-            self.outbox.append(frame)
-            return
-        self.sending = True
-        try:
-            await self.channel.send(frame)
-            while self.outbox:
-                frames, self.outbox = self.outbox, []
-                await self.channel.send(b"".join(frames))
-        finally:
-            self.sending = False
+    def on_frame(self, kind: int, payload: bytes) -> None:
+        """An answer arrived: hand it to the batch waiting for it (in order)."""
+        if kind == _worker.RESULT and self.waiting:
+            try:
+                value = pickle.loads(payload)
+            except Exception as exc:
+                raise FramingError(f"unreadable answer: {exc!r}") from exc
+            self.waiting.popleft().resolve(value)
+        elif kind in (_worker.READY, _worker.INIT_FAILED) and self.handshake is not None:
+            handshake, self.handshake = self.handshake, None
+            handshake.resolve((kind, payload))
+        else:
+            raise FramingError(f"unexpected message type {kind}")
 
     async def exit_status(self) -> tuple[int | None, int | None]:
         """Reap the process (killing it if it lingers): ``(exitcode, signal)``."""
@@ -137,6 +127,14 @@ class _Process:
             self.process.kill()
         except ProcessLookupError:
             pass
+
+    async def close_channel(self) -> None:
+        if self.channel is not None:
+            await self.channel.aclose()
+
+
+#: Builds an ``Outcome`` from the worker's plain tuple in C (``Outcome._make`` is Python code).
+_as_outcome: Callable[[type[Outcome], _worker.RawOutcome], Outcome] = tuple.__new__
 
 
 def _frame(kind: int, value: Any) -> bytes:
@@ -212,7 +210,8 @@ class ProcessExecutor:
         return _frame(_worker.INIT, (sys.path, main_path(), initializer, initargs))
 
     async def start(self) -> _Process:
-        assert self._task_group is not None
+        task_group = self._task_group
+        assert task_group is not None
         init = self._init_message()
         ours, theirs = socket.socketpair()
         try:
@@ -230,15 +229,21 @@ class ProcessExecutor:
             raise
         finally:
             theirs.close()
-        worker = _Process(process, await UNIXSocketStream.from_socket(ours))
+        worker = _Process(process)
+        assert self._new_signal is not None
+        handshake = worker.handshake = _Waiter(self._new_signal())
         try:
+            worker.channel = await open_channel(
+                ours, worker.on_frame, functools.partial(self._channel_ended, worker), task_group
+            )
             with anyio.fail_after(_START_TIMEOUT):
-                await worker.send(init)
-                kind, payload = await worker.read_frame()
-                if kind == _worker.INIT_FAILED:
-                    raise self._init_failed(payload)
-                if kind != _worker.READY:
-                    raise WorkerStartError(f"the worker answered INIT with message type {kind}")
+                await worker.channel.send(init)
+                await handshake.done
+            if handshake.error is not None:
+                raise handshake.error
+            kind, payload = handshake.value
+            if kind == _worker.INIT_FAILED:
+                raise self._init_failed(payload)
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await self.kill(worker)
@@ -253,7 +258,6 @@ class ProcessExecutor:
             raise WorkerStartError(
                 f"the worker process ended during start-up ({how}): see its output above"
             ) from exc
-        self._task_group.start_soon(self._read, worker, name=f"hybridio worker {worker.pid}")
         return worker
 
     @staticmethod
@@ -275,67 +279,50 @@ class ProcessExecutor:
     # -- running -------------------------------------------------------------------------------
 
     async def run_batch(self, worker: _Process, payloads: list[EncodedCall]) -> list[Outcome]:
-        if worker.lost is not None:
+        channel = worker.channel
+        if worker.lost is not None or channel is None:
             raise WorkerLost(pid=worker.pid, started=False, reason="the worker is gone")
         assert self._new_signal is not None
         waiter = _Waiter(self._new_signal())
         worker.waiting.append(waiter)  # before sending: the answer may come at once
         try:
-            await worker.send(_frame(_worker.BATCH, (payloads, self._max_rss is not None)))
+            await channel.send(_frame(_worker.BATCH, (payloads, self._max_rss is not None)))
         except _CHANNEL_ERRORS:
-            if waiter in worker.waiting and worker.waiting[0] is not waiter:
-                worker.waiting.remove(waiter)
+            if worker.waiting and worker.waiting[-1] is waiter:
+                worker.waiting.pop()
             raise WorkerLost(pid=worker.pid, started=False, reason="the channel broke") from None
         waiter.sent = True
         await waiter.done
         if waiter.error is not None:
             raise waiter.error
-        outcomes, rss = waiter.value
+        raw, rss = waiter.value
         worker.calls_done += len(payloads)
         worker.rss = rss
-        return outcomes  # type: ignore[no-any-return]
+        return list(map(_as_outcome, repeat(Outcome), raw))
 
-    async def _read(self, worker: _Process) -> None:
-        """Hand each answer to the batch waiting for it, in order; fail them when it ends."""
+    def _channel_ended(self, worker: _Process, error: BaseException | None) -> None:
+        assert self._task_group is not None
+        self._task_group.start_soon(self._ended, worker, error, name=f"hybridio reap {worker.pid}")
+
+    async def _ended(self, worker: _Process, error: BaseException | None) -> None:
+        """The channel ended: reap the worker and fail what it held, in order."""
         reason = ""
-        try:
-            while True:
-                kind, payload = await worker.read_frame()
-                if kind != _worker.RESULT or not worker.waiting:
-                    raise _FramingError(f"unexpected message type {kind}")
-                try:
-                    value = pickle.loads(payload)
-                except Exception as exc:
-                    raise _FramingError(f"unreadable answer: {exc!r}") from exc
-                worker.waiting.popleft().resolve(value)
-        except _CHANNEL_ERRORS:
-            pass
-        except _FramingError as exc:
-            reason = f"worker {worker.pid} broke the protocol ({exc}) and was discarded"
+        if isinstance(error, FramingError):
+            reason = f"worker {worker.pid} broke the protocol ({error}) and was discarded"
             worker.kill_now()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self._ended(worker, reason)
-
-    async def _ended(self, worker: _Process, reason: str) -> None:
         if worker.lost is None:  # it ended on its own (not killed or stopped by us)
             worker.lost = WorkerLost(pid=worker.pid, reason=reason or "the worker ended")
             self._lost(worker)
         code, signal_number = await worker.exit_status()
-        await worker.channel.aclose()
+        await worker.close_channel()
+        lost = {"pid": worker.pid, "exitcode": code, "signal_number": signal_number}
+        if worker.handshake is not None:
+            worker.handshake.resolve(error=WorkerLost(started=False, reason=reason, **lost))
         first = True
         while worker.waiting:
             waiter = worker.waiting.popleft()
             started = first and waiter.sent
-            waiter.resolve(
-                error=WorkerLost(
-                    pid=worker.pid,
-                    exitcode=code,
-                    signal_number=signal_number,
-                    started=started,
-                    reason=reason,
-                )
-            )
+            waiter.resolve(error=WorkerLost(started=started, reason=reason, **lost))
             first = False
 
     def decode(self, name: str, outcome: Outcome) -> tuple[Any, BaseException | None]:
@@ -363,7 +350,7 @@ class ProcessExecutor:
                 worker.lost = WorkerLost(pid=worker.pid, reason="killed")
             worker.kill_now()
             code, signal_number = await worker.exit_status()
-            await worker.channel.aclose()
+            await worker.close_channel()
         return WorkerLost(pid=worker.pid, exitcode=code, signal_number=signal_number)
 
     async def stop(self, worker: _Process) -> None:
@@ -371,12 +358,13 @@ class ProcessExecutor:
         with anyio.CancelScope(shield=True):
             if worker.lost is None:
                 worker.lost = WorkerLost(pid=worker.pid, reason="stopped")
-            try:
-                await worker.channel.send_eof()
-            except _CHANNEL_ERRORS:
-                pass
+            if worker.channel is not None:
+                try:
+                    await worker.channel.send_eof()
+                except _CHANNEL_ERRORS:
+                    pass
             await worker.exit_status()
-            await worker.channel.aclose()
+            await worker.close_channel()
 
     def describe(self, worker: _Process) -> int | None:
         return worker.pid

@@ -44,8 +44,10 @@ except ImportError:  # pragma: no cover - exercised only without the extra
     _cloudpickle = None
 
 
-# Names and pickles of module-level functions, by function object. Bounded: cleared when full.
-_by_reference: dict[Callable[..., Any], tuple[str, bytes]] = {}
+# Names and pickles of module-level functions, by function object, with the namespace and name
+# that must still bind the function for the pickle (a reference) to be exact. Bounded: cleared
+# when full.
+_by_reference: dict[Callable[..., Any], tuple[str, bytes, dict[str, Any], str]] = {}
 _MAX_CACHED = 1024
 
 
@@ -98,11 +100,15 @@ def encode_function(fn: Callable[..., Any]) -> tuple[str, bytes]:
     Raises:
         NotPicklable: the function cannot be sent (and how to fix that).
     """
-    cacheable = _by_reference_exact(fn)
-    if cacheable:
+    try:
         known = _by_reference.get(fn)
-        if known is not None:
-            return known
+    except TypeError:  # an unhashable callable object
+        known = None
+    if known is not None:
+        name, blob, namespace, qualname = known
+        if namespace.get(qualname) is fn:  # its module still binds it by that name
+            return name, blob
+    cacheable = _by_reference_exact(fn)
     name = function_name(fn)
     if _by_value_needed(fn):
         error: BaseException = pickle.PicklingError(f"{name} lives in an interactive __main__")
@@ -115,7 +121,8 @@ def encode_function(fn: Callable[..., Any]) -> tuple[str, bytes]:
             if cacheable:
                 if len(_by_reference) >= _MAX_CACHED:
                     _by_reference.clear()
-                _by_reference[fn] = (name, blob)
+                namespace = sys.modules[fn.__module__].__dict__
+                _by_reference[fn] = (name, blob, namespace, fn.__qualname__)
             return name, blob
     if _cloudpickle is None:
         raise NotPicklable(

@@ -1,0 +1,200 @@
+"""A framed message channel to a worker over a connected socket, as lean as the event loop allows.
+
+Messages are the worker protocol's frames (``_worker.HEADER`` then the payload). Each complete
+frame is handed to ``on_frame(kind, payload)`` on the event loop as soon as it arrives; when the
+channel ends, ``on_end(error)`` is called once (``error`` is None for a clean end of file).
+
+On asyncio (and uvloop) the channel is an ``asyncio.Protocol`` on the socket's transport: frames
+are parsed in ``data_received`` with no task, no checkpoint and no re-registration with the
+selector per message (an anyio socket stream costs all three for every receive). Elsewhere
+(trio) it is an anyio socket stream with a reader task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from typing import Protocol, cast
+
+import anyio
+from anyio.abc import TaskGroup, UNIXSocketStream
+
+from .._core._signal import running_on_trio
+from ._worker import HEADER
+
+__all__ = ["Channel", "FramingError", "open_channel"]
+
+OnFrame = Callable[[int, bytes], None]
+OnEnd = Callable[[BaseException | None], None]
+
+_HEADER_SIZE = HEADER.size
+_unpack_header = HEADER.unpack_from
+
+
+class FramingError(Exception):
+    """The peer sent something the protocol does not allow."""
+
+
+class Channel(Protocol):
+    """Sends frames; frames received go to ``on_frame``."""
+
+    async def send(self, frame: bytes) -> None:
+        """Send one frame (frames are sent in the order of the calls)."""
+
+    async def send_eof(self) -> None:
+        """Tell the peer nothing more will be sent."""
+
+    async def aclose(self) -> None:
+        """Close our end at once (a pending receive ends)."""
+
+
+class _Frames:
+    """Cuts a byte stream into frames."""
+
+    __slots__ = ("_buffer", "_on_frame")
+
+    def __init__(self, on_frame: OnFrame) -> None:
+        self._buffer = bytearray()
+        self._on_frame = on_frame
+
+    def feed(self, data: bytes) -> None:
+        buffer = self._buffer
+        if not buffer and len(data) >= _HEADER_SIZE:
+            # The common case, one whole frame in one read: no copy into the buffer.
+            kind, length = _unpack_header(data)
+            end = _HEADER_SIZE + length
+            if len(data) == end:
+                self._on_frame(kind, data[_HEADER_SIZE:])
+                return
+        buffer += data
+        while len(buffer) >= _HEADER_SIZE:
+            kind, length = _unpack_header(buffer)
+            end = _HEADER_SIZE + length
+            if len(buffer) < end:
+                return
+            payload = bytes(buffer[_HEADER_SIZE:end])
+            del buffer[:end]
+            self._on_frame(kind, payload)
+
+
+class _AsyncioChannel(asyncio.Protocol):
+    def __init__(self, on_frame: OnFrame, on_end: OnEnd) -> None:
+        self._frames = _Frames(on_frame)
+        self._on_end: OnEnd | None = on_end
+        self._transport: asyncio.Transport | None = None
+        self._paused: asyncio.Future[None] | None = None
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A stream transport (uvloop's does not subclass asyncio.Transport, but behaves as one).
+        self._transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._frames.feed(data)
+        except Exception as exc:  # noqa: BLE001 - a framing error ends the channel
+            self._end(exc)
+            if self._transport is not None:
+                self._transport.abort()
+
+    def eof_received(self) -> bool:
+        return False  # close our end too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end(exc)
+        if self._paused is not None and not self._paused.done():
+            self._paused.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._paused = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._paused is not None and not self._paused.done():
+            self._paused.set_result(None)
+        self._paused = None
+
+    def _end(self, error: BaseException | None) -> None:
+        on_end, self._on_end = self._on_end, None
+        if on_end is not None:
+            on_end(error)
+
+    # -- Channel ------------------------------------------------------------------------------
+
+    async def send(self, frame: bytes) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            raise anyio.BrokenResourceError
+        transport.write(frame)  # buffered by the transport: frames go out in call order
+        paused = self._paused
+        if paused is not None:  # the peer is slow to read: wait for the buffer to drain
+            await paused
+            if transport.is_closing():
+                raise anyio.BrokenResourceError
+
+    async def send_eof(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write_eof()
+
+    async def aclose(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+
+class _StreamChannel:
+    """The channel on any anyio backend: a socket stream and a reader task."""
+
+    def __init__(self, stream: UNIXSocketStream, on_frame: OnFrame, on_end: OnEnd) -> None:
+        self._stream = stream
+        self._frames = _Frames(on_frame)
+        self._on_end = on_end
+        self._outbox: list[bytes] = []
+        self._sending = False
+
+    async def read(self) -> None:
+        error: BaseException | None = None
+        try:
+            while True:
+                self._frames.feed(await self._stream.receive())
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            pass
+        except Exception as exc:  # noqa: BLE001 - a broken stream or a framing error
+            error = exc
+        finally:
+            await self._stream.aclose()
+            self._on_end(error)
+
+    async def send(self, frame: bytes) -> None:
+        if self._sending:  # another task is writing: its loop sends this one next, in order
+            self._outbox.append(frame)
+            return
+        self._sending = True
+        try:
+            await self._stream.send(frame)
+            while self._outbox:
+                frames, self._outbox = self._outbox, []
+                await self._stream.send(b"".join(frames))
+        finally:
+            self._sending = False
+
+    async def send_eof(self) -> None:
+        await self._stream.send_eof()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()  # the reader's pending receive ends with it
+
+
+async def open_channel(
+    sock: socket.socket, on_frame: OnFrame, on_end: OnEnd, task_group: TaskGroup
+) -> Channel:
+    """Wrap a connected socket as a channel (see the module docstring)."""
+    if not running_on_trio():
+        loop = asyncio.get_running_loop()
+        _, protocol = await loop.connect_accepted_socket(
+            lambda: _AsyncioChannel(on_frame, on_end), sock=sock
+        )
+        return protocol
+    channel = _StreamChannel(await UNIXSocketStream.from_socket(sock), on_frame, on_end)
+    task_group.start_soon(channel.read, name="hybridio worker channel")
+    return channel
