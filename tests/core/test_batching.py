@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hybridio import Runtime, WorkerCrashed
+from hybridio import OffloadTimeout, Runtime, WorkerCrashed
 
 from . import _workload as w
 
@@ -111,3 +111,28 @@ async def test_queued_tiny_calls_share_one_round_trip_rather_than_split_between_
             1,
             10,
         )
+
+
+async def test_a_caller_giving_up_on_a_pipelined_batch_does_not_fail_the_batch_in_front() -> None:
+    """Killing the worker for a batch queued behind another would fail that one's live callers."""
+    async with Runtime(cpu_workers=1) as rt:
+        for _ in range(3):  # sleep_then(0) is measured tiny: its calls may be pipelined
+            await rt.run_cpu(w.sleep_then, 0.0)
+        results: dict[str, object] = {}
+
+        async def front() -> None:
+            results["front"] = await rt.run_cpu(w.sleep_then, 0.5, "front")
+
+        async def behind() -> None:
+            try:
+                await rt.run_cpu(w.sleep_then, 0.0, "behind", timeout=0.1)
+            except OffloadTimeout as exc:
+                results["behind"] = exc
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(front)
+            await anyio.sleep(0.05)
+            tg.start_soon(behind)
+        assert results["front"] == "front"
+        assert isinstance(results["behind"], OffloadTimeout)
+        assert rt.stats()["cpu"].crashes == 0

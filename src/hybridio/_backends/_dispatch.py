@@ -76,10 +76,11 @@ def _not_started() -> Signal:
 
 
 class _Batch:
-    __slots__ = ("calls", "cost", "scope", "sent")
+    __slots__ = ("calls", "cost", "doomed", "scope", "sent")
 
     def __init__(self, calls: list[Call], cost: float) -> None:
         self.calls = calls
+        self.doomed = False  # every caller gave up while it waited behind another batch
         self.cost = cost  # the run time expected (inf when a function was never measured)
         self.scope: anyio.CancelScope | None = None
         self.sent = perf_counter()
@@ -294,11 +295,17 @@ class Dispatcher(Generic[W]):
         lane = call.lane
         if lane is None or not kill:
             return
-        for batch in lane.batches:
+        for position, batch in enumerate(lane.batches):
             if call in batch.calls:
                 if batch.given_up():
-                    if self._can_kill and batch.scope is not None:
-                        batch.scope.cancel()
+                    # Kill only for the batch the worker is running: one queued behind it on a
+                    # pipelined worker is tiny work whose result is simply dropped, and killing
+                    # would fail the live callers of the batch in front.
+                    if self._can_kill:
+                        if position == 0 and batch.scope is not None:
+                            batch.scope.cancel()
+                        else:  # stopped if the worker gets to it (see _release)
+                            batch.doomed = True
                     self._count_abandoned_running()
                 break
 
@@ -513,6 +520,10 @@ class Dispatcher(Generic[W]):
         except ValueError:  # pragma: no cover - released twice
             return
         self.counters.in_flight -= len(batch.calls)
+        if lane.batches:
+            following = lane.batches[0]
+            if following.doomed and following.scope is not None:  # now running, wanted by none
+                following.scope.cancel()
         self._count_abandoned_running()
         if self._pending:
             self._notify()
