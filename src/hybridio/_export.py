@@ -33,12 +33,14 @@ _COUNTERS: tuple[tuple[str, str], ...] = (
     ("batched_calls", "Calls that travelled in a batch"),
     ("abandoned", "Thread calls abandoned by their caller (threads cannot be killed)"),
     ("worker_restarts", "Workers replaced"),
+    ("start_failures", "Workers that could not start (initializer or main module raised)"),
 )
 _GAUGES: tuple[tuple[str, str], ...] = (
     ("in_flight", "Calls running now"),
     ("queued", "Calls waiting for a worker now"),
     ("abandoned_running", "Abandoned thread calls still running"),
     ("workers", "Live workers"),
+    ("broken", "1 while the pool fails calls at once because its workers cannot start"),
 )
 _HISTOGRAMS: tuple[tuple[str, str], ...] = (
     ("queue_wait", "Seconds a call waited for a worker"),
