@@ -342,6 +342,14 @@ class Dispatcher(Generic[W]):
             return False
         return all(batch.cost <= budget for batch in lane.batches)
 
+    def _idle_driver_elsewhere(self, lane: _Lane[W]) -> bool:
+        """True when another lane's worker is idle and ready, and its driver waits for work."""
+        for driver in self._drivers:
+            other = driver.lane
+            if driver.waiting and other is not lane and not other.batches and other.worker:
+                return True
+        return False
+
     def _notify(self) -> None:
         """Wake one idle driver (preferring an idle, ready lane) to take queued work.
 
@@ -395,6 +403,11 @@ class Dispatcher(Generic[W]):
                     await self._start_worker(driver)
                     continue
                 if not self._pending or not self._can_take(lane) or not self._ready(lane):
+                    await self._idle(driver)
+                    continue
+                if lane.batches and self._idle_driver_elsewhere(lane):
+                    # Pipelining is for when every worker is busy: an idle one takes this work.
+                    self._notify()
                     await self._idle(driver)
                     continue
                 calls, cost = self._take_batch()
@@ -470,12 +483,15 @@ class Dispatcher(Generic[W]):
         limit = self._max_batch
         costs = self._cost
         if self._parallel:
-            # Leave a fair share of the queue to the other idle lanes when running it in parallel
-            # saves real time. A few tiny calls go in one round trip: splitting them would only
-            # double the parent's per-round-trip work, which is what limits them.
-            idle = sum(1 for lane in self._lanes if not lane.batches)
-            if idle > 1 and pending:
-                share = math.ceil(len(pending) / idle)
+            # Leave a fair share of the queue to the other free batch slots (idle workers, and
+            # pipelined slots of busy ones) when that saves real time: several smaller batches
+            # in flight let the parent handle one's answers while workers run the others. A
+            # few tiny calls go in one round trip: splitting them would only double the
+            # parent's per-round-trip work, which is what limits them.
+            depth = self._depth
+            free = sum(depth - len(lane.batches) for lane in self._lanes if lane.worker is not None)
+            if free > 1 and pending:
+                share = math.ceil(len(pending) / free)
                 work = costs.get(pending[0].name, _UNKNOWN_COST) * len(pending)
                 # Tiny calls are split only when each share still fills a round trip: then one
                 # worker runs its share while the parent handles the other's results.
