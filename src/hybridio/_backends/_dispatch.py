@@ -689,32 +689,39 @@ class Dispatcher(Generic[W]):
         counters = self.counters
         decode = self.executor.decode
         cost = self._cost
-        total_run = 0.0
-        for outcome in outcomes:
-            total_run += outcome.run_time
-        overhead = max((now - batch.sent - total_run) / len(calls), 0.0)
-        timings: list[tuple[str, float, float, float]] = []
-        record = timings.append
+        n = len(calls)
+        runs = [outcome.run_time for outcome in outcomes]
+        overhead = max((now - batch.sent - sum(runs)) / n, 0.0)
+        latencies = [now - call.submitted for call in calls]
+        waits = [
+            wait if wait > 0.0 else 0.0  # noqa: FURB136 - a conditional is cheaper than max()
+            for wait in [
+                latency - run - overhead for latency, run in zip(latencies, runs, strict=True)
+            ]
+        ]
         completed = errors = 0
         name: str | None = None
         estimate = 0.0
-        for call, outcome in zip(calls, outcomes, strict=True):
-            run_time = outcome.run_time
+        same = 0  # calls of the current function, and their run time
+        run_sum = 0.0
+        for call, outcome, run_time in zip(calls, outcomes, runs, strict=True):
             call.run_time = run_time
-            if call.name is not name:  # a batch is mostly one function: one lookup per run
+            if call.name is not name:  # a batch is mostly one function: one update per run
                 if name is not None:
                     cost[name] = estimate
+                    counters.record_function(name, same, run_sum, overhead * same)
                 name = call.name
                 estimate = cost.get(name, -1.0)
+                same = 0
+                run_sum = 0.0
+            same += 1
+            run_sum += run_time
             # Pessimistic: a slower call raises the estimate at once (it must not be batched with
             # others again), a faster one lowers it slowly.
             if run_time > estimate:
                 estimate = run_time
             else:
                 estimate = 0.8 * estimate + 0.2 * run_time
-            latency = now - call.submitted
-            queue_wait = latency - run_time - overhead
-            record((name, max(0.0, queue_wait), run_time, latency))
             if call.abandoned:
                 call.state = DONE
                 continue
@@ -726,7 +733,8 @@ class Dispatcher(Generic[W]):
             call.resolve(value, error)
         if name is not None:
             cost[name] = estimate
-        counters.record_timings(timings)
+            counters.record_function(name, same, run_sum, overhead * same)
+        counters.record_batch(waits, runs, overhead, latencies)
         counters.completed += completed
         counters.errors += errors
 

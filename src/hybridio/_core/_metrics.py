@@ -147,6 +147,36 @@ class _Timings:
         self._maxes = [max_wait, max_run, max_overhead, max_latency]
         self._count += len(timings)
 
+    def observe_batch(
+        self, waits: list[float], runs: list[float], overhead: float, latencies: list[float]
+    ) -> None:
+        """Record a batch: each call's queue wait, run time and latency; one overhead for all.
+
+        The dispatcher's path, once per batch: per call only a bisect per histogram; sums and
+        maxima are taken by the C builtins over the lists.
+        """
+        bounds = DEFAULT_BUCKETS
+        count_wait, count_run, count_overhead, count_latency = self._counts
+        for value in waits:
+            count_wait[bisect_left(bounds, value)] += 1
+        for value in runs:
+            count_run[bisect_left(bounds, value)] += 1
+        for value in latencies:
+            count_latency[bisect_left(bounds, value)] += 1
+        n = len(runs)
+        count_overhead[bisect_left(bounds, overhead)] += n
+        sums = self._sums
+        sums[0] += sum(waits)
+        sums[1] += sum(runs)
+        sums[2] += overhead * n
+        sums[3] += sum(latencies)
+        maxes = self._maxes
+        maxes[0] = max(maxes[0], *waits)
+        maxes[1] = max(maxes[1], *runs)
+        maxes[2] = max(maxes[2], overhead)
+        maxes[3] = max(maxes[3], *latencies)
+        self._count += n
+
     def snapshots(self) -> list[HistogramSnapshot]:
         """Immutable copies: queue wait, run time, overhead, latency."""
         return [
@@ -262,6 +292,23 @@ class KindCounters:
             entry[1] += run_time
             entry[2] += overhead
         self._timings.observe_many(timings)
+
+    def record_batch(
+        self, waits: list[float], runs: list[float], overhead: float, latencies: list[float]
+    ) -> None:
+        """Record the timings of a finished batch (see ``record_function`` for its functions)."""
+        self._timings.observe_batch(waits, runs, overhead, latencies)
+
+    def record_function(self, function: str, calls: int, run_time: float, overhead: float) -> None:
+        """Add finished calls of one function: their count, run time and overhead in seconds."""
+        entry = self._functions.get(function)
+        if entry is None:
+            if len(self._functions) >= _MAX_TRACKED_FUNCTIONS:
+                return
+            entry = self._functions[function] = [0, 0.0, 0.0]
+        entry[0] += calls
+        entry[1] += run_time
+        entry[2] += overhead
 
     def snapshot(self) -> KindStats:
         """An immutable copy."""
