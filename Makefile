@@ -39,7 +39,7 @@ pytest: $(STAMP)
 
 # The docs site, with an API reference from the docstrings; --strict fails on a broken reference.
 docs: $(STAMP)
-	$(VENV)/bin/mkdocs build --strict --quiet --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir site
 
 test: lint typecheck docs pytest
 
