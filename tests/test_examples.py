@@ -1,14 +1,29 @@
-"""The runnable examples run, and print what their docs say they print."""
+"""The runnable examples run, and print what their docs say they print.
+
+The docs quote examples as fragments (``<!-- fragment-of: examples/NAME.py -->``, checked by
+tests/test_docs.py), so every example must run here.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+#: The examples this module runs.
+RUN_HERE = {"tour.py", "find_blocking.py", "crawler.py", "hybrid_server.py"}
+
+
+def test_every_example_is_run() -> None:
+    assert {path.name for path in EXAMPLES.glob("*.py")} == RUN_HERE
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "uvloop", "trio"])
@@ -74,3 +89,42 @@ def test_find_blocking_names_both_culprits(backend: str) -> None:
     assert "find_blocking.py:25 fetch_exchange_rates_synchronously" in before
     assert "render_invoice" in before
     assert "blocks: 0," in after
+
+
+def test_crawler_crawls_with_its_own_extraction(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "crawler.py"), "8"],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    first = json.loads(result.stdout.splitlines()[0])
+    assert first["headings"]
+    assert "records computed in pids" in result.stdout
+    assert not list(tmp_path.iterdir())  # it writes to a temporary directory only
+
+
+def test_hybrid_server_serves_cpu_work_and_stops_on_sigterm() -> None:
+    with subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "hybrid_server.py"), "--port", "0", "--workers", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as server:
+        try:
+            assert server.stdout is not None
+            announced = server.stdout.readline()  # printed once it listens
+            match = re.search(r"http://127\.0\.0\.1:\d+", announced)
+            assert match, announced
+            url = f"{match.group(0)}/cpu?ms=5&mode=process"
+            with urllib.request.urlopen(url, timeout=30) as response:
+                assert response.status == 200
+                assert "result" in json.loads(response.read())
+            server.send_signal(signal.SIGTERM)
+            assert server.wait(timeout=30) == 0
+        finally:
+            if server.poll() is None:
+                server.kill()
