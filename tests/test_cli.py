@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -223,4 +224,15 @@ def test_version_and_doctor_run() -> None:
     assert version.output.startswith("hybridio, version ")
     doctor = runner.invoke(cli, ["doctor", "--json"])
     assert doctor.exit_code == 0, doctor.output
-    assert json.loads(doctor.output)["packages"]["anyio"]
+    facts = json.loads(doctor.output)
+    assert facts["packages"]["anyio"]
+    assert facts["extras"] == dict.fromkeys(EXTRA_MODULES, True)  # make installs them all
+
+
+def test_doctor_names_the_extras_that_are_missing() -> None:
+    report = _run_child(["web"], [["doctor"]])
+    [[code, out, err]] = report["commands"]  # type: ignore[misc]
+    assert code == 0, err
+    assert re.search(r"^extras +cli, web$", out, re.MULTILINE), out
+    assert "pip install 'hybridio[crawl]'" in out
+    assert "pip install 'hybridio[web]'" not in out
