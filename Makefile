@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(VENV)/bin/hybridio bench all --quick --out demo-out
 	@echo "Report: demo-out/report.md (data: demo-out/results.json, plots: demo-out/*.png)"
 	@echo ""
-	@echo "Next, in this shell: . .venv/bin/activate   (or prefix each command with .venv/bin/)"
+	@echo "Next, in your shell: . .venv/bin/activate   (or prefix each command with .venv/bin/), then try:"
 	@echo "  1. python examples/tour.py     # the same work inline, in a thread, in a process"
 	@echo "  2. hybridio serve              # then: curl 'http://127.0.0.1:8080/cpu?ms=20&mode=process'"
 	@echo "  3. python examples/crawler.py  # crawl a generated local site, parsing in processes"
