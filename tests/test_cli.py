@@ -195,7 +195,7 @@ def test_listed_summary_is_the_commands_own(name: str) -> None:
     module_name, _, attribute = lazy.target.partition(":")
     command = getattr(importlib.import_module(module_name), attribute)
     assert isinstance(command, click.Command)
-    listed = click.Command(name, help=lazy.summary)
+    listed = click.Command(name, help=lazy.summary())
     assert listed.get_short_help_str(10_000) == command.get_short_help_str(10_000)
 
 

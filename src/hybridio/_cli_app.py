@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import click
@@ -16,46 +18,38 @@ __all__ = ["LAZY_COMMANDS", "LazyCommand", "cli"]
 
 @dataclass(frozen=True)
 class LazyCommand:
-    """A sub-command imported on first use, and what ``hybridio --help`` says about it meanwhile."""
+    """A sub-command imported on first use."""
 
-    #: ``"module:attribute"`` of the click command.
+    #: ``"module:attribute"`` of the click command (a module of this package).
     target: str
     #: The extra that installs the command's dependencies.
     extra: str
-    #: The first paragraph of the command's help (tests check it against the command's own).
-    summary: str
+
+    def summary(self) -> str:
+        """The command's docstring, read from its source file without importing the module.
+
+        ``hybridio --help`` shows it, so listing the commands needs none of their dependencies.
+        """
+        module_name, _, attribute = self.target.partition(":")
+        path = Path(__file__).parent.joinpath(*module_name.split(".")[1:]).with_suffix(".py")
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (OSError, SyntaxError):
+            return ""
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == attribute:
+                return ast.get_docstring(node) or ""
+        return ""
 
 
 #: Sub-commands by name. Listing them (``hybridio --help``) imports none of their modules, so help
 #: works with any set of extras installed and stays fast.
 LAZY_COMMANDS: dict[str, LazyCommand] = {
-    "bench": LazyCommand(
-        "hybridio.bench._cli:bench",
-        "bench",
-        "Measure offload choices on this machine: SCENARIO is one of all (the default), claims "
-        "(the seed notes' claims about processes, threads and the GIL, each with a verdict), "
-        "dispatch, monitor, server, crawl.",
-    ),
-    "crawl": LazyCommand(
-        "hybridio.crawl._cli:crawl",
-        "crawl",
-        "Crawl from URLS, parse pages on all cores, append one JSON record per page to --out.",
-    ),
-    "doctor": LazyCommand(
-        "hybridio._doctor:doctor",
-        "cli",
-        "Show the Python build, GIL state, cores and which backends are available.",
-    ),
-    "serve": LazyCommand(
-        "hybridio.web._cli:serve",
-        "web",
-        "Run the demo server: /io, /blocking, /cpu, /hash, /metrics, /healthz.",
-    ),
-    "testsite": LazyCommand(
-        "hybridio.crawl._cli:testsite",
-        "crawl",
-        "Generate and serve a deterministic local test site (for tests and benchmarks).",
-    ),
+    "bench": LazyCommand("hybridio.bench._cli:bench", "bench"),
+    "crawl": LazyCommand("hybridio.crawl._cli:crawl", "crawl"),
+    "doctor": LazyCommand("hybridio._doctor:doctor", "cli"),
+    "serve": LazyCommand("hybridio.web._cli:serve", "web"),
+    "testsite": LazyCommand("hybridio.crawl._cli:testsite", "crawl"),
 }
 
 
@@ -80,7 +74,7 @@ def _needs_extra(name: str, lazy: LazyCommand, exc: ImportError) -> click.Comman
     return click.Command(
         name,
         callback=refuse,
-        help=f"{lazy.summary}\n\n{message}",
+        help=f"{lazy.summary()}\n\n{message}",
         add_help_option=False,  # `hybridio crawl --help` also says what to install
         context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
     )
@@ -117,7 +111,7 @@ class LazyGroup(click.Group):
         for name in self.list_commands(ctx):
             lazy = LAZY_COMMANDS.get(name)
             command = (
-                click.Command(name, help=lazy.summary)
+                click.Command(name, help=lazy.summary())
                 if lazy is not None and name not in self.commands
                 else self.get_command(ctx, name)
             )
