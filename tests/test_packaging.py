@@ -101,3 +101,11 @@ def test_metadata_is_publishable() -> None:
     assert versions == {"3.11", "3.12", "3.13"}
     # Development tools are dependency groups, not an extra users could install.
     assert "dev" not in project["optional-dependencies"]
+
+
+def test_crawler_user_agent_points_to_the_project() -> None:
+    # Site operators read the user agent to find out who crawls them: it must name a real page.
+    from hybridio.crawl import DEFAULT_USER_AGENT
+
+    homepage = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Homepage"]
+    assert f"+{homepage}" in DEFAULT_USER_AGENT
