@@ -22,21 +22,28 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 RUN_HERE = {"tour.py", "find_blocking.py", "crawler.py", "hybrid_server.py"}
 
 
+def run_python(*args: str, cwd: Path | None = None) -> str:
+    """Run ``python *args``, check that it exits 0, return its stdout."""
+    result = subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        timeout=55,  # under the 60 s per-test limit
+        check=False,
+        cwd=cwd,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def test_every_example_is_run() -> None:
     assert {path.name for path in EXAMPLES.glob("*.py")} == RUN_HERE
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "uvloop", "trio"])
 def test_tour_prints_its_table(backend: str) -> None:
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "tour.py"), "--quick", "--backend", backend],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    stdout = run_python(str(EXAMPLES / "tour.py"), "--quick", "--backend", backend)
+    lines = stdout.splitlines()
     assert lines[0].split() == ["work", "where", "wall", "speedup", "worst", "tick", "delay"]
     rows = lines[1:7]
     assert len(rows) == 6
@@ -55,55 +62,24 @@ def test_python_dash_m_hybridio_can_run_process_work(tmp_path: Path) -> None:
     )
     module = tmp_path / "dashm_probe.py"
     module.write_text(code)
-    result = subprocess.run(
-        [sys.executable, "-m", "dashm_probe"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "True"
-    version = subprocess.run(
-        [sys.executable, "-m", "hybridio", "--version"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert version.stdout.startswith("hybridio, version")
+    assert run_python("-m", "dashm_probe", cwd=tmp_path).strip() == "True"
+    assert run_python("-m", "hybridio", "--version").startswith("hybridio, version")
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_find_blocking_names_both_culprits(backend: str) -> None:
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "find_blocking.py"), backend],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    before, _, after = result.stdout.partition("After moving the blocking calls off the loop")
+    stdout = run_python(str(EXAMPLES / "find_blocking.py"), backend)
+    before, _, after = stdout.partition("After moving the blocking calls off the loop")
     assert "find_blocking.py:25 fetch_exchange_rates_synchronously" in before
     assert "render_invoice" in before
     assert "blocks: 0," in after
 
 
 def test_crawler_crawls_with_its_own_extraction(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "crawler.py"), "8"],
-        capture_output=True,
-        text=True,
-        timeout=50,
-        check=False,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr
-    first = json.loads(result.stdout.splitlines()[0])
+    stdout = run_python(str(EXAMPLES / "crawler.py"), "8", cwd=tmp_path)
+    first = json.loads(stdout.splitlines()[0])
     assert first["headings"]
-    assert "records computed in pids" in result.stdout
+    assert "records computed in pids" in stdout
     assert not list(tmp_path.iterdir())  # it writes to a temporary directory only
 
 
