@@ -8,7 +8,9 @@ The convention, which these tests enforce:
 * a block preceded by the line ``<!-- fragment-of: examples/NAME.py -->`` is a fragment: each of
   its non-blank lines must appear in that example, which tests/test_examples.py runs;
 * ```` ```console ````, ```` ```bash ```` and ```` ```text ```` blocks (and unlabelled diagrams)
-  are shown, not run.
+  are shown, not run; but in a console block, each ``$ hybridio ...`` command must parse (its
+  sub-commands and options exist: it is run with ``--help`` added), each ``$ python FILE`` must
+  name an existing file and each ``$ make TARGET`` an existing target.
 
 Relative links must point to files that exist.
 """
@@ -16,12 +18,16 @@ Relative links must point to files that exist.
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+
+from hybridio._cli_app import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -84,6 +90,9 @@ def test_blocks_were_found() -> None:
     readme = [b for b in ALL_BLOCKS if b.page.name == "README.md"]
     assert {b.language for b in readme} >= {"python", "console"}
     assert any(b.page.name == "README.md" for b in FRAGMENTS)
+    assert ["hybridio", "crawl", "http://127.0.0.1:8000/", "--out", "pages.jsonl"] == next(
+        argv[:5] for b in CONSOLE for argv in shell_commands(b) if argv[1:2] == ["crawl"]
+    )
 
 
 @pytest.mark.parametrize("block", ALL_BLOCKS, ids=lambda b: b.id)
@@ -129,6 +138,38 @@ def test_program_runs(block: Block, tmp_path: Path) -> None:
     except subprocess.TimeoutExpired:
         pytest.fail(f"{block.id}: did not finish within 50 s (a server? use a fragment)")
     assert result.returncode == 0, f"{block.id} exited {result.returncode}:\n{result.stderr}"
+
+
+def shell_commands(block: Block) -> list[list[str]]:
+    """The commands of a console block's ``$ `` lines, without environment variables and ``&``."""
+    commands = []
+    for line in block.code.splitlines():
+        if not line.startswith("$ "):
+            continue
+        argv = shlex.split(line[2:], comments=True)
+        while argv and re.fullmatch(r"[A-Za-z_]\w*=\S*", argv[0]):
+            argv.pop(0)
+        if argv and argv[-1] == "&":
+            argv.pop()
+        commands.append(argv)
+    return commands
+
+
+CONSOLE = [b for b in ALL_BLOCKS if b.language == "console" and shell_commands(b)]
+
+
+@pytest.mark.parametrize("block", CONSOLE, ids=lambda b: b.id)
+def test_console_commands_exist(block: Block) -> None:
+    targets = set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), re.MULTILINE))
+    for argv in shell_commands(block):
+        program, args = argv[0], argv[1:]
+        if program == "hybridio":
+            result = CliRunner().invoke(cli, [*args, "--help"])
+            assert result.exit_code == 0, f"{block.id}: `{shlex.join(argv)}`: {result.output}"
+        elif program == "python" and args and args[0].endswith(".py"):
+            assert (ROOT / args[0]).is_file(), f"{block.id}: {args[0]} does not exist"
+        elif program == "make":
+            assert set(args) <= targets, f"{block.id}: no make target {set(args) - targets}"
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
