@@ -134,7 +134,10 @@ def test_every_extra_module_list_matches_pyproject() -> None:
     # uvloop is optional even with the web extra (it does not exist on Windows).
     for extra, modules in EXTRA_MODULES.items():
         declared = {d.replace("-", "_") for d in extra_distributions(extra)} - {"uvloop"}
-        assert set(modules) == declared, extra
+        assert set(modules) == declared, (
+            f"hybridio._extras.EXTRA_MODULES[{extra!r}] is {sorted(modules)}, but pyproject.toml's "
+            f"{extra!r} extra installs {sorted(declared)} (import names): update one of them"
+        )
 
 
 def test_without_the_cli_extra_the_command_says_to_install_it() -> None:
