@@ -110,8 +110,11 @@ def test_every_block_follows_the_convention(block: Block) -> None:
 def test_fragment_is_part_of_its_example(block: Block) -> None:
     assert block.fragment_of is not None
     example = ROOT / block.fragment_of
-    assert example.parent == ROOT / "examples", f"{block.id}: fragments quote examples/ only"
+    assert example.is_relative_to(ROOT / "examples"), f"{block.id}: fragments quote examples/"
     assert example.is_file(), f"{block.id}: {block.fragment_of} does not exist"
+    assert any(example.name in test.read_text() for test in (ROOT / "tests").rglob("test_*.py")), (
+        f"{block.id}: no test under tests/ runs {block.fragment_of}"
+    )
     source = {line.strip() for line in example.read_text().splitlines()}
     missing = [
         line.strip()
