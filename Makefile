@@ -20,7 +20,6 @@ install: $(STAMP)
 # Measures this machine: every seed claim, then the other scenarios (about a minute each).
 demo: $(STAMP)
 	$(VENV)/bin/hybridio bench all --quick --out demo-out
-	@echo "Report: demo-out/report.md (data: demo-out/results.json, plots: demo-out/*.png)"
 	@echo ""
 	@echo "Next, in your shell: . .venv/bin/activate   (or prefix each command with .venv/bin/), then try:"
 	@echo "  1. python examples/tour.py     # the same work inline, in a thread, in a process"
