@@ -74,7 +74,11 @@ def test_find_blocking_names_both_culprits(backend: str) -> None:
     before, _, after = stdout.partition("After moving the blocking calls off the loop")
     assert "find_blocking.py:25 fetch_exchange_rates_synchronously" in before
     assert "render_invoice" in before
-    assert "blocks: 0," in after
+    assert "Loop health over" in after
+    # Neither culprit is left on the loop. (A busy machine may still starve the loop for a moment:
+    # such a block names no code of the example, so "blocks: 0" would be a timing assertion.)
+    assert "fetch_exchange_rates_synchronously" not in after
+    assert "render_invoice" not in after
 
 
 def test_crawler_crawls_with_its_own_extraction(tmp_path: Path) -> None:
