@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import multiprocessing
 import os
 import platform
@@ -11,6 +12,8 @@ import sysconfig
 from dataclasses import asdict, dataclass
 
 import click
+
+from ._extras import EXTRA_MODULES, install_hint
 
 __all__ = ["Diagnosis", "diagnose", "doctor"]
 
@@ -31,6 +34,8 @@ class Diagnosis:
     start_method: str
     subinterpreters: bool
     packages: dict[str, str | None]
+    #: Each optional extra -> whether every module it installs is importable.
+    extras: dict[str, bool]
 
     def advice(self) -> list[str]:
         """What the facts mean for offloading, one sentence each."""
@@ -51,6 +56,13 @@ class Diagnosis:
             )
         if self.packages.get("uvloop") is None:
             tips.append("uvloop is not installed: hybridio.web will use the default asyncio loop.")
+        missing = [extra for extra, installed in self.extras.items() if not installed]
+        if missing:
+            tips.append(
+                "extras not installed: "
+                + ", ".join(f"{extra} ({install_hint(extra)})" for extra in missing)
+                + "."
+            )
         if self.cpus < 2:
             tips.append("one CPU: processes cannot speed up CPU work here, only isolate it.")
         return tips
@@ -79,6 +91,10 @@ def diagnose() -> Diagnosis:
         start_method=multiprocessing.get_start_method(allow_none=False),
         subinterpreters=sys.version_info >= (3, 13),
         packages={name: _version(name) for name in _PACKAGES},
+        extras={
+            extra: all(importlib.util.find_spec(module) is not None for module in modules)
+            for extra, modules in EXTRA_MODULES.items()
+        },
     )
 
 
@@ -102,6 +118,7 @@ def doctor(as_json: bool) -> None:
         ("subinterpreters", "available" if facts.subinterpreters else "not available (3.13+)"),
     ]
     rows += [(name, version or "not installed") for name, version in facts.packages.items()]
+    rows.append(("extras", ", ".join(e for e, ok in facts.extras.items() if ok) or "none"))
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         click.echo(f"{name:<{width}}  {value}")

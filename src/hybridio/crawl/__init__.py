@@ -13,6 +13,10 @@ Example::
 
 from __future__ import annotations
 
+from .._extras import require_extra
+
+require_extra("hybridio.crawl", "crawl")  # an ImportError naming the extra, not its parts
+
 import importlib
 from typing import TYPE_CHECKING, Any
 

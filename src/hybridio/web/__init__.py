@@ -22,6 +22,10 @@ Example::
 
 from __future__ import annotations
 
+from .._extras import require_extra
+
+require_extra("hybridio.web", "web")  # an ImportError naming the extra, not its parts
+
 from ._admission import Limit as Limit
 from ._admission import Rejected as Rejected
 from ._app import ADMISSION as ADMISSION
