@@ -1,4 +1,4 @@
-"""The workloads of the claims scenario.
+"""The workloads of the bench scenarios (the CPU loop itself is ``hybridio._workloads.spin``).
 
 They live at module level, apart from the measuring code, because worker processes import them by
 name (functions sent to processes must be picklable) and because a spawned child re-imports the
@@ -7,6 +7,7 @@ module of its target: keeping this module free of heavy imports keeps those star
 
 from __future__ import annotations
 
+import pickle
 import sys
 import threading
 import time
@@ -27,21 +28,14 @@ def noop() -> None:
     """Do nothing: what a start-up or a round trip costs on its own."""
 
 
-def spin(n: int) -> int:
-    """Pure-Python CPU work that holds the GIL for all of its run time."""
-    total = 0
-    for i in range(n):
-        total += i * i % 7
-    return total
+def echo(x: Any) -> Any:
+    """A tiny call: returns its argument. Its cost is all dispatch."""
+    return x
 
 
-def busy_for(seconds: float) -> int:
-    """Pure-Python work for ``seconds`` of wall time (holds the GIL; never checks for cancel)."""
-    deadline = time.perf_counter() + seconds
-    loops = 0
-    while time.perf_counter() < deadline:
-        loops += 1
-    return loops
+def run_batch(calls: list[tuple[bytes, bytes]]) -> list[Any]:
+    """Run pickled (function, arguments) pairs one after the other: the batching sketch's job."""
+    return [pickle.loads(fn)(*pickle.loads(args)) for fn, args in calls]
 
 
 def sha256_hex(data: bytes) -> str:
