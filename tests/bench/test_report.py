@@ -27,7 +27,14 @@ RULE = Rule(1.5, 1.1)
 
 def _speed() -> Series:
     series = Series("speed", "tasks/s", "inline")
-    for value, baseline in [(20.0, 10.0), (21.0, 10.0), (19.0, 10.0), (40.0, 20.0), (22.0, 10.0), (18.0, 10.0)]:
+    for value, baseline in [
+        (20.0, 10.0),
+        (21.0, 10.0),
+        (19.0, 10.0),
+        (40.0, 20.0),
+        (22.0, 10.0),
+        (18.0, 10.0),
+    ]:
         series.add(value, baseline)
     return series
 
@@ -57,7 +64,12 @@ def test_series_pairs_each_value_with_its_baseline() -> None:
     assert series.ratio == 2.0
     assert series.interval() == (1.8, 2.2)
     row = series.row("fake", rule=RULE)
-    assert (row.verdict, row.value, row.baseline_value, row.baseline_unit) == ("confirmed", 20.5, 10.0, "tasks/s")
+    assert (row.verdict, row.value, row.baseline_value, row.baseline_unit) == (
+        "confirmed",
+        20.5,
+        10.0,
+        "tasks/s",
+    )
     assert row.target == "confirmed >= 1.5x, refuted < 1.1x"
 
 

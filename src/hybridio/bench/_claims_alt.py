@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import glob
 import json
-import math
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from .. import _workloads
 from ._claims_common import SCENARIO, Part
@@ -65,28 +63,17 @@ print(json.dumps(out))
 """
 
 
-def _candidates() -> list[str]:
-    names = [f"python3.{minor}{suffix}" for minor in range(13, 16) for suffix in ("t", "")]
-    found = [path for name in names if (path := shutil.which(name))]
-    root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
-    found += sorted(glob.glob(f"{root}/versions/3.1[3-9]*/bin/python3.1[3-9]*"))
-    found = [sys.executable, *found]
-    unique: dict[str, str] = {}
-    for path in found:
-        if not path.endswith(("-config", ".py")):
-            unique.setdefault(os.path.realpath(path), path)
-    return list(unique.values())[:8]
-
-
 def find_interpreters() -> dict[str, tuple[str, tuple[int, int]]]:
     """Interpreters here that offer "free_threaded" and "subinterpreters": kind -> (path, version)."""
+    names = [f"python3.{minor}{suffix}" for minor in range(13, 16) for suffix in ("t", "")]
+    root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
+    paths = [sys.executable, *filter(None, map(shutil.which, names))]
+    paths += sorted(glob.glob(f"{root}/versions/3.1[3-9]*/bin/python3.1[3-9]*"))
+    unique = {os.path.realpath(p): p for p in reversed(paths) if not p.endswith(("-config", ".py"))}
     found: dict[str, tuple[str, tuple[int, int]]] = {}
-    for path in _candidates():
+    for path in list(unique.values())[::-1][:8]:
         try:
-            done = subprocess.run(
-                [path, "-c", _PROBE], capture_output=True, text=True, timeout=20, check=True
-            )
-            facts = json.loads(done.stdout)
+            facts = json.loads(_run(path, "-c", _PROBE, timeout=20))
         except (OSError, subprocess.SubprocessError, ValueError):
             continue  # a pyenv shim for a version not selected, a broken install...
         version = (int(facts["version"][0]), int(facts["version"][1]))
@@ -97,65 +84,55 @@ def find_interpreters() -> dict[str, tuple[str, tuple[int, int]]]:
     return found
 
 
-def _measure(path: str, n: int, k: int, repeats: int) -> dict[str, Any]:
-    done = subprocess.run(
-        [path, "-c", _SCRIPT, str(n), str(k), str(repeats)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+def _run(*command: str, timeout: float = 300) -> str:
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=True)
+    return done.stdout
 
 
 def alternatives(ctx: BenchContext) -> Part:
     """Free-threaded CPython threads and subinterpreters: speedup of k CPU tasks over sequential."""
     k = max(2, usable_cpus())
     n = _workloads.loops_for(ctx.pick(0.1, 0.05, 0.005))
-    repeats = ctx.pick(12, 8, 1)
     found = find_interpreters()
     ctx.progress(f"found {', '.join(f'{k}: {v[0]}' for k, v in found.items()) or 'none'}")
-    part = Part(data={"interpreters": {kind: path for kind, (path, _) in found.items()}})
+    part = Part()
     titles = {
-        "free_threaded": f"free-threaded CPython: {k} CPU tasks on {k} threads",
-        "subinterpreters": f"subinterpreters: {k} CPU tasks in {k} interpreters",
+        "free_threaded": (f"free-threaded CPython: {k} CPU tasks on {k} threads", "threads"),
+        "subinterpreters": (
+            f"subinterpreters: {k} CPU tasks in {k} interpreters",
+            "subinterpreters",
+        ),
     }
-    for kind, title in titles.items():
+    for kind, (title, column) in titles.items():
         series = Series(title, "tasks/s", f"the same {k} tasks one after the other")
         note = "not available here: see docs/claims.md for how to get it"
         if kind in found:
             path, version = found[kind]
-            column = "threads" if kind == "free_threaded" else "subinterpreters"
             try:
-                data = _measure(path, n, k, repeats)
+                data = json.loads(
+                    _run(path, "-c", _SCRIPT, str(n), str(k), str(ctx.pick(12, 8, 1)))
+                )
             except (OSError, subprocess.SubprocessError, ValueError) as exc:
                 data = {"errors": [repr(exc)]}
-            for seq, par in zip(data.get("sequential", []), data.get(column) or [], strict=False):
-                series.add(k / par, k / seq)
-            errors = data.get("errors")
-            note = f"failed: {errors[0]}" if errors else f"Python {version[0]}.{version[1]}: {path}"
-        if not series.n or errors_of(note):
-            series.values, series.baseline_values = [math.nan], []
-            part.rows.append(
-                series.row(SCENARIO, claim="other_implementations", verdict="n/a", note=note)
-            )
-            continue
+            if data.get("errors"):
+                note = f"failed: {data['errors'][0]}"
+            else:
+                note = f"Python {version[0]}.{version[1]}: {path}"
+                for seq, par in zip(data["sequential"], data.get(column) or [], strict=False):
+                    series.add(k / par, k / seq)
+        measured = series.n > 0 and not note.startswith("failed")
         part.rows.append(
             series.row(SCENARIO, rule=PARALLEL, claim="other_implementations", note=note)
+            if measured
+            else series.row(SCENARIO, claim="other_implementations", verdict="n/a", note=note)
         )
-    free = [r for r in part.rows if r.name.startswith("free") and r.verdict != "n/a"]
     for name, claim in (
         ("Jython / IronPython as the way around the GIL", "other_implementations"),
         ("is the GIL required? (free-threaded CPython 3.13t runs without it)", "gil_required"),
     ):
-        row = Series(name, "").row(SCENARIO, claim=claim, verdict="qualified")
-        row.note = "see docs/claims.md" + (
-            f"; measured: {free[0].ratio:.2f}x" if free and free[0].ratio else ""
+        part.rows.append(
+            Series(name, "").row(
+                SCENARIO, claim=claim, verdict="qualified", note="see docs/claims.md"
+            )
         )
-        part.rows.append(row)
     return part
-
-
-def errors_of(note: str) -> bool:
-    return note.startswith(("failed", "not available"))

@@ -113,8 +113,10 @@ def verdict_crossover(
 
     Confirmed when even the shortest task clearly gains ``gain``; qualified when only longer
     tasks clearly do (the report gives the crossover); refuted when every task length clearly
-    gains nothing, and never on a busy machine; else inconclusive.
+    gains nothing; inconclusive on a busy machine (it distorts speedups) or when unclear.
     """
+    if busy:
+        return INCONCLUSIVE, "busy machine: other processes distort every speedup; rerun when quiet"
     known = sorted((d, i) for d, i in intervals if i is not None)
     if not known:
         return INCONCLUSIVE, "too few repeats for an interval"
@@ -123,7 +125,5 @@ def verdict_crossover(
     if known[0][1][1] < gain and any(lo >= gain for _, (lo, _) in known):
         return "qualified", ""
     if all(hi < gain for _, (_, hi) in known):
-        if busy:
-            return INCONCLUSIVE, "busy machine: no task length gained; rerun when it is quiet"
         return "refuted", ""
     return INCONCLUSIVE, "the speedup intervals straddle the threshold; rerun without --quick"

@@ -12,9 +12,8 @@ import click
 
 from . import _load
 from ._model import BenchContext
-from ._registry import SCENARIOS
 from ._report import compare, render_table, results_document, write_report
-from ._runner import run_scenarios
+from ._runner import SCENARIOS, run_scenarios
 
 __all__ = ["bench"]
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import anyio
@@ -32,6 +33,7 @@ import hybridio
 
 from .. import _workloads
 from . import _targets as t
+from ._claims_common import gather
 from ._dispatch_sketch import BatchingSketch
 from ._load import usable_cpus
 from ._model import BenchContext, Rule, ScenarioResult, Series
@@ -45,43 +47,23 @@ __all__ = ["run"]
 SCENARIO = "dispatch"
 _SKETCH = "batching sketch"
 
-Call = Callable[[Any], Coroutine[Any, Any, Any]]
+Call = Callable[[Any], Awaitable[Any]]
 
 
 def _strategies(
     rt: hybridio.Runtime,
     loop: asyncio.AbstractEventLoop,
-    process_pool: ProcessPoolExecutor,
-    thread_pool: ThreadPoolExecutor,
+    pools: tuple[ProcessPoolExecutor, ThreadPoolExecutor],
     fn: Callable[[Any], Any],
 ) -> dict[str, Call]:
-    """One way to call ``fn(x)`` per strategy, all as coroutine functions of ``x``."""
-
-    async def hybridio_cpu(x: Any) -> Any:
-        return await rt.run_cpu(fn, x)
-
-    async def anyio_process(x: Any) -> Any:
-        return await anyio.to_process.run_sync(fn, x)
-
-    async def executor_process(x: Any) -> Any:
-        return await loop.run_in_executor(process_pool, fn, x)
-
-    async def hybridio_thread(x: Any) -> Any:
-        return await rt.run_blocking(fn, x)
-
-    async def anyio_thread(x: Any) -> Any:
-        return await anyio.to_thread.run_sync(fn, x)
-
-    async def executor_thread(x: Any) -> Any:
-        return await loop.run_in_executor(thread_pool, fn, x)
-
+    """One way to call ``fn(x)`` per strategy."""
     return {
-        "hybridio.run_cpu": hybridio_cpu,
-        "anyio.to_process": anyio_process,
-        "ProcessPoolExecutor": executor_process,
-        "hybridio.run_blocking": hybridio_thread,
-        "anyio.to_thread": anyio_thread,
-        "ThreadPoolExecutor": executor_thread,
+        "hybridio.run_cpu": lambda x: rt.run_cpu(fn, x),
+        "anyio.to_process": lambda x: anyio.to_process.run_sync(fn, x),
+        "ProcessPoolExecutor": lambda x: loop.run_in_executor(pools[0], fn, x),
+        "hybridio.run_blocking": lambda x: rt.run_blocking(fn, x),
+        "anyio.to_thread": lambda x: anyio.to_thread.run_sync(fn, x),
+        "ThreadPoolExecutor": lambda x: loop.run_in_executor(pools[1], fn, x),
     }
 
 
@@ -161,27 +143,23 @@ async def _measure(ctx: BenchContext) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     spin_n = _workloads.loops_for(task_seconds)
     made = _series()
-    process_pool = ProcessPoolExecutor(cpus)
-    thread_pool = ThreadPoolExecutor()
+    pools = (ProcessPoolExecutor(cpus), ThreadPoolExecutor())
     try:
         async with hybridio.Runtime(cpu_workers=cpus) as rt, BatchingSketch(cpus) as sketch:
-            strategies = _strategies(rt, loop, process_pool, thread_pool, echo)
+            strategies = _strategies(rt, loop, pools, echo)
 
-            async def sketch_call(x: Any) -> Any:
-                return await sketch.call(echo, x)
-
-            strategies[_SKETCH] = sketch_call
+            strategies[_SKETCH] = lambda x: sketch.call(echo, x)
             ctx.progress("starting every pool's workers")
             for call in strategies.values():  # warm up: every worker started and used
                 await _throughput(call, 2 * cpus, 0.05)
             plan = [(name, callers) for name in strategies for callers in (1, 32)]
             plan += [(name, 256) for name in ("hybridio.run_cpu", "anyio.to_process", _SKETCH)]
-            offloaded = _strategies(rt, loop, process_pool, thread_pool, spin)
+            offloaded = _strategies(rt, loop, pools, spin)
 
             async def cpu_inline(n: int) -> Any:
                 return spin(n)
 
-            cpu = {
+            cpu: dict[str, Call] = {
                 "inline": cpu_inline,
                 "hybridio.run_cpu": offloaded["hybridio.run_cpu"],
                 "anyio.to_process": offloaded["anyio.to_process"],
@@ -198,9 +176,7 @@ async def _measure(ctx: BenchContext) -> dict[str, Any]:
                     )
                 for name, call in cpu.items():  # 8 tasks at once; the ratio is the speedup
                     start = time.perf_counter()
-                    async with anyio.create_task_group() as tg:
-                        for _ in range(8):
-                            tg.start_soon(call, spin_n)
+                    await gather([partial(call, spin_n)] * 8)
                     got[f"cpu {name}"] = 8 / (time.perf_counter() - start)
                 start = time.perf_counter()
                 async with rt.map_cpu(echo, range(map_items)) as results:
@@ -211,8 +187,8 @@ async def _measure(ctx: BenchContext) -> dict[str, Any]:
                     series.add(got[name], got[baseline] if baseline else None)
             batches = rt.stats()["cpu"].batches
     finally:
-        process_pool.shutdown(cancel_futures=True)
-        thread_pool.shutdown()
+        pools[0].shutdown(cancel_futures=True)
+        pools[1].shutdown()
     return {"made": made, "cpus": cpus, "spin_n": spin_n, "batches": batches}
 
 

@@ -82,14 +82,15 @@ class Rule:
 
     The claim (or target) says the ratio is high (``higher``: >= ``confirm``) or low (<
     ``confirm``); ``refute`` is where it is clearly false, and between the two it is
-    "qualified". A target has no ``refute``: met or not met. ``load_lowers``: other work on the
-    CPUs lowers this ratio (a parallel speedup), so on a busy machine only a high one counts.
+    "qualified". A target has no ``refute``: met or not met. ``load_sensitive``: other work on
+    the CPUs distorts this ratio either way (a speedup: workers lose cores to the other work, but
+    more runnable workers also win a bigger share of them), so a busy machine decides nothing.
     """
 
     confirm: float
     refute: float | None = None
     higher: bool = True
-    load_lowers: bool = False
+    load_sensitive: bool = False
     target: bool = False
 
     def text(self) -> str:
@@ -120,13 +121,9 @@ def judge(
             f"spread: the 95% interval {lo:.3g}x to {hi:.3g}x straddles a threshold "
             f"({rule.text()}); rerun without --quick for more repeats"
         )
-    if load is not None and load.busy:
-        trusted = rule.higher and verdict == yes if rule.load_lowers else verdict != no
-        if not trusted:
-            return INCONCLUSIVE, (
-                f"busy machine ({load.text()}) would have made this {verdict}: rerun when it "
-                "is quiet"
-            )
+    if load is not None and load.busy and (rule.load_sensitive or verdict == no):
+        why = "distort every speedup" if rule.load_sensitive else f"may have made it {verdict}"
+        return INCONCLUSIVE, f"busy machine: {load.text()}, which {why}; rerun when it is quiet"
     return verdict, ""
 
 

@@ -17,6 +17,7 @@ import importlib.util
 import random
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from functools import partial
 from typing import Any, TypeVar
 
@@ -91,39 +92,28 @@ async def _workload(tasks: int, steps: int) -> None:
             tg.start_soon(tiny)
 
 
-async def _overhead(repeats: int, tasks: int, steps: int) -> tuple[list[float], list[float]]:
-    """``repeats`` pairs of (plain, monitored) times of the workload."""
+def _monitored(on: bool) -> AbstractAsyncContextManager[Any]:
+    return LoopMonitor() if on else nullcontext()
 
-    async def timed(monitored: bool) -> float:
-        start = time.perf_counter()
-        if monitored:
-            async with LoopMonitor():
-                await _workload(tasks, steps)
-        else:
-            await _workload(tasks, steps)
-        return time.perf_counter() - start
 
+async def _overhead(tasks: int, steps: int) -> tuple[float, float]:
+    """One ABBA-ordered pair of times of the workload: (plain, monitored)."""
     await _workload(tasks, steps)  # warm-up
-    plain: list[float] = []
-    monitored: list[float] = []
-    for i in range(repeats):
-        order = (False, True) if i % 2 == 0 else (True, False)
-        for flag in order:
-            (monitored if flag else plain).append(await timed(flag))
-    return plain, monitored
+    times: dict[bool, float] = {False: 0.0, True: 0.0}
+    for flag in (False, True, True, False):
+        start = time.perf_counter()
+        async with _monitored(flag):
+            await _workload(tasks, steps)
+        times[flag] += time.perf_counter() - start
+    return times[False], times[True]
 
 
-async def _idle_cpu(seconds: float, monitored: bool) -> tuple[float, list[BlockEvent]]:
-    """CPU seconds per second burnt by a loop that only sleeps, and the blocks seen."""
-    monitor = LoopMonitor()
+async def _idle_cpu(seconds: float, monitored: bool) -> float:
+    """CPU seconds per second burnt by a loop that only sleeps."""
     start_cpu, start = time.process_time(), time.perf_counter()
-    if monitored:
-        async with monitor:
-            await anyio.sleep(seconds)
-    else:
+    async with _monitored(monitored):
         await anyio.sleep(seconds)
-    used = (time.process_time() - start_cpu) / (time.perf_counter() - start)
-    return used, list(monitor.report().blocks)
+    return (time.process_time() - start_cpu) / (time.perf_counter() - start)
 
 
 async def _idle_blocks(seconds: float) -> list[BlockEvent]:
@@ -193,9 +183,8 @@ def run(ctx: BenchContext) -> ScenarioResult:
         overhead = Series(f"loop-bound workload with a monitor, {backend}", "s",
                           "the same workload without a monitor")  # fmt: skip
         for _ in ctx.rounds((overhead, MONITOR_OVERHEAD)):
-            plain, monitored = _on(backend, partial(_overhead, 2, tasks, steps))
-            for m, p in zip(monitored, plain, strict=True):
-                overhead.add(m, p)
+            plain, monitored = _on(backend, partial(_overhead, tasks, steps))
+            overhead.add(monitored, plain)
         interval = overhead.interval()
         overheads[backend] = (
             ((overhead.ratio or 1.0) - 1) * 100,
@@ -207,8 +196,8 @@ def run(ctx: BenchContext) -> ScenarioResult:
 
         cpu = Series(f"CPU used by an idle loop with a monitor, {backend}", "% of a core",
                      "the idle loop without a monitor")  # fmt: skip
-        cpu.add(_on(backend, partial(_idle_cpu, idle_seconds, True))[0] * 100,
-                _on(backend, partial(_idle_cpu, idle_seconds, False))[0] * 100)  # fmt: skip
+        cpu.add(_on(backend, partial(_idle_cpu, idle_seconds, True)) * 100,
+                _on(backend, partial(_idle_cpu, idle_seconds, False)) * 100)  # fmt: skip
         rows.append(cpu.row(SCENARIO, verdict="n/a", note="the monitor's own cost"))
 
         idle = _on(backend, partial(_idle_blocks, idle_seconds))

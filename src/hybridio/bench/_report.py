@@ -39,44 +39,25 @@ __all__ = [
 _EXTRA_PACKAGES = ("hybridio", "matplotlib", "psutil", "pyperf", "rich", "prometheus-client")
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
 def environment() -> dict[str, Any]:
     """Facts about this machine and Python that the numbers depend on (CPU, build, versions)."""
     import psutil
 
-    facts = diagnose()
-    packages = dict(facts.packages)
+    facts = asdict(diagnose())
     for name in _EXTRA_PACKAGES:
         try:
-            packages[name] = importlib.metadata.version(name)
+            facts["packages"][name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
-            packages[name] = None
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else facts.cpus
+            facts["packages"][name] = None
+    cpuinfo = Path("/proc/cpuinfo")
+    models = re.findall(r"model name\s*: (.*)", cpuinfo.read_text() if cpuinfo.exists() else "")
     return {
-        "cpu_model": _cpu_model(),
-        "cpus": facts.cpus,
-        "cpus_usable": usable,
+        **facts,
+        "cpu_model": models[0] if models else platform.processor() or platform.machine(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "physical_cores": psutil.cpu_count(logical=False),
         "memory_bytes": int(psutil.virtual_memory().total),
-        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "python": facts.python,
-        "implementation": facts.implementation,
         "build": sys.version.replace("\n", " "),
-        "free_threaded_build": facts.free_threaded_build,
-        "gil_enabled": facts.gil_enabled,
-        "subinterpreters": facts.subinterpreters,
-        "start_method": facts.start_method,
-        "platform": facts.platform,
-        "packages": packages,
     }
 
 
@@ -125,7 +106,10 @@ def _pyperf(document: dict[str, Any], path: Path) -> None:
             continue
         seen.add(name)
         if unit.endswith("/s"):  # a rate: pyperf wants time, so seconds per item
-            name, values = f"{name} (seconds per {unit[:-2].removesuffix('s')})", [1 / v for v in values]
+            name, values = (
+                f"{name} (seconds per {unit[:-2].removesuffix('s')})",
+                [1 / v for v in values],
+            )
         meta = {"name": name, "unit": "byte" if unit == "bytes" else "second"}
         run = pyperf.Run(values, metadata=meta, collect_metadata=False)
         benchmarks.append(pyperf.Benchmark([run]))
@@ -214,14 +198,17 @@ def unique(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return kept
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def _md_row(cells: Iterable[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
 
 
 def _value(row: dict[str, Any]) -> str:
+    """The median value; without a baseline, its 95% interval too."""
     text = format_quantity(row["value"], row["unit"])
-    if row.get("spread") is not None and row["repeats"] > 1:
-        text += f" ±{row['spread'] * 50:.0f}%"
+    interval = row.get("interval")
+    if interval and row.get("baseline_value") is None:
+        low, high = (format_quantity(v, row["unit"]) for v in interval)
+        text += f" ({low} to {high})"
     return text
 
 
@@ -250,7 +237,7 @@ def rows_table(rows: list[dict[str, Any]]) -> list[str]:
             row["name"], _value(row), _baseline(row), format_ratio(row), str(row["repeats"]),
             row.get("target") or "—", _verdict(row), note,
         ]  # fmt: skip
-        lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+        lines.append(_md_row(cells))
     return lines
 
 
@@ -306,7 +293,7 @@ def claims_table(rows: list[dict[str, Any]]) -> tuple[list[str], dict[str, str]]
         evidence = "; ".join(
             f"{r['name']}: {r['verdict']}" for r in claim_rows if r["verdict"] != "n/a"
         )
-        lines.append(f"| {_cell(claim)} | **{verdicts[claim]}** | {_cell(evidence)} |")
+        lines.append(_md_row([claim, f"**{verdicts[claim]}**", evidence]))
     return lines, verdicts
 
 
@@ -317,10 +304,10 @@ def render_markdown(document: dict[str, Any]) -> str:
         "",
         (
             f"hybridio {document['hybridio_version']}, {document['mode']} mode, "
-            f"{document['created']}. Each value is the median of its repeats (± half the spread "
-            "between the fastest and slowest); each ratio is the median of the per-repeat ratios "
-            "to a baseline measured in the same run, with its 95% confidence interval. A verdict "
-            "needs 6 repeats and an interval clear of the rule's threshold."
+            f"{document['created']}. Each value is the median of its repeats; each ratio is the "
+            "median of the per-repeat ratios to a baseline measured in the same run, with its 95% "
+            "confidence interval (of the value, without a baseline). A verdict needs 6 repeats "
+            "and an interval clear of the rule's threshold."
         ),
         "",
         "## Environment",
@@ -360,9 +347,10 @@ def render_table(document: dict[str, Any], width: int | None = None) -> str:
 
     width = width or shutil.get_terminal_size((110, 24)).columns
     table = Table(show_lines=False, expand=False, pad_edge=False)
-    for name, justify in (("measurement", "left"), ("value", "right"), ("ratio", "right"),
-                          ("verdict", "left")):  # fmt: skip
-        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    table.add_column("measurement", ratio=3, overflow="fold")
+    table.add_column("value", justify="right", no_wrap=True)
+    table.add_column("ratio to baseline (95% interval)", justify="right", ratio=2)
+    table.add_column("verdict", ratio=2, overflow="fold")
     for scenario in document["scenarios"]:
         table.add_section()
         if scenario["status"] != "ok":
@@ -373,7 +361,8 @@ def render_table(document: dict[str, Any], width: int | None = None) -> str:
             verdict = row.get("verdict") or ""
             if verdict == INCONCLUSIVE and row.get("reason"):
                 verdict += f" ({re.split(r'[:(;]', row['reason'])[0].strip()})"
-            table.add_row(row["name"], _value(row), format_ratio(row), verdict)
+            value = format_quantity(row["value"], row["unit"])
+            table.add_row(row["name"], value, format_ratio(row), verdict)
     buffer = io.StringIO()
     console = Console(file=buffer, width=width, no_color=True, highlight=False)
     console.print(table)

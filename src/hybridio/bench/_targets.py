@@ -28,9 +28,9 @@ GAIN = 1.15
 
 # -- the seed notes' claims ----------------------------------------------------------------
 #: Uses the cores (processes; C code releasing the GIL in threads; subinterpreters).
-PARALLEL = Rule(parallel_target(CPUS), GAIN, load_lowers=True)
+PARALLEL = Rule(parallel_target(CPUS), GAIN, load_sensitive=True)
 #: "No effect": a speedup under 1.15x; refuted where it reaches the parallel threshold.
-NO_GAIN = Rule(GAIN, PARALLEL.confirm, higher=False, load_lowers=True)
+NO_GAIN = Rule(GAIN, PARALLEL.confirm, higher=False, load_sensitive=True)
 #: "Way slower", "heavyweight", "more memory": from 10x, refuted under 2x.
 MUCH = Rule(10.0, 2.0)
 #: "Faster to start": from 2x, refuted when not faster at all.
@@ -48,7 +48,7 @@ BATCHED_256 = Rule(20.0, target=True)
 THREADS_VS_EXECUTOR = Rule(1.0, target=True)
 THREADS_VS_ANYIO = Rule(2.0, target=True)
 #: CPU-bound tasks on all cores: 0.95 x the cores over inline.
-CPU_SPEEDUP = Rule(0.95 * CPUS, target=True, load_lowers=True)
+CPU_SPEEDUP = Rule(0.95 * CPUS, target=True, load_sensitive=True)
 #: map_cpu of tiny items: 20x one anyio.to_process call per item.
 MAP_CPU = Rule(20.0, target=True)
 
