@@ -194,7 +194,7 @@ def ipc(ctx: BenchContext) -> Part:
                     proc.add(middle - start, end - middle)
                 thread = Series("thread", "s", values=proc.baseline_values)
                 for line, s in zip(lines.values(), (proc, thread, pickled), strict=True):
-                    line.add(size, s.median, s.interval())
+                    line.add(size, s.median, s.value_interval())
                 share = pickled.median / proc.median
                 ctx.progress(f"{size:,} B: {proc.median * 1000:.2f} ms")
                 note = f"pickling alone {pickled.median * 1e6:.0f} µs"

@@ -58,24 +58,20 @@ class Load:
         return {**asdict(self), "busy": self.busy}
 
 
-def _ours(me: psutil.Process) -> float:
-    """CPU seconds of this process and its children, alive or already waited for."""
-    times = me.cpu_times()
-    total = times.user + times.system + times.children_user + times.children_system
-    for child in me.children(recursive=True):
-        try:
-            t = child.cpu_times()
-            total += t.user + t.system + t.children_user + t.children_system
-        except psutil.Error:
-            pass
-    return total
+def _cpu(process: psutil.Process) -> float:
+    try:
+        t = process.cpu_times()
+        return t.user + t.system + t.children_user + t.children_system
+    except psutil.Error:
+        return 0.0  # it exited meanwhile (its parent's children_* times count it once waited)
 
 
-def _machine() -> tuple[float, float]:
-    """(busy CPU seconds, stolen CPU seconds) of the whole machine since boot."""
+def _sample(me: psutil.Process) -> tuple[float, float, float, float]:
+    """(time, machine busy CPU s, stolen CPU s, CPU s of this process tree)."""
     t = psutil.cpu_times()
-    busy = t.user + t.system + getattr(t, "nice", 0.0) + getattr(t, "irq", 0.0)
-    return busy + getattr(t, "softirq", 0.0), getattr(t, "steal", 0.0)
+    busy = sum(getattr(t, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq"))
+    ours = _cpu(me) + sum(_cpu(child) for child in me.children(recursive=True))
+    return time.monotonic(), busy, getattr(t, "steal", 0.0), ours
 
 
 class LoadMonitor:
@@ -91,12 +87,9 @@ class LoadMonitor:
     def _run(self) -> None:
         me = psutil.Process()
         ncpu = psutil.cpu_count() or 1
-        last = (time.monotonic(), *_machine(), _ours(me))
+        last = _sample(me)
         while not self._stop.wait(self.interval):
-            try:
-                now = (time.monotonic(), *_machine(), _ours(me))
-            except psutil.Error:
-                continue
+            now = _sample(me)
             wall = now[0] - last[0]
             if wall > 0:
                 others = max(0.0, (now[1] - last[1]) - (now[3] - last[3])) / wall

@@ -116,14 +116,14 @@ def judge(
         holds, fails, between = hi < rule.confirm, lo >= refute, lo >= rule.confirm and hi < refute
     yes, no = ("met", "not met") if rule.target else ("confirmed", "refuted")
     verdict = yes if holds else no if fails else "qualified" if between else INCONCLUSIVE
+    if load is not None and load.busy and (rule.load_sensitive or verdict == no):
+        why = "distort every speedup" if rule.load_sensitive else f"may have made it {verdict}"
+        return INCONCLUSIVE, f"busy machine: {load.text()}, which {why}; rerun when it is quiet"
     if verdict == INCONCLUSIVE:
         return verdict, (
             f"spread: the 95% interval {lo:.3g}x to {hi:.3g}x straddles a threshold "
             f"({rule.text()}); rerun without --quick for more repeats"
         )
-    if load is not None and load.busy and (rule.load_sensitive or verdict == no):
-        why = "distort every speedup" if rule.load_sensitive else f"may have made it {verdict}"
-        return INCONCLUSIVE, f"busy machine: {load.text()}, which {why}; rerun when it is quiet"
     return verdict, ""
 
 
@@ -213,6 +213,10 @@ class Series:
         """95% interval of the median ratio (of the median value without a baseline)."""
         return median_interval(self.ratios() if self.paired and self.baseline else self.values)
 
+    def value_interval(self) -> tuple[float, float] | None:
+        """95% interval of the median value (error bars of the value itself)."""
+        return median_interval(self.values)
+
     def load(self) -> _load.Load | None:
         return None if self.window is None else _load.during(*self.window)
 
@@ -220,11 +224,13 @@ class Series:
         return judge(rule, self.interval(), self.n, self.load())
 
     def settled(self, rule: Rule | None, tight: float = 0.1) -> bool:
-        """Enough repeats: a conclusive verdict, or (no rule) an interval within +-``tight``."""
+        """Enough repeats: a verdict (or a busy machine), or (no rule) an interval within
+        +-``tight``."""
         if self.n < MIN_REPEATS:
             return False
-        if rule is not None:
-            return self.verdict(rule)[0] != INCONCLUSIVE
+        if rule is not None:  # more repeats cannot make a busy machine quiet
+            verdict, reason = self.verdict(rule)
+            return verdict != INCONCLUSIVE or reason.startswith("busy")
         interval, middle = self.interval(), self.ratio or self.median
         return interval is not None and (interval[1] - interval[0]) <= 2 * tight * abs(middle)
 

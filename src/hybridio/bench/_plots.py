@@ -107,7 +107,7 @@ def bar_plot(
     for label in labels:
         bar = bars[label]
         if isinstance(bar, Series):
-            bar = (bar.median, bar.interval() if bar.values else None)
+            bar = (bar.median, bar.value_interval())
         elif not isinstance(bar, tuple):
             bar = (bar, None)
         value, interval = bar
