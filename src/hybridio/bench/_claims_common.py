@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 
@@ -14,6 +15,7 @@ __all__ = [
     "CLAIMS",
     "SCENARIO",
     "Part",
+    "fact",
     "gather",
     "guard",
     "verdict_crossover",
@@ -68,6 +70,11 @@ async def gather(calls: Sequence[Callable[[], Awaitable[object]]]) -> None:
     async with anyio.create_task_group() as tg:
         for call in calls:
             tg.start_soon(one, call)
+
+
+def fact(name: str, value: float, unit: str, claim: str, verdict: Verdict, **more: Any) -> Row:
+    """A one-shot fact (its baseline, when given, is context, not a ratio to judge)."""
+    return Row(SCENARIO, name, value, unit, claim=claim, verdict=verdict, **more)
 
 
 def guard(verdict: Verdict, load: _load.Load | None) -> tuple[Verdict, str]:

@@ -18,7 +18,7 @@ import hybridio
 
 from .. import _workloads
 from . import _work as work
-from ._claims_common import SCENARIO, Part, gather, verdict_independent
+from ._claims_common import SCENARIO, Part, fact, gather, verdict_independent
 from ._model import MIN_REPEATS, BenchContext, Series, judge
 from ._plots import Line, bar_plot, line_plot
 from ._targets import FASTER, MUCH
@@ -101,11 +101,13 @@ def startup(ctx: BenchContext) -> Part:
     part.rows.append(pool.row(SCENARIO, rule=MUCH, claim="slow_start", note=note))
     # Fork copies the parent, spawn starts a fresh interpreter: "independent" depends on it.
     inherits = {m: _inherits_mark(m) for m in ("fork", "spawn") if m in methods}
-    fact = Series("start methods whose children inherit the parent's state", f"of {len(inherits)}")
-    fact.add(float(sum(inherits.values())))
     summary = ", ".join(f"{m}: {'inherits' if v else 'fresh'}" for m, v in inherits.items())
     verdict = verdict_independent(list(inherits.values()))
-    part.rows.append(fact.row(SCENARIO, claim="independent", verdict=verdict, note=summary))
+    name = "start methods whose children inherit the parent's state"
+    inherited = sum(inherits.values())
+    part.rows.append(
+        fact(name, inherited, f"of {len(inherits)}", "independent", verdict, note=summary)
+    )
     thread = Series("thread", "s")
     for s in bars.values():
         thread.values += s.baseline_values
@@ -202,9 +204,8 @@ def ipc(ctx: BenchContext) -> Part:
 
     anyio.run(main)
     # In code, IPC through hybridio is one call; what remains is a cost, measured here.
-    fact = Series(f"share of pickling in the {sizes[-1]:,}-byte round trip", "%")
-    fact.add(100 * share)
-    part.rows.append(fact.row(SCENARIO, claim="ipc", verdict="qualified", note="one call to use"))
+    name = f"share of pickling in the {sizes[-1]:,}-byte round trip"
+    part.rows.append(fact(name, 100 * share, "%", "ipc", "qualified", note="one call to use"))
     name = "claims-ipc-vs-payload.png"
     line_plot(
         ctx.out / name,

@@ -15,7 +15,7 @@ import hybridio
 from .. import _workloads
 from . import _load
 from . import _work as work
-from ._claims_common import SCENARIO, Part, gather, verdict_crossover
+from ._claims_common import SCENARIO, Part, fact, gather, verdict_crossover
 from ._model import BenchContext, Rule, Series
 from ._plots import Line, line_plot
 from ._targets import NO_GAIN, PARALLEL
@@ -219,12 +219,10 @@ def crossover(ctx: BenchContext) -> Part:
         any(load is not None and load.busy for load in loads),
     )
     part.rows += [s.row(SCENARIO, claim="cpu_bound", verdict="n/a") for s in measured]
-    summary = Series("task duration from which offloading pays (speedup >= 1)", "s")
-    summary.add(math.nan if point is None else point)
-    row = summary.row(SCENARIO, claim="cpu_bound", verdict=verdict)
-    row.reason = reason
-    row.note = "no measured duration paid off" if point is None else "interpolated"
-    part.rows.append(row)
+    note = "no measured duration paid off" if point is None else "interpolated"
+    name = "task duration from which offloading pays (speedup >= 1)"
+    value = math.nan if point is None else point
+    part.rows.append(fact(name, value, "s", "cpu_bound", verdict, reason=reason, note=note))
     name = "claims-offload-crossover.png"
     line_plot(
         ctx.out / name,

@@ -13,7 +13,7 @@ import hybridio
 from .. import _workloads
 from . import _load
 from . import _work as work
-from ._claims_common import SCENARIO, Part, gather, guard, verdict_isolated, verdict_race
+from ._claims_common import SCENARIO, Part, fact, gather, guard, verdict_isolated, verdict_race
 from ._model import BenchContext, Series
 from ._targets import FASTER_ACCESS as FASTER
 
@@ -36,13 +36,6 @@ async def _wait_gone(pid: int, limit: float) -> float:
     return time.perf_counter() - start
 
 
-def _fact(name: str, value: float, unit: str, baseline: str | None = None, of: float = 0) -> Series:
-    """A one-shot fact; its baseline (when given) is context, not a ratio to judge."""
-    series = Series(name, unit, baseline, paired=False)
-    series.add(value, of if baseline else None)
-    return series
-
-
 def killability(ctx: BenchContext) -> Part:
     """Runaway work past its timeout: a process is killed; a thread runs on unless it cooperates."""
     timeout = ctx.pick(0.5, 0.2, 0.1)
@@ -54,11 +47,11 @@ def killability(ctx: BenchContext) -> Part:
             await rt.run_cpu(work.noop)
             (pid,) = rt.worker_pids()
             start, clock = time.perf_counter(), time.monotonic()
-            with_timeout = False
+            killed = False
             try:
                 await rt.run_cpu(_workloads.busy_for, 60.0, timeout=timeout)
             except hybridio.OffloadTimeout:
-                with_timeout = True
+                killed = True
             raised = time.perf_counter() - start - timeout
             gone = raised + await _wait_gone(pid, 5.0)
             load = _load.during(clock, time.monotonic())
@@ -79,36 +72,17 @@ def killability(ctx: BenchContext) -> Part:
                 thread_runs[cooperative] = record["done"] - deadline
         plain, coop = thread_runs[False], thread_runs[True]
         rest = runtime - timeout
-        verdict, reason = guard(
-            "confirmed" if with_timeout and gone < KILL_WITHIN else "refuted", load
-        )
-        row = _fact("runaway work in a process: gone after its deadline", gone, "s").row(
-            SCENARIO,
-            claim="killable",
-            verdict=verdict,
-            note=f"timeout={timeout:g} s kills the worker",
-        )
-        row.reason = reason
-        plain_row = _fact(
-            "runaway work in a thread: ran on after its deadline",
-            plain,
-            "s",
-            "its planned rest",
-            rest,
-        ).row(
-            SCENARIO,
-            claim="thread_unkillable",
+        verdict, reason = guard("confirmed" if killed and gone < KILL_WITHIN else "refuted", load)
+        part.rows += [
+            fact("runaway work in a process: gone after its deadline", gone, "s", "killable",
+                  verdict, reason=reason, note=f"timeout={timeout:g} s kills the worker"),
             # A thread that ran (nearly) all of its planned rest could not be stopped.
-            verdict="confirmed" if plain / rest >= 0.8 else "qualified",
-        )
-        coop_row = _fact(
-            "cooperative thread (polls cancel_requested()): ran on after its deadline", coop, "s"
-        ).row(
-            SCENARIO,
-            claim="thread_unkillable",
-            verdict="qualified" if coop < 0.2 * rest else "confirmed",
-        )
-        part.rows += [row, plain_row, coop_row]
+            fact("runaway work in a thread: ran on after its deadline", plain, "s",
+                  "thread_unkillable", "confirmed" if plain / rest >= 0.8 else "qualified",
+                  baseline="its planned rest", baseline_value=rest),
+            fact("cooperative thread (polls cancel_requested()): ran on after its deadline",
+                  coop, "s", "thread_unkillable", "qualified" if coop < 0.2 * rest else "confirmed"),
+        ]  # fmt: skip
 
     anyio.run(main)
     return part
@@ -132,20 +106,11 @@ def races(ctx: BenchContext) -> Part:
     lost_locked = anyio.run(count, threading.Lock())
     verdict = verdict_race(lost, lost_locked)
     name = f"{threads} threads x {times} read-modify-writes"
-    return Part(
-        rows=[
-            _fact(f"{name}, no lock: lost updates", lost, "updates", "updates made", expected).row(
-                SCENARIO, claim="race", verdict=verdict
-            ),
-            _fact(
-                f"{name}, with a lock: lost updates",
-                lost_locked,
-                "updates",
-                "updates made",
-                expected,
-            ).row(SCENARIO, claim="race", verdict=verdict),
-        ]
-    )
+    made = {"baseline": "updates made", "baseline_value": expected, "baseline_unit": "updates"}
+    return Part(rows=[
+        fact(f"{name}, no lock: lost updates", lost, "updates", "race", verdict, **made),
+        fact(f"{name}, with a lock: lost updates", lost_locked, "updates", "race", verdict, **made),
+    ])  # fmt: skip
 
 
 def isolation(ctx: BenchContext) -> Part:
@@ -164,15 +129,11 @@ def isolation(ctx: BenchContext) -> Part:
         return process_sees, thread_sees
 
     process_sees, thread_sees = anyio.run(main)
-    series = _fact(
-        "changes made in a worker process that the parent sees",
-        float(process_sees),
-        "of 1",
-        "changes made in a thread that the parent sees",
-        float(thread_sees),
-    )
-    verdict = verdict_isolated(process_sees, thread_sees)
-    return Part(rows=[series.row(SCENARIO, claim="separate_memory", verdict=verdict)])
+    row = fact("changes made in a worker process that the parent sees", process_sees, "of 1",
+                "separate_memory", verdict_isolated(process_sees, thread_sees),
+                baseline="changes made in a thread that the parent sees",
+                baseline_value=thread_sees)  # fmt: skip
+    return Part(rows=[row])
 
 
 def faster_access(ctx: BenchContext) -> Part:

@@ -156,14 +156,6 @@ class Row:
     baseline_values: list[float] = field(default_factory=list)
     busy: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        """The row as JSON-ready data (NaN, used for "not measured here", becomes None)."""
-        data = dict(self.__dict__)
-        for key, value in data.items():
-            if isinstance(value, float) and math.isnan(value):
-                data[key] = None
-        return data
-
 
 @dataclass
 class Series:
@@ -242,35 +234,19 @@ class Series:
         claim: str | None = None,
         verdict: Verdict | None = None,
         note: str = "",
-        name: str | None = None,
     ) -> Row:
         """The row of this series; ``verdict`` from ``rule`` unless given ("n/a": context)."""
         reason = ""
         if rule is not None and verdict is None:
             verdict, reason = self.verdict(rule)
-        load = self.load()
-        baseline = statistics.median(self.baseline_values) if self.baseline_values else None
+        load, base = self.load(), self.baseline_values
         return Row(
-            scenario=scenario,
-            name=name or self.name,
-            value=self.median,
-            unit=self.unit,
-            repeats=self.n,
-            spread=spread_of(self.values),
-            baseline=self.baseline,
-            baseline_value=baseline,
-            ratio=self.ratio,
-            target=None if rule is None else rule.text(),
-            verdict=verdict,
-            claim=claim,
-            note=note,
-            baseline_unit=self.baseline_unit or (self.unit if self.baseline else None),
-            interval=self.interval(),
-            reason=reason,
-            values=list(self.values),
-            baseline_values=list(self.baseline_values),
-            busy=bool(load and load.busy),
-        )
+            scenario, self.name, self.median, self.unit, self.n, spread_of(self.values),
+            self.baseline, statistics.median(base) if base else None, self.ratio,
+            None if rule is None else rule.text(), verdict, claim, note,
+            self.baseline_unit or (self.unit if self.baseline else None), self.interval(), reason,
+            list(self.values), list(base), bool(load and load.busy),
+        )  # fmt: skip
 
 
 @dataclass

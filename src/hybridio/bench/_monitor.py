@@ -162,6 +162,16 @@ async def _detect(count: int, seed: int) -> tuple[int, list[str], list[str]]:
 # -- the scenario ---------------------------------------------------------------------------
 
 
+def _fact(
+    name: str, value: float, unit: str, target: str, met: bool, note: str, repeats: int = 1
+) -> Row:
+    series = Series(name, unit)
+    series.add(value)
+    row = series.row(SCENARIO, verdict="met" if met else "not met", note=note)
+    row.target, row.repeats = target, repeats
+    return row
+
+
 def _available(backend: str) -> bool:
     module = {"uvloop": "uvloop", "trio": "trio"}.get(backend)
     return module is None or importlib.util.find_spec(module) is not None
@@ -202,28 +212,18 @@ def run(ctx: BenchContext) -> ScenarioResult:
 
         idle = _on(backend, partial(_idle_blocks, idle_seconds))
         blamed = [b for b in idle if b.culprit is not None]
-        false = Series(f"false blocks on an idle loop, {backend}", "blocks")
-        false.add(len(blamed))
         note = (f"{idle_seconds:g} s of awaits only; {len(idle) - len(blamed)} stalls (loop late "
                 "with no code on it: CPU starvation by other processes)")  # fmt: skip
-        row = false.row(SCENARIO, verdict="met" if not blamed else "not met", note=note)
-        row.target = "0 blocks blaming code"
-        rows.append(row)
-
+        rows.append(_fact(f"false blocks on an idle loop, {backend}", len(blamed), "blocks",
+                          "0 blocks blaming code", not blamed, note))  # fmt: skip
         hits, others, misses = _on(backend, partial(_detect, injections, seed=len(rows)))
         ctx.progress(f"detection on {backend}: {hits}/{injections}")
-        extra[f"misses_{backend}"] = misses
-        extra[f"other_blocks_{backend}"] = others
-        caught = Series(f"50 ms blocks caught with the right culprit, {backend}", "%")
-        caught.add(hits / injections * 100)
-        row = caught.row(
-            SCENARIO,
-            verdict="met" if hits >= 0.95 * injections else "not met",
-            note=f"{hits} of {injections} blocks in 3 functions (sleep, Python CPU, C calls), "
-            f"threshold {DETECT_THRESHOLD * 1000:g} ms; {len(others)} other blocks reported",
-        )
-        row.repeats, row.target = injections, ">= 95%"
-        rows.append(row)
+        extra[f"misses_{backend}"], extra[f"other_blocks_{backend}"] = misses, others
+        note = (f"{hits} of {injections} blocks in 3 functions (sleep, Python CPU, C calls), "
+                f"threshold {DETECT_THRESHOLD * 1000:g} ms; {len(others)} other blocks reported")  # fmt: skip
+        rows.append(_fact(f"50 ms blocks caught with the right culprit, {backend}",
+                          hits / injections * 100, "%", ">= 95%", hits >= 0.95 * injections, note,
+                          injections))  # fmt: skip
     plot = "monitor-overhead.png"
     _plots.bar_plot(
         ctx.out / plot,

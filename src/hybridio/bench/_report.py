@@ -76,18 +76,13 @@ def results_document(
     results: Sequence[ScenarioResult], mode: str, env: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """The ``results.json`` document for ``results`` (its shape: the dataclasses of _model)."""
-    scenarios = []
-    for result in results:
-        data = asdict(result)
-        data["rows"] = [row.to_dict() for row in result.rows]
-        scenarios.append(data)
     document = {
         "schema_version": 2,
         "hybridio_version": __version__,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "mode": mode,
         "environment": environment() if env is None else env,
-        "scenarios": scenarios,
+        "scenarios": [asdict(result) for result in results],
     }
     # default=str: a scenario's free-form ``extra`` may hold paths or other plain objects.
     jsonable: dict[str, Any] = json.loads(json.dumps(_jsonable(document), default=str))
