@@ -31,6 +31,7 @@ __all__ = [
     "ScenarioResult",
     "Series",
     "Verdict",
+    "format_number",
     "judge",
     "median_interval",
     "spread_of",
@@ -55,6 +56,18 @@ def spread_of(values: Sequence[float]) -> float | None:
         return None
     median = statistics.median(values)
     return (max(values) - min(values)) / median if median else None
+
+
+def format_number(value: float) -> str:
+    """3 significant digits without scientific notation: 12,820 / 512 / 1.83 / 0.00042."""
+    magnitude = abs(value)
+    if magnitude >= 100 or (value == int(value) and magnitude < 1e15):
+        return f"{value:,.0f}"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    if magnitude >= 0.01 or magnitude == 0:
+        return f"{value:.3g}"
+    return f"{value:.{2 - math.floor(math.log10(magnitude))}f}"
 
 
 def median_interval(

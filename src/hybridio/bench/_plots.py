@@ -15,7 +15,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ._model import Series
+from ._model import Series, format_number
 
 __all__ = ["Line", "bar_plot", "line_plot"]
 
@@ -122,12 +122,14 @@ def bar_plot(
         if value <= 0 and logy:
             continue  # nothing measured: no bar on a log scale
         end = interval[1] if interval else value
-        axes.annotate(f" {value:,.3g}", (end, y), va="center", fontsize=8, annotation_clip=False)
+        axes.annotate(f" {format_number(value)}", (end, y), va="center", fontsize=8)
     if target is not None:
         axes.axvline(target[0], color="tab:red", linestyle=":", linewidth=1.2, label=target[1])
         axes.legend(fontsize=8, loc="lower right")
     if logy:
         axes.set_xscale("log")
+        ends = [(i or (v, v)) for v, i in zip(values, intervals, strict=True) if v > 0]
+        axes.set_xlim(min(lo for lo, _ in ends) / 3, max(hi for _, hi in ends) * 4)
     axes.margins(x=0.15)
     axes.set_title(title)
     axes.set_xlabel(xlabel)

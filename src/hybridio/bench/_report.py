@@ -24,7 +24,7 @@ from typing import Any
 
 from .._doctor import diagnose
 from .._version import __version__
-from ._model import INCONCLUSIVE, ScenarioResult
+from ._model import INCONCLUSIVE, ScenarioResult, format_number
 
 __all__ = [
     "combine_verdicts",
@@ -128,18 +128,6 @@ _SCALES = {
     "s": ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns")),
     "bytes": ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"), (1.0, "B")),
 }
-
-
-def format_number(value: float) -> str:
-    """3 significant digits without scientific notation: 12,820 / 512 / 1.83 / 0.00042."""
-    magnitude = abs(value)
-    if magnitude >= 100 or (value == int(value) and magnitude < 1e15):
-        return f"{value:,.0f}"
-    if magnitude >= 10:
-        return f"{value:.1f}"
-    if magnitude >= 0.01 or magnitude == 0:
-        return f"{value:.3g}"
-    return f"{value:.{2 - math.floor(math.log10(magnitude))}f}"
 
 
 def format_quantity(value: float | None, unit: str | None) -> str:
