@@ -29,7 +29,8 @@ class _RunByDefault(click.Group):
 
 @click.group(cls=_RunByDefault)
 def bench() -> None:
-    """Measure offload choices on this machine (``run``, the default), or compare two runs."""
+    """Measure offload choices on this machine (run, the default: hybridio bench claims --quick),
+    or compare two saved runs (hybridio bench compare A B)."""
 
 
 @bench.command("run")
