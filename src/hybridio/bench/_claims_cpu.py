@@ -16,7 +16,7 @@ from .. import _workloads
 from . import _load
 from . import _work as work
 from ._claims_common import SCENARIO, Part, fact, gather, verdict_crossover
-from ._model import BenchContext, Rule, Series
+from ._model import BenchContext, Row, Rule, Series
 from ._plots import Line, line_plot
 from ._targets import NO_GAIN, PARALLEL
 
@@ -44,6 +44,15 @@ def _offload(
     count: int, run: Callable[..., Awaitable[object]], fn: Callable[..., object], *args: object
 ) -> Thunk:
     return lambda: gather([lambda: run(fn, *args) for _ in range(count)])
+
+
+def _busy(rows: list[Row]) -> str:
+    """A plot title's warning when other processes distorted the speedups it shows."""
+    return (
+        "\n(busy machine: other processes distorted these speedups)"
+        if any(r.busy for r in rows)
+        else ""
+    )
 
 
 def parallel(ctx: BenchContext) -> Part:
@@ -101,7 +110,7 @@ def parallel(ctx: BenchContext) -> Part:
     name = "claims-speedup-vs-workers.png"
     line_plot(
         ctx.out / name,
-        f"Pure-Python CPU work: speedup over inline ({cpus} usable CPUs)",
+        f"Pure-Python CPU work: speedup over inline ({cpus} usable CPUs){_busy(part.rows)}",
         "worker processes or threads",
         "speedup over inline (x, median, 95% interval)",
         [*lines.values(), ideal],
@@ -226,7 +235,7 @@ def crossover(ctx: BenchContext) -> Part:
     name = "claims-offload-crossover.png"
     line_plot(
         ctx.out / name,
-        f"Offloading {tasks} tasks to {cpus} processes: speedup vs task length",
+        f"Offloading {tasks} tasks to {cpus} processes: speedup vs task length{_busy(part.rows)}",
         "task duration (s, log scale)",
         "speedup over inline (x, median, 95% interval)",
         [line],
