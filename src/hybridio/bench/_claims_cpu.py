@@ -67,8 +67,9 @@ def parallel(ctx: BenchContext) -> Part:
     async def main() -> None:
         for k in workers:
             unit, base = "tasks/s", f"inline ({tasks} tasks one after the other)"
-            proc = Series(f"{tasks} pure-Python tasks on {k} worker processes", unit, base)
-            thr = Series(f"{tasks} pure-Python tasks on {k} worker threads", unit, base)
+            plural = "es" if k > 1 else ""
+            proc = Series(f"{tasks} pure-Python tasks on {k} worker process{plural}", unit, base)
+            thr = Series(f"{tasks} pure-Python tasks on {k} worker thread{plural[1:]}", unit, base)
             judged = k == cpus
             async with hybridio.Runtime(cpu_workers=k, threads=k) as rt:
                 await gather([lambda: rt.run_cpu(_workloads.spin, 1000) for _ in range(k)])
