@@ -1,19 +1,11 @@
 """The dispatch scenario: what an offload costs and buys, hybridio against the plain APIs.
 
-In one run, on one asyncio loop, with repeats interleaved so that drift hits every strategy alike:
-
-* tiny-call throughput (a function that returns its argument) with 1, 32 and 256 concurrent
-  callers, for ``hybridio.run_cpu``, plain ``anyio.to_process.run_sync``,
-  ``run_in_executor(ProcessPoolExecutor)``, ``hybridio.run_blocking``, plain
-  ``anyio.to_thread.run_sync`` and ``run_in_executor(ThreadPoolExecutor)``;
-* CPU speedup: 8 tasks of ~25 ms of pure-Python work, against running them inline;
-* ``map_cpu`` over 10,000 tiny items, against one ``anyio.to_process`` call per item;
-* a minimal batching sketch (``_dispatch_sketch``) with 32 and 256 callers: the throughput this
-  machine allows a batching dispatcher with none of hybridio's guarantees, so a target that is
-  out of reach for the sketch too shows as such.
-
-Each throughput is measured closed-loop: the callers call back to back for a fixed time. "x32"
-in a name means 32 concurrent callers.
+In one run, on one asyncio loop, with the strategies alternating within each repeat: closed-loop
+throughput of a tiny call with 1, 32 and 256 concurrent callers ("x32": 32 callers) for
+hybridio.run_cpu / run_blocking, plain anyio.to_process / to_thread, run_in_executor with a
+Process/ThreadPoolExecutor and a minimal batching sketch (``_dispatch_sketch``: the ceiling this
+machine allows batching); the speedup of 8 pure-Python tasks of ~25 ms over inline; map_cpu of
+10,000 tiny items against one anyio.to_process call per item.
 """
 
 from __future__ import annotations
@@ -124,15 +116,13 @@ _BARS = [
 
 
 def _series() -> list[tuple[Series, str, str | None, Rule | None]]:
-    made = []
-    for name, baseline, rule in ROWS:
-        unit = (
-            "items/s" if name == "map_cpu" else "tasks/s" if name.startswith("cpu") else "calls/s"
-        )
-        label = f"{name} vs {baseline}" if baseline else name
-        series = Series(label, unit, baseline, "calls/s" if name == "map_cpu" else None)
-        made.append((series, name, baseline, rule))
-    return made
+    """One series per row of ``ROWS``, named "<measured> vs <baseline>"."""
+    units = {"map": "items/s", "cpu": "tasks/s"}
+    return [
+        (Series(f"{name} vs {base}" if base else name, units.get(name[:3], "calls/s"), base,
+                "calls/s" if name == "map_cpu" else None), name, base, rule)
+        for name, base, rule in ROWS
+    ]  # fmt: skip
 
 
 async def _measure(ctx: BenchContext) -> dict[str, Any]:
