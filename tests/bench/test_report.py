@@ -43,6 +43,7 @@ def _ok(ctx: BenchContext) -> ScenarioResult:
     rows = [
         _speed().row("fake", rule=RULE, claim="A"),
         Row("fake", "not here", math.nan, "s", verdict="n/a", claim="B", note="n/a: no 3.13t"),
+        Row("fake", "scrapy pages/s", 0.0, "pages/s", 0, verdict="n/a", note="not installed"),
     ]
     return ScenarioResult("fake", "A fake scenario", "measures nothing", rows=rows)
 
@@ -107,6 +108,8 @@ def test_runner_keeps_going_and_report_reads_well(tmp_path: Path) -> None:
     table = render_table(document, width=80)
     assert max(len(line) for line in table.splitlines()) <= 80
     assert "speed" in table
+    assert "0 pages/s" not in table + report  # a tool that is missing measured nothing
+    assert "not measured" in table
 
 
 def test_busy_machine_turns_one_shot_failures_inconclusive() -> None:

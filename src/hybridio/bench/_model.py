@@ -1,10 +1,8 @@
-"""What every benchmark scenario measures and returns: ``Series`` of repeats, ``Row``s, verdicts.
+"""What every scenario measures and returns: ``Series`` of paired repeats, ``Row``s, verdicts.
 
-Every timing is compared with a baseline measured in the same run, repeat by repeat (a slow
-spell of a shared machine then hits both sides of a pair). A verdict needs at least
-``MIN_REPEATS`` repeats and a 95% confidence interval of the median ratio that clears its
-threshold (``judge``); otherwise it is "inconclusive", with the reason and the rerun that would
-settle it. A window in which other processes kept the CPUs busy never gives "refuted".
+A verdict needs ``MIN_REPEATS`` repeats and a 95% interval of the median ratio clear of its
+threshold (``judge``), else it is "inconclusive" with the reason and the rerun that would settle
+it; a window in which other processes kept the CPUs busy never gives "refuted" (``_load``).
 """
 
 from __future__ import annotations

@@ -185,9 +185,14 @@ def _md_row(cells: Iterable[str]) -> str:
     return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
 
 
+def _measured(row: dict[str, Any]) -> str:
+    """The value with its unit; "not measured" for a row of no repeats (a missing tool)."""
+    return "not measured" if row["repeats"] == 0 else format_quantity(row["value"], row["unit"])
+
+
 def _value(row: dict[str, Any]) -> str:
     """The median value; without a baseline, its 95% interval too."""
-    text = format_quantity(row["value"], row["unit"])
+    text = _measured(row)
     interval = row.get("interval")
     if interval and row.get("baseline_value") is None:
         low, high = (format_quantity(v, row["unit"]) for v in interval)
@@ -238,8 +243,8 @@ def load_summary(document: dict[str, Any]) -> list[str]:
             )
     if any("**busy**" in line for line in lines):
         lines.append(
-            "- On a busy machine no claim is refuted and no target reported not met: such rows "
-            "say inconclusive, and why."
+            "- On a busy machine no claim is refuted, no target is reported not met and no "
+            "speedup decides a verdict: such rows say inconclusive, and why."
         )
     return lines
 
@@ -344,8 +349,7 @@ def render_table(document: dict[str, Any], width: int | None = None) -> str:
             verdict = row.get("verdict") or ""
             if verdict == INCONCLUSIVE and row.get("reason"):
                 verdict += f" ({re.split(r'[:(;]', row['reason'])[0].strip()})"
-            value = format_quantity(row["value"], row["unit"])
-            table.add_row(row["name"], value, format_ratio(row), verdict)
+            table.add_row(row["name"], _measured(row), format_ratio(row), verdict)
     buffer = io.StringIO()
     console = Console(file=buffer, width=width, no_color=True, highlight=False)
     console.print(table)
