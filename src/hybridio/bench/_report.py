@@ -318,7 +318,11 @@ def render_markdown(document: dict[str, Any]) -> str:
                 lines += ["```", scenario["extra"]["traceback"].rstrip(), "```", ""]
             continue
         lines += [
-            f"{scenario['description']} (scenario {scenario['name']}, {scenario['seconds']:.0f} s)",
+            # Docstrings use reStructuredText literals; Markdown wants single backticks.
+            (
+                f"{scenario['description'].replace('``', '`')} (scenario {scenario['name']}, "
+                f"{scenario['seconds']:.0f} s)"
+            ),
             "",
         ]
         table, _ = claims_table(scenario["rows"])
