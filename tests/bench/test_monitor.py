@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
+import pytest
+
 from hybridio.bench._model import BenchContext
-from hybridio.bench._monitor import CULPRITS, run
+from hybridio.bench._monitor import CULPRITS, _backends, run
 
 
 def test_tiny_run_reports_overhead_detection_and_false_blocks(tmp_path: Path) -> None:
@@ -33,3 +36,11 @@ def test_tiny_run_reports_overhead_detection_and_false_blocks(tmp_path: Path) ->
     assert result.plots == ["monitor-overhead.png"]
     assert (tmp_path / "monitor-overhead.png").stat().st_size > 0
     assert any("detection" in line for line in progress)
+
+
+def test_a_backend_that_is_not_installed_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "trio" else real(name, *a)
+    )
+    assert _backends(["asyncio", "uvloop", "trio"]) == (["asyncio", "uvloop"], ["trio"])

@@ -172,15 +172,15 @@ def _fact(
     return row
 
 
-def _available(backend: str) -> bool:
-    module = {"uvloop": "uvloop", "trio": "trio"}.get(backend)
-    return module is None or importlib.util.find_spec(module) is not None
+def _backends(wanted: list[str]) -> tuple[list[str], list[str]]:
+    """The wanted backends that are installed here, and those that are not (skipped)."""
+    have = [b for b in wanted if b == "asyncio" or importlib.util.find_spec(b) is not None]
+    return have, [b for b in wanted if b not in have]
 
 
 def run(ctx: BenchContext) -> ScenarioResult:
     """Measure LoopMonitor's overhead and detection rate on each anyio backend."""
-    backends = ["asyncio"] if ctx.tiny else [b for b in BACKENDS if _available(b)]
-    missing = [b for b in BACKENDS if not ctx.tiny and b not in backends]
+    backends, missing = _backends(["asyncio"] if ctx.tiny else list(BACKENDS))
     tasks, steps = (100, 20) if ctx.tiny else (500, 40)
     injections = 3 if ctx.tiny else 20 if ctx.quick else 40
     idle_seconds = 0.2 if ctx.tiny else 1.0 if ctx.quick else 2.0
