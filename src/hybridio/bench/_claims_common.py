@@ -54,11 +54,10 @@ CLAIMS: dict[str, str] = {
 
 @dataclass
 class Part:
-    """What one sub-scenario produced: rows, plot file names, and data for the report's extra."""
+    """What one sub-scenario produced: rows and plot file names."""
 
     rows: list[Row] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
-    data: dict[str, object] = field(default_factory=dict)
 
 
 async def gather(calls: Sequence[Callable[[], Awaitable[object]]]) -> None:
