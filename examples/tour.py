@@ -12,6 +12,7 @@ Run it with ``python examples/tour.py`` (``--quick`` for a shorter run, ``--back
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -101,6 +102,39 @@ async def tour(quick: bool) -> list[Result]:
     return results
 
 
+def conclusions(results: list[Result]) -> list[str]:
+    """What these numbers say, from these numbers: a run on a busy machine says so."""
+    by = {(r.work, r.kind): r for r in results}
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    process, thread = by["cpu", "cpu"].speedup, by["cpu", "blocking"].speedup
+    lines = []
+    if process >= 1.3:
+        lines.append(
+            f"CPU-bound work: processes ran it {process:.2f}x faster than inline: several cores at work."
+        )
+    else:
+        lines.append(
+            f"CPU-bound work: processes gained only {process:.2f}x here ({cpus} usable CPUs, load "
+            f"average {os.getloadavg()[0] if hasattr(os, 'getloadavg') else 0:.1f}): other work "
+            "on the cores, or too few cores."
+        )
+    lines.append(
+        f"Threads ran it at {thread:.2f}x: "
+        + ("no gain, the GIL lets one thread run Python at a time." if thread < 1.15 else "a gain.")
+    )
+    stall, calm = by["cpu", "inline"].worst_tick, by["cpu", "cpu"].worst_tick
+    lines.append(
+        f"The loop stalled up to {stall * 1000:.0f} ms with the work inline, "
+        f"{calm * 1000:.0f} ms with it in processes."
+    )
+    waits = by["blocking", "blocking"].speedup
+    lines.append(
+        f"Blocking calls: threads overlapped them ({waits:.1f}x); inline they stalled the loop "
+        f"up to {by['blocking', 'inline'].worst_tick * 1000:.0f} ms."
+    )
+    return lines
+
+
 def print_table(results: list[Result]) -> None:
     labels = {"inline": "inline (loop)", "blocking": "thread", "cpu": "process"}
     works = {"cpu": "CPU-bound (pure Python)", "blocking": "blocking call (sleep)"}
@@ -110,10 +144,8 @@ def print_table(results: list[Result]) -> None:
             f"{works[r.work]:<26}{labels[r.kind]:<15}{r.wall * 1000:>7.0f}ms"
             f"{r.speedup:>8.2f}x{r.worst_tick * 1000:>16.1f}ms"
         )
-    print(
-        "\nCPU-bound work: only processes run it in parallel and keep the loop responsive.\n"
-        "Blocking calls: threads (or processes) overlap them; inline, they stall the loop."
-    )
+    print()
+    print("\n".join(conclusions(results)))
 
 
 def main() -> None:

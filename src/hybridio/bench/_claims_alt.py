@@ -2,7 +2,7 @@
 
 They need another Python than the one running the bench (3.13t, 3.13+), so this finds such
 interpreters on this machine and measures them in a subprocess with a stdlib-only script. When
-none is found the rows say so, and what it would take.
+none is found the rows say so (docs/claims.md says how to get one).
 """
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
-from typing import Any
 
-from ._claims_common import Part, Timing, row, usable_cpus
-from ._claims_cpu import NO_GAIN, calibrate_spin
-from ._claims_verdicts import parallel_target, verdict_at_least
-from ._model import BenchContext
+from .. import _workloads
+from ._claims_common import SCENARIO, Part, fact
+from ._load import usable_cpus
+from ._model import BenchContext, Series
+from ._targets import PARALLEL
 
 __all__ = ["alternatives", "find_interpreters"]
 
@@ -65,28 +64,17 @@ print(json.dumps(out))
 """
 
 
-def _candidates() -> list[str]:
-    names = [f"python3.{minor}{suffix}" for minor in range(13, 16) for suffix in ("t", "")]
-    found = [path for name in names if (path := shutil.which(name))]
-    root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
-    found += sorted(glob.glob(f"{root}/versions/3.1[3-9]*/bin/python3.1[3-9]*"))
-    found = [sys.executable, *found]
-    unique: dict[str, str] = {}
-    for path in found:
-        if not path.endswith(("-config", ".py")):
-            unique.setdefault(os.path.realpath(path), path)
-    return list(unique.values())[:8]
-
-
 def find_interpreters() -> dict[str, tuple[str, tuple[int, int]]]:
     """Interpreters here that offer "free_threaded" and "subinterpreters": kind -> (path, version)."""
+    names = [f"python3.{minor}{suffix}" for minor in range(13, 16) for suffix in ("t", "")]
+    root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
+    paths = [sys.executable, *filter(None, map(shutil.which, names))]
+    paths += sorted(glob.glob(f"{root}/versions/3.1[3-9]*/bin/python3.1[3-9]*"))
+    unique = {os.path.realpath(p): p for p in reversed(paths) if not p.endswith(("-config", ".py"))}
     found: dict[str, tuple[str, tuple[int, int]]] = {}
-    for path in _candidates():
+    for path in list(unique.values())[::-1][:8]:
         try:
-            done = subprocess.run(
-                [path, "-c", _PROBE], capture_output=True, text=True, timeout=20, check=True
-            )
-            facts = json.loads(done.stdout)
+            facts = json.loads(_run(path, "-c", _PROBE, timeout=20))
         except (OSError, subprocess.SubprocessError, ValueError):
             continue  # a pyenv shim for a version not selected, a broken install...
         version = (int(facts["version"][0]), int(facts["version"][1]))
@@ -97,108 +85,51 @@ def find_interpreters() -> dict[str, tuple[str, tuple[int, int]]]:
     return found
 
 
-def _measure(path: str, n: int, k: int, repeats: int) -> dict[str, Any]:
-    done = subprocess.run(
-        [path, "-c", _SCRIPT, str(n), str(k), str(repeats)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+def _run(*command: str, timeout: float = 300) -> str:
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=True)
+    return done.stdout
 
 
 def alternatives(ctx: BenchContext) -> Part:
     """Free-threaded CPython threads and subinterpreters: speedup of k CPU tasks over sequential."""
-    cpus = usable_cpus()
-    k = max(2, cpus)
-    target = parallel_target(cpus)
-    n = calibrate_spin(ctx.pick(0.1, 0.05, 0.005))
-    repeats = ctx.repeats(5, 3, 1)
-    here = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+    k = max(2, usable_cpus())
+    n = _workloads.loops_for(ctx.pick(0.1, 0.05, 0.005))
     found = find_interpreters()
-    ctx.progress(
-        f"alternatives: found {', '.join(f'{k}: {v[0]}' for k, v in found.items()) or 'none'}"
-    )
-    part = Part(data={"interpreters": {kind: path for kind, (path, _) in found.items()}})
-    measured: dict[str, tuple[Timing, Timing, str]] = {}
-    for kind, (path, version) in found.items():
-        try:
-            data = _measure(path, n, k, repeats)
-        except (OSError, subprocess.SubprocessError, ValueError) as exc:
-            ctx.progress(f"alternatives: {path} failed: {exc}")
-            continue
-        column = "threads" if kind == "free_threaded" else "subinterpreters"
-        if data.get(column) and not data.get("errors"):
-            label = f"Python {version[0]}.{version[1]} at {path}"
-            measured[kind] = (Timing.of(data["sequential"]), Timing.of(data[column]), label)
-    how = {
-        "free_threaded": "not available here: install a free-threaded CPython 3.13t or newer "
-        "(`uv python install 3.13t`, or the python.org installer's free-threaded option) and put "
-        "python3.13t on PATH; `hybridio doctor` reports the build",
-        "subinterpreters": "not available here: needs CPython 3.13+ (one GIL per interpreter; "
-        "anyio.to_interpreter); `hybridio doctor` reports it",
-    }
+    ctx.progress(f"found {', '.join(f'{k}: {v[0]}' for k, v in found.items()) or 'none'}")
+    part = Part()
     titles = {
-        "free_threaded": f"free-threaded CPython: {k} CPU tasks on {k} threads",
-        "subinterpreters": f"subinterpreters: {k} CPU tasks in {k} interpreters (threads)",
+        "free_threaded": (f"free-threaded CPython: {k} CPU tasks on {k} threads", "threads"),
+        "subinterpreters": (
+            f"subinterpreters: {k} CPU tasks in {k} interpreters",
+            "subinterpreters",
+        ),
     }
-    for kind in ("free_threaded", "subinterpreters"):
-        if kind not in measured:
-            part.rows.append(
-                row(
-                    titles[kind],
-                    math.nan,
-                    "s",
-                    claim="other_implementations",
-                    verdict="n/a",
-                    note=how[kind],
+    for kind, (title, column) in titles.items():
+        series = Series(title, "tasks/s", f"the same {k} tasks one after the other")
+        note = "not available here: see docs/claims.md for how to get it"
+        if kind in found:
+            path, version = found[kind]
+            try:
+                data = json.loads(
+                    _run(path, "-c", _SCRIPT, str(n), str(k), str(ctx.pick(12, 8, 1)))
                 )
-            )
-            continue
-        sequential, parallel, label = measured[kind]
-        x = sequential.median / parallel.median
+            except (OSError, subprocess.SubprocessError, ValueError) as exc:
+                data = {"errors": [repr(exc)]}
+            if data.get("errors"):
+                note = f"failed: {data['errors'][0]}"
+            else:
+                note = f"Python {version[0]}.{version[1]}: {path}"
+                for seq, par in zip(data["sequential"], data.get(column) or [], strict=False):
+                    series.add(k / par, k / seq)
+        measured = series.n > 0 and not note.startswith("failed")
         part.rows.append(
-            row(
-                titles[kind],
-                parallel.median,
-                "s",
-                claim="other_implementations",
-                verdict=verdict_at_least(x, target, NO_GAIN),
-                timing=parallel,
-                baseline=f"the same {k} tasks one after the other",
-                baseline_value=sequential.median,
-                ratio_value=x,
-                note=f"ratio = speedup ({x:.2f}x; confirmed at >= {target:.2f}x); measured with "
-                f"{label} in a subprocess" + (" (this interpreter)" if here else ""),
-            )
+            series.row(SCENARIO, rule=PARALLEL, claim="other_implementations", note=note)
+            if measured
+            else series.row(SCENARIO, claim="other_implementations", verdict="n/a", note=note)
         )
-    free = measured.get("free_threaded")
-    part.rows += [
-        row(
-            "Jython / IronPython as the way around the GIL",
-            math.nan,
-            "",
-            claim="other_implementations",
-            verdict="qualified",
-            note="Python 2 era advice: Jython is still 2.7 and IronPython lags (3.4), and neither "
-            "runs C extensions. Today's ways are CPython's free-threaded build (3.13t) and "
-            "subinterpreters (3.13+), measured in the rows above when available",
-        ),
-        row(
-            "free-threaded CPython threads (is the GIL required?)",
-            math.nan if free is None else free[1].median,
-            "s",
-            claim="gil_required",
-            verdict="qualified",
-            baseline=None if free is None else "sequential",
-            baseline_value=None if free is None else free[0].median,
-            ratio_value=None if free is None else free[0].median / free[1].median,
-            note="qualified: the default CPython build needs it, but PEP 703's free-threaded "
-            "build (3.13t) makes reference counting thread-safe without it (biased and deferred "
-            "reference counting), at some single-thread cost"
-            + ("" if free else "; " + how["free_threaded"]),
-        ),
-    ]
+    for name, claim in (
+        ("Jython / IronPython as the way around the GIL", "other_implementations"),
+        ("is the GIL required? (free-threaded CPython 3.13t runs without it)", "gil_required"),
+    ):
+        part.rows.append(fact(name, math.nan, "", claim, "qualified", note="see docs/claims.md"))
     return part

@@ -1,9 +1,9 @@
-"""Claims about cores, the GIL and threads: who runs CPU work in parallel, and when threads help."""
+"""Claims about cores, the GIL and threads: who runs CPU work in parallel, and when it pays."""
 
 from __future__ import annotations
 
-import functools
-import os
+import itertools
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -12,133 +12,114 @@ import anyio
 
 import hybridio
 
-from . import _claims_work as work
-from ._claims_common import Part, Timing, measure_async, plot_path, row, usable_cpus
-from ._claims_verdicts import parallel_target, verdict_at_least, verdict_at_most
-from ._model import BenchContext
-from ._plots import line_plot
+from .. import _workloads
+from . import _load
+from . import _work as work
+from ._claims_common import SCENARIO, Part, fact, gather, verdict_crossover
+from ._model import BenchContext, Row, Rule, Series
+from ._plots import Line, line_plot
+from ._targets import NO_GAIN, PARALLEL
 
-__all__ = ["calibrate_spin", "gather", "gil_release", "io_threads", "parallel"]
+__all__ = ["crossover", "crossover_point", "gil_release", "io_threads", "parallel"]
 
-# A speedup below this is "no benefit": timing noise on a shared machine stays well under it.
-NO_GAIN = 1.15
-
-
-def calibrate_spin(seconds: float) -> int:
-    """The ``spin`` argument that takes about ``seconds`` here."""
-    n = 20_000
-    while True:
-        start = time.perf_counter()
-        work.spin(n)
-        elapsed = time.perf_counter() - start
-        if elapsed > 0.02 or n > 50_000_000:
-            return max(1000, int(n * seconds / elapsed))
-        n *= 4
+Thunk = Callable[[], Awaitable[None]]
 
 
-def busy_note(cpus: int) -> str:
-    """A warning for the note when other work competes for the CPUs (parallel gains shrink)."""
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    if load <= cpus * 0.75:
-        return ""
-    return f"; machine busy (load {load:.1f} on {cpus} CPUs): parallel speedups understated"
+async def _rate(count: int, call: Callable[[], Awaitable[object]]) -> float:
+    """Run ``call`` and return ``count`` / its duration (tasks per second)."""
+    start = time.perf_counter()
+    await call()
+    return count / (time.perf_counter() - start)
 
 
-async def gather(calls: list[Callable[[], Awaitable[object]]]) -> None:
-    """Run the calls concurrently and wait for all of them."""
+def _inline(rt: hybridio.Runtime, count: int, fn: Callable[..., object], *args: object) -> Thunk:
+    async def run() -> None:
+        for _ in range(count):
+            await rt.run(fn, *args, kind="inline")
 
-    async def one(call: Callable[[], Awaitable[object]]) -> None:
-        await call()
+    return run
 
-    async with anyio.create_task_group() as tg:
-        for call in calls:
-            tg.start_soon(one, call)
+
+def _offload(
+    count: int, run: Callable[..., Awaitable[object]], fn: Callable[..., object], *args: object
+) -> Thunk:
+    return lambda: gather([lambda: run(fn, *args) for _ in range(count)])
+
+
+def _busy(rows: list[Row]) -> str:
+    """A plot title's warning when other processes distorted the speedups it shows."""
+    return (
+        "\n(busy machine: other processes distorted these speedups)"
+        if any(r.busy for r in rows)
+        else ""
+    )
 
 
 def parallel(ctx: BenchContext) -> Part:
-    """Pure-Python work: inline vs N worker processes vs N worker threads (speedup vs workers)."""
-    cpus = usable_cpus()
-    workers = sorted(set(ctx.pick([1, 2, cpus, 2 * cpus], [1, 2, cpus, 2 * cpus], [1, 2])))
-    n = calibrate_spin(ctx.pick(0.08, 0.04, 0.004))
+    """Pure-Python work: inline vs k worker processes vs k worker threads (speedup vs workers)."""
+    cpus = _load.usable_cpus()
+    workers = sorted({1, cpus, 2 * cpus} if not ctx.tiny else {1, 2})
+    n = _workloads.loops_for(ctx.pick(0.08, 0.04, 0.004))
     tasks = max(4, 2 * max(workers))
-    repeats = ctx.repeats(5, 3, 1)
-    speedups: dict[str, list[tuple[float, float]]] = {"processes": [], "threads": []}
     part = Part()
+    lines = {kind: Line(kind) for kind in ("processes", "threads")}
 
     async def main() -> None:
         for k in workers:
+            unit, base = "tasks/s", f"inline ({tasks} tasks one after the other)"
+            plural = "es" if k > 1 else ""
+            proc = Series(f"{tasks} pure-Python tasks on {k} worker process{plural}", unit, base)
+            thr = Series(f"{tasks} pure-Python tasks on {k} worker thread{plural[1:]}", unit, base)
+            judged = k == cpus
             async with hybridio.Runtime(cpu_workers=k, threads=k) as rt:
-                await gather([lambda: rt.run_cpu(work.spin, 1000) for _ in range(k)])  # start all
-
-                async def inline_all() -> None:
-                    for _ in range(tasks):
-                        await rt.run(work.spin, n, kind="inline")
-
+                await gather([lambda: rt.run_cpu(_workloads.spin, 1000) for _ in range(k)])
+                inline = _inline(rt, tasks, _workloads.spin, n)
                 # Interleaved repeats: a shared machine's load changes hit all three alike.
-                runs: dict[str, list[float]] = {"inline": [], "processes": [], "threads": []}
-                for _ in range(repeats):
-                    for kind, call in (
-                        ("inline", inline_all),
-                        ("processes", lambda: gather([lambda: rt.run_cpu(work.spin, n)] * tasks)),
-                        (
-                            "threads",
-                            lambda: gather([lambda: rt.run_blocking(work.spin, n)] * tasks),
-                        ),
-                    ):
-                        runs[kind].append((await measure_async(call, 1)).median)
-            inline = Timing.of(runs["inline"])
-            ctx.progress(f"parallel: {k} workers: inline {inline.median:.2f} s")
-            for kind in ("processes", "threads"):
-                timing = Timing.of(runs[kind])
-                speedup = inline.median / timing.median
-                speedups[kind].append((k, speedup))
-                _parallel_rows(part, kind, k, cpus, tasks, timing, inline, speedup)
+                for _ in ctx.rounds(
+                    (proc, PARALLEL if judged else None),
+                    (thr, NO_GAIN if judged else None),
+                    budget=None if judged else ctx.pick(20.0, 6.0, 0.0),
+                ):
+                    base_rate = await _rate(tasks, inline)
+                    proc.add(
+                        await _rate(tasks, _offload(tasks, rt.run_cpu, _workloads.spin, n)),
+                        base_rate,
+                    )
+                    thr.add(
+                        await _rate(tasks, _offload(tasks, rt.run_blocking, _workloads.spin, n)),
+                        base_rate,
+                    )
+            ctx.progress(f"{k} workers: processes {proc.ratio:.2f}x, threads {thr.ratio:.2f}x")
+            for series, line in ((proc, lines["processes"]), (thr, lines["threads"])):
+                line.add(k, series.ratio, series.interval())
+            if not judged:  # context: the verdict is judged with as many workers as CPUs
+                part.rows.append(proc.row(SCENARIO, claim="multicore", verdict="n/a"))
+                part.rows.append(thr.row(SCENARIO, claim="thread_no_cpu", verdict="n/a"))
+                continue
+            part.rows += [
+                proc.row(SCENARIO, rule=PARALLEL, claim=c)
+                for c in ("multicore", "own_gil", "cpu_bound")
+            ]
+            part.rows += [
+                thr.row(SCENARIO, rule=NO_GAIN, claim=c) for c in ("thread_no_cpu", "gil_single")
+            ]
 
     anyio.run(main)
-    path = plot_path(ctx.out, "speedup-vs-workers")
+    ideal = Line("ideal (min(workers, CPUs))", style="--")
+    for k in workers:
+        ideal.add(k, float(min(k, cpus)))
+    name = "claims-speedup-vs-workers.png"
     line_plot(
-        path,
-        f"Pure-Python CPU work: speedup over inline ({cpus} usable CPUs)",
-        "workers",
-        "speedup (x)",
-        {**speedups, "ideal": [(k, float(min(k, cpus))) for k in workers]},
+        ctx.out / name,
+        f"Pure-Python CPU work: speedup over inline ({cpus} usable CPUs){_busy(part.rows)}",
+        "worker processes or threads",
+        "speedup over inline (x, median, 95% interval)",
+        [*lines.values(), ideal],
+        hline=(PARALLEL.confirm, f"'uses the cores' from {PARALLEL.confirm:.2g}x"),
+        integer_x=True,
     )
-    part.plots.append(path.name)
-    part.data["speedup_vs_workers"] = speedups
+    part.plots.append(name)
     return part
-
-
-def _parallel_rows(
-    part: Part, kind: str, k: int, cpus: int, tasks: int, timing: Timing, inline: Timing, x: float
-) -> None:
-    add = functools.partial(
-        row,
-        f"pure Python, {tasks} tasks on {k} worker {kind}",
-        timing.median,
-        "s",
-        timing=timing,
-        baseline=f"inline, {tasks} tasks",
-        baseline_value=inline.median,
-        ratio_value=x,
-    )
-    note = f"ratio = speedup over inline ({x:.2f}x with {k} {kind}; {cpus} usable CPUs)"
-    note += busy_note(cpus)
-    target = parallel_target(cpus)
-    if k != cpus:  # context: the verdict is judged with as many workers as CPUs
-        claim = "multicore" if kind == "processes" else "thread_no_cpu"
-        part.rows.append(add(claim=claim, verdict="n/a", note=note + "; context"))
-    elif kind == "processes":
-        verdict = verdict_at_least(x, target, NO_GAIN)
-        note += f"; confirmed at >= {target:.2f}x, refuted below {NO_GAIN}x"
-        part.rows += [add(claim=c, verdict=verdict, note=note) for c in _PROCESS_CLAIMS]
-    else:
-        verdict = verdict_at_most(x, NO_GAIN, target)
-        note += f"; no benefit means < {NO_GAIN}x, refuted at >= {target:.2f}x"
-        part.rows += [add(claim=c, verdict=verdict, note=note) for c in _THREAD_CLAIMS]
-
-
-_PROCESS_CLAIMS = ("multicore", "own_gil", "cpu_bound")
-_THREAD_CLAIMS = ("thread_no_cpu", "gil_single")
 
 
 def _buffer(size: int) -> bytes:
@@ -148,10 +129,8 @@ def _buffer(size: int) -> bytes:
 
 def gil_release(ctx: BenchContext) -> Part:
     """C code that releases the GIL (hashlib, zlib) on large buffers: inline vs threads."""
-    cpus = usable_cpus()
+    cpus = _load.usable_cpus()
     tasks = max(4, 2 * cpus)
-    repeats = ctx.repeats(5, 3, 1)
-    target = parallel_target(cpus)
     cases = [
         ("hashlib.sha256", work.sha256_hex, ctx.pick(16_000_000, 8_000_000, 1_000_000)),
         ("zlib.compress", work.compress_len, ctx.pick(4_000_000, 2_000_000, 200_000)),
@@ -162,44 +141,18 @@ def gil_release(ctx: BenchContext) -> Part:
         async with hybridio.Runtime(threads=cpus) as rt:
             for label, fn, size in cases:
                 data = _buffer(size)
-
-                async def inline_all(
-                    fn: Callable[[bytes], object] = fn, data: bytes = data
-                ) -> None:
-                    for _ in range(tasks):
-                        await rt.run(fn, data, kind="inline")
-
-                def threaded(
-                    fn: Callable[[bytes], object] = fn, data: bytes = data
-                ) -> Awaitable[None]:
-                    return gather([lambda: rt.run_blocking(fn, data) for _ in range(tasks)])
-
+                name = f"{label} of {size / 1e6:g} MB, {tasks} calls on {cpus} threads"
+                series = Series(name, "calls/s", f"inline ({tasks} calls one after the other)")
+                threaded = _offload(tasks, rt.run_blocking, fn, data)
                 await threaded()  # warm the threads
-                inline = await measure_async(inline_all, repeats)
-                threads = await measure_async(threaded, repeats)
-                x = inline.median / threads.median
-                ctx.progress(f"gil-release: {label} {x:.2f}x")
-                add = functools.partial(
-                    row,
-                    f"{label} of {size / 1e6:g} MB x {tasks} on {cpus} threads",
-                    threads.median,
-                    "s",
-                    timing=threads,
-                    baseline=f"inline, {tasks} calls",
-                    baseline_value=inline.median,
-                    ratio_value=x,
-                )
-                note = f"ratio = speedup over inline ({x:.2f}x); the C code releases the GIL"
-                note += busy_note(cpus)
-                no_gain = verdict_at_most(x, NO_GAIN, target)
+                for _ in ctx.rounds((series, NO_GAIN), (series, PARALLEL)):
+                    base = await _rate(tasks, _inline(rt, tasks, fn, data))
+                    series.add(await _rate(tasks, threaded), base)
+                ctx.progress(f"{label}: {series.ratio:.2f}x")
                 part.rows += [
-                    add(claim="thread_no_cpu", verdict=no_gain, note=note),
-                    add(claim="gil_single", verdict=no_gain, note=note),
-                    add(
-                        claim="c_libraries",
-                        verdict=verdict_at_least(x, target, NO_GAIN),
-                        note=note + f"; confirmed at >= {target:.2f}x",
-                    ),
+                    series.row(SCENARIO, rule=NO_GAIN, claim="thread_no_cpu"),
+                    series.row(SCENARIO, rule=NO_GAIN, claim="gil_single"),
+                    series.row(SCENARIO, rule=PARALLEL, claim="c_libraries"),
                 ]
 
     anyio.run(main)
@@ -210,39 +163,86 @@ def io_threads(ctx: BenchContext) -> Part:
     """Blocking I/O (sleep stands in for a socket or disk wait): inline vs one thread per call."""
     calls = ctx.pick(16, 8, 4)
     wait = ctx.pick(0.05, 0.02, 0.01)
-    repeats = ctx.repeats(5, 3, 1)
-    part = Part()
+    rule = Rule(max(NO_GAIN.confirm, 0.5 * calls), NO_GAIN.confirm)
+    name = f"{calls} blocking waits of {wait * 1000:g} ms on {calls} threads"
+    series = Series(name, "waits/s", f"inline ({calls} waits one after the other)")
 
     async def main() -> None:
         async with hybridio.Runtime(threads=calls) as rt:
-
-            async def inline_all() -> None:
-                for _ in range(calls):
-                    await rt.run(work.sleep_for, wait, kind="inline")
-
-            def threaded() -> Awaitable[None]:
-                return gather([lambda: rt.run_blocking(work.sleep_for, wait) for _ in range(calls)])
-
+            threaded = _offload(calls, rt.run_blocking, work.sleep_for, wait)
             await threaded()
-            inline = await measure_async(inline_all, repeats)
-            threads = await measure_async(threaded, repeats)
-        x = inline.median / threads.median
-        confirm = max(NO_GAIN, 0.5 * calls)
-        part.rows.append(
-            row(
-                f"{calls} blocking waits of {wait * 1000:g} ms on {calls} threads",
-                threads.median,
-                "s",
-                claim="thread_io",
-                verdict=verdict_at_least(x, confirm, NO_GAIN),
-                timing=threads,
-                baseline=f"inline, one after the other ({calls} waits)",
-                baseline_value=inline.median,
-                ratio_value=x,
-                note=f"ratio = speedup ({x:.1f}x, ideal {calls}x; confirmed at >= {confirm:g}x); "
-                "async I/O on the event loop needs no thread at all",
-            )
-        )
+            for _ in ctx.rounds((series, rule)):
+                base = await _rate(calls, _inline(rt, calls, work.sleep_for, wait))
+                series.add(await _rate(calls, threaded), base)
 
     anyio.run(main)
+    return Part(rows=[series.row(SCENARIO, rule=rule, claim="thread_io", note=f"ideal {calls}x")])
+
+
+def crossover_point(points: list[tuple[float, float]], at: float = 1.0) -> float | None:
+    """The task duration where the speedup reaches ``at``, interpolated on a log scale.
+
+    None when no measured duration reaches it; the shortest duration when all do.
+    """
+    ordered = sorted(points)
+    if not ordered or max(s for _, s in ordered) < at:
+        return None
+    if ordered[0][1] >= at:
+        return ordered[0][0]
+    for (d0, s0), (d1, s1) in itertools.pairwise(ordered):
+        if s0 < at <= s1:
+            fraction = (at - s0) / (s1 - s0)
+            return math.exp(math.log(d0) + fraction * (math.log(d1) - math.log(d0)))
+    return None
+
+
+def crossover(ctx: BenchContext) -> Part:
+    """Tasks of a given duration: inline one after the other vs offloaded to all cores."""
+    cpus = _load.usable_cpus()
+    durations = ctx.pick([1e-5, 1e-4, 1e-3, 1e-2, 5e-2], [1e-4, 1e-3, 1e-2, 3e-2], [1e-4, 5e-3])
+    tasks = max(4, 4 * cpus)
+    part = Part()
+    line = Line("hybridio.run_cpu")
+    measured: list[Series] = []
+
+    async def main() -> None:
+        async with hybridio.Runtime(cpu_workers=cpus) as rt:
+            await gather([lambda: rt.run_cpu(_workloads.spin, 1000) for _ in range(cpus)])
+            for duration in durations:
+                name = f"{tasks} tasks of {duration * 1000:g} ms offloaded to {cpus} processes"
+                series = Series(name, "tasks/s", "inline, one after the other")
+                offload = _offload(tasks, rt.run_cpu, _workloads.busy_for, duration)
+                for _ in ctx.rounds((series, NO_GAIN), budget=ctx.pick(20.0, 8.0, 0.0)):
+                    base = await _rate(tasks, _inline(rt, tasks, _workloads.busy_for, duration))
+                    series.add(await _rate(tasks, offload), base)
+                ctx.progress(f"{duration * 1000:g} ms tasks: {series.ratio:.2f}x")
+                line.add(duration, series.ratio, series.interval())
+                measured.append(series)
+
+    anyio.run(main)
+    points = [(d, s.ratio or 0.0) for d, s in zip(durations, measured, strict=True)]
+    point = crossover_point(points)
+    loads = [s.load() for s in measured]
+    verdict, reason = verdict_crossover(
+        [(d, s.interval()) for d, s in zip(durations, measured, strict=True)],
+        NO_GAIN.confirm,
+        any(load is not None and load.busy for load in loads),
+    )
+    part.rows += [s.row(SCENARIO, claim="cpu_bound", verdict="n/a") for s in measured]
+    note = "no measured duration paid off" if point is None else "interpolated"
+    name = "task duration from which offloading pays (speedup >= 1)"
+    value = math.nan if point is None else point
+    part.rows.append(fact(name, value, "s", "cpu_bound", verdict, reason=reason, note=note))
+    name = "claims-offload-crossover.png"
+    line_plot(
+        ctx.out / name,
+        f"Offloading {tasks} tasks to {cpus} processes: speedup vs task length{_busy(part.rows)}",
+        "task duration (s, log scale)",
+        "speedup over inline (x, median, 95% interval)",
+        [line],
+        logx=True,
+        hline=(1.0, "break-even"),
+        vline=None if point is None else (point, f"crossover ~{point * 1000:.2g} ms"),
+    )
+    part.plots.append(name)
     return part

@@ -1,6 +1,6 @@
 """A minimal batching dispatcher: the ceiling the dispatch scenario measures hybridio against.
 
-What a 50-line sketch does and nothing more: anyio.to_process's own workers, one driver task per
+What a 60-line sketch does and nothing more: anyio.to_process's own workers, one driver task per
 worker sending every queued call in one round trip, a bare asyncio future per caller. No queue
 bound, no timeouts, no cancellation, no crash handling, no metrics, no cost model. Measured in the
 same run as hybridio, it shows how much of the gap to a throughput target is the machine's and
@@ -20,11 +20,12 @@ import anyio
 from anyio.abc import ByteReceiveStream, ByteSendStream, Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from .._backends import _worker
+from ._work import run_batch
 
 __all__ = ["BatchingSketch"]
 
 _MAX_BATCH = 64
+_Encoded = tuple[bytes, bytes]
 
 
 class BatchingSketch:
@@ -32,7 +33,7 @@ class BatchingSketch:
 
     def __init__(self, workers: int) -> None:
         self._workers = workers
-        self._pending: list[tuple[_worker.EncodedCall, asyncio.Future[Any]]] = []
+        self._pending: list[tuple[_Encoded, asyncio.Future[Any]]] = []
         self._functions: dict[Callable[[Any], Any], bytes] = {}
         self._wake = asyncio.Event()
         self._processes: list[Process] = []
@@ -69,14 +70,14 @@ class BatchingSketch:
         if function is None:
             function = self._functions[fn] = pickle.dumps(fn, pickle.HIGHEST_PROTOCOL)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        encoded = (function, pickle.dumps((x,), pickle.HIGHEST_PROTOCOL), False)
+        encoded = (function, pickle.dumps((x,), pickle.HIGHEST_PROTOCOL))
         self._pending.append((encoded, future))
         self._wake.set()
         return await future
 
     async def _drive(self, process: Process, stdout: BufferedByteReceiveStream) -> None:
         stdin = cast(ByteSendStream, process.stdin)
-        batch: list[tuple[_worker.EncodedCall, asyncio.Future[Any]]] = []
+        batch: list[tuple[_Encoded, asyncio.Future[Any]]] = []
         try:
             while True:
                 if not self._pending:
@@ -85,13 +86,13 @@ class BatchingSketch:
                     continue
                 batch = self._pending[:_MAX_BATCH]
                 del self._pending[:_MAX_BATCH]
-                command = ("run", _worker.run_batch, ([call for call, _ in batch], False))
+                command = ("run", run_batch, ([call for call, _ in batch],))
                 await stdin.send(pickle.dumps(command, pickle.HIGHEST_PROTOCOL))
                 header = await stdout.receive_until(b"\n", 64)
                 payload = await stdout.receive_exactly(int(header.split(b" ")[1]))
-                outcomes, _ = pickle.loads(payload)
-                for (_, future), outcome in zip(batch, outcomes, strict=True):
-                    future.set_result(pickle.loads(outcome[1]))
+                results = pickle.loads(payload)
+                for (_, future), result in zip(batch, results, strict=True):
+                    future.set_result(result)
                 batch = []
         except Exception as exc:  # a benchmark must fail, never hang: fail every waiting caller
             for _, future in batch + self._pending:

@@ -1,7 +1,8 @@
-"""What every benchmark scenario returns: rows of numbers with their baseline, spread and verdict.
+"""What every scenario measures and returns: ``Series`` of paired repeats, ``Row``s, verdicts.
 
-Every timing is a ratio against a baseline measured in the same run, with repeats and spread,
-because the machines are shared and noisy: absolute numbers are reported, ratios are judged.
+A verdict needs ``MIN_REPEATS`` repeats and a 95% interval of the median ratio clear of its
+threshold (``judge``), else it is "inconclusive" with the reason and the rerun that would settle
+it; a window in which other processes kept the CPUs busy never gives "refuted" (``_load``).
 """
 
 from __future__ import annotations
@@ -9,28 +10,42 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from . import _load
+
 T = TypeVar("T")
 
 __all__ = [
+    "INCONCLUSIVE",
+    "MIN_REPEATS",
     "VERDICTS",
     "BenchContext",
     "Row",
+    "Rule",
     "ScenarioResult",
+    "Series",
     "Verdict",
-    "measure",
-    "paired_ratio",
+    "format_number",
+    "judge",
+    "median_interval",
     "spread_of",
 ]
 
-#: Verdicts: seed claims are "confirmed", "refuted" or "qualified" (holds only under a condition
-#: said in ``note``); targets are "met" or "not met"; "n/a" when it could not be measured here.
+#: Claims are "confirmed", "refuted" or "qualified" (holds only under the condition in the
+#: note); targets "met" or "not met"; "inconclusive" when the numbers cannot tell (the row says
+#: why); "n/a" for context rows and what cannot be measured here.
 Verdict = str
-VERDICTS: tuple[Verdict, ...] = ("confirmed", "refuted", "qualified", "met", "not met", "n/a")
+INCONCLUSIVE = "inconclusive"
+VERDICTS: tuple[Verdict, ...] = (
+    "confirmed", "refuted", "qualified", "met", "not met", INCONCLUSIVE, "n/a"
+)  # fmt: skip
+#: A 95% interval of a median needs 6 values (the sign test: 2 x 0.5**6 < 0.05).
+MIN_REPEATS = 6
+CONFIDENCE = 0.95
 
 
 def spread_of(values: Sequence[float]) -> float | None:
@@ -41,26 +56,95 @@ def spread_of(values: Sequence[float]) -> float | None:
     return (max(values) - min(values)) / median if median else None
 
 
-def paired_ratio(values: Sequence[float], baselines: Sequence[float]) -> float | None:
-    """The median of per-repeat ratios ``values[i] / baselines[i]``.
+def format_number(value: float) -> str:
+    """3 significant digits without scientific notation: 12,820 / 512 / 1.83 / 0.00042."""
+    magnitude = abs(value)
+    if magnitude >= 100 or (value == int(value) and magnitude < 1e15):
+        return f"{value:,.0f}"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    if magnitude >= 0.01 or magnitude == 0:
+        return f"{value:.3g}"
+    return f"{value:.{2 - math.floor(math.log10(magnitude))}f}"
 
-    Each repeat measures the value and its baseline back to back, so a slow spell of a shared
-    machine hits both: pairing them cancels it, where the ratio of two medians taken from
-    different repeats does not. Falls back to the ratio of medians when the counts differ.
+
+def median_interval(
+    values: Sequence[float], confidence: float = CONFIDENCE
+) -> tuple[float, float] | None:
+    """A distribution-free confidence interval of the median (order statistics, sign test).
+
+    [x(k), x(n-k+1)] of the sorted values, with the largest k for which a median outside it has
+    probability <= (1 - confidence) / 2 on each side. None when there are too few values.
     """
-    if len(values) == len(baselines) and all(baselines):
-        return statistics.median(v / b for v, b in zip(values, baselines, strict=True))
-    baseline = statistics.median(baselines) if baselines else 0.0
-    return statistics.median(values) / baseline if baseline and values else None
+    ordered = sorted(v for v in values if not math.isnan(v))
+    n = len(ordered)
+    k, cdf = 0, 0.0
+    for j in range(n):
+        cdf += math.comb(n, j) / 2**n
+        if cdf > (1 - confidence) / 2:
+            break
+        k = j + 1
+    return None if k == 0 else (ordered[k - 1], ordered[n - k])
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How a ratio becomes a verdict.
+
+    The claim (or target) says the ratio is high (``higher``: >= ``confirm``) or low (<
+    ``confirm``); ``refute`` is where it is clearly false, and between the two it is
+    "qualified". A target has no ``refute``: met or not met. ``load_sensitive``: other work on
+    the CPUs distorts this ratio either way (a speedup: workers lose cores to the other work, but
+    more runnable workers also win a bigger share of them), so a busy machine decides nothing.
+    """
+
+    confirm: float
+    refute: float | None = None
+    higher: bool = True
+    load_sensitive: bool = False
+    target: bool = False
+
+    def text(self) -> str:
+        """The thresholds in words, e.g. "confirmed >= 1.6x, refuted < 1.15x"."""
+        sign, other = (">=", "<") if self.higher else ("<", ">=")
+        if self.target:
+            return f"{sign} {self.confirm:.3g}x"
+        text = f"confirmed {sign} {self.confirm:.3g}x"
+        return text + ("" if self.refute is None else f", refuted {other} {self.refute:.3g}x")
+
+
+def judge(
+    rule: Rule, interval: tuple[float, float] | None, n: int, load: _load.Load | None = None
+) -> tuple[Verdict, str]:
+    """The verdict for a ratio known to lie in ``interval`` (95%), and why when inconclusive."""
+    if interval is None or n < MIN_REPEATS:
+        return INCONCLUSIVE, f"too few repeats ({n}; a verdict needs {MIN_REPEATS})"
+    lo, hi = interval
+    refute = rule.confirm if rule.refute is None else rule.refute
+    if rule.higher:
+        holds, fails, between = lo >= rule.confirm, hi < refute, lo >= refute and hi < rule.confirm
+    else:
+        holds, fails, between = hi < rule.confirm, lo >= refute, lo >= rule.confirm and hi < refute
+    yes, no = ("met", "not met") if rule.target else ("confirmed", "refuted")
+    verdict = yes if holds else no if fails else "qualified" if between else INCONCLUSIVE
+    if load is not None and load.busy and (rule.load_sensitive or verdict == no):
+        why = "distort every speedup" if rule.load_sensitive else f"may have made it {verdict}"
+        return INCONCLUSIVE, f"busy machine: {load.text()}, which {why}; rerun when it is quiet"
+    if verdict == INCONCLUSIVE:
+        return verdict, (
+            f"spread: the 95% interval {lo:.3g}x to {hi:.3g}x straddles a threshold "
+            f"({rule.text()}); rerun without --quick for more repeats"
+        )
+    return verdict, ""
 
 
 @dataclass
 class Row:
-    """One measured number.
+    """One reported number: the median ``value`` of ``repeats``, its baseline and verdict.
 
-    ``value`` is the median over ``repeats``; ``spread`` its relative spread; ``ratio`` is
-    ``value / baseline_value`` or, where value and baseline were measured in pairs, the median of
-    the per-repeat ratios (``paired_ratio``); inverted where smaller is better, said in ``note``.
+    ``ratio`` is the median of the per-repeat ratios value / baseline; ``interval`` its 95%
+    confidence interval (of the value when there is no baseline); ``reason`` says why a verdict
+    is inconclusive.
     """
 
     scenario: str
@@ -76,14 +160,104 @@ class Row:
     verdict: Verdict | None = None
     claim: str | None = None
     note: str = ""
+    baseline_unit: str | None = None
+    interval: tuple[float, float] | None = None
+    reason: str = ""
+    values: list[float] = field(default_factory=list)
+    baseline_values: list[float] = field(default_factory=list)
+    busy: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        """The row as JSON-ready data (NaN, used for "not measured here", becomes None)."""
-        data = dict(self.__dict__)
-        for key, value in data.items():
-            if isinstance(value, float) and math.isnan(value):
-                data[key] = None
-        return data
+
+@dataclass
+class Series:
+    """Repeated measurements of one quantity, each paired with its baseline when there is one.
+
+    ``add`` a value (and the baseline measured alongside it) per repeat; ``row`` reports the
+    median, the paired ratio with its interval, and the verdict of ``rule``.
+    """
+
+    name: str
+    unit: str
+    baseline: str | None = None
+    baseline_unit: str | None = None
+    values: list[float] = field(default_factory=list)
+    baseline_values: list[float] = field(default_factory=list)
+    window: tuple[float, float] | None = None
+    #: False: the baseline is context (a one-shot fact), not a ratio to judge.
+    paired: bool = True
+
+    def add(self, value: float, baseline: float | None = None) -> None:
+        """One repeat."""
+        now = time.monotonic()
+        self.window = (now if self.window is None else self.window[0], now)
+        self.values.append(value)
+        if baseline is not None:
+            self.baseline_values.append(baseline)
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values) if self.values else math.nan
+
+    def ratios(self) -> list[float]:
+        """value / baseline per repeat (empty without a paired baseline)."""
+        pairs = zip(self.values, self.baseline_values, strict=False)
+        return [v / b for v, b in pairs if b] if self.paired else []
+
+    @property
+    def ratio(self) -> float | None:
+        ratios = self.ratios()
+        return statistics.median(ratios) if ratios else None
+
+    def interval(self) -> tuple[float, float] | None:
+        """95% interval of the median ratio (of the median value without a baseline)."""
+        return median_interval(self.ratios() if self.paired and self.baseline else self.values)
+
+    def value_interval(self) -> tuple[float, float] | None:
+        """95% interval of the median value (error bars of the value itself)."""
+        return median_interval(self.values)
+
+    def load(self) -> _load.Load | None:
+        return None if self.window is None else _load.during(*self.window)
+
+    def verdict(self, rule: Rule) -> tuple[Verdict, str]:
+        return judge(rule, self.interval(), self.n, self.load())
+
+    def settled(self, rule: Rule | None, tight: float = 0.1) -> bool:
+        """Enough repeats: a verdict (or a busy machine), or (no rule) an interval within
+        +-``tight``."""
+        if self.n < MIN_REPEATS:
+            return False
+        if rule is not None:  # more repeats cannot make a busy machine quiet
+            verdict, reason = self.verdict(rule)
+            return verdict != INCONCLUSIVE or reason.startswith("busy")
+        interval, middle = self.interval(), self.ratio or self.median
+        return interval is not None and (interval[1] - interval[0]) <= 2 * tight * abs(middle)
+
+    def row(
+        self,
+        scenario: str,
+        *,
+        rule: Rule | None = None,
+        claim: str | None = None,
+        verdict: Verdict | None = None,
+        note: str = "",
+    ) -> Row:
+        """The row of this series; ``verdict`` from ``rule`` unless given ("n/a": context)."""
+        reason = ""
+        if rule is not None and verdict is None:
+            verdict, reason = self.verdict(rule)
+        load, base = self.load(), self.baseline_values
+        return Row(
+            scenario, self.name, self.median, self.unit, self.n, spread_of(self.values),
+            self.baseline, statistics.median(base) if base else None, self.ratio,
+            None if rule is None else rule.text(), verdict, claim, note,
+            self.baseline_unit or (self.unit if self.baseline else None), self.interval(), reason,
+            list(self.values), list(base), bool(load and load.busy),
+        )  # fmt: skip
 
 
 @dataclass
@@ -101,6 +275,8 @@ class ScenarioResult:
     #: holds the error). Set by the runner; a scenario returns "ok".
     status: str = "ok"
     reason: str = ""
+    #: The load while it ran (``Load.to_dict()``), set by the runner.
+    load: dict[str, Any] | None = None
 
 
 @dataclass
@@ -117,7 +293,7 @@ class BenchContext:
     progress: Callable[[str], None] = lambda message: None
 
     def repeats(self, full: int, quick: int = 3, tiny: int = 1) -> int:
-        """How many repeats for this mode."""
+        """How many repeats for this mode (fixed-count measurements)."""
         return tiny if self.tiny else quick if self.quick else full
 
     @property
@@ -129,15 +305,23 @@ class BenchContext:
         """The value for this mode (sizes, durations, lists of sizes)."""
         return tiny if self.tiny else quick if self.quick else full
 
+    def rounds(
+        self, *judged: tuple[Series, Rule | None], budget: float | None = None
+    ) -> Iterator[int]:
+        """Repeat numbers until every series is ``settled`` (or the repeats or time run out).
 
-def measure(fn: Callable[[], object], repeats: int) -> tuple[float, float | None, list[float]]:
-    """Time ``fn()`` ``repeats`` times: (median seconds, relative spread, every time)."""
-    times = []
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), spread_of(times), times
+        At least ``MIN_REPEATS`` (1 in tiny mode), at most 15 (quick) or 30 (full), and no new
+        repeat after ``budget`` seconds (20 quick, 60 full) once the minimum is reached.
+        """
+        least, most = self.pick((MIN_REPEATS, 30), (MIN_REPEATS, 15), (1, 1))
+        budget = budget if budget is not None else self.pick(60.0, 20.0, 0.0)
+        start = time.monotonic()
+        for i in range(most):
+            if i >= least and (
+                all(s.settled(rule) for s, rule in judged) or time.monotonic() - start > budget
+            ):
+                return
+            yield i
 
 
 #: A scenario is a function of its context returning its result.

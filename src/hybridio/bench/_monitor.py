@@ -1,7 +1,8 @@
 """Scenario ``monitor``: what LoopMonitor costs, and whether it names the code that blocks.
 
 * Overhead: a loop-bound workload (many tiny tasks that only yield) timed with and without a
-  monitor, alternating in one event loop (ABBA order, so drift cancels); target < 1%.
+  monitor, alternating in one event loop (ABBA order, so drift cancels); target < 1%. Backends
+  that are not installed (trio) are skipped with a note.
 * CPU: the process CPU time an otherwise idle loop burns per second, with and without a monitor.
 * Detection: 50 ms blocks injected at random moments in three known functions (blocking I/O,
   pure-Python CPU, short C calls); a block counts as caught when its culprit is that function;
@@ -12,10 +13,11 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import random
-import statistics
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from functools import partial
 from typing import Any, TypeVar
 
@@ -25,7 +27,8 @@ import anyio.lowlevel
 from .._monitor._loop_monitor import LoopMonitor
 from .._monitor._report import BlockEvent
 from . import _plots
-from ._model import BenchContext, Row, ScenarioResult, spread_of
+from ._model import BenchContext, Row, ScenarioResult, Series
+from ._targets import MONITOR_OVERHEAD
 
 __all__ = ["run"]
 
@@ -89,37 +92,28 @@ async def _workload(tasks: int, steps: int) -> None:
             tg.start_soon(tiny)
 
 
-async def _overhead(repeats: int, tasks: int, steps: int) -> tuple[list[float], list[float]]:
-    async def timed(monitored: bool) -> float:
-        start = time.perf_counter()
-        if monitored:
-            async with LoopMonitor():
-                await _workload(tasks, steps)
-        else:
-            await _workload(tasks, steps)
-        return time.perf_counter() - start
+def _monitored(on: bool) -> AbstractAsyncContextManager[Any]:
+    return LoopMonitor() if on else nullcontext()
 
+
+async def _overhead(tasks: int, steps: int) -> tuple[float, float]:
+    """One ABBA-ordered pair of times of the workload: (plain, monitored)."""
     await _workload(tasks, steps)  # warm-up
-    plain: list[float] = []
-    monitored: list[float] = []
-    for i in range(repeats):
-        order = (False, True) if i % 2 == 0 else (True, False)
-        for flag in order:
-            (monitored if flag else plain).append(await timed(flag))
-    return plain, monitored
+    times: dict[bool, float] = {False: 0.0, True: 0.0}
+    for flag in (False, True, True, False):
+        start = time.perf_counter()
+        async with _monitored(flag):
+            await _workload(tasks, steps)
+        times[flag] += time.perf_counter() - start
+    return times[False], times[True]
 
 
-async def _idle_cpu(seconds: float, monitored: bool) -> tuple[float, list[BlockEvent]]:
-    """CPU seconds per second burnt by a loop that only sleeps, and the blocks seen."""
-    monitor = LoopMonitor()
+async def _idle_cpu(seconds: float, monitored: bool) -> float:
+    """CPU seconds per second burnt by a loop that only sleeps."""
     start_cpu, start = time.process_time(), time.perf_counter()
-    if monitored:
-        async with monitor:
-            await anyio.sleep(seconds)
-    else:
+    async with _monitored(monitored):
         await anyio.sleep(seconds)
-    used = (time.process_time() - start_cpu) / (time.perf_counter() - start)
-    return used, list(monitor.report().blocks)
+    return (time.process_time() - start_cpu) / (time.perf_counter() - start)
 
 
 async def _idle_blocks(seconds: float) -> list[BlockEvent]:
@@ -168,112 +162,82 @@ async def _detect(count: int, seed: int) -> tuple[int, list[str], list[str]]:
 # -- the scenario ---------------------------------------------------------------------------
 
 
+def _fact(
+    name: str, value: float, unit: str, target: str, met: bool, note: str, repeats: int = 1
+) -> Row:
+    series = Series(name, unit)
+    series.add(value)
+    row = series.row(SCENARIO, verdict="met" if met else "not met", note=note)
+    row.target, row.repeats = target, repeats
+    return row
+
+
+def _backends(wanted: list[str]) -> tuple[list[str], list[str]]:
+    """The wanted backends that are installed here, and those that are not (skipped)."""
+    have = [b for b in wanted if b == "asyncio" or importlib.util.find_spec(b) is not None]
+    return have, [b for b in wanted if b not in have]
+
+
 def run(ctx: BenchContext) -> ScenarioResult:
     """Measure LoopMonitor's overhead and detection rate on each anyio backend."""
-    started = time.perf_counter()
-    backends = ["asyncio"] if ctx.tiny else list(BACKENDS)
-    repeats = ctx.repeats(15, quick=7, tiny=2)
+    backends, missing = _backends(["asyncio"] if ctx.tiny else list(BACKENDS))
     tasks, steps = (100, 20) if ctx.tiny else (500, 40)
     injections = 3 if ctx.tiny else 20 if ctx.quick else 40
     idle_seconds = 0.2 if ctx.tiny else 1.0 if ctx.quick else 2.0
     rows: list[Row] = []
-    overheads: dict[str, float] = {}
+    overheads: dict[str, tuple[float, tuple[float, float] | None]] = {}
     extra: dict[str, Any] = {"detect_threshold": DETECT_THRESHOLD, "block_seconds": BLOCK}
-
+    if missing:
+        extra["skipped_backends"] = {b: f"not installed: pip install {b}" for b in missing}
     for backend in backends:
-        plain, monitored = _on(backend, partial(_overhead, repeats, tasks, steps))
-        pairs = [m / p for m, p in zip(monitored, plain, strict=True)]
-        ratio = statistics.median(pairs)
-        overheads[backend] = (ratio - 1) * 100
-        ctx.progress(f"monitor: overhead on {backend}: {overheads[backend]:+.2f}%")
-        rows.append(
-            Row(
-                SCENARIO,
-                f"overhead, loop-bound workload, {backend}",
-                statistics.median(monitored),
-                "s",
-                repeats=repeats,
-                spread=spread_of(monitored),
-                baseline="same workload without a monitor",
-                baseline_value=statistics.median(plain),
-                ratio=ratio,
-                target="M1: < 1% overhead (ratio < 1.01)",
-                verdict="met" if ratio < 1.01 else "not met",
-                note=(
-                    f"{tasks} tasks x {steps} checkpoints; default monitor (threshold 50 ms, "
-                    f"heartbeat 10 ms); ratio = median of {repeats} paired runs "
-                    f"(pair spread {_fmt(spread_of(pairs))})"
-                ),
-            )
+        overhead = Series(f"loop-bound workload with a monitor, {backend}", "s",
+                          "the same workload without a monitor")  # fmt: skip
+        for _ in ctx.rounds((overhead, MONITOR_OVERHEAD)):
+            plain, monitored = _on(backend, partial(_overhead, tasks, steps))
+            overhead.add(monitored, plain)
+        interval = overhead.interval()
+        overheads[backend] = (
+            ((overhead.ratio or 1.0) - 1) * 100,
+            None if interval is None else ((interval[0] - 1) * 100, (interval[1] - 1) * 100),
         )
+        ctx.progress(f"overhead on {backend}: {overheads[backend][0]:+.2f}%")
+        note = f"{tasks} tasks x {steps} checkpoints; default monitor (50 ms, heartbeat 10 ms)"
+        rows.append(overhead.row(SCENARIO, rule=MONITOR_OVERHEAD, note=note))
 
-        cpu_plain, _ = _on(backend, partial(_idle_cpu, idle_seconds, False))
-        cpu_monitored, _ = _on(backend, partial(_idle_cpu, idle_seconds, True))
-        rows.append(
-            Row(
-                SCENARIO,
-                f"CPU used by an idle loop, {backend}",
-                cpu_monitored * 100,
-                "% of a core",
-                baseline="idle loop without a monitor",
-                baseline_value=cpu_plain * 100,
-                ratio=None,
-                verdict="n/a",
-                note=f"the monitor's own cost: {(cpu_monitored - cpu_plain) * 100:.3f}% of a core",
-            )
-        )
+        cpu = Series(f"CPU used by an idle loop with a monitor, {backend}", "% of a core",
+                     "the idle loop without a monitor")  # fmt: skip
+        cpu.add(_on(backend, partial(_idle_cpu, idle_seconds, True)) * 100,
+                _on(backend, partial(_idle_cpu, idle_seconds, False)) * 100)  # fmt: skip
+        rows.append(cpu.row(SCENARIO, verdict="n/a", note="the monitor's own cost"))
 
         idle = _on(backend, partial(_idle_blocks, idle_seconds))
         blamed = [b for b in idle if b.culprit is not None]
-        rows.append(
-            Row(
-                SCENARIO,
-                f"false blocks on an idle loop, {backend}",
-                len(blamed),
-                "blocks",
-                target="0 blocks blaming code",
-                verdict="met" if not blamed else "not met",
-                note=f"{idle_seconds:g} s of awaits only; {len(idle) - len(blamed)} stalls "
-                "(loop late with no code on it: CPU starvation by other processes)",
-            )
-        )
-
+        note = (f"{idle_seconds:g} s of awaits only; {len(idle) - len(blamed)} stalls (loop late "
+                "with no code on it: CPU starvation by other processes)")  # fmt: skip
+        rows.append(_fact(f"false blocks on an idle loop, {backend}", len(blamed), "blocks",
+                          "0 blocks blaming code", not blamed, note))  # fmt: skip
         hits, others, misses = _on(backend, partial(_detect, injections, seed=len(rows)))
-        rate = hits / injections * 100
-        ctx.progress(f"monitor: detection on {backend}: {hits}/{injections}")
-        extra[f"misses_{backend}"] = misses
-        extra[f"other_blocks_{backend}"] = others
-        rows.append(
-            Row(
-                SCENARIO,
-                f"50 ms blocks caught with the right culprit, {backend}",
-                rate,
-                "%",
-                repeats=injections,
-                target="M1: >= 95%",
-                verdict="met" if rate >= 95 else "not met",
-                note=(
-                    f"{hits}/{injections} blocks in 3 functions (sleep, Python CPU, C calls), "
-                    f"threshold {DETECT_THRESHOLD * 1000:g} ms (a block must outlast threshold "
-                    f"+ heartbeat interval); {len(others)} other blocks reported"
-                ),
-            )
-        )
-
+        ctx.progress(f"detection on {backend}: {hits}/{injections}")
+        extra[f"misses_{backend}"], extra[f"other_blocks_{backend}"] = misses, others
+        note = (f"{hits} of {injections} blocks in 3 functions (sleep, Python CPU, C calls), "
+                f"threshold {DETECT_THRESHOLD * 1000:g} ms; {len(others)} other blocks reported")  # fmt: skip
+        rows.append(_fact(f"50 ms blocks caught with the right culprit, {backend}",
+                          hits / injections * 100, "%", ">= 95%", hits >= 0.95 * injections, note,
+                          injections))  # fmt: skip
     plot = "monitor-overhead.png"
     _plots.bar_plot(
-        ctx.out / plot, "LoopMonitor overhead on a loop-bound workload", "% slower", overheads
+        ctx.out / plot,
+        "LoopMonitor overhead on a loop-bound workload (median, 95% interval)",
+        "% slower than without a monitor",
+        overheads,
+        target=(1.0, "target: < 1%"),
     )
+    skipped = "".join(f" Skipped: {b} (not installed: pip install {b})." for b in missing)
     return ScenarioResult(
         name=SCENARIO,
         title="Loop health: LoopMonitor overhead and detection",
-        description=__doc__ or "",
+        description=(__doc__ or "").strip() + skipped,
         rows=rows,
         plots=[plot],
-        seconds=time.perf_counter() - started,
         extra=extra,
     )
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1%}"

@@ -1,23 +1,49 @@
 """PNG plots for the report, drawn with matplotlib's Agg canvas (no display, no global state).
 
-Each function takes plain numbers and a path, so scenarios stay free of plotting code and a plot
-can be redrawn from ``results.json``.
+Every point and bar carries its 95% interval from the repeats as an error bar; reference lines
+(targets, ideal, break-even) are drawn and labelled. Bars are horizontal, so long labels never
+overlap.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-__all__ = ["bar_plot", "line_plot"]
+from ._model import Series, format_number
 
-Series = Mapping[str, Sequence[tuple[float, float]]]
+__all__ = ["Line", "bar_plot", "line_plot"]
+
+Interval = tuple[float, float] | None
+
+
+@dataclass
+class Line:
+    """A named line of (x, y, 95% interval of y) points."""
+
+    name: str
+    style: str = "-"
+    points: list[tuple[float, float, Interval]] = field(default_factory=list)
+
+    def add(self, x: float, y: float | None, interval: Interval = None) -> None:
+        if y is not None and not math.isnan(y):
+            self.points.append((x, y, interval))
+
+
+def _errors(values: Sequence[float], intervals: Sequence[Interval]) -> list[list[float]]:
+    """Matplotlib's asymmetric error bars: [below, above] distances from each value."""
+    below = [v - i[0] if i else 0.0 for v, i in zip(values, intervals, strict=True)]
+    above = [i[1] - v if i else 0.0 for v, i in zip(values, intervals, strict=True)]
+    return [[max(0.0, b) for b in below], [max(0.0, a) for a in above]]
 
 
 def _save(figure: Figure, path: Path) -> Path:
-    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     # Figure.savefig on a bare Figure uses the Agg canvas: safe in threads and headless CI.
     figure.savefig(path, dpi=110)
     return path
@@ -28,62 +54,84 @@ def line_plot(
     title: str,
     xlabel: str,
     ylabel: str,
-    series: Series,
+    lines: Sequence[Line],
     *,
     logx: bool = False,
     logy: bool = False,
-    hline: float | None = None,
-    hline_label: str | None = None,
-    vline: float | None = None,
-    vline_label: str | None = None,
+    hline: tuple[float, str] | None = None,
+    vline: tuple[float, str] | None = None,
+    integer_x: bool = False,
 ) -> Path:
-    """One line per named series of (x, y) points; optional reference lines (ideal, break-even).
-
-    Example: speedup vs workers, IPC cost vs payload size, speedup vs task duration.
-    """
-    figure = Figure(figsize=(6.4, 4.2))
+    """One line per ``Line`` with error bars; optional labelled reference lines."""
+    figure = Figure(figsize=(7.0, 4.4), layout="constrained")
     axes = figure.add_subplot()
-    for label, points in series.items():
-        if points:
-            xs, ys = zip(*sorted(points), strict=True)
-            axes.plot(xs, ys, marker="o", label=label)
+    for line in lines:
+        if line.points:
+            xs, ys, intervals = zip(*sorted(line.points, key=lambda p: p[0]), strict=True)
+            axes.errorbar(
+                xs, ys, yerr=_errors(ys, intervals), marker="o", linestyle=line.style,
+                capsize=4, label=line.name,
+            )  # fmt: skip
     if hline is not None:
-        axes.axhline(hline, color="grey", linestyle="--", linewidth=1, label=hline_label)
+        axes.axhline(hline[0], color="tab:red", linestyle=":", linewidth=1.2, label=hline[1])
     if vline is not None:
-        axes.axvline(vline, color="tab:red", linestyle=":", linewidth=1.2, label=vline_label)
+        axes.axvline(vline[0], color="tab:purple", linestyle=":", linewidth=1.2, label=vline[1])
     if logx:
         axes.set_xscale("log")
     if logy:
         axes.set_yscale("log")
+    if integer_x:
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_title(title)
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend()
+    axes.legend(fontsize=8)
     return _save(figure, path)
 
 
 def bar_plot(
     path: Path,
     title: str,
-    ylabel: str,
-    bars: Mapping[str, float],
+    xlabel: str,
+    bars: Mapping[str, Series | tuple[float, Interval] | float],
     *,
+    scale: float = 1.0,
     logy: bool = False,
-    errors: Mapping[str, float] | None = None,
+    target: tuple[float, str] | None = None,
 ) -> Path:
-    """One bar per label (e.g. start-up time of a thread, fork, forkserver, spawn)."""
-    figure = Figure(figsize=(6.4, 4.2))
-    axes = figure.add_subplot()
+    """One horizontal bar per label: a ``Series``' median value (x ``scale``) with its 95%
+    interval, an explicit (value, interval) or a bare value; an optional labelled target line."""
     labels = list(bars)
-    values = [bars[label] for label in labels]
-    yerr = [errors.get(label, 0.0) for label in labels] if errors else None
-    axes.bar(labels, values, yerr=yerr, color="tab:blue", capsize=4)
-    for index, value in enumerate(values):
-        axes.annotate(f"{value:.3g}", (index, value), ha="center", va="bottom", fontsize=8)
+    values, intervals = [], []
+    for label in labels:
+        bar = bars[label]
+        if isinstance(bar, Series):
+            bar = (bar.median, bar.value_interval())
+        elif not isinstance(bar, tuple):
+            bar = (bar, None)
+        value, interval = bar
+        values.append(0.0 if math.isnan(value) else value * scale)
+        intervals.append(None if interval is None else (interval[0] * scale, interval[1] * scale))
+    figure = Figure(figsize=(7.0, 1.4 + 0.42 * len(labels)), layout="constrained")
+    axes = figure.add_subplot()
+    positions = list(range(len(labels)))[::-1]  # the first label on top
+    axes.barh(positions, values, xerr=_errors(values, intervals), color="tab:blue", capsize=4)
+    axes.set_yticks(positions, labels)
+    for y, value, interval in zip(positions, values, intervals, strict=True):
+        if value <= 0 and logy:
+            continue  # nothing measured: no bar on a log scale
+        end = interval[1] if interval else value
+        axes.annotate(f" {format_number(value)}", (end, y), va="center", fontsize=8)
+    if target is not None:
+        axes.axvline(target[0], color="tab:red", linestyle=":", linewidth=1.2, label=target[1])
+        axes.legend(fontsize=8, loc="lower right")
     if logy:
-        axes.set_yscale("log")
+        axes.set_xscale("log")
+        ends = [(i or (v, v)) for v, i in zip(values, intervals, strict=True) if v > 0]
+        axes.set_xlim(min(lo for lo, _ in ends) / 3, max(hi for _, hi in ends) * 4)
+    axes.margins(x=0.15)
     axes.set_title(title)
-    axes.set_ylabel(ylabel)
-    axes.grid(True, axis="y", alpha=0.3)
+    axes.set_xlabel(xlabel)
+    axes.grid(True, axis="x", which="both", alpha=0.3)
     return _save(figure, path)

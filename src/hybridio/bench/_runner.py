@@ -1,16 +1,53 @@
-"""Run scenarios one after the other, timing each, so one failure never loses the others."""
+"""Which scenarios exist, and running them one after the other so one failure loses no other.
+
+Scenarios are imported only when run, so one whose optional dependencies are missing is
+reported as skipped (with the reason) instead of breaking ``hybridio bench all``.
+"""
 
 from __future__ import annotations
 
+import importlib
 import time
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from ._model import BenchContext, ScenarioResult
-from ._registry import SCENARIOS, ScenarioUnavailable, load_scenario
+from . import _load
+from ._model import INCONCLUSIVE, BenchContext, Scenario, ScenarioResult
 
-__all__ = ["expand_names", "run_scenarios"]
+__all__ = ["SCENARIOS", "ScenarioUnavailable", "expand_names", "prefixed", "run_scenarios"]
+
+#: name -> "module:function", in the order ``bench all`` runs them.
+SCENARIOS: dict[str, str] = {
+    name: f"hybridio.bench._{name}:run"
+    for name in ("claims", "dispatch", "monitor", "server", "crawl")
+}
+
+
+class ScenarioUnavailable(Exception):
+    """Raised when a scenario cannot be loaded here; the message says why and what to do."""
+
+
+def load_scenario(name: str, registry: dict[str, str]) -> Scenario:
+    """Import the scenario function registered as ``name``.
+
+    Raises:
+        ScenarioUnavailable: its module (or one of its dependencies) cannot be imported, or it
+            does not define the function.
+    """
+    module_name, _, attribute = registry[name].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            raise ScenarioUnavailable(f"not available in this version ({module_name})") from exc
+        raise ScenarioUnavailable(
+            f"needs {exc.name!r}, which is not installed: pip install 'hybridio[all]'"
+        ) from exc
+    function: Scenario | None = getattr(module, attribute, None)
+    if not callable(function):
+        raise ScenarioUnavailable(f"{module_name} does not define {attribute}()")
+    return function
 
 
 def expand_names(names: Iterable[str], registry: dict[str, str] | None = None) -> list[str]:
@@ -32,8 +69,21 @@ def expand_names(names: Iterable[str], registry: dict[str, str] | None = None) -
     return chosen
 
 
-def _prefixed(progress: Callable[[str], None], name: str) -> Callable[[str], None]:
-    return lambda message: progress(f"{name}: {message}")
+def prefixed(progress: Callable[[str], None], name: str) -> Callable[[str], None]:
+    """``progress`` with "name: " before each message that does not start with it already."""
+    prefix = f"{name}: "
+    return lambda m: progress(m if m.startswith(prefix) else prefix + m)
+
+
+def _guard_busy(result: ScenarioResult, load: _load.Load | None) -> None:
+    """Rows judged without an interval (one-shot, or scenarios that judge by themselves): on a
+    busy machine a "refuted" or "not met" may be the load's doing, so it becomes inconclusive."""
+    if load is None or not load.busy:
+        return
+    for row in result.rows:
+        if row.verdict in ("refuted", "not met") and row.interval is None:
+            row.verdict = INCONCLUSIVE
+            row.reason = f"busy machine ({load.text()}): rerun when it is quiet"
 
 
 def run_scenarios(
@@ -42,38 +92,36 @@ def run_scenarios(
     *,
     registry: dict[str, str] | None = None,
     announce: Callable[[str], None] = lambda message: None,
-    on_done: Callable[[ScenarioResult], None] = lambda result: None,
 ) -> list[ScenarioResult]:
     """Run each named scenario with ``ctx`` and return their results in order.
 
     ``announce`` hears when each scenario starts and ends; the scenario's own progress goes to
-    ``ctx.progress`` prefixed with its name. A scenario that cannot be loaded comes back with ``status="skipped"``, one that raises with
-    ``status="error"`` and the traceback in ``extra["traceback"]``; the rest still run.
+    ``ctx.progress`` prefixed with its name. A scenario that cannot be loaded comes back with
+    ``status="skipped"``, one that raises with ``status="error"`` and the traceback in
+    ``extra["traceback"]``; the rest still run. Each result records the load while it ran.
     """
+    registry = SCENARIOS if registry is None else registry
     ctx.out.mkdir(parents=True, exist_ok=True)
     results = []
     for name in expand_names(names, registry):
         announce(f"{name}: starting")
-        start = time.perf_counter()
+        start, clock = time.perf_counter(), time.monotonic()
         try:
-            scenario = load_scenario(name, registry)
+            result = load_scenario(name, registry)(
+                replace(ctx, progress=prefixed(ctx.progress, name))
+            )
         except ScenarioUnavailable as exc:
             result = ScenarioResult(name, name, "", status="skipped", reason=str(exc))
-        else:
-            try:
-                result = scenario(replace(ctx, progress=_prefixed(ctx.progress, name)))
-            # Any failure of one scenario becomes its error section; the others still run.
-            except Exception as exc:  # noqa: BLE001
-                result = ScenarioResult(
-                    name,
-                    name,
-                    "",
-                    status="error",
-                    reason=f"{type(exc).__name__}: {exc}",
-                    extra={"traceback": traceback.format_exc()},
-                )
+        # Any failure of one scenario becomes its error section; the others still run.
+        except Exception as exc:  # noqa: BLE001
+            result = ScenarioResult(
+                name, name, "", status="error", reason=f"{type(exc).__name__}: {exc}",
+                extra={"traceback": traceback.format_exc()},
+            )  # fmt: skip
         result.seconds = time.perf_counter() - start
+        load = _load.during(clock, time.monotonic())
+        result.load = None if load is None else load.to_dict()
+        _guard_busy(result, load)
         announce(f"{name}: {result.status} in {result.seconds:.1f} s")
         results.append(result)
-        on_done(result)
     return results

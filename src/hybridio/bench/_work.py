@@ -1,15 +1,17 @@
-"""The workloads of the claims scenario.
+"""The workloads of the bench scenarios (the CPU loop itself is ``hybridio._workloads.spin``).
 
-They live at module level, apart from the measuring code, because worker processes import them by
-name (functions sent to processes must be picklable) and because a spawned child re-imports the
-module of its target: keeping this module free of heavy imports keeps those starts honest.
+Module-level, apart from the measuring code, because worker processes import them by name, and
+free of heavy imports, because a spawned child re-imports the module of its target.
 """
 
 from __future__ import annotations
 
+import hashlib
+import pickle
 import sys
 import threading
 import time
+import zlib
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -27,34 +29,23 @@ def noop() -> None:
     """Do nothing: what a start-up or a round trip costs on its own."""
 
 
-def spin(n: int) -> int:
-    """Pure-Python CPU work that holds the GIL for all of its run time."""
-    total = 0
-    for i in range(n):
-        total += i * i % 7
-    return total
+def echo(x: Any) -> Any:
+    """A tiny call: returns its argument. Its cost is all dispatch."""
+    return x
 
 
-def busy_for(seconds: float) -> int:
-    """Pure-Python work for ``seconds`` of wall time (holds the GIL; never checks for cancel)."""
-    deadline = time.perf_counter() + seconds
-    loops = 0
-    while time.perf_counter() < deadline:
-        loops += 1
-    return loops
+def run_batch(calls: list[tuple[bytes, bytes]]) -> list[Any]:
+    """Run pickled (function, arguments) pairs one after the other: the batching sketch's job."""
+    return [pickle.loads(fn)(*pickle.loads(args)) for fn, args in calls]
 
 
 def sha256_hex(data: bytes) -> str:
     """C code that releases the GIL on large buffers (hashlib does for more than 2 kB)."""
-    import hashlib
-
     return hashlib.sha256(data).hexdigest()
 
 
 def compress_len(data: bytes) -> int:
     """zlib compression: C code that releases the GIL while it works."""
-    import zlib
-
     return len(zlib.compress(data, 6))
 
 
@@ -63,16 +54,17 @@ def payload_len(data: bytes) -> int:
     return len(data)
 
 
-def runaway(seconds: float, cooperative: bool, record: MutableMapping[str, float]) -> None:
-    """Run for ``seconds`` in a thread, noting when it last ran; stop early on cancel if told to.
+def sleep_for(seconds: float) -> None:
+    """A blocking I/O stand-in: the GIL is released while it waits."""
+    time.sleep(seconds)
 
-    ``record`` is shared with the caller (threads share memory), which reads ``last`` and ``done``.
-    """
+
+def runaway(seconds: float, cooperative: bool, record: MutableMapping[str, float]) -> None:
+    """Run for ``seconds`` in a thread, noting in ``record`` (shared with the caller) when it is
+    ``done``; stop early when cancelled if ``cooperative``."""
     deadline = time.perf_counter() + seconds
-    while (now := time.perf_counter()) < deadline:
-        record["last"] = now
+    while time.perf_counter() < deadline:
         if cooperative and hybridio.cancel_requested():
-            record["cancelled"] = now
             break
         time.sleep(0.001)
     record["done"] = time.perf_counter()
@@ -81,19 +73,16 @@ def runaway(seconds: float, cooperative: bool, record: MutableMapping[str, float
 def racy_add(box: MutableMapping[str, int], times: int, lock: threading.Lock | None) -> None:
     """Increment ``box["n"]`` with a read-modify-write; with ``lock`` None, updates get lost.
 
-    ``time.sleep(0)`` between the read and the write releases the GIL there, as any I/O or long
-    operation would, so another thread reliably reads the same old value.
+    ``time.sleep(0)`` between the read and the write releases the GIL there, as any I/O would.
     """
     for _ in range(times):
-        if lock is None:
-            value = box["n"]
-            time.sleep(0)
-            box["n"] = value + 1
-        else:
-            with lock:
-                value = box["n"]
-                time.sleep(0)
-                box["n"] = value + 1
+        if lock is not None:
+            lock.acquire()
+        value = box["n"]
+        time.sleep(0)
+        box["n"] = value + 1
+        if lock is not None:
+            lock.release()
 
 
 def set_shared(value: int) -> int:
@@ -126,8 +115,3 @@ def sum_table() -> int:
 def sum_list(items: list[int]) -> int:
     """Read a structure that was sent along with the call."""
     return sum(items)
-
-
-def sleep_for(seconds: float) -> None:
-    """A blocking I/O stand-in: the GIL is released while it waits."""
-    time.sleep(seconds)

@@ -1,0 +1,139 @@
+"""How busy the machine is while the bench runs: other processes' CPU use, steal, load average.
+
+A sampler thread reads the machine's CPU times and this process tree's every quarter second; the
+difference is what *other* processes used. Every measured series asks for the load during its own
+time window, and a busy window can never turn into a "refuted" (see ``_model.judge``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import psutil
+
+__all__ = ["BUSY_SHARE", "Load", "LoadMonitor", "during", "usable_cpus", "watch"]
+
+#: Busy when other processes use this share of the usable CPUs, or the hypervisor steals 10%.
+BUSY_SHARE = 0.25
+BUSY_STEAL = 10.0
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (affinity): what a parallel speedup can reach."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Load:
+    """Mean load over a time window: ``others`` in CPU cores, ``steal`` in % of CPU time."""
+
+    others: float
+    steal: float
+    load_average: float
+    cpus: int
+    samples: int
+
+    @property
+    def busy(self) -> bool:
+        """True when other work competed for the CPUs enough to bias a timing."""
+        return self.others >= BUSY_SHARE * self.cpus or self.steal >= BUSY_STEAL
+
+    def text(self) -> str:
+        """ "other processes 1.4 of 2 CPUs, steal 0%, load average 3.1"."""
+        return (
+            f"other processes used {self.others:.1f} of {self.cpus} CPUs, steal "
+            f"{self.steal:.0f}%, load average {self.load_average:.1f}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with ``busy``."""
+        return {**asdict(self), "busy": self.busy}
+
+
+def _cpu(process: psutil.Process) -> float:
+    try:
+        t = process.cpu_times()
+        return t.user + t.system + t.children_user + t.children_system
+    except psutil.Error:
+        return 0.0  # it exited meanwhile (its parent's children_* times count it once waited)
+
+
+def _sample(me: psutil.Process) -> tuple[float, float, float, float]:
+    """(time, machine busy CPU s, stolen CPU s, CPU s of this process tree)."""
+    t = psutil.cpu_times()
+    busy = sum(getattr(t, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq"))
+    ours = _cpu(me) + sum(_cpu(child) for child in me.children(recursive=True))
+    return time.monotonic(), busy, getattr(t, "steal", 0.0), ours
+
+
+class LoadMonitor:
+    """Samples the load in a daemon thread from ``start()`` to ``stop()``."""
+
+    def __init__(self, interval: float = 0.25) -> None:
+        self.interval = interval
+        self.cpus = usable_cpus()
+        self.samples: list[tuple[float, float, float, float]] = []  # (t, others, steal%, load)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hybridio-load", daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        ncpu = psutil.cpu_count() or 1
+        last = _sample(me)
+        while not self._stop.wait(self.interval):
+            now = _sample(me)
+            wall = now[0] - last[0]
+            if wall > 0:
+                others = max(0.0, (now[1] - last[1]) - (now[3] - last[3])) / wall
+                steal = 100 * (now[2] - last[2]) / (wall * ncpu)
+                load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+                self.samples.append((now[0], others, steal, load))
+            last = now
+
+    def start(self) -> LoadMonitor:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def during(self, start: float, end: float) -> Load | None:
+        """The mean load between two ``time.monotonic()`` readings (None before any sample)."""
+        inside = [s for s in self.samples if start <= s[0] <= end + self.interval]
+        if not inside and self.samples:  # a window shorter than a sample: the nearest one
+            inside = [min(self.samples, key=lambda s: abs(s[0] - end))]
+        if not inside:
+            return None
+        n = len(inside)
+        mean = [sum(s[i] for s in inside) / n for i in (1, 2, 3)]
+        return Load(mean[0], mean[1], mean[2], self.cpus, n)
+
+
+_current: LoadMonitor | None = None
+
+
+@contextmanager
+def watch() -> Iterator[LoadMonitor]:
+    """Sample the load for the duration of the block; ``during`` then answers from it."""
+    global _current
+    monitor = LoadMonitor().start()
+    previous, _current = _current, monitor
+    try:
+        yield monitor
+    finally:
+        _current = previous
+        monitor.stop()
+
+
+def during(start: float, end: float) -> Load | None:
+    """The load in a window, from the monitor of the enclosing ``watch()`` (None outside one)."""
+    return None if _current is None else _current.during(start, end)

@@ -1,0 +1,57 @@
+"""Every rule that turns a measured ratio into a verdict, in one table.
+
+The seed notes' claims get thresholds chosen for a shared, noisy machine ("confirmed" needs a
+clear effect, "refuted" a clear absence of it); the design targets (docs/benchmarks.md) are met
+or not met. ``Rule.text`` says each in words in the report.
+"""
+
+from __future__ import annotations
+
+from ._load import usable_cpus
+from ._model import Rule
+
+__all__ = ["CPUS", "parallel_target"]
+
+CPUS = usable_cpus()
+
+
+def parallel_target(cpus: int, efficiency: float = 0.6) -> float:
+    """The speedup that counts as "uses several cores": 1 + efficiency x (cpus - 1).
+
+    On 2 CPUs that is 1.6x: a shared machine rarely gives the ideal 2x, and 1.6x cannot be noise.
+    """
+    return 1.0 + efficiency * (max(1, cpus) - 1)
+
+
+#: Below 1.15x there is "no benefit": timing noise of paired repeats stays well under it.
+GAIN = 1.15
+
+# -- the seed notes' claims ----------------------------------------------------------------
+#: Uses the cores (processes; C code releasing the GIL in threads; subinterpreters).
+PARALLEL = Rule(parallel_target(CPUS), GAIN, load_sensitive=True)
+#: "No effect": a speedup under 1.15x; refuted where it reaches the parallel threshold.
+NO_GAIN = Rule(GAIN, PARALLEL.confirm, higher=False, load_sensitive=True)
+#: "Way slower", "heavyweight", "more memory": from 10x, refuted under 2x.
+MUCH = Rule(10.0, 2.0)
+#: "Faster to start": from 2x, refuted when not faster at all.
+FASTER = Rule(2.0, 1.0)
+#: "Faster access to data": below 0.8x the parent's time, refuted from 1.25x.
+FASTER_ACCESS = Rule(0.8, 1.25, higher=False)
+
+# -- design targets: dispatch ---------------------------------------------------------------
+#: A lone caller of run_cpu is at least as fast as plain anyio.to_process.
+LONE_CALL = Rule(1.0, target=True)
+#: Queued tiny calls share round trips: 32 callers 15x, 256 callers 20x anyio.to_process.
+BATCHED_32 = Rule(15.0, target=True)
+BATCHED_256 = Rule(20.0, target=True)
+#: run_blocking with 32 callers: at least ThreadPoolExecutor, twice anyio.to_thread.
+THREADS_VS_EXECUTOR = Rule(1.0, target=True)
+THREADS_VS_ANYIO = Rule(2.0, target=True)
+#: CPU-bound tasks on all cores: 0.95 x the cores over inline.
+CPU_SPEEDUP = Rule(0.95 * CPUS, target=True, load_sensitive=True)
+#: map_cpu of tiny items: 20x one anyio.to_process call per item.
+MAP_CPU = Rule(20.0, target=True)
+
+# -- design targets: loop monitor -----------------------------------------------------------
+#: LoopMonitor slows a loop-bound workload by less than 1%.
+MONITOR_OVERHEAD = Rule(1.01, higher=False, target=True)
