@@ -27,11 +27,12 @@ demo: $(STAMP)
 	@echo "  3. python examples/crawler.py  # crawl a generated local site, parsing in processes"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests examples
-	$(VENV)/bin/ruff format --check src tests examples
+	$(VENV)/bin/ruff check src tests type_tests examples
+	$(VENV)/bin/ruff format --check src tests type_tests examples
 
+# src, the tests, and type_tests/ (the public API's types, checked and never run).
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy --strict src
+	$(VENV)/bin/mypy --strict src tests type_tests
 
 pytest: $(STAMP)
 	$(PY) -m pytest

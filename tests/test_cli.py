@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 from functools import cache
+from typing import cast
 
 import click
 import pytest
@@ -142,7 +143,7 @@ def test_every_extra_module_list_matches_pyproject() -> None:
 
 def test_without_the_cli_extra_the_command_says_to_install_it() -> None:
     report = _run_child([], [["--help"]])
-    [[code, out, err]] = report["commands"]  # type: ignore[misc]
+    [[code, out, err]] = cast(list[tuple[int, str, str]], report["commands"])
     assert code == 1
     assert out == ""
     assert "pip install 'hybridio[cli]'" in err
@@ -234,7 +235,7 @@ def test_version_and_doctor_run() -> None:
 
 def test_doctor_names_the_extras_that_are_missing() -> None:
     report = _run_child(["web"], [["doctor"]])
-    [[code, out, err]] = report["commands"]  # type: ignore[misc]
+    [[code, out, err]] = cast(list[tuple[int, str, str]], report["commands"])
     assert code == 0, err
     assert re.search(r"^extras +cli, web$", out, re.MULTILINE), out
     assert "pip install 'hybridio[crawl]'" in out

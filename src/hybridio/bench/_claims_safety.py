@@ -150,11 +150,14 @@ def faster_access(ctx: BenchContext) -> Part:
         ) as rt:
             await rt.run_cpu(work.sum_table)
             for _ in ctx.rounds((own, FASTER), (sent, FASTER), budget=ctx.pick(20.0, 8.0, 0.0)):
-                for series, call in ((own, work.sum_table), (sent, work.sum_list)):
+                for series in (own, sent):
                     start = time.perf_counter()
                     sum(table)
                     middle = time.perf_counter()
-                    await (rt.run_cpu(call) if call is work.sum_table else rt.run_cpu(call, table))
+                    if series is own:
+                        await rt.run_cpu(work.sum_table)
+                    else:
+                        await rt.run_cpu(work.sum_list, table)
                     series.add(time.perf_counter() - middle, middle - start)
 
     anyio.run(main)
