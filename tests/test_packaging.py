@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ALLOWED = {
     "src",
     "tests",
+    "type_tests",
     "examples",
     "docs",
     "mkdocs.yml",

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 
+from ._core._exceptions import HybridioError
+
 __all__ = ["EXTRA_MODULES", "MissingExtra", "install_hint", "require_extra"]
 
 #: The modules each extra installs (import names; tests check them against pyproject.toml).
@@ -20,13 +22,13 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "crawl": ("click", "aiohttp", "aiofiles", "protego", "selectolax", "yarl"),
     "bench": (
         *("click", "aiohttp", "prometheus_client", "aiofiles", "protego", "selectolax", "yarl"),
-        *("matplotlib", "psutil", "jsonschema"),
+        *("matplotlib", "psutil", "pyperf", "rich"),
     ),
     "scrapy": ("scrapy",),
 }
 
 
-class MissingExtra(ModuleNotFoundError):
+class MissingExtra(HybridioError, ModuleNotFoundError):
     """Raised when a part of hybridio is used without the extra that installs its dependencies.
 
     A ``ModuleNotFoundError`` (so an ``ImportError``) whose ``name`` is the missing module.
