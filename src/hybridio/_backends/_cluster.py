@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import pickle
 import threading
@@ -151,6 +152,7 @@ class _Connection:
         self._new_signal = new_signal
         self._client: Client | None = None
         self._loop = asyncio.new_event_loop()
+        self._stop = asyncio.Event()  # set on the client's loop: close the client, end the thread
         self._background: set[asyncio.Future[Any]] = set()
         self._ended = threading.Event()
         self._thread = threading.Thread(
@@ -159,15 +161,23 @@ class _Connection:
         self._thread.start()
 
     def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
+        # asyncio.Runner closes the loop cleanly: leftover tasks cancelled, generators finalised.
         try:
-            self._loop.run_forever()
+            with asyncio.Runner(loop_factory=lambda: self._loop) as runner:
+                runner.run(self._serve_on_loop())
         finally:
-            try:
-                self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-            finally:
-                self._loop.close()
-                self._ended.set()
+            self._ended.set()
+
+    async def _serve_on_loop(self) -> None:
+        try:
+            await self._stop.wait()
+        finally:
+            client, self._client = self._client, None
+            if client is not None:
+                # Closing a broken client may fail in many ways; it is closed as far as it can be.
+                with contextlib.suppress(Exception):
+                    closing = client.close(timeout=_CLOSE_TIMEOUT)  # type: ignore[no-untyped-call]
+                    await asyncio.wait_for(closing, _CLOSE_TIMEOUT)
 
     async def call(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the client's loop and return its result; cancelling cancels it."""
@@ -181,7 +191,9 @@ class _Connection:
             future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         except RuntimeError:  # the loop has stopped
             coro.close()
-            raise OffloadError(f"the client of the Dask scheduler at {self.address} is closed")
+            raise OffloadError(
+                f"the client of the Dask scheduler at {self.address} is closed"
+            ) from None
         future.add_done_callback(finished)
         try:
             await done
@@ -209,7 +221,9 @@ class _Connection:
     async def _connect_on_loop(self) -> None:
         from distributed import Client
 
-        self._client = await Client(
+        # Kept from the start, so that closing closes it even when connecting failed (a Client
+        # collected unclosed leaves an un-awaited coroutine behind).
+        self._client = Client(  # type: ignore[no-untyped-call]
             self.address,
             asynchronous=True,
             timeout=CONNECT_TIMEOUT,
@@ -217,6 +231,7 @@ class _Connection:
             set_as_default=False,
             name="hybridio",
         )
+        await self._client
 
     def total_threads(self) -> int:
         """Threads of the cluster's workers, as the client last heard (every 2 s)."""
@@ -272,7 +287,8 @@ class _Connection:
         except asyncio.CancelledError:
             # The caller gave up: release the task on the scheduler (a running one finishes on
             # its worker thread and is dropped).
-            self._spawn_on_loop(client.cancel([future], force=True, reason="hybridio-abandoned"))
+            cancel: Callable[..., Any] = client.cancel
+            self._spawn_on_loop(cancel([future], force=True, reason="hybridio-abandoned"))
             raise
         return result
 
@@ -293,24 +309,12 @@ class _Connection:
     async def close(self) -> None:
         """Close the client and end its thread (bounded: a dead scheduler does not hold it)."""
         self.gone(f"the connection to the Dask scheduler at {self.address} was closed")
-        with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_TIMEOUT):
-            try:
-                await self.call(self._close_on_loop())
-            except Exception:  # noqa: BLE001 - closing a broken client may fail in many ways
-                pass
         try:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        except RuntimeError:  # already stopped
-            pass
-        with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_TIMEOUT):
+            self._loop.call_soon_threadsafe(self._stop.set)
+        except RuntimeError:  # the loop has ended already
+            return
+        with anyio.CancelScope(shield=True), anyio.move_on_after(2 * _CLOSE_TIMEOUT):
             await anyio.to_thread.run_sync(self._ended.wait)
-
-    async def _close_on_loop(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.close(timeout=_CLOSE_TIMEOUT)
-        for task in list(self._background):
-            task.cancel()
 
 
 class _Slot:
@@ -342,7 +346,10 @@ class ClusterExecutor:
         if initializer is not None:
             from distributed.protocol.pickle import dumps
 
-            self._init = (dumps(initializer, protocol=_PROTOCOL), dumps(initargs))
+            self._init = (
+                dumps(initializer, protocol=_PROTOCOL),  # type: ignore[no-untyped-call]
+                dumps(initargs),  # type: ignore[no-untyped-call]
+            )
         self._connection: _Connection | None = None
         self._numbers: set[int] = set()
         self._failure = ""
@@ -386,7 +393,9 @@ class ClusterExecutor:
     # -- slots -------------------------------------------------------------------------------
 
     async def _connect(self) -> _Connection:
-        assert self._lock is not None and self._post is not None and self._new_signal is not None
+        assert self._lock is not None
+        assert self._post is not None
+        assert self._new_signal is not None
         async with self._lock:
             connection = self._connection
             if connection is not None and connection.lost is None:
@@ -478,7 +487,9 @@ def create(settings: Settings, counters: KindCounters, *, cluster: object) -> Di
     try:
         import distributed  # noqa: F401
     except ImportError:
-        raise BackendUnavailable("cpu", "pip install 'hybridio[cluster]' (Dask distributed)") from None
+        raise BackendUnavailable(
+            "cpu", "pip install 'hybridio[cluster]' (Dask distributed)"
+        ) from None
     executor = ClusterExecutor(
         cluster, initializer=settings.initializer, initargs=settings.initargs
     )
@@ -491,4 +502,3 @@ def create(settings: Settings, counters: KindCounters, *, cluster: object) -> Di
         max_batch=1024,
         batch_seconds=0.02,
     )
-
