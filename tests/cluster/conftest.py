@@ -1,4 +1,4 @@
-"""A real Dask cluster for the tests of the cluster backend, started once for the module."""
+"""A real Dask cluster for the tests of the cluster backend, started once for the session."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import distributed
 import pytest
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cluster() -> Iterator[distributed.LocalCluster]:
     """Two worker processes of one thread each. Dask re-runs a task once if its worker dies."""
     import dask
@@ -26,7 +26,7 @@ def cluster() -> Iterator[distributed.LocalCluster]:
         yield local
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def client(cluster: distributed.LocalCluster) -> Iterator[distributed.Client]:
     """The tests' own view of the cluster (to look at its workers and tasks)."""
     with distributed.Client(cluster, set_as_default=False) as dask_client:

@@ -40,7 +40,7 @@ def hybridio_tasks(client: distributed.Client) -> list[str]:
     """Keys of hybridio's tasks the scheduler still holds."""
 
     def keys(dask_scheduler: distributed.Scheduler) -> list[str]:
-        return [str(key) for key in dask_scheduler.tasks if str(key).startswith("hybridio-")]
+        return [str(key) for key in dask_scheduler.tasks if str(key).startswith("hybridio:")]
 
     return client.run_on_scheduler(keys)  # type: ignore[no-any-return]
 
@@ -188,12 +188,15 @@ async def test_the_environment_variable_and_module_level_calls(
             assert [r async for r in results] == [1, 4, 9]
 
 
-async def test_a_client_and_an_initializer(
+async def test_a_client_and_an_initializer_that_stays_local(
     cluster: distributed.LocalCluster, client: distributed.Client
 ) -> None:
     with anyio.fail_after(30):
-        async with Runtime(cluster=client, initializer=w.prepare, initargs=("warm",)) as rt:
-            assert "warm" in await rt.run_cpu(w.prepared)
+        # A server's initializer (ignore signals, lower the priority) is for its own processes:
+        # Dask sets up its workers itself (preload scripts, plugins).
+        async with Runtime(cluster=client, initializer=w.prepare, initargs=("local",)) as rt:
+            assert await rt.run_cpu(w.where) in worker_pids(client)
+            assert "local" not in await rt.run_cpu(w.prepared)
 
 
 def test_a_cluster_must_be_an_address_a_client_or_a_cluster() -> None:

@@ -13,10 +13,10 @@ comes back through ``_core._signal.loop_callback`` (one thread hop each way; ``h
 cluster`` measures it). The same code runs on every event loop.
 
 **Slots.** The dispatcher's lanes are *slots*: how many batches may be on the cluster at once
-(``cpu_workers`` when given, else ``DEFAULT_SLOTS``). A slot starts only while the cluster has
-more threads than slots in use, so a small cluster is not flooded with one-call tasks, and a
-cluster that grows is used as it grows. A slot beyond a cluster that shrank retires after its
-batch.
+(``cpu_workers`` when given, else ``DEFAULT_SLOTS``). A slot costs nothing to start; the
+scheduler queues the tasks its workers cannot run yet, and a cluster that grows is used as it
+grows. Tiny calls share a task once every slot is busy: with ``cpu_workers`` near the cluster's
+thread count they share more (fewer, larger Dask tasks).
 
 **Failures.**
 
@@ -31,9 +31,10 @@ batch.
   ``CONNECT_TIMEOUT`` seconds. The scheduler goes away while calls run: they fail with
   ``OffloadError`` naming the address, and the next call connects afresh.
 
-``initializer`` runs once in each Dask worker process, before its first hybridio call there;
-``max_tasks_per_worker`` and ``max_worker_rss`` do not apply (Dask's nanny and memory limits
-manage its workers).
+``initializer``, ``max_tasks_per_worker`` and ``max_worker_rss`` apply to local worker processes
+only: Dask's workers are set up and recycled by Dask (``dask worker --preload``, worker plugins,
+the nanny's memory limits). A server's initializer that ignores signals or lowers the priority of
+its own workers must not run on shared Dask workers.
 """
 
 from __future__ import annotations
@@ -77,31 +78,10 @@ DEFAULT_SLOTS = 64
 # (the dispatcher retries quickly at first: three starts would cost three connect timeouts).
 _FAILURE_HOLD = 2.0
 _CLOSE_TIMEOUT = 5.0
-_CAPACITY_POLL = 0.2
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 #: A call as this executor carries it: the function's name (for the Dask key) and the call.
 _Payload = tuple[str, EncodedCall]
-#: The initializer and its arguments, pickled, for ``_run_on_worker``.
-_Init = tuple[bytes, bytes]
-
-
-# -- the Dask worker's side ----------------------------------------------------------------------
-
-_initialized: set[_Init] = set()
-_init_lock = threading.Lock()
-
-
-def _run_on_worker(
-    init: _Init | None, calls: list[EncodedCall], want_rss: bool
-) -> tuple[list[Outcome], int]:
-    """The Dask task: run the runtime's initializer once in this process, then the batch."""
-    if init is not None and init not in _initialized:
-        with _init_lock:
-            if init not in _initialized:
-                unwrap(pickle.loads(init[0]))(*pickle.loads(init[1]))
-                _initialized.add(init)
-    return run_batch(calls, want_rss)
 
 
 # -- the client's side ---------------------------------------------------------------------------
@@ -233,24 +213,15 @@ class _Connection:
         )
         await self._client
 
-    def total_threads(self) -> int:
-        """Threads of the cluster's workers, as the client last heard (every 2 s)."""
-        client = self._client
-        if client is None:
-            return 0
-        return int(client.scheduler_info().get("total_threads", 0))
-
     # -- computing ---------------------------------------------------------------------------
 
-    async def compute(
-        self, key: str, init: _Init | None, calls: list[EncodedCall]
-    ) -> tuple[list[Outcome], int]:
-        """Run a batch as one Dask task; translate Dask's failures into hybridio's."""
+    async def compute(self, key: str, calls: list[EncodedCall]) -> tuple[list[Outcome], int]:
+        """Run a batch as one Dask task (``_worker.run_batch``); translate Dask's failures."""
         from distributed import KilledWorker
         from distributed.client import FutureCancelledError
 
         try:
-            return await self.call(self._compute_on_loop(key, init, calls))
+            return await self.call(self._compute_on_loop(key, calls))
         except KilledWorker as exc:
             worker = exc.last_worker
             raise WorkerLost(
@@ -276,12 +247,12 @@ class _Connection:
             ) from exc
 
     async def _compute_on_loop(
-        self, key: str, init: _Init | None, calls: list[EncodedCall]
+        self, key: str, calls: list[EncodedCall]
     ) -> tuple[list[Outcome], int]:
         client = self._client
         if client is None or self.lost is not None:
             raise OffloadError(f"not connected to the Dask scheduler at {self.address}")
-        future = client.submit(_run_on_worker, init, calls, False, key=key, pure=False)
+        future = client.submit(run_batch, calls, False, key=key, pure=False)
         try:
             result: tuple[list[Outcome], int] = await future
         except asyncio.CancelledError:
@@ -320,11 +291,10 @@ class _Connection:
 class _Slot:
     """One batch-sized place on the cluster (a dispatcher lane's worker)."""
 
-    __slots__ = ("connection", "ended", "number")
+    __slots__ = ("connection", "ended")
 
-    def __init__(self, connection: _Connection, number: int) -> None:
+    def __init__(self, connection: _Connection) -> None:
         self.connection = connection
-        self.number = number
         self.ended = False
 
 
@@ -334,24 +304,9 @@ class ClusterExecutor:
     kind: ClassVar[str] = "cpu"
     capabilities: ClassVar[Capabilities] = Capabilities(can_kill=True, parallel=True, pipeline=2)
 
-    def __init__(
-        self,
-        target: object,
-        *,
-        initializer: Callable[..., Any] | None = None,
-        initargs: tuple[Any, ...] = (),
-    ) -> None:
+    def __init__(self, target: object) -> None:
         self.address, self._security = cluster_address(target)
-        self._init: _Init | None = None
-        if initializer is not None:
-            from distributed.protocol.pickle import dumps
-
-            self._init = (
-                dumps(initializer, protocol=_PROTOCOL),  # type: ignore[no-untyped-call]
-                dumps(initargs),  # type: ignore[no-untyped-call]
-            )
         self._connection: _Connection | None = None
-        self._numbers: set[int] = set()
         self._failure = ""
         self._failed_until = 0.0
         self._lock: anyio.Lock | None = None
@@ -418,25 +373,7 @@ class ClusterExecutor:
             return connection
 
     async def start(self) -> _Slot:
-        connection = await self._connect()
-        number = 0
-        while number in self._numbers:
-            number += 1
-        self._numbers.add(number)
-        try:
-            while connection.total_threads() <= number:  # wait for the cluster to have room
-                if connection.lost is not None:
-                    raise WorkerStartError(connection.lost)
-                await anyio.sleep(_CAPACITY_POLL)
-        except BaseException:
-            self._numbers.discard(number)
-            raise
-        return _Slot(connection, number)
-
-    def _end(self, slot: _Slot) -> None:
-        if not slot.ended:
-            slot.ended = True
-            self._numbers.discard(slot.number)
+        return _Slot(await self._connect())
 
     # -- running -----------------------------------------------------------------------------
 
@@ -444,8 +381,9 @@ class ClusterExecutor:
         connection = worker.connection
         if connection.lost is not None:
             raise WorkerLost(started=False, reason=connection.lost)
-        key = f"hybridio-{payloads[0][0]}-{uuid.uuid4().hex}"
-        outcomes, _ = await connection.compute(key, self._init, [call for _, call in payloads])
+        # Dask names the task group after the part before the first "-": the function.
+        key = f"hybridio:{payloads[0][0]}-{uuid.uuid4().hex}"
+        outcomes, _ = await connection.compute(key, [call for _, call in payloads])
         return outcomes
 
     def decode(self, name: str, outcome: Outcome) -> tuple[Any, BaseException | None]:
@@ -461,16 +399,15 @@ class ClusterExecutor:
         return not worker.ended and worker.connection.lost is None
 
     def retire(self, worker: _Slot) -> bool:
-        # The cluster shrank below this slot: make room (its replacement waits for capacity).
-        return worker.number >= worker.connection.total_threads()
+        return False  # Dask recycles its own workers
 
     async def kill(self, worker: _Slot) -> WorkerLost:
-        # The batch's Dask future was cancelled when its run_batch was; the slot is freed.
-        self._end(worker)
+        # The batch's Dask future was cancelled when its run_batch was.
+        worker.ended = True
         return WorkerLost(reason="cancelled on the Dask cluster")
 
     async def stop(self, worker: _Slot) -> None:
-        self._end(worker)
+        worker.ended = True
 
     def describe(self, worker: _Slot) -> int | None:
         return None  # no local process
@@ -490,9 +427,7 @@ def create(settings: Settings, counters: KindCounters, *, cluster: object) -> Di
         raise BackendUnavailable(
             "cpu", "pip install 'hybridio[cluster]' (Dask distributed)"
         ) from None
-    executor = ClusterExecutor(
-        cluster, initializer=settings.initializer, initargs=settings.initargs
-    )
+    executor = ClusterExecutor(cluster)
     return Dispatcher(
         executor,
         counters,

@@ -84,8 +84,8 @@ class Runtime:
         cluster: run kind ``"cpu"`` on a Dask ``distributed`` cluster instead of local processes:
             its scheduler's address (``"tcp://host:8786"``), a ``distributed.Client`` or a Dask
             cluster object (default: the ``HYBRIDIO_CLUSTER`` environment variable, if set).
-            ``cpu_workers`` is then how many batches may be on the cluster at once (default: 64,
-            and never more than the cluster has threads). Needs ``hybridio[cluster]``.
+            ``cpu_workers`` is then how many batches may be on the cluster at once (default: 64;
+            Dask queues what its workers cannot run yet). Needs ``hybridio[cluster]``.
 
     Example::
 
