@@ -20,6 +20,7 @@ SCENARIOS: dict[str, str] = {
     "monitor": "hybridio.bench._monitor:run",
     "server": "hybridio.bench._server:run",
     "crawl": "hybridio.bench._crawl:run",
+    "cluster": "hybridio.bench._cluster:run",
 }
 
 
