@@ -221,62 +221,58 @@ def run(ctx: BenchContext) -> ScenarioResult:
         for backend in ("asyncio", "trio")
     }
 
-    rows: list[Row] = []
-    same_size = f"{workers} local processes vs {workers} one-thread Dask workers on 127.0.0.1"
-    local, remote = measured["call"]
-    rows.append(
-        Row(
+    def paired(name: str, unit: str, key: str, baseline: str, note: str, scale: float = 1) -> Row:
+        pool, cluster = measured[key]
+        return Row(
             SCENARIO,
-            "overhead per call (serial no-op calls)",
-            statistics.median(remote) * 1e6,
-            "us",
+            name,
+            statistics.median(cluster) * scale,
+            unit,
             repeats=repeats,
-            spread=spread_of(remote),
-            baseline="local process pool, same calls",
-            baseline_value=statistics.median(local) * 1e6,
-            ratio=paired_ratio(remote, local),
-            note=f"{serial} calls one after another; ratio = cluster / pool; {same_size}",
+            spread=spread_of(cluster),
+            baseline=f"local process pool, {baseline}",
+            baseline_value=statistics.median(pool) * scale,
+            ratio=paired_ratio(cluster, pool),
+            note=note,
         )
-    )
-    for name, what in (
-        ("map tiny", f"{tiny_items} tiny items"),
-        ("map 1 ms", f"{ms_items} x 1 ms"),
-    ):
-        local, remote = measured[name]
-        rows.append(
-            Row(
-                SCENARIO,
-                f"map_cpu throughput, {what}",
-                statistics.median(remote),
-                "items/s",
-                repeats=repeats,
-                spread=spread_of(remote),
-                baseline="local process pool, same map",
-                baseline_value=statistics.median(local),
-                ratio=paired_ratio(remote, local),
-                note="ratio = cluster / pool (higher is better); chunks sized by map_cpu",
-            )
-        )
+
+    same_size = f"{workers} local processes vs {workers} one-thread Dask workers on 127.0.0.1"
+    rows = [
+        paired(
+            "overhead per call (serial no-op calls)",
+            "us",
+            "call",
+            "same calls",
+            f"{serial} calls one after another; ratio = cluster / pool; {same_size}",
+            scale=1e6,
+        ),
+        paired(
+            f"map_cpu throughput, {tiny_items} tiny items",
+            "items/s",
+            "map tiny",
+            "same map",
+            "ratio = cluster / pool (higher is better); chunks sized by map_cpu",
+        ),
+        paired(
+            f"map_cpu throughput, {ms_items} x 1 ms",
+            "items/s",
+            "map 1 ms",
+            "same map",
+            "ratio = cluster / pool (higher is better); chunks sized by map_cpu",
+        ),
+    ]
     crossover = math.nan
     for size in sizes:
-        local, remote = measured[f"burst {size}"]
-        ratio = paired_ratio(remote, local)
-        if ratio is not None and ratio <= CROSSOVER_RATIO and math.isnan(crossover):
-            crossover = size * 1000
-        rows.append(
-            Row(
-                SCENARIO,
-                f"{burst} concurrent calls of {_fmt_ms(size)}",
-                statistics.median(remote),
-                "s",
-                repeats=repeats,
-                spread=spread_of(remote),
-                baseline="local process pool, same burst",
-                baseline_value=statistics.median(local),
-                ratio=ratio,
-                note="ratio = cluster time / pool time (lower is better)",
-            )
+        row = paired(
+            f"{burst} concurrent calls of {_fmt_ms(size)}",
+            "s",
+            f"burst {size}",
+            "same burst",
+            "ratio = cluster time / pool time (lower is better)",
         )
+        if row.ratio is not None and row.ratio <= CROSSOVER_RATIO and math.isnan(crossover):
+            crossover = size * 1000
+        rows.append(row)
     rows.append(
         Row(
             SCENARIO,
