@@ -25,6 +25,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
         *("matplotlib", "psutil", "pyperf", "rich"),
     ),
     "scrapy": ("scrapy",),
+    "cluster": ("distributed",),
 }
 
 

@@ -15,7 +15,7 @@ from .._core._settings import Settings
 if TYPE_CHECKING:
     from .._backends._base import Backend
 
-__all__ = ["BACKENDS", "create_backend"]
+__all__ = ["BACKENDS", "CLUSTER_BACKEND", "create_backend"]
 
 #: kind -> module with its ``create`` factory
 BACKENDS: dict[str, str] = {
@@ -24,12 +24,22 @@ BACKENDS: dict[str, str] = {
     "cpu": "hybridio._backends._process",
 }
 
+#: The module of kind "cpu" when the runtime has a cluster (``Runtime(cluster=...)``).
+CLUSTER_BACKEND = "hybridio._backends._cluster"
+
 
 class _Factory(Protocol):
     def __call__(self, settings: Settings, counters: KindCounters) -> Backend: ...
 
 
-def create_backend(kind: str, settings: Settings, counters: KindCounters) -> Backend:
-    """Import the kind's backend module and build its backend."""
+def create_backend(
+    kind: str, settings: Settings, counters: KindCounters, *, cluster: object | None = None
+) -> Backend:
+    """Import the kind's backend module and build its backend (``cluster``: see ``Runtime``)."""
+    if cluster is not None and kind == "cpu":
+        backend: Backend = import_module(CLUSTER_BACKEND).create(
+            settings, counters, cluster=cluster
+        )
+        return backend
     factory: _Factory = import_module(BACKENDS[kind]).create
     return factory(settings, counters)

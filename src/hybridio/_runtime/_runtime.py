@@ -81,6 +81,11 @@ class Runtime:
         max_tasks_per_worker: replace a worker process after it ran this many calls.
         max_worker_rss: replace a worker process when its resident memory exceeds this many bytes.
         batching: let an idle worker take several queued tiny calls in one round trip.
+        cluster: run kind ``"cpu"`` on a Dask ``distributed`` cluster instead of local processes:
+            its scheduler's address (``"tcp://host:8786"``), a ``distributed.Client`` or a Dask
+            cluster object (default: the ``HYBRIDIO_CLUSTER`` environment variable, if set).
+            ``cpu_workers`` is then how many batches may be on the cluster at once (default: 64;
+            Dask queues what its workers cannot run yet). Needs ``hybridio[cluster]``.
 
     Example::
 
@@ -101,8 +106,18 @@ class Runtime:
         max_tasks_per_worker: int | None = None,
         max_worker_rss: int | None = None,
         batching: bool = True,
+        cluster: object | None = None,
     ) -> None:
         cpus = os.cpu_count() or 2
+        if cluster is None:
+            cluster = os.environ.get("HYBRIDIO_CLUSTER", "").strip() or None
+        if cluster is not None:
+            from .._backends._cluster import DEFAULT_SLOTS, cluster_address
+
+            cluster_address(cluster)  # TypeError / ValueError now, not at the first call
+            if cpu_workers is None:  # slots on the cluster, not local processes
+                cpu_workers = DEFAULT_SLOTS
+        self._cluster = cluster
         cpu_workers = check_count("cpu_workers", cpus if cpu_workers is None else cpu_workers)
         threads = check_count("threads", min(32, cpus + 4) if threads is None else threads)
         check_count("max_queue", max_queue, minimum=0)
@@ -190,7 +205,7 @@ class Runtime:
             raise ValueError(
                 f"kind must be one of {', '.join(map(repr, KINDS))}, got {kind!r}"
             ) from None
-        backend = create_backend(kind, self._settings, self._counters[kind])
+        backend = create_backend(kind, self._settings, self._counters[kind], cluster=self._cluster)
         backend.start(self._task_group)
         self._backends[kind] = backend
         return backend

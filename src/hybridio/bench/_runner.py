@@ -12,16 +12,26 @@ import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
+from .._extras import EXTRA_MODULES, install_hint
 from . import _load
 from ._model import INCONCLUSIVE, BenchContext, Scenario, ScenarioResult
 
-__all__ = ["SCENARIOS", "ScenarioUnavailable", "expand_names", "prefixed", "run_scenarios"]
+__all__ = [
+    "IN_ALL",
+    "SCENARIOS",
+    "ScenarioUnavailable",
+    "expand_names",
+    "prefixed",
+    "run_scenarios",
+]
 
 #: name -> "module:function", in the order ``bench all`` runs them.
 SCENARIOS: dict[str, str] = {
     name: f"hybridio.bench._{name}:run"
-    for name in ("claims", "dispatch", "monitor", "server", "crawl")
+    for name in ("claims", "dispatch", "monitor", "server", "crawl", "cluster")
 }
+#: What ``bench all`` runs; the others run only when named (``cluster`` starts a Dask cluster).
+IN_ALL = ("claims", "dispatch", "monitor", "server", "crawl")
 
 
 class ScenarioUnavailable(Exception):
@@ -41,9 +51,9 @@ def load_scenario(name: str, registry: dict[str, str]) -> Scenario:
     except ModuleNotFoundError as exc:
         if exc.name == module_name:
             raise ScenarioUnavailable(f"not available in this version ({module_name})") from exc
-        raise ScenarioUnavailable(
-            f"needs {exc.name!r}, which is not installed: pip install 'hybridio[all]'"
-        ) from exc
+        extras = [extra for extra, modules in EXTRA_MODULES.items() if exc.name in modules]
+        how = install_hint(extras[-1]) if extras else "pip install 'hybridio[all]'"
+        raise ScenarioUnavailable(f"needs {exc.name!r}, which is not installed: {how}") from exc
     function: Scenario | None = getattr(module, attribute, None)
     if not callable(function):
         raise ScenarioUnavailable(f"{module_name} does not define {attribute}()")
@@ -56,10 +66,11 @@ def expand_names(names: Iterable[str], registry: dict[str, str] | None = None) -
     Raises:
         ValueError: a name is neither ``all`` nor registered.
     """
+    everything = list(IN_ALL) if registry is None else None
     registry = SCENARIOS if registry is None else registry
     chosen: list[str] = []
     for name in names:
-        for item in registry if name == "all" else [name]:
+        for item in (everything or list(registry)) if name == "all" else [name]:
             if item not in registry:
                 raise ValueError(
                     f"unknown scenario {item!r}; choose from: all, {', '.join(registry)}"

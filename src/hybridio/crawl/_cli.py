@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 import click
 
+from .._cluster_cli import cluster_option
 from ._config import DEFAULT_USER_AGENT, CrawlConfig, Extractor
 from ._crawler import Crawler
 from ._progress import Progress
@@ -78,6 +79,7 @@ def _run_asyncio(fn: Any) -> Any:
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--stats-json", type=click.Path(path_type=Path), help="Write the stats as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress, no summary.")
+@cluster_option("Parse on this cluster's workers")
 def crawl(
     urls: tuple[str, ...],
     out: Path,

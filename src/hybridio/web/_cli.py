@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .._cluster_cli import cluster_option
 from ._demo import create_demo_app
 from ._serve import run_app
 
@@ -32,6 +33,7 @@ __all__ = ["serve"]
     type=click.IntRange(0, 19),
     help="Lower the worker processes' priority so the event loop keeps the CPU it needs.",
 )
+@cluster_option("Run CPU work on this cluster's workers")
 def serve(
     host: str, port: int, workers: int | None, threads: int | None, grace: float, worker_nice: int
 ) -> None:
