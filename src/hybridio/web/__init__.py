@@ -25,21 +25,28 @@ from __future__ import annotations
 from ._admission import Limit as Limit
 from ._admission import Rejected as Rejected
 from ._app import ADMISSION as ADMISSION
+from ._app import HYBRID as HYBRID
 from ._app import MONITOR as MONITOR
 from ._app import RUNTIME as RUNTIME
 from ._app import AsyncioRequired as AsyncioRequired
 from ._app import create_app as create_app
 from ._app import offload as offload
 from ._app import offload_route as offload_route
+from ._app import setup as setup
 from ._demo import create_demo_app as create_demo_app
+from ._hybrid import DeadlineExceeded as DeadlineExceeded
+from ._observe import HybridioCollector as HybridioCollector
 from ._serve import run_app as run_app
 from ._serve import serve as serve
 
 __all__ = [
     "ADMISSION",
+    "HYBRID",
     "MONITOR",
     "RUNTIME",
     "AsyncioRequired",
+    "DeadlineExceeded",
+    "HybridioCollector",
     "Limit",
     "Rejected",
     "create_app",
@@ -48,4 +55,5 @@ __all__ = [
     "offload_route",
     "run_app",
     "serve",
+    "setup",
 ]
