@@ -23,6 +23,7 @@ __all__ = ["Admission", "Gate", "Limit", "Rejected", "default_limits"]
 
 # Weight of the newest sample in the moving average of the time a request holds a slot.
 _EWMA = 0.2
+_PAUSE = 0.5
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,11 @@ class Limit:
             waits only if the wait estimated from measured service times fits its deadline.
         retry_after: seconds suggested to refused clients when no estimate exists yet (sent
             rounded up, at least 1); otherwise the estimated time for the queue to drain.
+        pause: seconds a refusal is held before the 503 goes out (0: at once). A client that
+            honours ``Retry-After`` (at least 1 s) loses nothing; one that retries at once is
+            slowed to a try per pause per connection, so a retry storm cannot keep the loop
+            busy answering 503s while the workers starve. At most ``queue`` refusals are held
+            at a time; past that they are answered at once.
 
     Example::
 
@@ -44,6 +50,7 @@ class Limit:
     in_flight: int
     queue: int = 0
     retry_after: float = 1.0
+    pause: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.in_flight, int) or isinstance(self.in_flight, bool):
@@ -54,6 +61,8 @@ class Limit:
             raise ValueError(f"Limit.queue must be an int >= 0, got {self.queue!r}")
         if not self.retry_after > 0 or not math.isfinite(self.retry_after):
             raise ValueError(f"Limit.retry_after must be a positive number, got {self.retry_after}")
+        if not 0 <= self.pause <= self.retry_after:
+            raise ValueError(f"Limit.pause must be in [0, retry_after], got {self.pause}")
 
 
 def default_limits(cpu_workers: int, threads: int) -> dict[str, Limit]:
@@ -61,12 +70,13 @@ def default_limits(cpu_workers: int, threads: int) -> dict[str, Limit]:
 
     ``cpu``: two slots per worker process, so the runtime always has the next call queued when a
     worker finishes one (a worker never idles waiting for the loop to hand it work), and a queue
-    cap of 64 per worker; ``blocking``: one slot per thread, cap 8 per thread; ``inline``: one
-    at a time (inline work blocks the loop), cap 4.
+    cap of 256 per worker (the memory bound: what the deadline allows decides before it);
+    ``blocking``: one slot per thread, cap 32 per thread; ``inline``: one at a time (inline work
+    blocks the loop), cap 4. Refusals of offloaded kinds are held 0.5 s (``Limit.pause``).
     """
     return {
-        "cpu": Limit(2 * cpu_workers, 64 * cpu_workers),
-        "blocking": Limit(threads, 8 * threads),
+        "cpu": Limit(2 * cpu_workers, 256 * cpu_workers, pause=_PAUSE),
+        "blocking": Limit(threads, 32 * threads, pause=_PAUSE),
         "inline": Limit(1, 4),
     }
 
@@ -97,6 +107,8 @@ class Gate:
         # so that requests that arrived with it reach the gate (and can be queued or refused).
         self._yield_first = kind == "inline"
         self.waiting = 0
+        #: Refusals being held (``Limit.pause``) before their 503 goes out.
+        self.pausing = 0
         self.admitted = 0
         self.rejected = 0
         #: Moving average of the seconds a request holds a slot (0: nothing measured yet).
@@ -116,6 +128,15 @@ class Gate:
         drain = self.waiting * self.service_time / self.limit.in_flight
         return Rejected(self.kind, self.limit, reason, drain or self.limit.retry_after)
 
+    async def pause(self) -> None:
+        """Hold a refusal for ``limit.pause`` seconds, unless ``limit.queue`` are held already."""
+        if self.limit.pause and self.pausing < self.limit.queue:
+            self.pausing += 1
+            try:
+                await anyio.sleep(self.limit.pause)
+            finally:
+                self.pausing -= 1
+
     @asynccontextmanager
     async def admit(self, deadline: float | None = None) -> AsyncIterator[None]:
         """Hold a slot for the body; queue if it can be served by ``deadline``, else refuse.
@@ -134,6 +155,11 @@ class Gate:
                     f"{self.limit.in_flight} {self.kind} requests running and "
                     f"{self.waiting} waiting (the most allowed)"
                 ) from None
+            if not self.service_time and self.waiting >= self.limit.in_flight:
+                # Nothing measured yet (a cold start meeting a burst): one round of waiters.
+                raise self._refuse(
+                    f"{self.waiting} {self.kind} requests waiting and no service time measured yet"
+                ) from None
             if deadline is not None and self.service_time:
                 wait = self.expected_wait()
                 if time.monotonic() + wait > deadline:
@@ -146,6 +172,14 @@ class Gate:
                 await self._slots.acquire()
             finally:
                 self.waiting -= 1
+            if deadline is not None and time.monotonic() + self.service_time > deadline:
+                # It waited longer than estimated: starting work that cannot finish in time
+                # would only waste a worker (a process call past its deadline is killed).
+                self._slots.release()
+                raise self._refuse(
+                    f"this request waited too long for a {self.kind} slot to finish before its "
+                    "deadline"
+                ) from None
         else:
             if self._yield_first:
                 try:

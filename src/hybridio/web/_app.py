@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import anyio
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
@@ -141,18 +142,21 @@ async def _hybrid_middleware(request: web.Request, handler: Handler) -> web.Stre
         raise web.HTTPBadRequest(text=str(exc)) from None
     state = hybrid.enter(timeout, route.kind)
     token = set_request(state)
-    deadline = asyncio.timeout(timeout + _SLACK)
     try:
-        async with deadline:
-            with use_runtime(hybrid.runtime):
-                if route.kind is None:
-                    return await handler(request)
-                async with hybrid.admission.gate(route.kind).admit(state.deadline):
-                    return await handler(request)
+        with (
+            anyio.CancelScope(deadline=anyio.current_time() + timeout + _SLACK),
+            use_runtime(hybrid.runtime),
+        ):
+            if route.kind is None:
+                return await handler(request)
+            async with hybrid.admission.gate(route.kind).admit(state.deadline):
+                return await handler(request)
+        # Only reached when the deadline cancelled the handler.
+        raise DeadlineExceeded(timeout)
     except Exception as exc:
-        error = DeadlineExceeded(timeout) if deadline.expired() else exc
-        answer = error_answer(error, timeout)
+        answer = error_answer(exc, timeout)
         if answer is not None:
+            await hybrid.pause(exc)
             return _error(*answer)
         if isinstance(exc, TimeoutError):
             # aiohttp would answer a handler's own TimeoutError 504 and log it only at debug

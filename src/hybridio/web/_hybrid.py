@@ -151,6 +151,11 @@ class Hybrid:
         """Make ``RequestState`` for a request starting now (the caller sets it current)."""
         return RequestState(self, time.monotonic() + timeout, timeout, admitted)
 
+    async def pause(self, exc: BaseException) -> None:
+        """Hold a refusal before its 503 goes out (``Limit.pause``); other errors pass at once."""
+        if isinstance(exc, Rejected):
+            await self.admission.gate(exc.kind).pause()
+
     def metrics(self) -> str:
         """Prometheus text of the runtime, the loop monitor and the admission gates."""
         return metrics_text(self.runtime, self.monitor, self.admission)
