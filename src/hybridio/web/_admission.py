@@ -24,6 +24,8 @@ __all__ = ["Admission", "Gate", "Limit", "Rejected", "default_limits"]
 # Weight of the newest sample in the moving average of the time a request holds a slot.
 _EWMA = 0.2
 _PAUSE = 0.5
+#: Refusals held at once per kind, at most (``Limit.pause``).
+MAX_HELD = 1024
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,9 @@ class Limit:
         pause: seconds a refusal is held before the 503 goes out (0: at once). A client that
             honours ``Retry-After`` (at least 1 s) loses nothing; one that retries at once is
             slowed to a try per pause per connection, so a retry storm cannot keep the loop
-            busy answering 503s while the workers starve. At most ``queue`` refusals are held
-            at a time; past that they are answered at once.
+            busy answering 503s while the workers starve. At most 1024 refusals per kind are
+            held at a time (a coroutine and a connection each); past that they are answered
+            at once.
 
     Example::
 
@@ -129,8 +132,8 @@ class Gate:
         return Rejected(self.kind, self.limit, reason, drain or self.limit.retry_after)
 
     async def pause(self) -> None:
-        """Hold a refusal for ``limit.pause`` seconds, unless ``limit.queue`` are held already."""
-        if self.limit.pause and self.pausing < self.limit.queue:
+        """Hold a refusal for ``limit.pause`` seconds, unless ``MAX_HELD`` are held already."""
+        if self.limit.pause and self.pausing < MAX_HELD:
             self.pausing += 1
             try:
                 await anyio.sleep(self.limit.pause)
