@@ -112,7 +112,8 @@ def _on_signal(app: web.Application, stop: asyncio.Event, signum: int) -> None:
 
 
 def _exit_now(app: web.Application, signum: int) -> None:
-    for pid in app[RUNTIME].worker_pids():
+    runtime = app.get(RUNTIME)
+    for pid in runtime.worker_pids() if runtime is not None else ():
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     os._exit(128 + signum)
