@@ -71,14 +71,14 @@ class Limit:
 def default_limits(cpu_workers: int, threads: int) -> dict[str, Limit]:
     """The limits a server gets unless told otherwise (see docs/web.md, "Admission").
 
-    ``cpu``: two slots per worker process, so the runtime always has the next call queued when a
-    worker finishes one (a worker never idles waiting for the loop to hand it work), and a queue
-    cap of 256 per worker (the memory bound: what the deadline allows decides before it);
+    ``cpu``: eight slots per worker process, so the runtime always has the next call queued when
+    a worker finishes one (a worker never idles waiting for the loop to hand it work) and can
+    batch tiny calls into one round trip, and a queue cap of 256 per worker (the memory bound: what the deadline allows decides before it);
     ``blocking``: one slot per thread, cap 32 per thread; ``inline``: one at a time (inline work
     blocks the loop), cap 4. Refusals of offloaded kinds are held 0.5 s (``Limit.pause``).
     """
     return {
-        "cpu": Limit(2 * cpu_workers, 256 * cpu_workers, pause=_PAUSE),
+        "cpu": Limit(8 * cpu_workers, 256 * cpu_workers, pause=_PAUSE),
         "blocking": Limit(threads, 32 * threads, pause=_PAUSE),
         "inline": Limit(1, 4),
     }
@@ -142,48 +142,34 @@ class Gate:
 
     @asynccontextmanager
     async def admit(self, deadline: float | None = None) -> AsyncIterator[None]:
-        """Hold a slot for the body; queue if it can be served by ``deadline``, else refuse.
+        """Hold a slot for the body (``enter`` then ``leave``)."""
+        start = await self.enter(deadline)
+        try:
+            yield
+        finally:
+            self.leave(start)
 
-        ``deadline`` is a ``time.monotonic()`` value (None: no deadline).
+    async def enter(self, deadline: float | None = None) -> float:
+        """Take a slot; queue if it can be served by ``deadline``, else refuse.
+
+        ``deadline`` is a ``time.monotonic()`` value (None: no deadline). Returns the time the
+        slot was taken, for ``leave``.
 
         Raises:
-            Rejected: every slot is taken and the queue is at its cap, or the estimated wait
-                would pass the deadline.
+            Rejected: the queue is at its cap, or the request would not finish before its
+                deadline (estimated from the measured time a request holds a slot).
         """
         try:
             self._slots.acquire_nowait()
         except anyio.WouldBlock:
-            if self.waiting >= self.limit.queue:
-                raise self._refuse(
-                    f"{self.limit.in_flight} {self.kind} requests running and "
-                    f"{self.waiting} waiting (the most allowed)"
-                ) from None
-            if not self.service_time and self.waiting >= self.limit.in_flight:
-                # Nothing measured yet (a cold start meeting a burst): one round of waiters.
-                raise self._refuse(
-                    f"{self.waiting} {self.kind} requests waiting and no service time measured yet"
-                ) from None
-            if deadline is not None and self.service_time:
-                wait = self.expected_wait()
-                if time.monotonic() + wait > deadline:
-                    raise self._refuse(
-                        f"{self.waiting} {self.kind} requests waiting: about {wait:.2g} s, "
-                        "past this request's deadline"
-                    ) from None
-            self.waiting += 1
-            try:
-                await self._slots.acquire()
-            finally:
-                self.waiting -= 1
+            await self._queue(deadline)
+        else:
             if deadline is not None and time.monotonic() + self.service_time > deadline:
-                # It waited longer than estimated: starting work that cannot finish in time
-                # would only waste a worker (a process call past its deadline is killed).
                 self._slots.release()
                 raise self._refuse(
-                    f"this request waited too long for a {self.kind} slot to finish before its "
-                    "deadline"
-                ) from None
-        else:
+                    f"a {self.kind} request takes about {self.service_time:.2g} s now, past "
+                    "this request's deadline"
+                )
             if self._yield_first:
                 try:
                     await anyio.lowlevel.checkpoint()
@@ -191,13 +177,44 @@ class Gate:
                     self._slots.release()
                     raise
         self.admitted += 1
-        start = time.monotonic()
+        return time.monotonic()
+
+    def leave(self, start: float) -> None:
+        """Give back the slot taken at ``start`` (what ``enter`` returned)."""
+        held = time.monotonic() - start
+        self.service_time += _EWMA * (held - self.service_time) if self.service_time else held
+        self._slots.release()
+
+    async def _queue(self, deadline: float | None) -> None:
+        if self.waiting >= self.limit.queue:
+            raise self._refuse(
+                f"{self.limit.in_flight} {self.kind} requests running and "
+                f"{self.waiting} waiting (the most allowed)"
+            )
+        if not self.service_time and self.waiting >= self.limit.in_flight:
+            # Nothing measured yet (a cold start meeting a burst): one round of waiters.
+            raise self._refuse(
+                f"{self.waiting} {self.kind} requests waiting and no service time measured yet"
+            )
+        if deadline is not None and self.service_time:
+            wait = self.expected_wait()
+            if time.monotonic() + wait > deadline:
+                raise self._refuse(
+                    f"{self.waiting} {self.kind} requests waiting: about {wait:.2g} s, "
+                    "past this request's deadline"
+                )
+        self.waiting += 1
         try:
-            yield
+            await self._slots.acquire()
         finally:
-            held = time.monotonic() - start
-            self.service_time += _EWMA * (held - self.service_time) if self.service_time else held
+            self.waiting -= 1
+        if deadline is not None and time.monotonic() + self.service_time > deadline:
+            # It waited longer than estimated: starting work that cannot finish in time
+            # would only waste a worker (a process call past its deadline is killed).
             self._slots.release()
+            raise self._refuse(
+                f"this request waited too long for a {self.kind} slot to finish before its deadline"
+            )
 
 
 class Admission:

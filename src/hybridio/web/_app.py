@@ -49,9 +49,6 @@ __all__ = [
 T = TypeVar("T")
 H = TypeVar("H", bound=Callable[[web.Request], Awaitable[web.StreamResponse]])
 
-# The handler's own deadline fires a little after the offload's, so that offloaded work times out
-# through the core (which kills the worker and says so) rather than by plain cancellation.
-_SLACK = 0.05
 _ROUTE_ATTRIBUTE = "__hybridio_route__"
 logger = logging.getLogger("hybridio.web")
 
@@ -144,7 +141,7 @@ async def _hybrid_middleware(request: web.Request, handler: Handler) -> web.Stre
     token = set_request(state)
     try:
         with (
-            anyio.CancelScope(deadline=anyio.current_time() + timeout + _SLACK),
+            anyio.CancelScope(deadline=anyio.current_time() + timeout),
             use_runtime(hybrid.runtime),
         ):
             if route.kind is None:

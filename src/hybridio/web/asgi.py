@@ -56,7 +56,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_SLACK = 0.05
 logger = logging.getLogger("hybridio.web")
 
 
@@ -243,7 +242,7 @@ class HybridioMiddleware:
         token = set_request(self.hybrid.enter(timeout))
         try:
             with (
-                anyio.CancelScope(deadline=anyio.current_time() + timeout + _SLACK) as deadline,
+                anyio.CancelScope(deadline=anyio.current_time() + timeout) as deadline,
                 use_runtime(self.hybrid.runtime),
             ):
                 await self.app(scope, receive, watch)
