@@ -80,7 +80,7 @@ async def test_deadline_gives_504_and_kills_the_worker(tight: Client) -> None:
     assert old_pid not in runtime.worker_pids()
     with pytest.raises(ProcessLookupError):
         os.kill(old_pid, 0)  # killed and reaped, not a zombie
-    assert runtime.stats()["cpu"].cancelled == 1  # by the request's deadline
+    assert runtime.stats()["cpu"].timeouts == 1  # the deadline, plus a short grace
     assert (await tight.get("/cpu", params={"ms": "1"})).status == 200  # a fresh worker
 
 

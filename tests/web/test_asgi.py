@@ -7,10 +7,12 @@ with the lifespan driven as a server drives it; and once behind a real uvicorn o
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -211,3 +213,26 @@ async def test_behind_a_real_uvicorn_on_loopback() -> None:
             assert late.status_code == 504
         assert time.monotonic() - start < 30
         server.should_exit = True
+
+
+async def test_the_starlette_example() -> None:
+    examples = str(Path(__file__).parents[2] / "examples")
+    sys.path.insert(0, examples)  # as a worker process will import it, by name
+    try:
+        import service_starlette
+
+        app = service_starlette.make_app(cpu_workers=1)
+        async with running(app) as client:
+            primes = await client.get("/primes", params={"below": "1000"})
+            assert primes.json() == {"below": 1000, "primes": 168}
+            digest = await client.get("/digest", params={"mb": "1"})
+            assert digest.json()["sha256"] == service_starlette.digest(2**20)
+            late = await client.get(
+                "/primes", params={"below": str(10**8)}, headers={"X-Request-Timeout": "0.1"}
+            )
+            assert late.status_code == 504
+            stats = middleware_of(app).hybrid.runtime.stats()
+            assert stats["blocking"].completed == 1
+            assert stats["cpu"].timeouts == 1  # the deadline, plus a short grace
+    finally:
+        sys.path.remove(examples)

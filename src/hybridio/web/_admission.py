@@ -24,6 +24,9 @@ __all__ = ["Admission", "Gate", "Limit", "Rejected", "default_limits"]
 # Weight of the newest sample in the moving average of the time a request holds a slot.
 _EWMA = 0.2
 _PAUSE = 0.5
+# A request is started only if it should finish before its deadline with this much to spare
+# (times the measured service time, which lags when the server is slowing down).
+_MARGIN = 1.5
 #: Refusals held at once per kind, at most (``Limit.pause``).
 MAX_HELD = 1024
 
@@ -164,12 +167,8 @@ class Gate:
         except anyio.WouldBlock:
             await self._queue(deadline)
         else:
-            if deadline is not None and time.monotonic() + self.service_time > deadline:
-                self._slots.release()
-                raise self._refuse(
-                    f"a {self.kind} request takes about {self.service_time:.2g} s now, past "
-                    "this request's deadline"
-                )
+            # A free slot is always taken: the work starts now, and refusing here would starve
+            # the gate of the very measurements that tell it the server got faster again.
             if self._yield_first:
                 try:
                     await anyio.lowlevel.checkpoint()
@@ -208,7 +207,7 @@ class Gate:
             await self._slots.acquire()
         finally:
             self.waiting -= 1
-        if deadline is not None and time.monotonic() + self.service_time > deadline:
+        if deadline is not None and time.monotonic() + _MARGIN * self.service_time > deadline:
             # It waited longer than estimated: starting work that cannot finish in time
             # would only waste a worker (a process call past its deadline is killed).
             self._slots.release()

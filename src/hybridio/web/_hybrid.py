@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from .._core._exceptions import Overloaded, RuntimeClosed
+from .._core._exceptions import OffloadTimeout, Overloaded, RuntimeClosed
 from .._core._runtime import KINDS, Kind, Runtime
 from .._monitor._loop_monitor import LoopMonitor
 from ._admission import Admission, Limit, Rejected, default_limits, retry_after_header
@@ -40,7 +40,10 @@ T = TypeVar("T")
 logger = logging.getLogger("hybridio.web")
 
 _WARM_UP_TIMEOUT = 30.0
-#: The monitor's heartbeat interval: 20 beats a second cost the loop ~0.1% (docs/web.md).
+#: Bounds of the grace a process call gets past its request's deadline before it is killed.
+_MIN_GRACE = 0.05
+_MAX_GRACE = 1.0
+#: The monitor's heartbeat interval at most (the default 10 ms is more than /healthz needs).
 _MONITOR_INTERVAL = 0.05
 
 
@@ -196,23 +199,39 @@ def current_request() -> RequestState:
 async def offload_current(fn: Callable[..., T], args: tuple[Any, ...], kind: Kind) -> T:
     """Run ``fn(*args)`` as ``kind`` for the current request: admitted, bounded by its deadline."""
     state = current_request()
-    if state.admitted == kind:
-        return await _run(state, fn, args, kind)
     gate = state.hybrid.admission.gates[kind]
+    if state.admitted == kind:
+        return await _run(state, fn, args, kind, gate.service_time)
     start = await gate.enter(state.deadline)
     try:
-        return await _run(state, fn, args, kind)
+        return await _run(state, fn, args, kind, gate.service_time)
     finally:
         gate.leave(start)
 
 
-async def _run(state: RequestState, fn: Callable[..., T], args: tuple[Any, ...], kind: Kind) -> T:
-    if state.deadline <= time.monotonic():
+async def _run(
+    state: RequestState, fn: Callable[..., T], args: tuple[Any, ...], kind: Kind, typical: float
+) -> T:
+    left = state.deadline - time.monotonic()
+    if left <= 0:
         raise DeadlineExceeded(state.timeout, " before its work could start")
-    # No ``timeout=``: the request's cancel scope (set by the middleware at the deadline) cancels
-    # the call, which the runtime handles as a timeout (a process call's worker is killed), and
-    # a per-call timeout would cost the runtime ~15 us per call (docs/web.md, "Request path").
-    return await state.hybrid.runtime.run(fn, *args, kind=kind)
+    if kind != "cpu":
+        # The request's cancel scope (set by the middleware at the deadline) cancels it.
+        return await state.hybrid.runtime.run(fn, *args, kind=kind)
+    # A process call past its deadline has its worker killed, and a new worker costs far more
+    # than a typical call: in a storm, kills cascade (docs/web.md, "Deadlines"). So the call
+    # gets a grace of about one typical call past the deadline to finish (its result is then
+    # discarded and the answer is still 504), shielded from the request's cancel scope; the
+    # runtime's own timeout kills it after that.
+    grace = min(_MAX_GRACE, max(_MIN_GRACE, typical))
+    try:
+        with anyio.CancelScope(shield=True):
+            result = await state.hybrid.runtime.run(fn, *args, kind=kind, timeout=left + grace)
+    except OffloadTimeout as exc:
+        raise DeadlineExceeded(state.timeout) from exc
+    if time.monotonic() >= state.deadline:
+        raise DeadlineExceeded(state.timeout)
+    return result
 
 
 Answer = tuple[int, str, dict[str, str]]
