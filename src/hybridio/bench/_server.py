@@ -105,6 +105,9 @@ class _Server:
     base: str
     cpu_path: str
     process: psutil.Process
+    #: CPU seconds last seen per child pid: a worker killed between two readings keeps its last
+    #: reading (its later seconds are lost, so a run that kills workers under-counts them).
+    seen: dict[int, float] = field(default_factory=dict)
 
     def cpu_seconds(self) -> tuple[float, float]:
         """(the loop's, everything else's) CPU seconds so far: main thread vs threads + children.
@@ -128,7 +131,8 @@ class _Server:
                 times = child.cpu_times()
             except psutil.NoSuchProcess:
                 continue
-            other += times.user + times.system
+            self.seen[child.pid] = times.user + times.system
+        other += sum(self.seen.values())
         if self.label == "multi-process":
             return loop + other, 0.0
         return loop, other
