@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import anyio
 from aiohttp import web
@@ -22,10 +22,11 @@ from aiohttp.typedefs import Handler, Middleware
 from .._core._runtime import KINDS, Kind, Runtime, use_runtime
 from .._export import CONTENT_TYPE
 from .._monitor._loop_monitor import LoopMonitor
-from ._admission import Admission, Limit
+from ._admission import Admission
 from ._hybrid import (
     DeadlineExceeded,
     Hybrid,
+    HybridOptions,
     error_answer,
     offload_current,
     positive,
@@ -178,17 +179,9 @@ async def _healthz(request: web.Request) -> web.Response:
 def setup(
     app: web.Application,
     *,
-    runtime: Runtime | None = None,
-    cpu_workers: int | None = None,
-    threads: int | None = None,
-    limits: Mapping[str, Limit] | None = None,
-    timeout: float = 30.0,
-    max_timeout: float = 300.0,
-    timeout_header: str = "X-Request-Timeout",
-    max_lag: float = 0.5,
-    worker_nice: int = 0,
     metrics_path: str | None = "/metrics",
     health_path: str | None = "/healthz",
+    **options: Unpack[HybridOptions],
 ) -> web.Application:
     """Add hybridio to an existing aiohttp app: runtime, admission, deadlines, metrics, health.
 
@@ -198,18 +191,23 @@ def setup(
     middlewares too. Call it before the app starts; returns ``app``.
 
     Args:
-        limits: per kind (``"inline"``, ``"blocking"``, ``"cpu"``) slots and queue caps; by
-            default ``cpu``: 2 slots per worker and up to 64 queued per worker, ``blocking``:
-            one per thread and 8 queued per thread, ``inline``: 1 + 4. A request queues only
-            when the queue can serve it within its deadline (see docs/web.md, "Admission").
-        timeout: default deadline of a request (seconds); routes override it with
-            ``offload_route(timeout=...)``, clients with the ``timeout_header`` request header
-            (up to ``max_timeout``; a bad value is answered 400).
-        max_lag: ``health_path`` answers 503 when the loop lag is above this (seconds).
-        worker_nice: added to the worker processes' niceness (0: unchanged). The workers of a
-            Runtime made here ignore SIGINT/SIGTERM: the server drains, then stops them.
         metrics_path: Prometheus text of the runtime, loop and admission (None: no route).
         health_path: 200/503 from the loop's lag (None: no route).
+        runtime: the Runtime to use (default: one made from ``cpu_workers`` and ``threads``,
+            whose workers ignore SIGINT/SIGTERM: the server drains, then stops them).
+        cpu_workers: worker processes (default: the number of CPUs).
+        threads: worker threads for ``kind="blocking"``.
+        limits: per kind (``"inline"``, ``"blocking"``, ``"cpu"``) a ``Limit``; by default
+            ``cpu``: 8 slots per worker and up to 256 queued per worker, ``blocking``: one slot
+            per thread and up to 32 queued per thread (refusals of both held 0.5 s),
+            ``inline``: 1 + 4. A request queues only when the queue can serve it within its
+            deadline (docs/web.md, "Admission").
+        timeout: default deadline of a request (seconds, default 30); routes override it with
+            ``offload_route(timeout=...)``, clients with the ``timeout_header`` request header
+            (default ``X-Request-Timeout``, up to ``max_timeout``, default 300; a bad value is
+            answered 400).
+        max_lag: ``health_path`` answers 503 when the loop lag is above this (default 0.5 s).
+        worker_nice: added to the worker processes' niceness (default 0: unchanged).
 
     Raises:
         ValueError: a bad limit, timeout or kind.
@@ -221,17 +219,7 @@ def setup(
         hybridio.web.setup(app, cpu_workers=4, timeout=10.0)
         web.run_app(app)
     """
-    hybrid = Hybrid(
-        runtime=runtime,
-        cpu_workers=cpu_workers,
-        threads=threads,
-        limits=limits,
-        timeout=timeout,
-        max_timeout=max_timeout,
-        timeout_header=timeout_header,
-        max_lag=max_lag,
-        worker_nice=worker_nice,
-    )
+    hybrid = Hybrid(**options)
     app[HYBRID] = hybrid
     app[RUNTIME] = hybrid.runtime
     app[ADMISSION] = hybrid.admission

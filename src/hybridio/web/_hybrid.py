@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import anyio
 
@@ -30,6 +30,7 @@ from ._work import prepare_worker
 __all__ = [
     "DeadlineExceeded",
     "Hybrid",
+    "HybridOptions",
     "RequestState",
     "error_answer",
     "offload_current",
@@ -53,6 +54,20 @@ class DeadlineExceeded(TimeoutError):
     def __init__(self, timeout: float, where: str = "") -> None:
         self.timeout = timeout
         super().__init__(f"request deadline of {timeout:g} s exceeded{where}")
+
+
+class HybridOptions(TypedDict, total=False):
+    """The options of ``hybridio.web.setup`` and ``HybridioMiddleware`` (see ``setup``)."""
+
+    runtime: Runtime | None
+    cpu_workers: int | None
+    threads: int | None
+    limits: Mapping[str, Limit] | None
+    timeout: float
+    max_timeout: float
+    timeout_header: str
+    max_lag: float
+    worker_nice: int
 
 
 @dataclass(slots=True)

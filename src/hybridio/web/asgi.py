@@ -30,16 +30,16 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from contextlib import AsyncExitStack
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import anyio
 
-from .._core._runtime import Kind, Runtime, use_runtime
+from .._core._runtime import Kind, use_runtime
 from .._export import CONTENT_TYPE
-from ._admission import Limit
 from ._hybrid import (
     DeadlineExceeded,
     Hybrid,
+    HybridOptions,
     current_request,
     error_answer,
     offload_current,
@@ -115,31 +115,13 @@ class HybridioMiddleware:
         self,
         app: ASGIApp,
         *,
-        runtime: Runtime | None = None,
-        cpu_workers: int | None = None,
-        threads: int | None = None,
-        limits: Mapping[str, Limit] | None = None,
-        timeout: float = 30.0,
-        max_timeout: float = 300.0,
-        timeout_header: str = "X-Request-Timeout",
-        max_lag: float = 0.5,
-        worker_nice: int = 0,
         metrics_path: str | None = "/metrics",
         health_path: str | None = "/healthz",
+        **options: Unpack[HybridOptions],
     ) -> None:
         self.app = app
-        self.hybrid = Hybrid(
-            runtime=runtime,
-            cpu_workers=cpu_workers,
-            threads=threads,
-            limits=limits,
-            timeout=timeout,
-            max_timeout=max_timeout,
-            timeout_header=timeout_header,
-            max_lag=max_lag,
-            worker_nice=worker_nice,
-        )
-        self._header = timeout_header.lower().encode("latin-1")
+        self.hybrid = Hybrid(**options)
+        self._header = self.hybrid.timeout_header.lower().encode("latin-1")
         self._metrics_path = metrics_path
         self._health_path = health_path
         self._started = False
