@@ -676,7 +676,7 @@ def render_numbers(document: dict[str, Any]) -> str:
     for name, row in rows.items():
         if name.startswith("retry storm"):
             verdict = f" ({row['target']}: *{row['verdict']}*)" if row.get("target") else ""
-            lines.append(f"| {name.split(', ', 1)[1].split(':')[0]} | {row['value']:.1f} | "
+            lines.append(f"| {name.rsplit(', ', 1)[1].split(':')[0]} | {row['value']:.1f} | "
                          f"{row['ratio']:.2f}x{verdict} | {row['note']} |")  # fmt: skip
     idle = rows["/io p99, idle"]["value"]
     lines += ["", (f"Where the work runs (hybridio's demo server, 4 connections; idle `/io` p99 "
