@@ -260,3 +260,24 @@ async def test_refusals_are_held_for_the_pause() -> None:
             assert time.monotonic() - start >= 0.3
             assert refused.headers["Retry-After"] == "1"
             tg.cancel_scope.cancel()
+
+
+async def sleep_in_process(request: web.Request) -> web.Response:
+    return web.json_response(await hybridio.web.offload(request, sleep_ms, 500, kind="cpu"))
+
+
+async def test_a_process_call_overrunning_its_deadline_a_little_is_not_killed() -> None:
+    app = existing_app()
+    app.router.add_get("/sleep", sleep_in_process)
+    hybridio.web.setup(app, cpu_workers=1)
+    async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
+        hybrid = app[HYBRID]
+        (pid,) = hybrid.runtime.worker_pids()
+        # As if a typical cpu request took a second: the grace past the deadline is a second.
+        hybrid.admission.gate("cpu").service_time = 1.0
+        response = await client.get("/sleep", headers={"X-Request-Timeout": "0.2"})
+        assert response.status == 504  # the deadline is still the deadline
+        stats = hybrid.runtime.stats()["cpu"]
+        assert stats.completed >= 2  # the warm-up call and this one, finished in the grace
+        assert stats.timeouts == 0
+        assert hybrid.runtime.worker_pids() == [pid]  # not killed
