@@ -12,7 +12,7 @@ STAMP := $(VENV)/.hybridio-installed
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) && $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --upgrade 'pip>=25.1'
-	$(PY) -m pip install --quiet -e '.[all,scrapy,cluster]' --group dev
+	$(PY) -m pip install --quiet -e '.[all,scrapy,cluster,asgi]' --group dev
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -26,6 +26,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     ),
     "scrapy": ("scrapy",),
     "cluster": ("distributed",),
+    "asgi": ("click", "aiohttp", "prometheus_client", "starlette"),
 }
 
 

@@ -30,7 +30,7 @@ async def test_blocking(demo: Client, mode: str) -> None:
 
 
 async def test_cpu_every_mode_runs_where_it_says(demo: Client) -> None:
-    runtime = demo.app[RUNTIME]  # type: ignore[index]
+    runtime = demo.app[RUNTIME]
     for mode, kind in (("inline", "inline"), ("thread", "blocking"), ("process", "cpu")):
         before = runtime.stats()[kind].completed
         response = await demo.get("/cpu", params={"ms": "2", "mode": mode})

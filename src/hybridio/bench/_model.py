@@ -32,6 +32,7 @@ __all__ = [
     "format_number",
     "judge",
     "median_interval",
+    "paired_ratio",
     "spread_of",
 ]
 
@@ -54,6 +55,18 @@ def spread_of(values: Sequence[float]) -> float | None:
         return None
     median = statistics.median(values)
     return (max(values) - min(values)) / median if median else None
+
+
+def paired_ratio(values: Sequence[float], baselines: Sequence[float]) -> float | None:
+    """The median of per-repeat ratios ``values[i] / baselines[i]`` (see ``Series.ratio``).
+
+    For scenarios that keep their own lists of paired repeats (the server race): falls back to
+    the ratio of medians when the counts differ.
+    """
+    if values and len(values) == len(baselines) and all(baselines):
+        return statistics.median(v / b for v, b in zip(values, baselines, strict=True))
+    baseline = statistics.median(baselines) if baselines else 0.0
+    return statistics.median(values) / baseline if baseline and values else None
 
 
 def format_number(value: float) -> str:

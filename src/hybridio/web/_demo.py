@@ -89,16 +89,20 @@ async def _calibrate(app: web.Application) -> None:
     app[_LOOPS_PER_MS].append(calibrate())
 
 
-def create_demo_app(**options: Any) -> web.Application:
+def create_demo_app(*, loops_per_ms: float | None = None, **options: Any) -> web.Application:
     """The demo app: ``/io``, ``/blocking``, ``/cpu``, ``/hash``, ``/metrics``, ``/healthz``.
 
     ``options`` go to ``create_app`` (``cpu_workers``, ``limits``, ``timeout``...). The CPU
-    endpoint's loop count per millisecond is measured once when the app starts.
+    endpoint's loop count per millisecond is ``loops_per_ms``, else measured once when the app
+    starts (a benchmark pins it, so that every server it compares does the same work).
     """
     options.setdefault("cpu_workers", os.cpu_count() or 2)
     app = create_app(**options)
-    app[_LOOPS_PER_MS] = []
-    app.on_startup.append(_calibrate)
+    if loops_per_ms is None:
+        app[_LOOPS_PER_MS] = []
+        app.on_startup.append(_calibrate)
+    else:
+        app[_LOOPS_PER_MS] = [loops_per_ms]
     handlers: dict[str, Callable[[web.Request], Any]] = {
         "/io": io,
         "/blocking": blocking,

@@ -29,8 +29,9 @@ _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 class _Recorder:
-    def __init__(self) -> None:
+    def __init__(self, headers: dict[str, str]) -> None:
         self.started = time.perf_counter()
+        self.headers = headers
         self.statuses: dict[str, int] = {}
         self.latencies: dict[str, list[float]] = {}
         self.timeline: list[tuple[float, float]] = []
@@ -38,7 +39,7 @@ class _Recorder:
     async def fetch(self, session: aiohttp.ClientSession, url: str) -> None:
         start = time.perf_counter()
         try:
-            async with session.get(url) as response:
+            async with session.get(url, headers=self.headers) as response:
                 await response.read()
                 status = str(response.status)
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -93,7 +94,7 @@ async def _run(args: Any) -> dict[str, Any]:
     connector = aiohttp.TCPConnector(limit=args.connections if args.mode == "closed" else 512)
     timeout = aiohttp.ClientTimeout(total=args.timeout)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        rec = _Recorder()
+        rec = _Recorder(dict(header.split(": ", 1) for header in args.header))
         run = {"closed": _closed, "open": _open, "probe": _probe}[args.mode]
         await run(session, args.url, rec, args)
         return rec.result(time.perf_counter() - rec.started)
@@ -110,6 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--interval", type=float, default=0.01)
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--start-at", type=float, default=0.0)
+    parser.add_argument("--header", action="append", default=[], help="'Name: value', repeatable")
     args = parser.parse_args(argv)
     print(json.dumps(asyncio.run(_run(args))), flush=True)
 

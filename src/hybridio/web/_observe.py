@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
 
 from .._export import prometheus_text
 from .._monitor._loop_monitor import LoopMonitor
 from .._runtime._runtime import Runtime
 from ._admission import Admission
 
-__all__ = ["metrics_text", "recent_lag"]
+__all__ = ["HybridioCollector", "metrics_text", "recent_lag"]
+
+
+class _HasMetrics(Protocol):
+    def metrics(self) -> str: ...
 
 
 class _AdmissionCollector:
@@ -57,6 +63,27 @@ def metrics_text(runtime: Runtime, monitor: LoopMonitor, admission: Admission) -
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_AdmissionCollector(admission))
     return prometheus_text(runtime, monitor) + generate_latest(registry).decode()
+
+
+class HybridioCollector:
+    """A ``prometheus_client`` collector: a hybridio server's metrics in the user's registry.
+
+    Every scrape reads the runtime's stats, the loop monitor and the admission gates, the same
+    families ``/metrics`` serves (``hybridio_*``, ``hybridio_loop_*``, ``hybridio_web_*``).
+
+    Example::
+
+        from prometheus_client import REGISTRY
+        hybridio.web.setup(app, metrics_path=None)      # the app serves its own /metrics
+        REGISTRY.register(hybridio.web.HybridioCollector(app[hybridio.web.HYBRID]))
+    """
+
+    def __init__(self, hybrid: _HasMetrics) -> None:
+        self._hybrid = hybrid
+
+    def collect(self) -> Iterator[Metric]:
+        """The current metrics (called by the registry on every scrape)."""
+        yield from text_string_to_metric_families(self._hybrid.metrics())
 
 
 def recent_lag(monitor: LoopMonitor, window: float) -> float:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import sys
 from collections.abc import Callable
 
 from aiohttp import web
+from aiohttp.log import access_logger
 
 from ._app import RUNTIME, require_asyncio
 
@@ -38,11 +40,14 @@ async def serve(
     on_ready: Ready | None = _announce,
     stop: asyncio.Event | None = None,
     handle_signals: bool = True,
+    access_log: bool = True,
 ) -> None:
     """Serve ``app`` until ``stop`` is set or SIGTERM/SIGINT arrives, then shut down gracefully.
 
     ``port=0`` picks a free port; ``on_ready(host, port)`` is told the bound one (by default it
-    prints it). Requests in flight at shutdown get ``grace`` seconds to finish.
+    prints it). Requests in flight at shutdown get ``grace`` seconds to finish. ``access_log``:
+    one line per request on the ``aiohttp.access`` logger in aiohttp's format (to stderr when
+    logging is not configured); False turns it off.
 
     Raises:
         AsyncioRequired: not running on an asyncio event loop (aiohttp needs asyncio).
@@ -51,7 +56,14 @@ async def serve(
     require_asyncio()
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=grace, access_log=None)
+    if access_log:
+        _show_access_log()
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        shutdown_timeout=grace,
+        access_log=access_logger if access_log else None,
+    )
     await runner.setup()
     installed: list[signal.Signals] = []
     try:
@@ -78,6 +90,15 @@ async def serve(
                 loop.remove_signal_handler(signum)
 
 
+def _show_access_log() -> None:
+    # aiohttp logs each request at INFO on "aiohttp.access", which nothing shows unless logging
+    # is configured: show it on stderr then, as ``aiohttp.web.run_app`` does in debug mode.
+    if not access_logger.hasHandlers():
+        access_logger.addHandler(logging.StreamHandler())
+    if access_logger.getEffectiveLevel() > logging.INFO:
+        access_logger.setLevel(logging.INFO)
+
+
 def _on_signal(app: web.Application, stop: asyncio.Event, signum: int) -> None:
     if stop.is_set():
         _exit_now(app, signum)
@@ -91,7 +112,8 @@ def _on_signal(app: web.Application, stop: asyncio.Event, signum: int) -> None:
 
 
 def _exit_now(app: web.Application, signum: int) -> None:
-    for pid in app[RUNTIME].worker_pids():
+    runtime = app.get(RUNTIME)
+    for pid in runtime.worker_pids() if runtime is not None else ():
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     os._exit(128 + signum)
@@ -104,6 +126,7 @@ def run_app(
     port: int = 8080,
     grace: float = 10.0,
     on_ready: Ready | None = _announce,
+    access_log: bool = True,
 ) -> None:
     """Run ``serve(app, ...)`` in a new event loop (uvloop when installed) until shut down.
 
@@ -119,4 +142,6 @@ def run_app(
     else:
         loop_factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(serve(app, host=host, port=port, grace=grace, on_ready=on_ready))
+        runner.run(
+            serve(app, host=host, port=port, grace=grace, on_ready=on_ready, access_log=access_log)
+        )
