@@ -48,7 +48,7 @@ from .._core._exceptions import (
     WorkerStartFailed,
 )
 from .._core._metrics import KindCounters
-from .._core._signal import Signal, signal_factory
+from .._core._signal import Signal, Timer, signal_factory, timer_factory
 from ._call import DONE, PENDING, RUNNING, Call
 from ._executor import Executor, Outcome, WorkerLost, WorkerStartError
 
@@ -69,6 +69,13 @@ _UNKNOWN_COST = math.inf
 # the number of tiny calls that makes a round trip worth its fixed cost.
 _SPLIT_WORTH = 0.001
 _FULL_TRIP = 64
+
+
+def _expire(call: Call) -> None:
+    """A queued or running call reached its caller's deadline: wake the caller."""
+    done = call.done
+    if call.state != DONE and done is not None and not done.done():
+        done.set_result(None)
 
 
 def _not_started() -> Signal:
@@ -153,6 +160,7 @@ class Dispatcher(Generic[W]):
         # Each call needs a signal for its caller; the maker suited to the event loop is chosen
         # once, when the dispatcher starts.
         self.new_signal: Callable[[], Signal] = _not_started
+        self._call_later: Callable[[float, Callable[[Any], object], Any], Timer] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -160,6 +168,7 @@ class Dispatcher(Generic[W]):
         """Start the drivers in ``task_group`` (workers start with the first call)."""
         self._task_group = task_group
         self.new_signal = signal_factory()
+        self._call_later = timer_factory()
         self.executor.bind(task_group, self._lost)
         for driver in self._drivers:
             lane = driver.lane
@@ -255,6 +264,22 @@ class Dispatcher(Generic[W]):
     async def wait(self, call: Call, timeout: float | None) -> Any:
         """Wait for a submitted call; abandon it on timeout or cancellation."""
         assert call.done is not None
+        call_later = self._call_later
+        if timeout is not None and call_later is not None:
+            # asyncio: a timer wakes the caller at its deadline (much cheaper than a cancel scope)
+            timer = call_later(timeout, _expire, call)
+            try:
+                await call.done
+            except BaseException:
+                timer.cancel()
+                if call.state != DONE:
+                    self.abandon(call, timed_out=False)
+                raise
+            timer.cancel()
+            if call.state != DONE:  # the timer woke us: the call is late
+                self.abandon(call, timed_out=True)
+                raise OffloadTimeout(self.kind, timeout, call.name)
+            return call.outcome()
         try:
             if timeout is None:
                 await call.done
