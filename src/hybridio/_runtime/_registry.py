@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from .._core._metrics import KindCounters
 from .._core._settings import Settings
+from ._gil import cpu_runs_on_threads, gil_enabled
 
 if TYPE_CHECKING:
     from .._backends._base import Backend
@@ -22,7 +23,11 @@ BACKENDS: dict[str, str] = {
     "inline": "hybridio._backends._inline",
     "blocking": "hybridio._backends._thread",
     "cpu": "hybridio._backends._process",
+    "interpreter": "hybridio._backends._interpreter",
 }
+
+#: ``kind="cpu"`` where threads run Python in parallel (free-threaded CPython, GIL off)
+CPU_ON_THREADS = "hybridio._backends._cpu_thread"
 
 
 class _Factory(Protocol):
@@ -31,5 +36,8 @@ class _Factory(Protocol):
 
 def create_backend(kind: str, settings: Settings, counters: KindCounters) -> Backend:
     """Import the kind's backend module and build its backend."""
-    factory: _Factory = import_module(BACKENDS[kind]).create
+    module = BACKENDS[kind]
+    if kind == "cpu" and cpu_runs_on_threads(settings.cpu_backend, gil_enabled=gil_enabled()):
+        module = CPU_ON_THREADS
+    factory: _Factory = import_module(module).create
     return factory(settings, counters)

@@ -1,0 +1,464 @@
+"""The interpreter executor: subinterpreters with a GIL of their own each (Python 3.13+).
+
+Each lane is one subinterpreter, created in the ``"isolated"`` configuration (its own GIL, no
+fork, no exec, and only extension modules that support being loaded in several interpreters).
+Each lane has a dedicated thread that creates the interpreter, runs its batches and destroys it
+(every operation on an interpreter happens on one thread). Running a batch, the thread enters
+the interpreter, so it holds that interpreter's GIL and not the main one: pure-Python work runs
+in parallel with the event loop and with the other lanes.
+
+What crosses, and how (as ``anyio.to_interpreter`` does on 3.13): calls are pickled in the
+parent exactly as for worker processes (``encode_call``) and handed over as ``bytes``, which are
+shared between interpreters without copying; the subinterpreter runs them with the process
+worker's own ``run_batch`` and sends the pickled outcomes back through a cross-interpreter
+queue. So the rules of ``kind="cpu"`` hold: what cannot be pickled raises ``NotPicklable``
+before anything is sent, and the worker imports the parent's main script as ``__mp_main__``
+and runs the Runtime's ``initializer``. A module that refuses subinterpreters (an extension
+module without multi-phase initialisation: ``ImportError: module X does not support loading in
+subinterpreters``) raises ``BackendUnavailable`` naming it.
+
+Cancellation: a running interpreter cannot be interrupted (3.13 has no API for it) nor killed.
+A caller that times out or is cancelled gets its answer at once; a call not yet started is
+skipped; a running one is abandoned, as on a thread: its result is discarded, and its cancel
+flag (a byte the parent shares with the interpreter) makes ``hybridio.cancel_requested()`` true
+inside it, so a long loop can return early. The lane stays taken until the call returns. What
+no interpreter survives: ``os._exit()`` or a crash in native code ends the whole process.
+
+Why not ``anyio.to_interpreter.run_sync``: one call per round trip (no batching), the whole
+pool is shared per event loop, and a call that cannot cross surfaces as a bare pickling error.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import pickle
+import re
+import sys
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from queue import SimpleQueue
+from types import ModuleType
+from typing import Any, ClassVar
+
+import anyio
+from anyio.abc import TaskGroup
+
+from .._core._cancel import CancelToken, use_token
+from .._core._exceptions import (
+    BackendUnavailable,
+    NotPicklable,
+    RemoteTraceback,
+)
+from .._core._metrics import KindCounters
+from .._core._settings import Settings
+from .._core._signal import Signal, loop_callback, signal_factory
+from . import _worker
+from ._dispatch import Dispatcher
+from ._executor import Capabilities, Outcome, WorkerLost, WorkerStartError
+from ._process import _decode
+from ._serialize import EncodedCall, encode_call, encode_function, main_path
+
+__all__ = ["InterpreterExecutor", "available", "create", "serve"]
+
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+#: Queue item formats and "unbound" policy of ``_interpqueues`` (3.13): plain shareable data.
+_FMT_SHARED = 0
+_UNBOUND_REMOVE = 2
+NEEDS = "Python 3.13+ (subinterpreters with their own GIL)"
+_EXIT_JOIN = 5.0
+_REFUSED = re.compile(r"module (\S+) does not support loading in subinterpreters")
+
+#: One interpreter call: the encoded call and its cancel flag (one byte, shared with the worker).
+Payload = tuple[EncodedCall, bytearray]
+
+
+def _modules() -> tuple[ModuleType, ModuleType] | None:
+    """``(_interpreters, _interpqueues)`` on CPython 3.13+, else None."""
+    if sys.version_info < (3, 13):
+        return None
+    try:
+        return importlib.import_module("_interpreters"), importlib.import_module("_interpqueues")
+    except ImportError:  # pragma: no cover - a 3.13 build without subinterpreter support
+        return None
+
+
+def available() -> bool:
+    """True when this interpreter can run ``kind="interpreter"`` (CPython 3.13+)."""
+    return _modules() is not None
+
+
+# -- inside the subinterpreter ----------------------------------------------------------------
+
+# Run once in a new interpreter (``_hybridio_init`` is the process worker's INIT payload): take
+# the parent's sys.path, import the main script and run the initializer, as a worker process does.
+_INIT = """\
+import pickle as _p, sys as _s
+_s.path[:] = _p.loads(_hybridio_init)[0]
+from hybridio._backends import _worker as _w
+_w._initialise(_hybridio_init)
+del _p, _s, _w, _hybridio_init
+"""
+
+# Run for each batch. The import is in the script (not kept from _INIT) because the main module's
+# namespace may be the user's ``__mp_main__`` by now.
+_RUN = """\
+from hybridio._backends._interpreter import serve as _hybridio_serve
+_hybridio_serve(_hybridio_queue, _hybridio_calls, _hybridio_flags)
+"""
+
+
+class _SharedFlag(CancelToken):
+    """A cancel token whose flag is a byte the parent writes (``hybridio.cancel_requested()``)."""
+
+    __slots__ = ("_flag",)
+
+    def __init__(self, flag: memoryview) -> None:
+        self._flag = flag
+
+    @property  # read from the shared byte; written only by the parent
+    def cancelled(self) -> bool:
+        return bool(self._flag[0])
+
+    @cancelled.setter
+    def cancelled(self, value: bool) -> None:
+        self._flag[0] = int(value)
+
+
+def serve(queue: int, calls: bytes, flags: Sequence[memoryview]) -> None:
+    """Run a batch in this (sub)interpreter and put its pickled outcomes on ``queue``.
+
+    Called by ``_RUN`` inside the worker interpreter, never in the parent.
+    """
+    outcomes: list[Outcome] = []
+    for call, flag in zip(pickle.loads(calls), flags, strict=True):
+        token = _SharedFlag(flag)
+        if token.cancelled:  # its caller gave up before it started
+            outcomes.append(Outcome(False, None, 0.0))
+            continue
+        with use_token(token):
+            outcomes.extend(_worker.run_batch([call])[0])
+    modules = _modules()
+    assert modules is not None
+    modules[1].put(queue, pickle.dumps(outcomes, _PROTOCOL), _FMT_SHARED, _UNBOUND_REMOVE)
+
+
+# -- in the parent ----------------------------------------------------------------------------
+
+
+class _InterpreterFailed(Exception):
+    """The interpreter's own script (not the user's function) raised: ``excinfo`` says what."""
+
+    def __init__(self, excinfo: Any) -> None:
+        self.summary = f"{excinfo.type.__name__}: {excinfo.msg}"
+        self.traceback = str(getattr(excinfo, "errdisplay", "") or excinfo.formatted)
+        super().__init__(self.summary)
+
+
+class _Job:
+    """A batch handed to a lane's thread, and what came back."""
+
+    __slots__ = ("calls", "done", "error", "flags", "value")
+
+    def __init__(
+        self, done: Signal, calls: bytes = b"", flags: tuple[memoryview, ...] = ()
+    ) -> None:
+        self.calls = calls
+        self.flags = flags
+        self.done = done
+        self.value = b""
+        self.error: BaseException | None = None
+
+    def resolve(self) -> None:
+        if not self.done.done():  # its awaiting task may have been cancelled (asyncio)
+            self.done.set_result(None)
+
+
+class _Interpreter:
+    """One lane: a subinterpreter and the thread that creates it, runs its batches, destroys it.
+
+    Every operation on the interpreter happens on that one thread. The lock decides who frees
+    the lane when every caller gave up on a running batch: the event loop (``orphan``) if the
+    batch had returned, else the thread when it returns.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "abandoned",
+        "calls_done",
+        "closed",
+        "exited",
+        "jobs",
+        "lock",
+        "release",
+        "running",
+        "thread",
+    )
+
+    def __init__(self, exited: _Job) -> None:
+        self.jobs: SimpleQueue[_Job | None] = SimpleQueue()
+        self.lock = threading.Lock()
+        self.running = False
+        self.abandoned = False
+        self.closed = False
+        self.release: Callable[[], None] | None = None
+        self.calls_done = 0
+        self.exited = exited
+        self.thread: threading.Thread | None = None
+
+    def close(self) -> None:
+        """Ask the thread to destroy the interpreter once its current batch (if any) returns."""
+        with self.lock:
+            if self.closed:
+                return
+            self.closed = True
+        self.jobs.put(None)
+
+
+# Lanes not yet closed: at exit the idle ones are closed and joined (a subinterpreter left alive
+# at shutdown is an error the interpreter reports).
+_live: weakref.WeakSet[_Interpreter] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_idle() -> None:
+    for lane in list(_live):
+        if not lane.running and lane.thread is not None:
+            lane.close()
+            lane.thread.join(_EXIT_JOIN)
+
+
+def _lane(
+    lane: _Interpreter,
+    init: bytes,
+    started: _Job,
+    post: Callable[[Callable[[], object]], None],
+) -> None:
+    """A lane's thread: create the interpreter, run batches until told to stop, destroy it."""
+    modules = _modules()
+    assert modules is not None
+    interpreters, queues = modules
+    try:
+        ident = interpreters.create("isolated")
+    except BaseException as exc:  # noqa: BLE001 - reported to start()
+        started.error = exc
+        post(started.resolve)
+        post(lane.exited.resolve)
+        return
+    queue = queues.create(1, _FMT_SHARED, _UNBOUND_REMOVE)
+    try:
+        # Sharing a buffer (the cancel flags) needs the module imported on the receiving side.
+        failure = interpreters.exec(ident, "import _interpreters")
+        if failure is None:
+            failure = interpreters.exec(ident, _INIT, {"_hybridio_init": init})
+        if failure is not None:
+            started.error = _InterpreterFailed(failure)
+        post(started.resolve)
+        while started.error is None:
+            job = lane.jobs.get()
+            if job is None:
+                break
+            try:
+                shared = {"_hybridio_queue": queue, "_hybridio_calls": job.calls}
+                shared["_hybridio_flags"] = job.flags
+                failure = interpreters.exec(ident, _RUN, shared)
+                if failure is not None:
+                    raise _InterpreterFailed(failure)
+                job.value = queues.get(queue)[0]
+            except BaseException as exc:  # noqa: BLE001 - reported to run_batch()
+                job.error = exc
+            with lane.lock:
+                lane.running = False
+                release = lane.release if lane.abandoned else None
+            post(job.resolve)
+            if release is not None:  # every caller gave up: free the lane from here
+                post(release)
+    finally:
+        try:
+            interpreters.destroy(ident)
+        finally:
+            queues.destroy(queue)
+            post(lane.exited.resolve)
+
+
+def _refused_module(text: str) -> str | None:
+    match = _REFUSED.search(text)
+    return match.group(1) if match else None
+
+
+def _explain(name: str, error: BaseException | None) -> BaseException | None:
+    """Turn "this module refuses subinterpreters" into a ``BackendUnavailable`` naming it."""
+    if isinstance(error, NotPicklable):
+        module = _refused_module(error.reason)
+    elif isinstance(error, ImportError):
+        module = _refused_module(str(error))
+    else:
+        return error
+    if module is None:
+        return error
+    unavailable = BackendUnavailable(
+        "interpreter",
+        f"every module {name} imports to support subinterpreters, and the extension module "
+        f"{module!r} does not (it has no multi-phase initialisation); run {name} with kind='cpu'",
+    )
+    unavailable.__cause__ = error
+    return unavailable
+
+
+_HINT = (
+    "Interpreter work crosses by pickle, as process work does: use a module-level function and "
+    "plain data arguments, or use kind='blocking' to run it in a thread of this interpreter."
+)
+
+
+class InterpreterExecutor:
+    """Interpreter-kind executor: one subinterpreter per lane, driven from a worker thread."""
+
+    kind: ClassVar[str] = "interpreter"
+    capabilities: ClassVar[Capabilities] = Capabilities(can_kill=False, parallel=True)
+
+    def __init__(
+        self,
+        *,
+        initializer: Callable[..., Any] | None = None,
+        initargs: tuple[Any, ...] = (),
+        max_tasks_per_worker: int | None = None,
+    ) -> None:
+        self._initializer = initializer
+        self._initargs = initargs
+        self._max_tasks = max_tasks_per_worker
+        self._post: Callable[[Callable[[], object]], None] | None = None
+        self._new_signal: Callable[[], Signal] | None = None
+
+    def bind(self, task_group: TaskGroup) -> None:
+        self._post = loop_callback()
+        self._new_signal = signal_factory()
+
+    def encode(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], mapped: bool
+    ) -> tuple[str, Payload]:
+        try:
+            name, call = encode_call(fn, args, mapped=mapped)
+        except NotPicklable as exc:
+            raise NotPicklable(exc.what, exc.reason, function=exc.function, hint=_HINT) from None
+        return name, (call, bytearray(1))
+
+    def _init_payload(self) -> bytes:
+        initializer = initargs = None
+        if self._initializer is not None:
+            try:
+                initializer = encode_function(self._initializer)[1]
+                initargs = pickle.dumps(self._initargs, _PROTOCOL)
+            except Exception as exc:
+                raise WorkerStartError(f"{type(exc).__name__}: {exc}") from exc
+        return pickle.dumps((sys.path, main_path(), initializer, initargs), _PROTOCOL)
+
+    async def start(self) -> _Interpreter:
+        assert self._post is not None
+        assert self._new_signal is not None
+        init = self._init_payload()
+        lane = _Interpreter(_Job(self._new_signal()))
+        started = _Job(self._new_signal())
+        lane.thread = threading.Thread(
+            target=_lane,
+            args=(lane, init, started, self._post),
+            name="hybridio interpreter",
+            daemon=True,  # an abandoned call must not keep the process alive at exit
+        )
+        lane.thread.start()
+        _live.add(lane)
+        # Shielded: a cancellation must not lose an interpreter that is being created.
+        with anyio.CancelScope(shield=True):
+            await started.done
+        error = started.error
+        if error is None:
+            return lane
+        if isinstance(error, _InterpreterFailed):
+            failed = WorkerStartError(error.summary)
+            failed.__cause__ = RemoteTraceback(error.traceback)
+            raise failed
+        raise WorkerStartError(f"{type(error).__name__}: {error}") from error
+
+    async def run_batch(self, worker: _Interpreter, payloads: list[Payload]) -> list[Outcome]:
+        assert self._new_signal is not None
+        if worker.closed:
+            raise WorkerLost(started=False, reason="the interpreter is gone")
+        job = _Job(
+            self._new_signal(),
+            pickle.dumps([payload[0] for payload in payloads], _PROTOCOL),
+            tuple(memoryview(payload[1]) for payload in payloads),
+        )
+        with worker.lock:
+            worker.running = True
+            worker.abandoned = False
+            worker.release = None
+        worker.jobs.put(job)
+        # A caller that gives up (or a runtime that closes) stops waiting here; the interpreter
+        # runs on, and ``orphan`` / ``stop`` say what happens to its lane.
+        await job.done
+        if job.error is not None:
+            worker.close()
+            raise WorkerLost(reason=f"the interpreter failed: {job.error}") from job.error
+        outcomes: list[Outcome] = pickle.loads(job.value)
+        worker.calls_done += len(outcomes)
+        return outcomes
+
+    def decode(self, name: str, outcome: Outcome) -> tuple[Any, BaseException | None]:
+        if not outcome.ok and outcome.payload is None:  # pragma: no cover - its caller left
+            return None, anyio.get_cancelled_exc_class()()
+        value, error = _decode(name, outcome)
+        return value, _explain(name, error)
+
+    def abandon(self, payload: Payload) -> None:
+        payload[1][0] = 1  # seen by cancel_requested() inside the interpreter
+
+    def orphan(self, worker: _Interpreter, release: Callable[[], None]) -> bool:
+        with worker.lock:
+            if not worker.running:
+                return False
+            worker.abandoned = True
+            worker.release = release
+            return True
+
+    def alive(self, worker: _Interpreter) -> bool:
+        return not worker.closed
+
+    def retire(self, worker: _Interpreter) -> bool:
+        return self._max_tasks is not None and worker.calls_done >= self._max_tasks
+
+    async def kill(self, worker: _Interpreter) -> WorkerLost:  # pragma: no cover - can_kill False
+        raise NotImplementedError("a running subinterpreter cannot be killed")
+
+    async def stop(self, worker: _Interpreter) -> None:
+        """Destroy an idle interpreter now; a running one as soon as its batch returns."""
+        with worker.lock:
+            running = worker.running
+        worker.close()
+        if not running:
+            with anyio.CancelScope(shield=True):
+                await worker.exited.done
+
+    def describe(self, worker: _Interpreter) -> int | None:
+        return None
+
+
+def create(settings: Settings, counters: KindCounters) -> Dispatcher[_Interpreter]:
+    """The registry's factory for ``kind="interpreter"``."""
+    if not available():
+        version = ".".join(map(str, sys.version_info[:3]))
+        raise BackendUnavailable("interpreter", f"{NEEDS}; this is Python {version}")
+    executor = InterpreterExecutor(
+        initializer=settings.initializer,
+        initargs=settings.initargs,
+        max_tasks_per_worker=settings.max_tasks_per_worker,
+    )
+    return Dispatcher(
+        executor,
+        counters,
+        workers=settings.interpreters,
+        max_queue=settings.max_queue,
+        batching=settings.batching,
+        max_batch=256,
+        batch_seconds=0.005,
+    )
