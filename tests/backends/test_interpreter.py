@@ -25,7 +25,7 @@ pytestmark = pytest.mark.anyio
 
 needs_313 = pytest.mark.skipif(
     sys.version_info < (3, 13),
-    reason="subinterpreters need Python 3.13+; `make test` runs this module in .venv313 "
+    reason="subinterpreters need Python 3.13+; `make test` runs it in .venv313 "
     "when a Python 3.13 is installed",
 )
 
