@@ -32,13 +32,13 @@ from __future__ import annotations
 
 import atexit
 import importlib
+import os
 import pickle
 import re
 import sys
 import threading
 import weakref
 from collections.abc import Callable, Sequence
-from queue import SimpleQueue
 from types import ModuleType
 from typing import Any, ClassVar
 
@@ -68,6 +68,7 @@ _FMT_SHARED = 0
 _UNBOUND_REMOVE = 2
 NEEDS = "Python 3.13+ (subinterpreters with their own GIL)"
 _EXIT_JOIN = 5.0
+_MAX_JOBS = 8  # a job and a stop request at most are ever waiting
 _REFUSED = re.compile(r"module (\S+) does not support loading in subinterpreters")
 
 #: One interpreter call: the encoded call and its cancel flag (one byte, shared with the worker).
@@ -101,11 +102,10 @@ _w._initialise(_hybridio_init)
 del _p, _s, _w, _hybridio_init
 """
 
-# Run for each batch. The import is in the script (not kept from _INIT) because the main module's
-# namespace may be the user's ``__mp_main__`` by now.
-_RUN = """\
+# Run once more, for the interpreter's whole life: serve batches until told to stop.
+_SERVE = """\
 from hybridio._backends._interpreter import serve as _hybridio_serve
-_hybridio_serve(_hybridio_queue, _hybridio_calls, _hybridio_flags)
+_hybridio_serve(*_hybridio_lane)
 """
 
 
@@ -126,11 +126,7 @@ class _SharedFlag(CancelToken):
         self._flag[0] = int(value)
 
 
-def serve(queue: int, calls: bytes, flags: Sequence[memoryview]) -> None:
-    """Run a batch in this (sub)interpreter and put its pickled outcomes on ``queue``.
-
-    Called by ``_RUN`` inside the worker interpreter, never in the parent.
-    """
+def _run_batch(calls: bytes, flags: Sequence[memoryview]) -> bytes:
     outcomes: list[Outcome] = []
     for call, flag in zip(pickle.loads(calls), flags, strict=True):
         token = _SharedFlag(flag)
@@ -139,9 +135,27 @@ def serve(queue: int, calls: bytes, flags: Sequence[memoryview]) -> None:
             continue
         with use_token(token):
             outcomes.extend(_worker.run_batch([call])[0])
+    return pickle.dumps(outcomes, _PROTOCOL)
+
+
+def serve(jobs: int, results: int, wake: int, done: int) -> None:
+    """Serve batches in this (sub)interpreter until a ``None`` job; never called in the parent.
+
+    For each byte read from ``wake``: take a job from the ``jobs`` queue, put the pickled
+    outcomes on ``results`` and write a byte to ``done``. Waiting on a pipe releases this
+    interpreter's GIL, and the thread never leaves the interpreter between batches (entering one
+    costs tens of microseconds).
+    """
     modules = _modules()
     assert modules is not None
-    modules[1].put(queue, pickle.dumps(outcomes, _PROTOCOL), _FMT_SHARED, _UNBOUND_REMOVE)
+    queues = modules[1]
+    while True:
+        os.read(wake, 1)
+        job = queues.get(jobs)[0]
+        if job is None:
+            return
+        queues.put(results, _run_batch(*job), _FMT_SHARED, _UNBOUND_REMOVE)
+        os.write(done, b"\0")
 
 
 # -- in the parent ----------------------------------------------------------------------------
@@ -156,18 +170,13 @@ class _InterpreterFailed(Exception):
         super().__init__(self.summary)
 
 
-class _Job:
-    """A batch handed to a lane's thread, and what came back."""
+class _Started:
+    """What a lane's thread says once its interpreter is ready (or could not be made)."""
 
-    __slots__ = ("calls", "done", "error", "flags", "value")
+    __slots__ = ("done", "error")
 
-    def __init__(
-        self, done: Signal, calls: bytes = b"", flags: tuple[memoryview, ...] = ()
-    ) -> None:
-        self.calls = calls
-        self.flags = flags
+    def __init__(self, done: Signal) -> None:
         self.done = done
-        self.value = b""
         self.error: BaseException | None = None
 
     def resolve(self) -> None:
@@ -176,36 +185,63 @@ class _Job:
 
 
 class _Interpreter:
-    """One lane: a subinterpreter and the thread that creates it, runs its batches, destroys it.
+    """One lane: a subinterpreter, the thread it runs on, and the channel to it.
 
-    Every operation on the interpreter happens on that one thread. The lock decides who frees
-    the lane when every caller gave up on a running batch: the event loop (``orphan``) if the
-    batch had returned, else the thread when it returns.
+    Jobs and results travel on two cross-interpreter queues; two pipes wake each side (a pipe
+    is the one thing both an event loop and a subinterpreter can wait on). The lock decides who
+    frees the lane when every caller gave up on a running batch.
     """
 
     __slots__ = (
         "__weakref__",
-        "abandoned",
         "calls_done",
         "closed",
+        "done",
         "exited",
+        "failure",
         "jobs",
         "lock",
-        "release",
+        "results",
         "running",
         "thread",
+        "wake",
     )
 
-    def __init__(self, exited: _Job) -> None:
-        self.jobs: SimpleQueue[_Job | None] = SimpleQueue()
+    def __init__(self, exited: _Started) -> None:
+        modules = _modules()
+        assert modules is not None
+        queues = modules[1]
+        self.jobs: int = queues.create(_MAX_JOBS, _FMT_SHARED, _UNBOUND_REMOVE)
+        self.results: int = queues.create(_MAX_JOBS, _FMT_SHARED, _UNBOUND_REMOVE)
+        self.wake = os.pipe()
+        self.done = os.pipe()
+        os.set_blocking(self.done[0], False)
         self.lock = threading.Lock()
         self.running = False
-        self.abandoned = False
         self.closed = False
-        self.release: Callable[[], None] | None = None
+        self.failure: _InterpreterFailed | None = None
         self.calls_done = 0
         self.exited = exited
         self.thread: threading.Thread | None = None
+
+    def send(self, job: tuple[bytes, tuple[memoryview, ...]] | None) -> None:
+        modules = _modules()
+        assert modules is not None
+        modules[1].put(self.jobs, job, _FMT_SHARED, _UNBOUND_REMOVE)
+        os.write(self.wake[1], b"\0")
+
+    async def receive(self) -> bytes:
+        """Wait for the running batch's pickled outcomes."""
+        await anyio.wait_readable(self.done[0])
+        os.read(self.done[0], 1)
+        modules = _modules()
+        assert modules is not None
+        try:
+            blob: bytes = modules[1].get(self.results)[0]
+        except RuntimeError:  # QueueEmpty: the thread wrote the byte because serve() ended
+            failure = self.failure or "the interpreter stopped serving"
+            raise WorkerLost(reason=f"the interpreter failed: {failure}") from None
+        return blob
 
     def close(self) -> None:
         """Ask the thread to destroy the interpreter once its current batch (if any) returns."""
@@ -213,7 +249,17 @@ class _Interpreter:
             if self.closed:
                 return
             self.closed = True
-        self.jobs.put(None)
+        self.send(None)
+
+    def ended(self) -> None:
+        """On the event loop once the thread has destroyed the interpreter: free the rest."""
+        for fd in (*self.wake, *self.done):
+            os.close(fd)
+        modules = _modules()
+        assert modules is not None
+        modules[1].destroy(self.jobs)
+        modules[1].destroy(self.results)
+        self.exited.resolve()
 
 
 # Lanes not yet closed: at exit the idle ones are closed and joined (a subinterpreter left alive
@@ -229,24 +275,23 @@ def _close_idle() -> None:
             lane.thread.join(_EXIT_JOIN)
 
 
-def _lane(
+def _host(
     lane: _Interpreter,
     init: bytes,
-    started: _Job,
+    started: _Started,
     post: Callable[[Callable[[], object]], None],
 ) -> None:
-    """A lane's thread: create the interpreter, run batches until told to stop, destroy it."""
+    """A lane's thread: create the interpreter, serve in it until told to stop, destroy it."""
     modules = _modules()
     assert modules is not None
-    interpreters, queues = modules
+    interpreters = modules[0]
     try:
         ident = interpreters.create("isolated")
     except BaseException as exc:  # noqa: BLE001 - reported to start()
         started.error = exc
         post(started.resolve)
-        post(lane.exited.resolve)
+        post(lane.ended)
         return
-    queue = queues.create(1, _FMT_SHARED, _UNBOUND_REMOVE)
     try:
         # Sharing a buffer (the cancel flags) needs the module imported on the receiving side.
         failure = interpreters.exec(ident, "import _interpreters")
@@ -254,32 +299,18 @@ def _lane(
             failure = interpreters.exec(ident, _INIT, {"_hybridio_init": init})
         if failure is not None:
             started.error = _InterpreterFailed(failure)
+            post(started.resolve)
+            return
         post(started.resolve)
-        while started.error is None:
-            job = lane.jobs.get()
-            if job is None:
-                break
-            try:
-                shared = {"_hybridio_queue": queue, "_hybridio_calls": job.calls}
-                shared["_hybridio_flags"] = job.flags
-                failure = interpreters.exec(ident, _RUN, shared)
-                if failure is not None:
-                    raise _InterpreterFailed(failure)
-                job.value = queues.get(queue)[0]
-            except BaseException as exc:  # noqa: BLE001 - reported to run_batch()
-                job.error = exc
-            with lane.lock:
-                lane.running = False
-                release = lane.release if lane.abandoned else None
-            post(job.resolve)
-            if release is not None:  # every caller gave up: free the lane from here
-                post(release)
+        channel = (lane.jobs, lane.results, lane.wake[0], lane.done[1])
+        failure = interpreters.exec(ident, _SERVE, {"_hybridio_lane": channel})
+        if failure is not None:  # not the user's code: serve() itself failed
+            lane.failure = _InterpreterFailed(failure)
+            lane.closed = True
+            os.write(lane.done[1], b"\0")  # wake the batch waiting for it
     finally:
-        try:
-            interpreters.destroy(ident)
-        finally:
-            queues.destroy(queue)
-            post(lane.exited.resolve)
+        interpreters.destroy(ident)
+        post(lane.ended)
 
 
 def _refused_module(text: str) -> str | None:
@@ -330,8 +361,10 @@ class InterpreterExecutor:
         self._max_tasks = max_tasks_per_worker
         self._post: Callable[[Callable[[], object]], None] | None = None
         self._new_signal: Callable[[], Signal] | None = None
+        self._task_group: TaskGroup | None = None
 
     def bind(self, task_group: TaskGroup) -> None:
+        self._task_group = task_group
         self._post = loop_callback()
         self._new_signal = signal_factory()
 
@@ -358,10 +391,10 @@ class InterpreterExecutor:
         assert self._post is not None
         assert self._new_signal is not None
         init = self._init_payload()
-        lane = _Interpreter(_Job(self._new_signal()))
-        started = _Job(self._new_signal())
+        lane = _Interpreter(_Started(self._new_signal()))
+        started = _Started(self._new_signal())
         lane.thread = threading.Thread(
-            target=_lane,
+            target=_host,
             args=(lane, init, started, self._post),
             name="hybridio interpreter",
             daemon=True,  # an abandoned call must not keep the process alive at exit
@@ -381,26 +414,16 @@ class InterpreterExecutor:
         raise WorkerStartError(f"{type(error).__name__}: {error}") from error
 
     async def run_batch(self, worker: _Interpreter, payloads: list[Payload]) -> list[Outcome]:
-        assert self._new_signal is not None
         if worker.closed:
             raise WorkerLost(started=False, reason="the interpreter is gone")
-        job = _Job(
-            self._new_signal(),
-            pickle.dumps([payload[0] for payload in payloads], _PROTOCOL),
-            tuple(memoryview(payload[1]) for payload in payloads),
-        )
-        with worker.lock:
-            worker.running = True
-            worker.abandoned = False
-            worker.release = None
-        worker.jobs.put(job)
+        calls = pickle.dumps([payload[0] for payload in payloads], _PROTOCOL)
+        worker.running = True
+        worker.send((calls, tuple(memoryview(payload[1]) for payload in payloads)))
         # A caller that gives up (or a runtime that closes) stops waiting here; the interpreter
         # runs on, and ``orphan`` / ``stop`` say what happens to its lane.
-        await job.done
-        if job.error is not None:
-            worker.close()
-            raise WorkerLost(reason=f"the interpreter failed: {job.error}") from job.error
-        outcomes: list[Outcome] = pickle.loads(job.value)
+        blob = await worker.receive()
+        worker.running = False
+        outcomes: list[Outcome] = pickle.loads(blob)
         worker.calls_done += len(outcomes)
         return outcomes
 
@@ -414,12 +437,22 @@ class InterpreterExecutor:
         payload[1][0] = 1  # seen by cancel_requested() inside the interpreter
 
     def orphan(self, worker: _Interpreter, release: Callable[[], None]) -> bool:
-        with worker.lock:
-            if not worker.running:
-                return False
-            worker.abandoned = True
-            worker.release = release
-            return True
+        if not worker.running:
+            return False
+        assert self._task_group is not None
+        self._task_group.start_soon(self._drain, worker, release)
+        return True
+
+    @staticmethod
+    async def _drain(worker: _Interpreter, release: Callable[[], None]) -> None:
+        """Wait for a batch every caller gave up on, discard its outcomes, free its lane."""
+        try:
+            await worker.receive()
+        except WorkerLost:
+            pass
+        finally:
+            worker.running = False
+            release()
 
     def alive(self, worker: _Interpreter) -> bool:
         return not worker.closed
@@ -432,10 +465,8 @@ class InterpreterExecutor:
 
     async def stop(self, worker: _Interpreter) -> None:
         """Destroy an idle interpreter now; a running one as soon as its batch returns."""
-        with worker.lock:
-            running = worker.running
         worker.close()
-        if not running:
+        if not worker.running:
             with anyio.CancelScope(shield=True):
                 await worker.exited.done
 
