@@ -31,6 +31,7 @@ pool is shared per event loop, and a call that cannot cross surfaces as a bare p
 from __future__ import annotations
 
 import atexit
+import functools
 import importlib
 import os
 import pickle
@@ -75,6 +76,7 @@ _REFUSED = re.compile(r"module (\S+) does not support loading in subinterpreters
 Payload = tuple[EncodedCall, bytearray]
 
 
+@functools.cache
 def _modules() -> tuple[ModuleType, ModuleType] | None:
     """``(_interpreters, _interpqueues)`` on CPython 3.13+, else None."""
     if sys.version_info < (3, 13):

@@ -91,7 +91,7 @@ async def _parallel(kinds: list[str], n: int, rounds: int) -> list[Row]:
             run = functools.partial(rt.run, kind=_kind(kind))
             async with anyio.create_task_group() as tg:  # start the workers (not measured)
                 for _ in range(_WORKERS):
-                    tg.start_soon(run, spin, 1000)
+                    tg.start_soon(run, spin, n)  # and teach the dispatcher its cost
             inline = best = float("inf")
             for _ in range(rounds):
                 inline = min(inline, _timed(lambda: [spin(n) for _ in range(_CALLS)]))
