@@ -58,8 +58,8 @@ from .._core._signal import Signal, loop_callback, signal_factory
 from . import _worker
 from ._dispatch import Dispatcher
 from ._executor import Capabilities, Outcome, WorkerLost, WorkerStartError
-from ._process import _decode
-from ._serialize import EncodedCall, encode_call, encode_function, main_path
+from ._process import ProcessExecutor, _decode
+from ._serialize import EncodedCall, encode_call
 
 __all__ = ["InterpreterExecutor", "available", "create", "serve"]
 
@@ -358,8 +358,7 @@ class InterpreterExecutor:
         initargs: tuple[Any, ...] = (),
         max_tasks_per_worker: int | None = None,
     ) -> None:
-        self._initializer = initializer
-        self._initargs = initargs
+        self._for_init = ProcessExecutor(initializer=initializer, initargs=initargs)
         self._max_tasks = max_tasks_per_worker
         self._post: Callable[[Callable[[], object]], None] | None = None
         self._new_signal: Callable[[], Signal] | None = None
@@ -380,14 +379,8 @@ class InterpreterExecutor:
         return name, (call, bytearray(1))
 
     def _init_payload(self) -> bytes:
-        initializer = initargs = None
-        if self._initializer is not None:
-            try:
-                initializer = encode_function(self._initializer)[1]
-                initargs = pickle.dumps(self._initargs, _PROTOCOL)
-            except Exception as exc:
-                raise WorkerStartError(f"{type(exc).__name__}: {exc}") from exc
-        return pickle.dumps((sys.path, main_path(), initializer, initargs), _PROTOCOL)
+        """The worker process's INIT payload (sys.path, main script, initializer), unframed."""
+        return self._for_init._init_message()[_worker.HEADER.size :]
 
     async def start(self) -> _Interpreter:
         assert self._post is not None
