@@ -10,7 +10,9 @@ the same run. Scenarios:
 
 * ``parallel``: 4 calls of ~50 ms of pure-Python work, inline (one after the other on the loop)
   against ``kind="interpreter"`` and ``kind="cpu"`` on 2 workers (started beforehand);
-  on a free-threaded build with the GIL off, ``kind="cpu"`` on threads too.
+  on a free-threaded build with the GIL off, ``kind="cpu"`` on threads too. Each round runs
+  inline and then every kind, so that a busy spell of the machine hits them all.
+* ``tiny``: calls per second of 1000 concurrent calls that do nothing (batched round trips).
 * ``round_trip``: the median latency of a call that does nothing, one at a time.
 * ``start_up``: a fresh runtime's first call (worker start-up and imports included).
 * ``memory``: what one more worker costs: the parent's USS growth per interpreter, and a worker
@@ -28,6 +30,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
@@ -83,30 +86,54 @@ def _kind(kind: str) -> Kind:
 
 
 async def _parallel(kinds: list[str], n: int, rounds: int) -> list[Row]:
-    """Best of ``rounds`` for each kind, each round right after an inline round (same noise)."""
-    rows = []
-    inline_best = float("inf")
-    for kind in kinds:
-        async with _runtime(kind, _WORKERS) as rt:
-            run = functools.partial(rt.run, kind=_kind(kind))
+    """Best of ``rounds``; every round runs inline and then each kind (the same noise for all)."""
+    async with AsyncExitStack() as stack:
+        runs = {}
+        for kind in kinds:
+            rt = await stack.enter_async_context(_runtime(kind, _WORKERS))
+            runs[kind] = functools.partial(rt.run, kind=_kind(kind))
             async with anyio.create_task_group() as tg:  # start the workers (not measured)
                 for _ in range(_WORKERS):
-                    tg.start_soon(run, spin, n)  # and teach the dispatcher its cost
-            inline = best = float("inf")
-            for _ in range(rounds):
-                inline = min(inline, _timed(lambda: [spin(n) for _ in range(_CALLS)]))
+                    tg.start_soon(runs[kind], spin, n)  # and teach the dispatcher its cost
+        best = dict.fromkeys(["inline", *kinds], float("inf"))
+        for _ in range(rounds):
+            best["inline"] = min(best["inline"], _timed(lambda: [spin(n) for _ in range(_CALLS)]))
+            for kind, run in runs.items():
                 start = time.perf_counter()
                 async with anyio.create_task_group() as tg:
                     for _ in range(_CALLS):
                         tg.start_soon(run, spin, n)
-                best = min(best, time.perf_counter() - start)
-        inline_best = min(inline_best, inline)
-        rows.append(_row(f"parallel/{kind}", best, "s", f"{_CALLS} x ~50 ms on {_WORKERS}"))
+                best[kind] = min(best[kind], time.perf_counter() - start)
+    inline = best["inline"]
+    rows = [_row("parallel/inline", inline, "s", f"{_CALLS} x ~50 ms in a row")]
+    for kind in kinds:
+        rows.append(_row(f"parallel/{kind}", best[kind], "s", f"{_CALLS} x ~50 ms on {_WORKERS}"))
         rows.append(
-            _row(f"parallel/{kind}/speed-up", inline / best, "x", "inline / this, same rounds")
+            _row(f"parallel/{kind}/speed-up", inline / best[kind], "x", "inline / this, best of")
         )
-    rows.insert(0, _row("parallel/inline", inline_best, "s", f"{_CALLS} x ~50 ms in a row"))
     return rows
+
+
+async def _tiny_throughput(kinds: list[str], calls: int, rounds: int) -> list[Row]:
+    """Calls per second of ``calls`` concurrent do-nothing calls (what offloading itself costs)."""
+    async with AsyncExitStack() as stack:
+        runs = {}
+        for kind in kinds:
+            rt = await stack.enter_async_context(_runtime(kind, _WORKERS))
+            runs[kind] = functools.partial(rt.run, kind=_kind(kind))
+            await runs[kind](noop)
+        best = dict.fromkeys(kinds, float("inf"))
+        for _ in range(rounds):
+            for kind, run in runs.items():
+                start = time.perf_counter()
+                async with anyio.create_task_group() as tg:
+                    for _ in range(calls):
+                        tg.start_soon(run, noop)
+                best[kind] = min(best[kind], time.perf_counter() - start)
+    return [
+        _row(f"tiny/{kind}", calls / best[kind], "calls/s", f"{calls} concurrent no-op calls")
+        for kind in kinds
+    ]
 
 
 async def _round_trip(kinds: list[str], calls: int) -> list[Row]:
@@ -172,6 +199,7 @@ async def _measure(quick: bool) -> list[Row]:
         _row("machine/gil", float(gil_enabled()), "", f"Python {sys.version.split()[0]}"),
     ]
     rows += await _parallel(kinds, n, rounds)
+    rows += await _tiny_throughput(kinds, 1000, rounds)
     rows += await _round_trip(kinds, 200 if quick else 1000)
     rows += await _start_up(kinds, rounds)
     rows += await _memory(kinds)
