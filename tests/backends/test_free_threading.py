@@ -79,3 +79,9 @@ async def test_auto_runs_cpu_work_on_threads_when_the_gil_is_off() -> None:
     async with Runtime(cpu_workers=2) as rt:
         pid, _ = await rt.run_cpu(w.where)
         assert pid == os.getpid()
+
+
+def test_interpreters_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="interpreters"):
+        Runtime(interpreters=0)
+    assert Runtime(interpreters=3).interpreters == 3
