@@ -191,10 +191,10 @@ class Runtime:
 
     @property
     def cpu_on_threads(self) -> bool:
-        """True when ``kind="cpu"`` runs on threads here (see ``cpu_backend``).
+        """True when ``kind="cpu"`` would run on threads now (see ``cpu_backend``).
 
-        Read when the cpu backend is created (its first call): a free-threaded build can turn
-        the GIL back on when it imports an extension module that needs it.
+        The cpu backend decides once, when it is created (its first call): a free-threaded
+        build can turn the GIL back on when it imports an extension module that needs it.
         """
         return cpu_runs_on_threads(self.cpu_backend, gil_enabled=gil_enabled())
 
@@ -227,7 +227,9 @@ class Runtime:
 
         backend = self._backend(kind)
         if not isinstance(backend, Dispatcher):
-            raise ValueError(f"kind={kind!r} has no workers to map over; use 'cpu' or 'blocking'")
+            raise ValueError(
+                f"kind={kind!r} has no workers to map over; use 'cpu', 'interpreter' or 'blocking'"
+            )
         return backend
 
     # -- running work ------------------------------------------------------------------------
@@ -260,8 +262,9 @@ class Runtime:
         """Run ``fn(*args)`` where ``kind`` says and return its result.
 
         ``kind`` is ``"inline"`` (on the event loop), ``"blocking"`` (a worker thread), ``"cpu"``
-        (a worker process) or ``"interpreter"`` (a subinterpreter, Python 3.13+); by default the kind a ``@cpu_bound``/``@blocking`` decorator declared,
-        else ``"cpu"``. Pass keyword arguments with ``functools.partial``.
+        (a worker process) or ``"interpreter"`` (a subinterpreter, Python 3.13+); by default the
+        kind a ``@cpu_bound``/``@blocking`` decorator declared, else ``"cpu"``. Pass keyword
+        arguments with ``functools.partial``.
 
         Raises:
             OffloadTimeout: past ``timeout`` (or the runtime's default timeout).
