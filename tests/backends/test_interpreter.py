@@ -222,3 +222,18 @@ async def test_an_interpreter_closed_while_running_is_destroyed_when_it_returns(
     # The call saw its flag and returned: its lane's thread then destroyed the interpreter.
     await _eventually(lambda: ident not in _interpreters_alive())
     assert marker.read_text() == "cancelled"
+
+
+def _lane_threads() -> int:
+    return sum(t.name == "hybridio interpreter" for t in threading.enumerate())
+
+
+@needs_313
+async def test_no_file_descriptor_or_thread_is_left_behind() -> None:
+    fds_before = set(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        async with Runtime(interpreters=2) as runtime, anyio.create_task_group() as tg:
+            for i in range(6):
+                tg.start_soon(functools.partial(runtime.run, kind="interpreter"), w.square, i)
+    await _eventually(lambda: _lane_threads() == 0)
+    assert set(os.listdir("/proc/self/fd")) <= fds_before
