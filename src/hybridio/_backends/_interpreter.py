@@ -68,7 +68,6 @@ _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _FMT_SHARED = 0
 _UNBOUND_REMOVE = 2
 NEEDS = "Python 3.13+ (subinterpreters with their own GIL)"
-_EXIT_JOIN = 5.0
 _MAX_JOBS = 8  # a job and a stop request at most are ever waiting
 _REFUSED = re.compile(r"module (\S+) does not support loading in subinterpreters")
 
@@ -264,17 +263,19 @@ class _Interpreter:
         self.exited.resolve()
 
 
-# Lanes not yet closed: at exit the idle ones are closed and joined (a subinterpreter left alive
-# at shutdown is an error the interpreter reports).
+# Lanes whose thread may still run. At exit each is told to stop and joined: a thread still
+# inside its subinterpreter when Python finalises is a fatal error, so the exit waits for a call
+# still running (as concurrent.futures does for its workers).
 _live: weakref.WeakSet[_Interpreter] = weakref.WeakSet()
 
 
 @atexit.register
-def _close_idle() -> None:
+def _stop_all() -> None:
     for lane in list(_live):
-        if not lane.running and lane.thread is not None:
+        thread = lane.thread
+        if thread is not None and thread.is_alive():
             lane.close()
-            lane.thread.join(_EXIT_JOIN)
+            thread.join()
 
 
 def _host(
