@@ -2,16 +2,18 @@
 
 Each lane is one subinterpreter, created in the ``"isolated"`` configuration (its own GIL, no
 fork, no exec, and only extension modules that support being loaded in several interpreters).
-Each lane has a dedicated thread that creates the interpreter, runs its batches and destroys it
-(every operation on an interpreter happens on one thread). Running a batch, the thread enters
-the interpreter, so it holds that interpreter's GIL and not the main one: pure-Python work runs
-in parallel with the event loop and with the other lanes.
+Each lane has a dedicated thread that creates the interpreter, then stays inside it serving
+batches until told to stop, then destroys it (every operation on an interpreter happens on that
+one thread). Inside, the thread holds that interpreter's GIL and not the main one: pure-Python
+work runs in parallel with the event loop and with the other lanes. Entering an interpreter
+costs tens of microseconds, so it is entered once, not per batch.
 
-What crosses, and how (as ``anyio.to_interpreter`` does on 3.13): calls are pickled in the
-parent exactly as for worker processes (``encode_call``) and handed over as ``bytes``, which are
-shared between interpreters without copying; the subinterpreter runs them with the process
-worker's own ``run_batch`` and sends the pickled outcomes back through a cross-interpreter
-queue. So the rules of ``kind="cpu"`` hold: what cannot be pickled raises ``NotPicklable``
+What crosses, and how (the same private 3.13 modules ``anyio.to_interpreter`` uses): calls are
+pickled in the parent exactly as for worker processes (``encode_call``) and put as ``bytes`` on
+a cross-interpreter queue, with a byte on a pipe to wake the lane; the subinterpreter runs them
+with the process worker's own ``run_batch``, puts the pickled outcomes on a second queue and
+writes a byte to a second pipe, which the event loop waits on (no thread of the parent's is
+involved). So the rules of ``kind="cpu"`` hold: what cannot be pickled raises ``NotPicklable``
 before anything is sent, and the worker imports the parent's main script as ``__mp_main__``
 and runs the Runtime's ``initializer``. A module that refuses subinterpreters (an extension
 module without multi-phase initialisation: ``ImportError: module X does not support loading in
@@ -189,8 +191,8 @@ class _Interpreter:
     """One lane: a subinterpreter, the thread it runs on, and the channel to it.
 
     Jobs and results travel on two cross-interpreter queues; two pipes wake each side (a pipe
-    is the one thing both an event loop and a subinterpreter can wait on). The lock decides who
-    frees the lane when every caller gave up on a running batch.
+    is the one thing both an event loop and a subinterpreter can wait on). The lock makes
+    ``close`` idempotent across the event loop and the exit handler.
     """
 
     __slots__ = (
