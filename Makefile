@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hybridio-installed
 
-.PHONY: demo test lint typecheck pytest docs install clean
+.PHONY: demo test lint typecheck pytest pytest313 docs install clean
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) && $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
@@ -41,7 +41,22 @@ pytest: $(STAMP)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir site
 
-test: lint typecheck docs pytest
+test: lint typecheck docs pytest pytest313
 
 clean:
-	rm -rf $(VENV) .coverage htmlcov .mypy_cache .ruff_cache site
+	rm -rf $(VENV) $(VENV313) .coverage htmlcov .mypy_cache .ruff_cache site
+
+# The core suite and the backends' tests also run on Python 3.13 (kind="interpreter" needs it), in a
+# second venv, when a 3.13 is installed: python3.13 on PATH, else pyenv's latest 3.13.
+PYTHON313 ?= $(shell for p in "$$(command -v python3.13)" "$$(PYENV_VERSION=$$(pyenv latest 3.13 2>/dev/null) pyenv which python3.13 2>/dev/null)"; do [ -n "$$p" ] && "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null && { echo "$$p"; break; }; done)
+VENV313 := .venv313
+STAMP313 := $(VENV313)/.hybridio-installed
+
+$(STAMP313): pyproject.toml Makefile
+	@test -x $(VENV313)/bin/python || $(PYTHON313) -m venv $(VENV313)
+	$(VENV313)/bin/python -m pip install --quiet --upgrade 'pip>=25.1'
+	$(VENV313)/bin/python -m pip install --quiet -e '.[cloudpickle]' --group test-core
+	@touch $(STAMP313)
+
+pytest313:
+	@if [ -z "$(PYTHON313)" ]; then echo "pytest313: SKIPPED: no Python 3.13 here (python3.13 on PATH or a pyenv 3.13), so kind='interpreter' is not tested for real"; else $(MAKE) --no-print-directory $(STAMP313) && $(VENV313)/bin/python -m pytest tests/core tests/backends; fi

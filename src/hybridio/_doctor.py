@@ -8,12 +8,12 @@ import multiprocessing
 import os
 import platform
 import sys
-import sysconfig
 from dataclasses import asdict, dataclass
 
 import click
 
 from ._extras import EXTRA_MODULES, install_hint
+from ._runtime._gil import free_threaded_build, gil_enabled
 
 __all__ = ["Diagnosis", "diagnose", "doctor"]
 
@@ -42,7 +42,9 @@ class Diagnosis:
         tips = []
         if self.free_threaded_build and not self.gil_enabled:
             tips.append(
-                "free-threaded build with the GIL off: threads run Python code in parallel."
+                "free-threaded build with the GIL off: threads run Python code in parallel, so "
+                "kind='cpu' runs on threads here (no pickling, no worker start-up; "
+                "Runtime(cpu_backend='process') keeps processes)."
             )
         else:
             tips.append(
@@ -52,7 +54,13 @@ class Diagnosis:
             )
         if not self.subinterpreters:
             tips.append(
-                f"subinterpreters (anyio.to_interpreter) need Python 3.13+; this is {self.python}."
+                f"kind='interpreter' (subinterpreters, one GIL each) needs Python 3.13+; "
+                f"this is {self.python}."
+            )
+        else:
+            tips.append(
+                "kind='interpreter' is available: pure-Python work in subinterpreters with a GIL "
+                "each (cheaper calls than processes; extension modules must support them)."
             )
         if self.packages.get("uvloop") is None:
             tips.append("uvloop is not installed: hybridio.web will use the default asyncio loop.")
@@ -77,9 +85,8 @@ def _version(name: str) -> str | None:
 
 def diagnose() -> Diagnosis:
     """Collect the facts."""
-    free_threaded = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
-    gil_check = getattr(sys, "_is_gil_enabled", None)
-    gil_enabled = True if gil_check is None else bool(gil_check())
+    free_threaded = free_threaded_build()
+    gil_on = gil_enabled()
     return Diagnosis(
         python=platform.python_version(),
         implementation=platform.python_implementation(),
@@ -87,7 +94,7 @@ def diagnose() -> Diagnosis:
         platform=platform.platform(),
         cpus=os.cpu_count() or 1,
         free_threaded_build=free_threaded,
-        gil_enabled=gil_enabled,
+        gil_enabled=gil_on,
         start_method=multiprocessing.get_start_method(allow_none=False),
         subinterpreters=sys.version_info >= (3, 13),
         packages={name: _version(name) for name in _PACKAGES},

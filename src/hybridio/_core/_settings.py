@@ -21,3 +21,7 @@ class Settings:
     max_tasks_per_worker: int | None
     max_worker_rss: int | None
     batching: bool
+    #: subinterpreters of ``kind="interpreter"`` (Python 3.13+)
+    interpreters: int = 1
+    #: where ``kind="cpu"`` runs: "auto" (threads when the GIL is off), "process" or "thread"
+    cpu_backend: str = "auto"

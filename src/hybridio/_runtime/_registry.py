@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from .._core._metrics import KindCounters
 from .._core._settings import Settings
+from ._gil import cpu_runs_on_threads, gil_enabled
 
 if TYPE_CHECKING:
     from .._backends._base import Backend
@@ -22,10 +23,13 @@ BACKENDS: dict[str, str] = {
     "inline": "hybridio._backends._inline",
     "blocking": "hybridio._backends._thread",
     "cpu": "hybridio._backends._process",
+    "interpreter": "hybridio._backends._interpreter",
 }
 
 #: The module of kind "cpu" when the runtime has a cluster (``Runtime(cluster=...)``).
 CLUSTER_BACKEND = "hybridio._backends._cluster"
+#: ``kind="cpu"`` where threads run Python in parallel (free-threaded CPython, GIL off)
+CPU_ON_THREADS = "hybridio._backends._cpu_thread"
 
 
 class _Factory(Protocol):
@@ -41,5 +45,8 @@ def create_backend(
             settings, counters, cluster=cluster
         )
         return backend
-    factory: _Factory = import_module(BACKENDS[kind]).create
+    module = BACKENDS[kind]
+    if kind == "cpu" and cpu_runs_on_threads(settings.cpu_backend, gil_enabled=gil_enabled()):
+        module = CPU_ON_THREADS
+    factory: _Factory = import_module(module).create
     return factory(settings, counters)

@@ -19,6 +19,7 @@ from .._core._exceptions import RuntimeClosed
 from .._core._metrics import KindCounters, RuntimeStats
 from .._core._settings import Settings
 from .._core._validate import check_count, check_positive
+from ._gil import CPU_BACKENDS, CpuBackend, cpu_runs_on_threads, gil_enabled
 from ._registry import BACKENDS, create_backend
 
 if TYPE_CHECKING:
@@ -32,8 +33,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 PosArgsT = TypeVarTuple("PosArgsT")
 
-Kind = Literal["inline", "blocking", "cpu"]
-KINDS: tuple[Kind, ...] = ("inline", "blocking", "cpu")
+Kind = Literal["inline", "blocking", "cpu", "interpreter"]
+KINDS: tuple[Kind, ...] = ("inline", "blocking", "cpu", "interpreter")
 
 _current: ContextVar[Runtime | None] = ContextVar("hybridio_current_runtime", default=None)
 
@@ -86,6 +87,11 @@ class Runtime:
             cluster object (default: the ``HYBRIDIO_CLUSTER`` environment variable, if set).
             ``cpu_workers`` is then how many batches may be on the cluster at once (default: 64;
             Dask queues what its workers cannot run yet). Needs ``hybridio[cluster]``.
+        interpreters: subinterpreters for ``kind="interpreter"`` (Python 3.13+; default: the
+            number of CPUs). Each has its own GIL; see docs/core.md.
+        cpu_backend: where ``kind="cpu"`` runs: ``"process"`` (worker processes), ``"thread"``
+            (worker threads: no pickling, parallel only where the GIL is off) or ``"auto"``
+            (the default: threads on a free-threaded CPython with the GIL off, else processes).
 
     Example::
 
@@ -107,6 +113,8 @@ class Runtime:
         max_worker_rss: int | None = None,
         batching: bool = True,
         cluster: object | None = None,
+        interpreters: int | None = None,
+        cpu_backend: CpuBackend = "auto",
     ) -> None:
         cpus = os.cpu_count() or 2
         if cluster is None:
@@ -124,12 +132,20 @@ class Runtime:
         check_positive("timeout", timeout)
         check_positive("max_tasks_per_worker", max_tasks_per_worker)
         check_positive("max_worker_rss", max_worker_rss)
+        interpreters = check_count("interpreters", cpus if interpreters is None else interpreters)
+        if cpu_backend not in CPU_BACKENDS:
+            raise ValueError(
+                f"cpu_backend must be one of {', '.join(map(repr, CPU_BACKENDS))}, "
+                f"got {cpu_backend!r}"
+            )
         if initializer is not None and not callable(initializer):
             raise TypeError(f"initializer must be callable, got {initializer!r}")
         self.cpu_workers = cpu_workers
         self.threads = threads
         self.max_queue = max_queue
         self.timeout = timeout
+        self.interpreters = interpreters
+        self.cpu_backend: CpuBackend = cpu_backend
         self._settings = Settings(
             cpu_workers=cpu_workers,
             threads=threads,
@@ -139,6 +155,8 @@ class Runtime:
             max_tasks_per_worker=max_tasks_per_worker,
             max_worker_rss=max_worker_rss,
             batching=batching,
+            interpreters=interpreters,
+            cpu_backend=cpu_backend,
         )
         self._counters = {kind: KindCounters(kind) for kind in BACKENDS}
         self._backends: dict[str, Backend] = {}
@@ -187,6 +205,15 @@ class Runtime:
                 await backend.aclose()
 
     @property
+    def cpu_on_threads(self) -> bool:
+        """True when ``kind="cpu"`` would run on threads now (see ``cpu_backend``).
+
+        The cpu backend decides once, when it is created (its first call): a free-threaded
+        build can turn the GIL back on when it imports an extension module that needs it.
+        """
+        return cpu_runs_on_threads(self.cpu_backend, gil_enabled=gil_enabled())
+
+    @property
     def closed(self) -> bool:
         """True once ``aclose()`` ran or the ``async with`` block was left."""
         return self._closed
@@ -216,7 +243,7 @@ class Runtime:
         backend = self._backend(kind)
         if not isinstance(backend, Dispatcher):
             raise ValueError(  # noqa: TRY004 - a kind value, not a type, is wrong
-                f"kind={kind!r} has no workers to map over; use 'cpu' or 'blocking'"
+                f"kind={kind!r} has no workers to map over; use 'cpu', 'interpreter' or 'blocking'"
             )
         return backend
 
@@ -249,9 +276,10 @@ class Runtime:
     ) -> Any:
         """Run ``fn(*args)`` where ``kind`` says and return its result.
 
-        ``kind`` is ``"inline"`` (on the event loop), ``"blocking"`` (a worker thread) or ``"cpu"``
-        (a worker process); by default the kind a ``@cpu_bound``/``@blocking`` decorator declared,
-        else ``"cpu"``. Pass keyword arguments with ``functools.partial``.
+        ``kind`` is ``"inline"`` (on the event loop), ``"blocking"`` (a worker thread), ``"cpu"``
+        (a worker process) or ``"interpreter"`` (a subinterpreter, Python 3.13+); by default the
+        kind a ``@cpu_bound``/``@blocking`` decorator declared, else ``"cpu"``. Pass keyword
+        arguments with ``functools.partial``.
 
         Raises:
             OffloadTimeout: past ``timeout`` (or the runtime's default timeout).
@@ -259,6 +287,8 @@ class Runtime:
             NotPicklable: process work whose function, arguments or result cannot be pickled.
             WorkerCrashed: the worker process died while running it.
             WorkerStartFailed: worker processes cannot start (the initializer raised).
+            BackendUnavailable: the kind cannot run here (``"interpreter"`` before Python 3.13,
+                or a module the function needs refuses subinterpreters).
         """
         backend, timeout = self._route(fn, kind, timeout)
         return await backend.call(fn, args, timeout=timeout)
