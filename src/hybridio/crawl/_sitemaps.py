@@ -1,0 +1,68 @@
+"""Sitemaps (sitemaps.org protocol) as extra seeds: ``<urlset>`` and ``<sitemapindex>``, gzipped
+or not, found through robots.txt ``Sitemap:`` lines or at ``/sitemap.xml``."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Awaitable, Callable
+from xml.etree import ElementTree
+
+from ._fetcher import FetchResult
+
+__all__ = ["parse_sitemap", "sitemap_urls"]
+
+#: Sitemaps read for one crawl at most (an index may list many; each holds up to 50,000 URLs).
+MAX_SITEMAPS = 50
+
+
+def parse_sitemap(data: bytes) -> tuple[list[str], list[str]]:
+    """``(page URLs, sitemap URLs)`` listed by a sitemap (``urlset``) or an index of sitemaps.
+
+    Malformed XML gives what was read before the error (nothing, at worst).
+    """
+    if data.startswith(b"\x1f\x8b"):
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error):
+            return [], []
+    pages: list[str] = []
+    sitemaps: list[str] = []
+    parser = ElementTree.XMLPullParser(events=("start", "end"))
+    try:
+        parser.feed(data)
+        parser.close()
+    except ElementTree.ParseError:
+        pass
+    stack: list[str] = []
+    for event, element in parser.read_events():
+        if not isinstance(element, ElementTree.Element):
+            continue  # namespace events, which were not asked for
+        tag = element.tag.rpartition("}")[2]
+        if event == "start":
+            stack.append(tag)
+            continue
+        stack.pop()
+        if tag == "loc" and element.text and stack:
+            (sitemaps if stack[-1] == "sitemap" else pages).append(element.text.strip())
+        elif tag in ("url", "sitemap"):
+            element.clear()
+    return pages, sitemaps
+
+
+async def sitemap_urls(
+    fetch: Callable[[str], Awaitable[FetchResult]], start: list[str]
+) -> list[str]:
+    """Page URLs of the sitemaps at ``start`` and of the sitemaps they list (indexes)."""
+    pending, seen, found = list(start), set(start), []
+    while pending and len(seen) - len(pending) < MAX_SITEMAPS:
+        answer = await fetch(pending.pop(0))
+        if answer.outcome != "ok" or answer.status >= 300 or answer.body is None:
+            continue
+        pages, nested = parse_sitemap(answer.body)
+        found += pages
+        for url in nested:
+            if url not in seen:
+                seen.add(url)
+                pending.append(url)
+    return found
