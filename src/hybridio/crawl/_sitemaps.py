@@ -19,7 +19,7 @@ MAX_SITEMAPS = 50
 def parse_sitemap(data: bytes) -> tuple[list[str], list[str]]:
     """``(page URLs, sitemap URLs)`` listed by a sitemap (``urlset``) or an index of sitemaps.
 
-    Malformed XML gives what was read before the error (nothing, at worst).
+    Malformed XML gives nothing.
     """
     if data.startswith(b"\x1f\x8b"):
         try:
@@ -28,25 +28,15 @@ def parse_sitemap(data: bytes) -> tuple[list[str], list[str]]:
             return [], []
     pages: list[str] = []
     sitemaps: list[str] = []
-    parser = ElementTree.XMLPullParser(events=("start", "end"))
     try:
-        parser.feed(data)
-        parser.close()
+        root = ElementTree.fromstring(data)
     except ElementTree.ParseError:
-        pass
-    stack: list[str] = []
-    for event, element in parser.read_events():
-        if not isinstance(element, ElementTree.Element):
-            continue  # namespace events, which were not asked for
-        tag = element.tag.rpartition("}")[2]
-        if event == "start":
-            stack.append(tag)
-            continue
-        stack.pop()
-        if tag == "loc" and element.text and stack:
-            (sitemaps if stack[-1] == "sitemap" else pages).append(element.text.strip())
-        elif tag in ("url", "sitemap"):
-            element.clear()
+        return [], []
+    for entry in root:
+        kind = entry.tag.rpartition("}")[2]
+        for child in entry:
+            if child.tag.rpartition("}")[2] == "loc" and child.text and child.text.strip():
+                (sitemaps if kind == "sitemap" else pages).append(child.text.strip())
     return pages, sitemaps
 
 
