@@ -216,16 +216,15 @@ class Crawler:
         """In-scope page URLs of the sitemaps of the seeds' origins."""
         starts: list[str] = []
         for site in dict.fromkeys(origin(url) for url, _ in seeds):
-            listed = await self._robots.sitemaps(site + "/")
-            starts += listed or [site + "/sitemap.xml"]
+            listed = [normalize_url(url, site + "/") for url in await self._robots.sitemaps(site)]
+            starts += [url for url in listed if url is not None] or [site + "/sitemap.xml"]
 
         async def fetch(url: str) -> FetchResult:
             return await self._retrying(
                 partial(self._fetcher.fetch_text, limit=self.config.max_bytes), url, paced=False
             )
 
-        found = [normalize_url(url) for url in await sitemap_urls(fetch, starts)]
-        return [url for url in found if url is not None and url in self.scope]
+        return [url for url in await sitemap_urls(fetch, starts) if url in self.scope]
 
     async def _fetch_robots(self, url: str) -> FetchResult:
         return await self._retrying(self._fetcher.fetch_text, url, paced=False)

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from xml.etree import ElementTree
 
 from ._fetcher import FetchResult
+from ._frontier import normalize_url
 
 __all__ = ["parse_sitemap", "sitemap_urls"]
 
@@ -43,16 +44,17 @@ def parse_sitemap(data: bytes) -> tuple[list[str], list[str]]:
 async def sitemap_urls(
     fetch: Callable[[str], Awaitable[FetchResult]], start: list[str]
 ) -> list[str]:
-    """Page URLs of the sitemaps at ``start`` and of the sitemaps they list (indexes)."""
+    """Page URLs (normalised) of the sitemaps at ``start`` and of the sitemaps they list."""
     pending, seen, found = list(start), set(start), []
     while pending and len(seen) - len(pending) < MAX_SITEMAPS:
-        answer = await fetch(pending.pop(0))
+        current = pending.pop(0)
+        answer = await fetch(current)
         if answer.outcome != "ok" or answer.status >= 300 or answer.body is None:
             continue
         pages, nested = parse_sitemap(answer.body)
-        found += pages
-        for url in nested:
-            if url not in seen:
+        found += [url for url in (normalize_url(u, current) for u in pages) if url is not None]
+        for url in (normalize_url(u, current) for u in nested):
+            if url is not None and url not in seen:
                 seen.add(url)
                 pending.append(url)
     return found

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import socket
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -99,6 +101,7 @@ class TestSiteServer:
         self.manifest: SiteManifest = load_manifest(self.root)
         self.faults = faults or Faults()
         self.requests: Counter[str] = Counter()
+        self.request_times: dict[str, list[float]] = {}  # path -> time.monotonic() of each
         self._cache: dict[str, bytes] = {}
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -146,13 +149,14 @@ class TestSiteServer:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         self.requests[path] += 1
+        self.request_times.setdefault(path, []).append(time.monotonic())
         faults = self.faults
         if faults.latency:
             await asyncio.sleep(faults.latency)
         if path == "/robots.txt" and faults.robots_status is not None:
             return web.Response(status=faults.robots_status)
         if path in self.manifest.redirects:
-            raise web.HTTPFound(self.manifest.redirects[path])
+            raise web.HTTPFound(quote(self.manifest.redirects[path], safe="/%"))
         body = self._file(path)
         if body is None:
             raise web.HTTPNotFound()

@@ -288,12 +288,8 @@ def _write_quirks(writer: _Writer, manifest: SiteManifest) -> list[str]:
         writer.write(unquote(path), body)
         manifest.links[path] = [*links.get(path, []), "/"]
     manifest.content_types["/quirks/header-charset.html"] = "text/html; charset=ISO-8859-1"
-    return [
-        path
-        for path in pages
-        if path not in ("/quirks/caf%C3%A9.html",)
-        and path not in {link for targets in links.values() for link in targets}
-    ]
+    linked = {link for targets in links.values() for link in targets}
+    return [path for path in pages if path not in linked]
 
 
 def write_site(
@@ -302,12 +298,14 @@ def write_site(
     links: dict[str, list[str]] | None = None,
     *,
     content_types: dict[str, str] | None = None,
+    redirects: dict[str, str] | None = None,
     robots: str = "User-agent: *\nDisallow:\n",
 ) -> SiteManifest:
     """Write a hand-made site (URL path -> body) that ``TestSiteServer`` can serve.
 
     ``links`` (path -> in-site paths it links to) goes into the manifest, for
-    ``SiteManifest.reachable``; ``content_types`` overrides the served Content-Type per path.
+    ``SiteManifest.reachable``; ``content_types`` overrides the served Content-Type per path;
+    ``redirects`` maps paths to the paths they redirect to (302).
     """
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
@@ -316,6 +314,7 @@ def write_site(
         writer.write(unquote(path), body)
     manifest = SiteManifest(seed=0, pages=len(pages), links=dict(links or {}))
     manifest.content_types = dict(content_types or {})
+    manifest.redirects = dict(redirects or {})
     (root / "robots.txt").write_text(robots)
     (root / MANIFEST).write_text(json.dumps(asdict(manifest), indent=1))
     return manifest
