@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import ada_url
 
@@ -22,8 +23,9 @@ def normalize_url(href: str, base: str | None = None) -> str | None:
     path is ``/``, non-ASCII characters are percent-encoded as UTF-8. The fragment is dropped.
     Only http(s) URLs are crawlable; a bare fragment (``#top``, the page itself) is not a link.
     """
-    href = href.strip()
-    if not href or href.startswith("#"):
+    # The fragment starts at the first "#" (WHATWG): dropping it first gives the same URL.
+    href = href.partition("#")[0].strip()
+    if not href:
         return None
     try:
         url = ada_url.join_url(base, href) if base is not None else ada_url.normalize_url(href)
@@ -31,7 +33,7 @@ def normalize_url(href: str, base: str | None = None) -> str | None:
         return None
     if not url.startswith(("http://", "https://")):
         return None
-    return url.partition("#")[0]
+    return url
 
 
 def host_port(url: str) -> str:
@@ -55,6 +57,16 @@ class Scope:
     hosts: frozenset[str]
     domains: tuple[str, ...] = ()
 
+    @cached_property
+    def _prefixes(self) -> tuple[str, ...]:
+        """``scheme://host[:port]/`` of each host, as normalised URLs spell them."""
+        prefixes = []
+        for hostport in sorted(self.hosts):
+            host, _, port = hostport.rpartition(":")
+            for scheme, default in (("http", "80"), ("https", "443")):
+                prefixes.append(f"{scheme}://{host}{'' if port == default else ':' + port}/")
+        return tuple(prefixes)
+
     @classmethod
     def for_seeds(cls, seeds: Iterable[str], domains: Sequence[str] = ()) -> Scope:
         hosts = set()
@@ -67,6 +79,9 @@ class Scope:
         return cls(frozenset(hosts), cleaned)
 
     def __contains__(self, url: str) -> bool:
+        """Whether ``url`` (normalised, see ``normalize_url``) may be fetched."""
+        if not self.domains and url.startswith(self._prefixes):
+            return True  # the common case, without parsing the URL
         if self.domains:
             host = ada_url.parse_url(url, attributes=("hostname",))["hostname"]
             return any(host == d or host.endswith("." + d) for d in self.domains)

@@ -101,8 +101,13 @@ def extract_links(tree: LexborHTMLParser, url: str, scope: Scope | None) -> list
     if base_node is not None:
         base = normalize_url(base_node.attributes.get("href") or "", url) or url
     found: dict[str, None] = {}
+    # href without its fragment -> link: pages repeat those (index pages thousands of times).
+    resolved: dict[str, str | None] = {}
     for node in tree.css("a[href]"):
-        link = normalize_url(node.attributes.get("href") or "", base)
+        href = (node.attrs.get("href") or "").partition("#")[0]
+        if href in resolved:
+            continue
+        link = resolved[href] = normalize_url(href, base)
         if link is not None and link not in found and (scope is None or link in scope):
             found[link] = None
     return list(found)
