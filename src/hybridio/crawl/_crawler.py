@@ -83,6 +83,7 @@ class Crawler:
         self._accepted = 0  # HTML pages sent to parsing or recorded: the page limit counts these
         self._changed = anyio.Event()
         self._finished: list[str] = []  # given up on for good (not parsed): logged as done
+        self._workers_ready = anyio.Event()  # set once a worker process has started
 
     # -- public ------------------------------------------------------------------------------
 
@@ -125,7 +126,7 @@ class Crawler:
                     # Start the workers now, while the first pages are fetched. Awaited, never
                     # cancelled: cancelling a worker that is still starting leaks it (see report).
                     for _ in range(runtime.cpu_workers):
-                        work.start_soon(runtime.run_cpu, warm_up)
+                        work.start_soon(self._warm_up, runtime)
                     send, receive = anyio.create_memory_object_stream[_Fetched](
                         config.batch_size * 2
                     )
@@ -292,14 +293,24 @@ class Crawler:
                         break
                 parsers.start_soon(self._parse_and_store, batch, limiter)
 
+    async def _warm_up(self, runtime: Runtime) -> None:
+        await runtime.run_cpu(warm_up)
+        self._workers_ready.set()
+
     async def _parse_and_store(self, batch: list[_Fetched], limiter: anyio.Semaphore) -> None:
         config, stats, sink, frontier = self.config, self.stats, self._sink, self._frontier
         try:
             pages = [page for _, page in batch]
             try:
-                parsed = await self._runtime_used.run_cpu(
-                    parse_batch, pages, self.scope, config.extract
-                )
+                if config.extract is None and not self._workers_ready.is_set():
+                    # The first pages (often just the seed, which every other page waits for)
+                    # would wait for a worker process to start: parse them here meanwhile.
+                    # Only the default record: the user's function always runs in a worker.
+                    parsed = parse_batch(pages, self.scope, None)
+                else:
+                    parsed = await self._runtime_used.run_cpu(
+                        parse_batch, pages, self.scope, config.extract
+                    )
             except WorkerCrashed as exc:
                 self._accepted -= len(batch)
                 for url, _ in batch:
