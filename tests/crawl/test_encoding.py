@@ -99,3 +99,11 @@ def test_extract_function_sees_decoded_text() -> None:
 def test_decode_html_maps_undefined_windows_1252_bytes_like_a_browser() -> None:
     # 0x81 is undefined in Python's cp1252; WHATWG's windows-1252 maps it to U+0081.
     assert decode_html(b"<meta charset=latin1>\x81\x80")[1].endswith("\x81\u20ac")
+
+
+def test_xhtml_uses_the_xml_declaration() -> None:
+    body = "<?xml version='1.0' encoding='ISO-8859-1'?><html><title>Ça</title></html>"
+    encoded = body.encode("latin-1")
+    assert sniff_encoding(encoded, "application/xhtml+xml") == ("windows-1252", 0)
+    assert record(encoded, "application/xhtml+xml")["title"] == "Ça"
+    assert sniff_encoding(b"<html/>", "application/xhtml+xml") == ("utf-8", 0)

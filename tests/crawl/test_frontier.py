@@ -75,3 +75,12 @@ def test_redirect_lowers_a_queued_url() -> None:
     assert frontier.pop() == ("/t", 1)
     assert frontier.claim_redirect("/new", 1)
     assert frontier.seen("/new")
+
+
+def test_lowered_depths_are_reported_for_the_resume_log() -> None:
+    frontier = Frontier()
+    frontier.add("/t", 3)
+    assert frontier.take_lowered() == []
+    frontier.add("/t", 2)
+    assert frontier.take_lowered() == [("/t", 2)]
+    assert frontier.take_lowered() == []

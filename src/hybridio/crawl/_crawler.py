@@ -325,6 +325,8 @@ class Crawler:
                 else:
                     records.append(result.record)
                 queued += [(u, depth + 1) for u in result.links if frontier.add(u, depth + 1)]
+            # A lowered depth is logged again: a resume takes each URL's smallest depth.
+            queued += frontier.take_lowered()
             # The order of these three writes is what makes resuming safe (see _sink).
             await sink.log_queued(queued)
             await sink.write_records(records)

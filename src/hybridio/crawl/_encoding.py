@@ -34,6 +34,7 @@ _BOMS = (
 _PRESCAN_BYTES = 1024
 _SPACE = b"\t\n\x0c\r "
 _CHARSET_PARAM = re.compile(rb"charset", re.IGNORECASE)
+_XML_DECLARATION = re.compile(rb"""<\?xml\s[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
 _HEADER_CHARSET = re.compile(r"""charset\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s;]*))""", re.IGNORECASE)
 
 
@@ -208,11 +209,17 @@ def prescan(data: bytes) -> str | None:
 def sniff_encoding(body: bytes, content_type: str | None = None) -> tuple[str, int]:
     """``(WHATWG encoding name, length of the byte order mark)`` of an HTML page.
 
-    ``content_type`` is the HTTP ``Content-Type`` header, when there was one.
+    ``content_type`` is the HTTP ``Content-Type`` header, when there was one. An XHTML page
+    (``application/xhtml+xml``) is XML: its ``<?xml encoding=...?>`` declaration takes the place
+    of the ``<meta>`` prescan, and its default is UTF-8.
     """
     for bom, name in _BOMS:
         if body.startswith(bom):
             return name, len(bom)
+    if content_type and content_type.split(";")[0].strip().lower() == "application/xhtml+xml":
+        match = _XML_DECLARATION.match(body)
+        declared = http_charset(content_type) or _lookup(match.group(1) if match else None)
+        return declared or "utf-8", 0
     declared = http_charset(content_type) or prescan(body)
     if declared is not None:
         return declared, 0

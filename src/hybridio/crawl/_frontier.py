@@ -119,6 +119,7 @@ class Frontier:
         self._fetching: Counter[int] = Counter()  # depth -> URLs popped, fetch not finished
         self._parsing: Counter[int] = Counter()  # depth -> pages fetched, links not yet added
         self._seen: set[str] = set()
+        self._lowered: list[tuple[str, int]] = []  # (URL, new depth) since take_lowered
 
     def __len__(self) -> int:
         return len(self._depth)
@@ -159,6 +160,7 @@ class Frontier:
         if old is not None and depth < old:
             self._queued[old] -= 1
             self._enqueue(url, depth)  # the entry left at the old level is skipped by pop
+            self._lowered.append((url, depth))
 
     def add(self, url: str, depth: int) -> bool:
         """Queue ``url`` unless seen before or too deep; True when newly queued."""
@@ -170,6 +172,11 @@ class Frontier:
         self._seen.add(url)
         self._enqueue(url, depth)
         return True
+
+    def take_lowered(self) -> list[tuple[str, int]]:
+        """Queued URLs whose depth was lowered since the last call, with their new depth."""
+        lowered, self._lowered = self._lowered, []
+        return lowered
 
     def _ready(self, depth: int) -> bool:
         """Whether no fetch of depth < ``depth`` and no parse of depth < ``depth - 1`` is left."""
