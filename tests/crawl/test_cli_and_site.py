@@ -149,31 +149,22 @@ def test_every_option_has_help(name: str, command: click.Command) -> None:
         assert "Bytes: a larger page is skipped" in result.output
 
 
+def _serve_error(directory: Path, port: int) -> str:
+    """Run `testsite serve` expecting a failure: its one line of error."""
+    command = [*CLI, "testsite", "serve", str(directory), "--port", str(port), "--exit-after", "5"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=50, check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip().count("\n") == 0, done.stderr
+    return done.stderr
+
+
 def test_testsite_serve_errors_are_one_line(tmp_path: Path) -> None:
     generate_site(tmp_path / "site", pages=2, words_per_page=5)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        busy = subprocess.run(
-            [*CLI, "testsite", "serve", str(tmp_path / "site"), "--port", str(port)],
-            capture_output=True,
-            text=True,
-            timeout=50,
-            check=False,
-        )
-    assert busy.returncode == 1
-    assert busy.stderr.strip().count("\n") == 0, busy.stderr
-    assert f"cannot serve on 127.0.0.1:{port}" in busy.stderr
+        assert f"cannot serve on 127.0.0.1:{port}" in _serve_error(tmp_path / "site", port)
     empty = tmp_path / "empty"
     empty.mkdir()
-    missing = subprocess.run(
-        [*CLI, "testsite", "serve", str(empty), "--port", "0", "--exit-after", "1"],
-        capture_output=True,
-        text=True,
-        timeout=50,
-        check=False,
-    )
-    assert missing.returncode == 1
-    assert missing.stderr.strip().count("\n") == 0, missing.stderr
-    assert "site.json not found" in missing.stderr
+    assert "site.json not found" in _serve_error(empty, 0)
