@@ -231,3 +231,31 @@ async def test_ctrl_c_says_what_is_saved_and_how_to_resume(tmp_path: Path) -> No
     saved = out.read_bytes().count(b"\n")
     assert f"interrupted: {saved} pages are saved in {out}" in stderr
     assert "run the same command again to resume" in stderr
+
+
+async def test_pages_that_failed_are_fetched_again_on_resume(tmp_path: Path) -> None:
+    manifest = generate_site(tmp_path / "site", pages=30, branching=3, words_per_page=20)
+    faults = Faults(error_rate=0.2, seed=4)
+    failing = {p for p in manifest.reachable() if faults.fails(p)}
+    assert failing
+    out = tmp_path / "out.jsonl"
+    options = {"out": out, "retries": 0, "backoff": 0.0, "cpu_workers": 1}
+    async with TestSiteServer(tmp_path / "site", faults) as server:
+        first = await Crawler(CrawlConfig([server.url], **options)).run()
+    assert first.errors["http_5xx"] >= 1
+    assert first.retry_on_resume == len(first.failed)
+    assert all(error.startswith("http_5xx: HTTP 503") for error in first.failed.values())
+    # The same port again, now without faults: the failed pages (and what they link) come in.
+    healthy = TestSiteServer(tmp_path / "site")
+    await healthy.start(server.port)
+    try:
+        second = await Crawler(CrawlConfig([healthy.url], **options)).run()
+    finally:
+        await healthy.close()
+    assert second.errors == Counter()
+    urls = [json.loads(line)["url"] for line in out.read_text().splitlines()]
+    assert len(urls) == len(set(urls))
+    assert sorted(urls) == sorted(healthy.url.rstrip("/") + p for p in manifest.reachable())
+    assert set(healthy.requests) - {"/robots.txt"} >= {
+        p for p in failing if any(p in manifest.links[q] for q in manifest.reachable())
+    }
