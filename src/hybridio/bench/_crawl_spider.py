@@ -123,6 +123,10 @@ def main(argv: list[str]) -> None:
             "DEPTH_PRIORITY": 1,
             "SCHEDULER_DISK_QUEUE": "scrapy.squeues.PickleFifoDiskQueue",
             "SCHEDULER_MEMORY_QUEUE": "scrapy.squeues.FifoMemoryQueue",
+            # The limits hybridio crawl has by default, so that both skip the same pages.
+            "DOWNLOAD_MAXSIZE": 5 * 1024 * 1024,
+            "REDIRECT_MAX_TIMES": 5,
+            "DOWNLOAD_TIMEOUT": 10,
         }
     )
     crawler = process.create_crawler(RecordSpider)
