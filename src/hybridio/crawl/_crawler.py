@@ -302,10 +302,15 @@ class Crawler:
         try:
             pages = [page for _, page in batch]
             try:
-                if config.extract is None and not self._workers_ready.is_set():
-                    # The first pages (often just the seed, which every other page waits for)
-                    # would wait for a worker process to start: parse them here meanwhile.
-                    # Only the default record: the user's function always runs in a worker.
+                if (
+                    config.extract is None
+                    and not self._workers_ready.is_set()
+                    and frontier.in_flight == len(batch)
+                ):
+                    # Nothing else is in flight (the seed, which every other page waits for):
+                    # rather than wait for a worker process to start, parse here, where it
+                    # delays no other request. Only the default record: the user's function
+                    # always runs in a worker.
                     parsed = parse_batch(pages, self.scope, None)
                 else:
                     parsed = await self._runtime_used.run_cpu(
