@@ -125,7 +125,7 @@ async def test_timeouts_counted(plain_site: tuple[Path, SiteManifest]) -> None:
     slow_reached = {p for p in slow if any(p in manifest.links[q] for q in expected)}
     assert slow_reached
     async with TestSiteServer(directory, faults) as server:
-        records, stats = await crawl(server, timeout=0.3, retries=0)
+        records, stats = await crawl(server, timeout=1.5, retries=0)  # slow pages: 5 s
     assert sorted(paths(records, server)) == sorted(expected)
     assert stats.errors == Counter({"timeout": len(slow_reached)})
 
