@@ -61,6 +61,8 @@ def ensure_debian_packages(packages: dict[str, Path]) -> str:
     """Install the Debian ``packages`` whose marker path is missing; '' when all are there.
 
     Returns why they could not be installed otherwise (not Debian, not root, apt-get failed).
+    apt-get may bring related packages up to date on the way (installing python3.11-doc
+    upgraded Debian's own python3.11 packages to the same point release here).
     """
     missing = [name for name, marker in packages.items() if not marker.exists()]
     if not missing:
