@@ -259,3 +259,14 @@ async def test_pages_that_failed_are_fetched_again_on_resume(tmp_path: Path) -> 
     assert set(healthy.requests) - {"/robots.txt"} >= {
         p for p in failing if any(p in manifest.links[q] for q in manifest.reachable())
     }
+
+
+async def test_robots_txt_with_a_byte_order_mark_is_obeyed(tmp_path: Path) -> None:
+    pages = {"/": page("home", "/private/a.html", "/b.html"), "/private/a.html": page("a")}
+    pages["/b.html"] = page("b")
+    write_site(tmp_path, pages, robots="\ufeffUser-agent: *\nDisallow: /private/\n")
+    async with TestSiteServer(tmp_path) as server:
+        records, stats = await crawl(server)
+    assert sorted(by_path(records, server)) == ["/", "/b.html"]
+    assert stats.robots_blocked == 1
+    assert "/private/a.html" not in server.requests

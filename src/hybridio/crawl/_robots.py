@@ -67,7 +67,8 @@ class Robots:
                 rules: Protego | _Unreachable | None = None
                 if answer.outcome == "ok":
                     assert answer.body is not None
-                    rules = Protego.parse(answer.body.decode("utf-8", errors="replace"))
+                    # RFC 9309: UTF-8; a byte order mark would hide the first line from the parser.
+                    rules = Protego.parse(answer.body.decode("utf-8-sig", errors="replace"))
                 elif answer.outcome != "http_4xx":
                     rules = _Unreachable(answer.detail or answer.outcome)
                 self._rules[site] = rules
