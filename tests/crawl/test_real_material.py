@@ -199,9 +199,10 @@ async def test_sitemaps_are_optional_seeds(tmp_path: Path) -> None:
         (tmp_path / "maps/index.xml").write_text(
             f"<sitemapindex {ns}><sitemap><loc>{base}/maps/pages.xml</loc></sitemap></sitemapindex>"
         )
+        # Off-site URLs first (dropped), so that the page is found only if all ~250 KB are read.
+        offsite = "".join(f"<url><loc>http://elsewhere.test/{i}</loc></url>" for i in range(5000))
         (tmp_path / "maps/pages.xml").write_text(
-            f"<urlset {ns}><url><loc>{base}/orphan.html</loc></url>"
-            f"<url><loc>http://elsewhere.test/x</loc></url></urlset>"
+            f"<urlset {ns}>{offsite}<url><loc>{base}/orphan.html</loc></url></urlset>"
         )
         plain, _ = await crawl(server)
         with_maps, _ = await crawl(server, sitemaps=True)

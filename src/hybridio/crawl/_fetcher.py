@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Self
@@ -96,58 +97,63 @@ class Fetcher:
 
     async def fetch(self, url: str) -> FetchResult:
         """GET ``url`` once, without following redirects."""
-        assert self._session is not None, "use the Fetcher in `async with`"
-        try:
-            # encoded=True: the URL is already in its WHATWG form; send it byte for byte.
-            target = URL(url, encoded=True)
-            async with self._session.get(target, allow_redirects=False) as response:
-                status = response.status
-                if status in _REDIRECTS and "Location" in response.headers:
-                    return FetchResult("redirect", status, location=response.headers["Location"])
-                if status >= 400:
-                    return _http_error(response)
-                if response.content_type not in _HTML_TYPES:
-                    return FetchResult("not_html", status, detail=response.content_type)
-                limit = self.config.max_bytes
-                if response.content_length is not None and response.content_length > limit:
-                    return FetchResult("too_large", status, nbytes=response.content_length)
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.content.iter_chunked(64 * 1024):
-                    size += len(chunk)
-                    if size > limit:  # no (or a lying) Content-Length: stop reading at the limit
-                        return FetchResult("too_large", status, nbytes=size)
-                    chunks.append(chunk)
-                return FetchResult(
-                    "ok",
-                    status,
-                    body=b"".join(chunks),
-                    nbytes=size,
-                    content_type=response.headers.get("Content-Type"),
-                )
-        except TimeoutError:
-            return FetchResult("timeout", detail=f"no answer within {self.config.timeout:g} s")
-        except aiohttp.ClientError as exc:
-            return FetchResult("connection", detail=str(exc) or type(exc).__name__)
+        return await self._guarded(self._fetch(url))
 
     async def fetch_text(self, url: str, limit: int = _ROBOTS_BYTES) -> FetchResult:
         """GET robots.txt or a sitemap, following redirects; ``body`` holds the bytes.
 
         ``outcome`` is ``"ok"`` for any answer below 400 (``status`` tells which), else as for
-        ``fetch``. At most ``limit`` bytes (and ``max_bytes``) are read.
+        ``fetch``. At most ``limit`` bytes (and ``max_bytes``) are read: the rest is ignored.
         """
-        assert self._session is not None, "use the Fetcher in `async with`"
+        return await self._guarded(self._fetch_text(url, min(self.config.max_bytes, limit)))
+
+    async def _guarded(self, attempt: Awaitable[FetchResult]) -> FetchResult:
         try:
-            async with self._session.get(URL(url, encoded=True)) as response:
-                raw = await response.content.read(min(self.config.max_bytes, limit))
-                status = response.status
-                if status >= 400:
-                    return _http_error(response)
-                return FetchResult("ok", status, body=raw, nbytes=len(raw))
+            return await attempt
         except TimeoutError:
             return FetchResult("timeout", detail=f"no answer within {self.config.timeout:g} s")
         except aiohttp.ClientError as exc:
             return FetchResult("connection", detail=str(exc) or type(exc).__name__)
+
+    async def _fetch(self, url: str) -> FetchResult:
+        assert self._session is not None, "use the Fetcher in `async with`"
+        # encoded=True: the URL is already in its WHATWG form; send it byte for byte.
+        async with self._session.get(URL(url, encoded=True), allow_redirects=False) as response:
+            status = response.status
+            if status in _REDIRECTS and "Location" in response.headers:
+                return FetchResult("redirect", status, location=response.headers["Location"])
+            if status >= 400:
+                return _http_error(response)
+            if response.content_type not in _HTML_TYPES:
+                return FetchResult("not_html", status, detail=response.content_type)
+            limit = self.config.max_bytes
+            if response.content_length is not None and response.content_length > limit:
+                return FetchResult("too_large", status, nbytes=response.content_length)
+            body = await _read(response, limit + 1)
+            if len(body) > limit:  # no (or a lying) Content-Length: stopped at the limit
+                return FetchResult("too_large", status, nbytes=len(body))
+            content_type = response.headers.get("Content-Type")
+            return FetchResult("ok", status, body=body, nbytes=len(body), content_type=content_type)
+
+    async def _fetch_text(self, url: str, limit: int) -> FetchResult:
+        assert self._session is not None, "use the Fetcher in `async with`"
+        async with self._session.get(URL(url, encoded=True)) as response:
+            if response.status >= 400:
+                return _http_error(response)
+            body = (await _read(response, limit))[:limit]
+            return FetchResult("ok", response.status, body=body, nbytes=len(body))
+
+
+async def _read(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, read until its end or until at least ``limit`` bytes have come."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)
 
 
 def _http_error(response: aiohttp.ClientResponse) -> FetchResult:
