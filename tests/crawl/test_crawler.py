@@ -200,3 +200,18 @@ async def test_refuses_trio_clearly(plain_site: tuple[Path, SiteManifest]) -> No
     crawler = Crawler(CrawlConfig(["http://127.0.0.1:9/"]))
     with pytest.raises(RuntimeError, match="needs asyncio"):
         await crawler.run()
+
+
+@pytest.mark.parametrize("max_pages", [2, 5, 13])
+async def test_page_limit_takes_the_shallowest_pages(
+    plain_site: tuple[Path, SiteManifest], max_pages: int
+) -> None:
+    directory, manifest = plain_site
+    async with TestSiteServer(directory) as server:
+        records, _ = await crawl(server, max_pages=max_pages, concurrency=8)
+    levels = Counter(expected_paths(manifest).values())
+    got = Counter(r["depth"] for r in records)
+    deepest = max(got)
+    # Every level above the deepest one reached is complete: pages are taken breadth-first.
+    assert all(got[d] == levels[d] for d in range(deepest))
+    assert sum(got.values()) == max_pages
