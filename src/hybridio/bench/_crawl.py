@@ -186,7 +186,7 @@ def _real_site(ctx: BenchContext, result: ScenarioResult, work: Path, repeats: i
                 "real site: hybridio pages/s",
                 math.nan,
                 "pages/s",
-                0,
+                1,
                 verdict="n/a",
                 note=f"not run: {problem}",
             )
@@ -236,7 +236,7 @@ def _rows(
             row("hybridio pages/s", "pps", "pages/s", "hybridio", verdict="n/a", note=note)
         )
         result.rows.append(
-            Row("crawl", label + "scrapy pages/s", 0.0, "pages/s", 0, verdict="n/a", note=note)
+            Row("crawl", label + "scrapy pages/s", math.nan, "pages/s", 1, verdict="n/a", note=note)
         )
         return
     s = values["scrapy"]
