@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ def anyio_backend(request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture(scope="session")
-def fault_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, SiteManifest]]:
+def fault_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SiteManifest]:
     """A small site with every content fault the generator has."""
     directory = tmp_path_factory.mktemp("fault-site")
     manifest = generate_site(

@@ -19,3 +19,8 @@ def fail_on_odd_pages(page: Page) -> dict[str, Any]:
     if name.endswith(".html") and int(name.removesuffix(".html")) % 2:
         raise ValueError(f"odd page {page.url}")
     return {"url": page.url}
+
+
+def paragraphs(page: Page) -> dict[str, Any]:
+    """The text of each <p>, as the extraction function reads it from the tree."""
+    return {"url": page.url, "paragraphs": [p.text() for p in page.tree.css("p")]}

@@ -20,3 +20,19 @@ def test_tiny_crawl_scenario(tmp_path: Path) -> None:
     ].note
     assert rows["hybridio peak RSS"].ratio is not None
     assert result.extra["server"] in ("nginx", "hybridio testsite")
+
+
+def test_spider_depths_are_breadth_first_over_the_graph() -> None:
+    from hybridio.bench._crawl_spider import breadth_first_depths
+
+    links = {"/": ["/a", "/b", "/r"], "/b": ["/c"], "/c": ["/x", "/z"], "/a": ["/x"]}
+    # A redirect is no extra hop: /r (depth 1) leads to /z at depth 1, not 3 via /c.
+    assert breadth_first_depths("/", links, {"/r": "/z"}) == {
+        "/": 0,
+        "/a": 1,
+        "/b": 1,
+        "/r": 1,
+        "/z": 1,
+        "/c": 2,
+        "/x": 2,
+    }

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -16,6 +18,7 @@ from hybridio.crawl import CrawlConfig, CrawlStats, Progress, generate_site
 from hybridio.crawl._testsite import load_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-c", "from hybridio._cli import main; main()"]
 
 
 def test_testsite_generate_is_deterministic(tmp_path: Path) -> None:
@@ -118,3 +121,50 @@ def test_example_crawler_runs() -> None:
     assert first["headings"]
     assert first["worker_pid"] > 0
     assert "pages     12" in result.stdout
+
+
+def _commands() -> list[tuple[str, click.Command]]:
+    testsite = cli.get_command(click.Context(cli), "testsite")
+    crawl = cli.get_command(click.Context(cli), "crawl")
+    assert isinstance(testsite, click.Group)
+    assert crawl is not None
+    found = [("crawl", crawl)]
+    for name in ("generate", "serve"):
+        command = testsite.get_command(click.Context(testsite), name)
+        assert command is not None
+        found.append((f"testsite {name}", command))
+    return found
+
+
+@pytest.mark.parametrize(("name", "command"), _commands())
+def test_every_option_has_help(name: str, command: click.Command) -> None:
+    options = [p for p in command.params if isinstance(p, click.Option)]
+    assert options
+    missing = [o.name for o in options if not o.help]
+    assert not missing, f"{name}: options without help: {missing}"
+    result = CliRunner().invoke(cli, [*name.split(), "--help"])
+    assert result.exit_code == 0
+    if name == "crawl":
+        assert "Seconds allowed for one request" in result.output
+        assert "Bytes: a larger page is skipped" in result.output
+
+
+def _serve_error(directory: Path, port: int) -> str:
+    """Run `testsite serve` expecting a failure: its one line of error."""
+    command = [*CLI, "testsite", "serve", str(directory), "--port", str(port), "--exit-after", "5"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=50, check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip().count("\n") == 0, done.stderr
+    return done.stderr
+
+
+def test_testsite_serve_errors_are_one_line(tmp_path: Path) -> None:
+    generate_site(tmp_path / "site", pages=2, words_per_page=5)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert f"cannot serve on 127.0.0.1:{port}" in _serve_error(tmp_path / "site", port)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "site.json not found" in _serve_error(empty, 0)

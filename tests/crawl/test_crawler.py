@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.anyio
 
 
 def expected_paths(
-    manifest: SiteManifest, *, exclude: set[str] = frozenset(), max_depth: int | None = None
+    manifest: SiteManifest, *, exclude: AbstractSet[str] = frozenset(), max_depth: int | None = None
 ) -> dict[str, int]:
     """Breadth-first over the manifest's links: what a crawl must record, with depths."""
     depth = {"/": 0}
@@ -125,7 +126,7 @@ async def test_timeouts_counted(plain_site: tuple[Path, SiteManifest]) -> None:
     slow_reached = {p for p in slow if any(p in manifest.links[q] for q in expected)}
     assert slow_reached
     async with TestSiteServer(directory, faults) as server:
-        records, stats = await crawl(server, timeout=0.3, retries=0)
+        records, stats = await crawl(server, timeout=1.5, retries=0)  # slow pages: 5 s
     assert sorted(paths(records, server)) == sorted(expected)
     assert stats.errors == Counter({"timeout": len(slow_reached)})
 
@@ -200,3 +201,18 @@ async def test_refuses_trio_clearly(plain_site: tuple[Path, SiteManifest]) -> No
     crawler = Crawler(CrawlConfig(["http://127.0.0.1:9/"]))
     with pytest.raises(RuntimeError, match="needs asyncio"):
         await crawler.run()
+
+
+@pytest.mark.parametrize("max_pages", [2, 5, 13])
+async def test_page_limit_takes_the_shallowest_pages(
+    plain_site: tuple[Path, SiteManifest], max_pages: int
+) -> None:
+    directory, manifest = plain_site
+    async with TestSiteServer(directory) as server:
+        records, _ = await crawl(server, max_pages=max_pages, concurrency=8)
+    levels = Counter(expected_paths(manifest).values())
+    got = Counter(r["depth"] for r in records)
+    deepest = max(got)
+    # Every level above the deepest one reached is complete: pages are taken breadth-first.
+    assert all(got[d] == levels[d] for d in range(deepest))
+    assert sum(got.values()) == max_pages

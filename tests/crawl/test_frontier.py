@@ -34,3 +34,53 @@ def test_links_beyond_max_depth_are_not_queued() -> None:
     frontier = Frontier(max_depth=1)
     assert frontier.add("/one", 1) is True
     assert frontier.add("/two", 2) is False
+
+
+def test_pop_waits_until_no_page_in_flight_can_lower_a_depth() -> None:
+    frontier = Frontier()
+    frontier.add("/", 0)
+    assert frontier.pop() == ("/", 0)
+    assert frontier.pop() is None  # nothing queued
+    frontier.fetched(0, to_parse=True)
+    assert frontier.add("/a", 1)
+    assert frontier.add("/b", 1)
+    frontier.parsed(0)
+    assert frontier.pop() == ("/a", 1)
+    assert frontier.pop() == ("/b", 1)
+    frontier.fetched(1, to_parse=True)  # /b fetched; /a (slow) still fetching
+    frontier.parsed(1)
+    assert frontier.add("/c", 2)
+    # /a may still redirect to /c (depth 1): depth 2 waits for every depth-1 fetch.
+    assert frontier.pop() is None
+    assert len(frontier) == 1
+    assert frontier.in_flight == 1
+    frontier.fetched(1, to_parse=True)  # /a fetched, being parsed: it can give depth 2, no less
+    assert frontier.pop() == ("/c", 2)
+    frontier.fetched(2, to_parse=True)
+    frontier.parsed(2)
+    assert frontier.add("/d", 3)
+    # /a (depth 1) is still being parsed: it may link /d, at depth 2.
+    assert frontier.pop() is None
+    assert not frontier.add("/d", 2)  # found again, shallower: lowered, not queued twice
+    frontier.parsed(1)
+    assert frontier.pop() == ("/d", 2)
+    assert frontier.pop() is None
+    assert len(frontier) == 0
+
+
+def test_redirect_lowers_a_queued_url() -> None:
+    frontier = Frontier()
+    frontier.add("/t", 3)
+    assert not frontier.claim_redirect("/t", 1)
+    assert frontier.pop() == ("/t", 1)
+    assert frontier.claim_redirect("/new", 1)
+    assert frontier.seen("/new")
+
+
+def test_lowered_depths_are_reported_for_the_resume_log() -> None:
+    frontier = Frontier()
+    frontier.add("/t", 3)
+    assert frontier.take_lowered() == []
+    frontier.add("/t", 2)
+    assert frontier.take_lowered() == [("/t", 2)]
+    assert frontier.take_lowered() == []

@@ -7,7 +7,7 @@ import pickle
 import pytest
 
 from hybridio.crawl import Page, Scope, default_extract, normalize_url, top_words
-from hybridio.crawl._parse import parse_batch
+from hybridio.crawl._parse import FetchedPage, parse_batch
 
 HTML = b"""<!doctype html><html><head><title>
   A   small\tpage </title><base href="http://site.test/docs/"></head><body>
@@ -22,7 +22,7 @@ HTML = b"""<!doctype html><html><head><title>
 
 def test_default_record_fields() -> None:
     scope = Scope.for_seeds(["http://site.test/"])
-    [parsed] = parse_batch([("http://site.test/docs/a.html", 200, 3, HTML)], scope, None)
+    [parsed] = parse_batch([("http://site.test/docs/a.html", 200, 3, HTML, None)], scope, None)
     assert parsed.error is None
     assert parsed.links == [
         "http://site.test/docs/b.html",
@@ -71,7 +71,10 @@ def test_malformed_and_binary_input_do_not_crash() -> None:
 
 
 def test_extract_error_is_reported_per_page() -> None:
-    pages = [("http://t.test/1", 200, 0, b"<p>x</p>"), ("http://t.test/2", 200, 0, b"<p>y</p>")]
+    pages: list[FetchedPage] = [
+        ("http://t.test/1", 200, 0, b"<p>x</p>", None),
+        ("http://t.test/2", 200, 0, b"<p>y</p>", "text/html"),
+    ]
     results = parse_batch(pages, None, _raise_on_two)
     assert results[0].record == {"ok": 1}
     assert results[1].record is None
@@ -96,6 +99,15 @@ def _raise_on_two(page: Page) -> dict[str, int]:
         ("javascript:void(0)", "http://h.test/", None),
         ("ftp://h.test/file", None, None),
         ("http://[::1", None, None),
+        # WHATWG, as browsers: a backslash is a slash, tabs and newlines vanish, spaces and
+        # non-ASCII characters are percent-encoded as UTF-8, the host is lowercased.
+        ("sub\\back.html", "http://h.test/d/", "http://h.test/d/sub/back.html"),
+        ("\\\\other.test\\x", "http://h.test/", "http://other.test/x"),
+        ("/caf\u00e9.html", "http://h.test/", "http://h.test/caf%C3%A9.html"),
+        (" /a\tb\nc.html ", "http://h.test/", "http://h.test/abc.html"),
+        ("/a b.html?q=x y", "http://h.test/", "http://h.test/a%20b.html?q=x%20y"),
+        ("HTTP://EX\u00c4MPLE.test/", None, "http://xn--exmple-cua.test/"),
+        ("http://h.test:8080/./a/./b/../c", None, "http://h.test:8080/a/c"),
     ],
 )
 def test_normalize_url(href: str, base: str | None, expected: str | None) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
-from hybridio.crawl import Faults, SiteManifest, TestSiteServer
+from hybridio.crawl import CrawlConfig, Crawler, Faults, SiteManifest, TestSiteServer, _crawler
 
 pytestmark = pytest.mark.anyio
 
@@ -68,3 +70,21 @@ async def test_existing_output_without_state_is_refused(
     assert result.returncode != 0
     assert b"state log" in result.stderr
     assert out.read_text() == '{"url": "http://127.0.0.1:1/"}\n'
+
+
+async def test_resume_log_is_read_off_the_event_loop(
+    plain_site: tuple[Path, SiteManifest], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[bool] = []
+    real = _crawler.load_resume_state  # type: ignore[attr-defined]
+
+    def spy(*args: Any) -> Any:
+        threads.append(threading.current_thread() is threading.main_thread())
+        return real(*args)
+
+    monkeypatch.setattr(_crawler, "load_resume_state", spy)
+    directory, _ = plain_site
+    async with TestSiteServer(directory) as server:
+        config = CrawlConfig([server.url], out=tmp_path / "o.jsonl", max_pages=3, cpu_workers=1)
+        await Crawler(config).run()
+    assert threads == [False]

@@ -11,6 +11,7 @@ The tree::
     │   └── BackendUnavailable     the kind needs something this interpreter or machine lacks
     ├── OffloadTimeout             the call missed its deadline (also a builtin ``TimeoutError``)
     ├── RuntimeClosed              the runtime was closed, or is used outside its event loop
+    ├── AsyncioRequired            an aiohttp-based part (web, crawl) was run on trio
     └── RemoteTraceback            never raised: a worker's traceback, chained as ``__cause__``
 
 An exception raised by the user's own function is never wrapped: it is re-raised as itself, and for
@@ -22,6 +23,7 @@ from __future__ import annotations
 import signal
 
 __all__ = [
+    "AsyncioRequired",
     "BackendUnavailable",
     "HybridioError",
     "NotPicklable",
@@ -242,6 +244,13 @@ class OffloadTimeout(HybridioError, TimeoutError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (OffloadTimeout, (self.kind, self.timeout, self.function, self.detail))
+
+
+class AsyncioRequired(HybridioError, RuntimeError):
+    """Raised when a part built on aiohttp (``hybridio.web``, ``hybridio.crawl``) runs on trio.
+
+    aiohttp is asyncio-only: run it with ``asyncio.run()`` (or uvloop).
+    """
 
 
 class RuntimeClosed(HybridioError):

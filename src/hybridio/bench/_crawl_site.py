@@ -6,6 +6,7 @@ not charged to either crawler, and both crawlers face the very same server.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -16,7 +17,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-__all__ = ["SiteProcess", "find_nginx"]
+__all__ = ["PYTHON_DOCS", "SiteProcess", "ensure_debian_packages", "find_nginx"]
+
+#: A real documentation site nobody here wrote: CPython's, as Debian's python3.11-doc installs it.
+PYTHON_DOCS = Path("/usr/share/doc/python3.11/html")
 
 _NGINX_CONF = """\
 daemon off;
@@ -27,7 +31,10 @@ error_log {tmp}/error.log warn;
 events {{ worker_connections 1024; }}
 http {{
     access_log off;
-    types {{ text/html html; text/plain txt; application/octet-stream bin; }}
+    types {{
+        text/html html htm; text/plain txt; text/css css; application/javascript js;
+        image/png png; image/svg+xml svg; application/octet-stream bin;
+    }}
     default_type application/octet-stream;
     client_body_temp_path {tmp}/body;
     proxy_temp_path {tmp}/proxy;
@@ -48,6 +55,30 @@ http {{
 def find_nginx() -> str | None:
     """The nginx binary on PATH (or in /usr/sbin, where Debian puts it), if any."""
     return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+
+
+def ensure_debian_packages(packages: dict[str, Path]) -> str:
+    """Install the Debian ``packages`` whose marker path is missing; '' when all are there.
+
+    Returns why they could not be installed otherwise (not Debian, not root, apt-get failed).
+    apt-get may bring related packages up to date on the way (installing python3.11-doc
+    upgraded Debian's own python3.11 packages to the same point release here).
+    """
+    missing = [name for name, marker in packages.items() if not marker.exists()]
+    if not missing:
+        return ""
+    apt = shutil.which("apt-get")
+    if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return f"{', '.join(missing)} not installed (needs apt-get as root)"
+    command = [apt, "install", "-y", "--no-install-recommends", *missing]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for attempt in range(2):
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        if done.returncode == 0:
+            return ""
+        if attempt == 0:  # maybe an old package list: refresh it once
+            subprocess.run([apt, "update"], capture_output=True, env=env, check=False)
+    return f"apt-get install {' '.join(missing)} failed: {done.stderr.strip()[-300:]}"
 
 
 def _free_port() -> int:

@@ -39,17 +39,29 @@ class CrawlConfig:
         seeds: start URLs (http or https). Their hosts (host:port) form the default scope.
         allowed_domains: widen the scope: a link is in scope when its host is one of these domains
             or a subdomain of one (any port). Empty: the seeds' exact hosts only.
-        max_pages: stop after writing this many page records (exact). None: no limit.
-        max_depth: follow links at most this many hops from a seed (seeds have depth 0).
+        max_pages: stop once this many pages have been recorded (exact: never more, and fewer
+            only when the site has fewer). Pages are handed out breadth-first, so the records
+            are the shallowest pages, and within the deepest level reached, whichever answered
+            first. A resumed crawl counts the records already written. None: no limit.
+        max_depth: record pages at most this many links from a seed: a seed has depth 0, a page
+            linked from it depth 1, and so on; a redirect adds no depth. A page's depth is its
+            breadth-first distance (the shortest path), the same on every run. Links of pages at
+            ``max_depth`` are not followed. None: no limit.
         concurrency: requests in flight in total; ``per_host``: per host.
         timeout: seconds for one request (connect + headers + body).
-        retries: extra attempts on a connection error, a timeout or a 5xx answer, waiting
-            ``backoff * 2**attempt`` seconds before each.
+        retries: extra attempts on a connection error, a timeout, a 5xx or a 429 answer. Before
+            each: the answer's ``Retry-After`` when it has one (429, 503; every request to that
+            host waits), else ``backoff * 2**attempt`` seconds times a random 0.5 to 1.5.
+        max_retry_after: a ``Retry-After`` longer than this many seconds is not waited for: the
+            URL fails (and is fetched again by a resumed crawl).
         max_redirects: redirects followed for one URL; a longer chain (or a loop) is an error.
         max_bytes: a larger body is skipped (and counted), never held in memory whole.
         user_agent: sent with every request and matched against robots.txt rules.
         obey_robots: fetch each host's robots.txt and skip what it disallows; its Crawl-delay is
             honoured per host.
+        sitemaps: also start from the URLs listed by the sitemaps of the seeds' hosts (the
+            ``Sitemap:`` lines of robots.txt, else ``/sitemap.xml``; indexes are followed, gzip
+            is read). Those in scope are seeds too: depth 0.
         extract: a module-level function ``fn(page: Page) -> dict`` run in the worker processes;
             None: the default record (see ``default_extract``).
         batch_size: pages sent to a worker process in one round trip.
@@ -68,10 +80,12 @@ class CrawlConfig:
     timeout: float = 10.0
     retries: int = 2
     backoff: float = 0.2
+    max_retry_after: float = 60.0
     max_redirects: int = 5
     max_bytes: int = 5 * 1024 * 1024
     user_agent: str = DEFAULT_USER_AGENT
     obey_robots: bool = True
+    sitemaps: bool = False
     extract: Extractor | None = None
     batch_size: int = 16
     cpu_workers: int | None = None
@@ -95,6 +109,7 @@ class CrawlConfig:
             _check_int("cpu_workers", self.cpu_workers, 1)
         _check_number("timeout", self.timeout)
         _check_number("backoff", self.backoff, allow_zero=True)
+        _check_number("max_retry_after", self.max_retry_after, allow_zero=True)
         if self.extract is not None and not callable(self.extract):
             raise TypeError(f"extract must be a callable, got {self.extract!r}")
         if self.out is not None:

@@ -12,29 +12,33 @@ from __future__ import annotations
 import asyncio
 import pickle
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from functools import partial
 from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from yarl import URL
 
-from .._core._exceptions import WorkerCrashed
+from .._core._exceptions import AsyncioRequired, WorkerCrashed
 from .._runtime._runtime import Runtime
 from ._config import CrawlConfig
-from ._fetcher import Fetcher
-from ._frontier import Frontier, Scope, normalize_url
-from ._parse import parse_batch, warm_up
+from ._fetcher import RETRYABLE, Fetcher, FetchResult, retry_delay
+from ._frontier import Frontier, Scope, host_port, normalize_url, origin
+from ._parse import FetchedPage, parse_batch, warm_up
 from ._progress import Progress
-from ._robots import Robots
+from ._robots import Robots, Verdict
 from ._sink import Sink, load_resume_state
+from ._sitemaps import sitemap_urls
 from ._stats import CrawlStats
 
-__all__ = ["Crawler"]
+__all__ = ["TRANSIENT_ERRORS", "Crawler"]
 
-# (URL as queued, (final URL, status, depth, body)): what a fetch hands to the parser.
-_Fetched = tuple[str, tuple[str, int, int, bytes]]
+# (URL as queued, page to parse): what a fetch hands to the parser.
+_Fetched = tuple[str, FetchedPage]
+
+#: Failures that may go away: not logged as done, so a resumed crawl fetches these URLs again.
+TRANSIENT_ERRORS = frozenset(RETRYABLE | {"robots_unreachable", "worker_crashed"})
 
 
 class Crawler:
@@ -77,9 +81,9 @@ class Crawler:
         self._progress = progress
         self._frontier = Frontier(config.max_depth)
         self._accepted = 0  # HTML pages sent to parsing or recorded: the page limit counts these
-        self._active = 0  # URLs popped and not finished (fetching, waiting to parse, parsing)
         self._changed = anyio.Event()
-        self._failed_urls: list[str] = []
+        self._finished: list[str] = []  # given up on for good (not parsed): logged as done
+        self._workers_ready = anyio.Event()  # set once a worker process has started
 
     # -- public ------------------------------------------------------------------------------
 
@@ -88,13 +92,14 @@ class Crawler:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            raise RuntimeError(
+            raise AsyncioRequired(
                 "hybridio.crawl needs asyncio (aiohttp is asyncio-only): run it with "
                 "asyncio.run() or uvloop, not trio"
             ) from None
         config = self.config
         start = time.monotonic()
-        resume = load_resume_state(config.out, config.state_path)
+        # Reading a long resume log takes a while: not on the event loop.
+        resume = await anyio.to_thread.run_sync(load_resume_state, config.out, config.state_path)
         async with AsyncExitStack() as stack:
             runtime = self._runtime
             if runtime is None:
@@ -111,6 +116,8 @@ class Crawler:
                 for url, depth in resume.queued.items():
                     self._frontier.add(url, depth)
             seeds = [(url, 0) for url in map(normalize_url, config.seeds) if url is not None]
+            if config.sitemaps:
+                seeds += [(url, 0) for url in await self._sitemap_seeds(seeds)]
             await sink.log_queued([(url, d) for url, d in seeds if self._frontier.add(url, d)])
             async with anyio.create_task_group() as outer:
                 if self._progress is not None and self._progress.enabled:
@@ -119,7 +126,7 @@ class Crawler:
                     # Start the workers now, while the first pages are fetched. Awaited, never
                     # cancelled: cancelling a worker that is still starting leaks it (see report).
                     for _ in range(runtime.cpu_workers):
-                        work.start_soon(runtime.run_cpu, warm_up)
+                        work.start_soon(self._warm_up, runtime)
                     send, receive = anyio.create_memory_object_stream[_Fetched](
                         config.batch_size * 2
                     )
@@ -127,7 +134,7 @@ class Crawler:
                     async with send:
                         for _ in range(config.concurrency):
                             work.start_soon(self._fetch_loop, send.clone())
-                await sink.log_done(self._failed_urls)
+                await sink.log_done(self._finished)
                 outer.cancel_scope.cancel()
         if self._progress is not None:
             self._progress.close()
@@ -144,70 +151,125 @@ class Crawler:
         limit = self.config.max_pages
         return limit is not None and self._accepted >= limit
 
+    def _fail(self, url: str, kind: str, detail: str) -> None:
+        """``url`` gives no record because of an error: counted, named, maybe retried later."""
+        self.stats.errors[kind] += 1
+        self.stats.failed[url] = f"{kind}: {detail}" if detail else kind
+        if kind in TRANSIENT_ERRORS:
+            self.stats.retry_on_resume += 1
+        else:
+            self._finished.append(url)
+
+    def _skip(self, url: str, kind: str) -> None:
+        """``url`` gives no record on purpose (not HTML, too large, ...): done for good."""
+        self.stats.skipped[kind] += 1
+        self._finished.append(url)
+
     async def _fetch_loop(self, send: MemoryObjectSendStream[_Fetched]) -> None:
+        frontier = self._frontier
         async with send:
             while True:
-                while not self._frontier or self._limit_reached():
-                    if self._active == 0:
+                item = None if self._limit_reached() else frontier.pop()
+                if item is None:
+                    if frontier.in_flight == 0 and (not frontier or self._limit_reached()):
                         self._notify()  # wake the other loops so that they see it too
                         return
                     await self._changed.wait()
-                url, depth = self._frontier.pop()
-                self._active += 1
+                    continue
+                url, depth = item
                 fetched = await self._fetch_page(url, depth)
-                if fetched is None:
-                    self._active -= 1
-                    self._notify()
-                else:
+                frontier.fetched(depth, to_parse=fetched is not None)
+                self._notify()
+                if fetched is not None:
                     await send.send(fetched)
 
-    async def _fetch_robots(self, url: str) -> tuple[int, str] | None:
-        self.stats.requests += 1
-        self.stats.hosts[_host(url)] += 1
-        return await self._fetcher.fetch_text(url)
+    async def _retrying(
+        self, fetch: Callable[[str], Awaitable[FetchResult]], url: str, *, paced: bool = True
+    ) -> FetchResult:
+        """``fetch(url)``, retried on transient failures: ``Retry-After`` or backoff with jitter.
+
+        A ``Retry-After`` pauses every request to the host (``paced``) or this one; one longer
+        than ``max_retry_after`` ends the attempts.
+        """
+        config, stats = self.config, self.stats
+        attempt = 0
+        while True:
+            if paced:
+                await self._robots.wait_turn(url)
+            result = await fetch(url)
+            stats.requests += 1
+            stats.hosts[host_port(url)] += 1
+            stats.bytes += result.nbytes
+            if result.outcome not in RETRYABLE or attempt >= config.retries:
+                return result
+            wait = result.retry_after
+            if wait is not None and wait > config.max_retry_after:
+                result.detail += f" (Retry-After {wait:g} s is over max_retry_after)"
+                return result
+            if wait is not None and paced:
+                self._robots.hold(url, wait)  # the next wait_turn sleeps until then
+            else:
+                await anyio.sleep(retry_delay(config.backoff, attempt) if wait is None else wait)
+            attempt += 1
+            stats.retries += 1
+
+    async def _sitemap_seeds(self, seeds: list[tuple[str, int]]) -> list[str]:
+        """In-scope page URLs of the sitemaps of the seeds' origins."""
+        starts: list[str] = []
+        for site in dict.fromkeys(origin(url) for url, _ in seeds):
+            listed = [normalize_url(url, site + "/") for url in await self._robots.sitemaps(site)]
+            starts += [url for url in listed if url is not None] or [site + "/sitemap.xml"]
+
+        async def fetch(url: str) -> FetchResult:
+            return await self._retrying(
+                partial(self._fetcher.fetch_text, limit=self.config.max_bytes), url, paced=False
+            )
+
+        return [url for url in await sitemap_urls(fetch, starts) if url in self.scope]
+
+    async def _fetch_robots(self, url: str) -> FetchResult:
+        return await self._retrying(self._fetcher.fetch_text, url, paced=False)
 
     async def _fetch_page(self, url: str, depth: int) -> _Fetched | None:
         """Fetch ``url``, following redirects; the page to parse, or None (counted why)."""
         stats, chain, current = self.stats, [url], url
         for _ in range(self.config.max_redirects + 1):
-            if not await self._robots.allowed(current):
+            verdict = await self._robots.verdict(current)
+            if verdict is Verdict.DISALLOWED:
                 stats.robots_blocked += 1
-                self._failed_urls.append(url)
+                self._finished.append(url)
                 return None
-            await self._robots.wait_turn(current)
-            result = await self._fetcher.fetch(current)
-            stats.requests += 1 + result.retries
-            stats.hosts[_host(current)] += 1 + result.retries
-            stats.retries += result.retries
-            stats.bytes += result.nbytes
+            if verdict is Verdict.UNREACHABLE:
+                reason = self._robots.unreachable_reason(current)
+                self._fail(url, "robots_unreachable", f"{origin(current)}/robots.txt: {reason}")
+                return None
+            result = await self._retrying(self._fetcher.fetch, current)
             if result.outcome == "ok":
                 assert result.body is not None
                 if self._limit_reached():  # others filled the quota while this one was fetching
                     return None  # not logged as done: a resumed crawl with a higher limit gets it
                 self._accepted += 1
-                return url, (current, result.status, depth, result.body)
+                page = (current, result.status, depth, result.body, result.content_type)
+                return url, page
+            if result.outcome in ("not_html", "too_large"):
+                self._skip(url, result.outcome)
+                return None
             if result.outcome != "redirect":
-                counter = stats.skipped if result.outcome in ("not_html", "too_large") else None
-                (counter if counter is not None else stats.errors)[result.outcome] += 1
-                self._failed_urls.append(url)
+                self._fail(url, result.outcome, result.detail)
                 return None
             target = normalize_url(result.location or "", current)
             if target is None or target not in self.scope:
-                stats.skipped["offsite_redirect"] += 1
-                self._failed_urls.append(url)
+                self._skip(url, "offsite_redirect")
                 return None
             if target in chain:
-                stats.errors["redirect_loop"] += 1
-                self._failed_urls.append(url)
+                self._fail(url, "redirect_loop", " -> ".join([*chain, target]))
                 return None
             if not self._frontier.claim_redirect(target, depth):
-                stats.skipped["duplicate_redirect"] += 1
-                self._failed_urls.append(url)
+                self._skip(url, "duplicate_redirect")
                 return None
             chain.append(target)
             current = target
-        stats.errors["too_many_redirects"] += 1
-        self._failed_urls.append(url)
+        self._fail(url, "too_many_redirects", f"more than {self.config.max_redirects}")
         return None
 
     # -- parsing and writing -----------------------------------------------------------------
@@ -231,28 +293,45 @@ class Crawler:
                         break
                 parsers.start_soon(self._parse_and_store, batch, limiter)
 
+    async def _warm_up(self, runtime: Runtime) -> None:
+        await runtime.run_cpu(warm_up)
+        self._workers_ready.set()
+
     async def _parse_and_store(self, batch: list[_Fetched], limiter: anyio.Semaphore) -> None:
-        config, stats, sink = self.config, self.stats, self._sink
+        config, stats, sink, frontier = self.config, self.stats, self._sink, self._frontier
         try:
             pages = [page for _, page in batch]
             try:
-                parsed = await self._runtime_used.run_cpu(
-                    parse_batch, pages, self.scope, config.extract
-                )
-            except WorkerCrashed:
-                stats.errors["worker_crashed"] += len(batch)
+                if (
+                    config.extract is None
+                    and not self._workers_ready.is_set()
+                    and frontier.in_flight == len(batch)
+                ):
+                    # Nothing else is in flight (the seed, which every other page waits for):
+                    # rather than wait for a worker process to start, parse here, where it
+                    # delays no other request. Only the default record: the user's function
+                    # always runs in a worker.
+                    parsed = parse_batch(pages, self.scope, None)
+                else:
+                    parsed = await self._runtime_used.run_cpu(
+                        parse_batch, pages, self.scope, config.extract
+                    )
+            except WorkerCrashed as exc:
                 self._accepted -= len(batch)
-                self._failed_urls.extend(url for url, _ in batch)
+                for url, _ in batch:
+                    self._fail(url, "worker_crashed", str(exc))
                 return
             queued: list[tuple[str, int]] = []
             records: list[dict[str, Any]] = []
-            for (_, (_, _, depth, _)), result in zip(batch, parsed, strict=True):
+            for (url, (_, _, depth, _, _)), result in zip(batch, parsed, strict=True):
                 if result.record is None:
-                    stats.errors["extract"] += 1
                     self._accepted -= 1
+                    self._fail(url, "extract", (result.error or "").partition(": ")[2])
                 else:
                     records.append(result.record)
-                queued += [(u, depth + 1) for u in result.links if self._frontier.add(u, depth + 1)]
+                queued += [(u, depth + 1) for u in result.links if frontier.add(u, depth + 1)]
+            # A lowered depth is logged again: a resume takes each URL's smallest depth.
+            queued += frontier.take_lowered()
             # The order of these three writes is what makes resuming safe (see _sink).
             await sink.log_queued(queued)
             await sink.write_records(records)
@@ -260,20 +339,16 @@ class Crawler:
             if self._on_record is not None:
                 for record in records:
                     self._on_record(record)
-            done, self._failed_urls = [url for url, _ in batch] + self._failed_urls, []
+            done, self._finished = [url for url, _ in batch] + self._finished, []
             await sink.log_done(done)
         finally:
-            self._active -= len(batch)
+            for _, (_, _, depth, _, _) in batch:
+                frontier.parsed(depth)
             self._notify()
             limiter.release()
 
     async def _show_progress(self) -> None:
         assert self._progress is not None
         while True:
-            self._progress.update(self.stats, len(self._frontier), self._active)
+            self._progress.update(self.stats, len(self._frontier), self._frontier.in_flight)
             await anyio.sleep(0.5)
-
-
-def _host(url: str) -> str:
-    parsed = URL(url)
-    return f"{parsed.host}:{parsed.port}"

@@ -1,28 +1,65 @@
-"""HTTP fetching with aiohttp: limits, retries with exponential backoff, size and type filters."""
+"""HTTP fetching with aiohttp: connection limits, size and type filters, one attempt per call.
+
+Retries (and how long to wait before them) are the crawler's business: see ``retry_delay``.
+"""
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Self
 
 import aiohttp
-import anyio
+from yarl import URL
 
 from ._config import CrawlConfig
 
-__all__ = ["FetchResult", "Fetcher"]
+__all__ = ["RETRYABLE", "FetchResult", "Fetcher", "parse_retry_after", "retry_delay"]
 
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+#: Outcomes worth another attempt: the server or the network may do better later.
+RETRYABLE = frozenset({"http_5xx", "http_429", "timeout", "connection"})
+#: The most of a robots.txt that is read (RFC 9309 asks crawlers to parse at least 500 KiB).
+_ROBOTS_BYTES = 512 * 1024
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delay-seconds or an HTTP date), or None."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        return None
+    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
+
+
+def retry_delay(backoff: float, attempt: int) -> float:
+    """Exponential backoff with jitter: ``backoff * 2**attempt``, times a random 0.5 to 1.5.
+
+    The jitter keeps many URLs that failed together from all coming back at the same instant.
+    """
+    return backoff * 2.0**attempt * random.uniform(0.5, 1.5)
 
 
 @dataclass
 class FetchResult:
     """One request's outcome (after retries).
 
-    ``outcome`` is ``"ok"`` (``body`` holds the HTML), ``"redirect"`` (``location``), or why
-    the page gives no record: ``"not_html"``, ``"too_large"``, ``"http_4xx"``, ``"http_5xx"``,
-    ``"timeout"``, ``"connection"``.
+    ``outcome`` is ``"ok"`` (``body`` holds the HTML, ``content_type`` the Content-Type
+    header), ``"redirect"`` (``location``), or why the page gives no record: ``"not_html"``,
+    ``"too_large"``, ``"http_4xx"``, ``"http_429"``, ``"http_5xx"``, ``"timeout"``,
+    ``"connection"``. ``retry_after`` is the ``Retry-After`` of a 429 or 503 answer, in
+    seconds; ``detail`` says what went wrong, for people.
     """
 
     outcome: str
@@ -30,7 +67,9 @@ class FetchResult:
     body: bytes | None = None
     location: str | None = None
     nbytes: int = 0
-    retries: int = 0
+    content_type: str | None = None
+    retry_after: float | None = None
+    detail: str = ""
 
 
 class Fetcher:
@@ -57,55 +96,71 @@ class Fetcher:
             await self._session.close()
 
     async def fetch(self, url: str) -> FetchResult:
-        """GET ``url`` without following redirects, retrying transient failures."""
-        config = self.config
-        retries = 0
-        while True:
-            result = await self._attempt(url)
-            if result.outcome not in ("http_5xx", "timeout", "connection"):
-                break
-            if retries >= config.retries:
-                break
-            await anyio.sleep(config.backoff * 2**retries)
-            retries += 1
-        result.retries = retries
-        return result
+        """GET ``url`` once, without following redirects."""
+        return await self._guarded(self._fetch(url))
 
-    async def _attempt(self, url: str) -> FetchResult:
-        assert self._session is not None, "use the Fetcher in `async with`"
+    async def fetch_text(self, url: str, limit: int = _ROBOTS_BYTES) -> FetchResult:
+        """GET robots.txt or a sitemap, following redirects; ``body`` holds the bytes.
+
+        ``outcome`` is ``"ok"`` for any answer below 400 (``status`` tells which), else as for
+        ``fetch``. At most ``limit`` bytes (and ``max_bytes``) are read: the rest is ignored.
+        """
+        return await self._guarded(self._fetch_text(url, min(self.config.max_bytes, limit)))
+
+    async def _guarded(self, attempt: Awaitable[FetchResult]) -> FetchResult:
         try:
-            async with self._session.get(url, allow_redirects=False) as response:
-                status = response.status
-                if status in _REDIRECTS and "Location" in response.headers:
-                    return FetchResult("redirect", status, location=response.headers["Location"])
-                if status >= 500:
-                    return FetchResult("http_5xx", status)
-                if status >= 400:
-                    return FetchResult("http_4xx", status)
-                if response.content_type not in _HTML_TYPES:
-                    return FetchResult("not_html", status)
-                limit = self.config.max_bytes
-                if response.content_length is not None and response.content_length > limit:
-                    return FetchResult("too_large", status, nbytes=response.content_length)
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.content.iter_chunked(64 * 1024):
-                    size += len(chunk)
-                    if size > limit:  # no (or a lying) Content-Length: stop reading at the limit
-                        return FetchResult("too_large", status, nbytes=size)
-                    chunks.append(chunk)
-                return FetchResult("ok", status, body=b"".join(chunks), nbytes=size)
+            return await attempt
         except TimeoutError:
-            return FetchResult("timeout")
-        except aiohttp.ClientError:
-            return FetchResult("connection")
+            return FetchResult("timeout", detail=f"no answer within {self.config.timeout:g} s")
+        except aiohttp.ClientError as exc:
+            return FetchResult("connection", detail=str(exc) or type(exc).__name__)
 
-    async def fetch_text(self, url: str) -> tuple[int, str] | None:
-        """GET a small text resource (robots.txt): ``(status, text)`` or None when unreachable."""
+    async def _fetch(self, url: str) -> FetchResult:
         assert self._session is not None, "use the Fetcher in `async with`"
-        try:
-            async with self._session.get(url) as response:
-                raw = await response.content.read(self.config.max_bytes)
-                return response.status, raw.decode("utf-8", errors="replace")
-        except (TimeoutError, aiohttp.ClientError):
-            return None
+        # encoded=True: the URL is already in its WHATWG form; send it byte for byte.
+        async with self._session.get(URL(url, encoded=True), allow_redirects=False) as response:
+            status = response.status
+            if status in _REDIRECTS and "Location" in response.headers:
+                return FetchResult("redirect", status, location=response.headers["Location"])
+            if status >= 400:
+                return _http_error(response)
+            if response.content_type not in _HTML_TYPES:
+                return FetchResult("not_html", status, detail=response.content_type)
+            limit = self.config.max_bytes
+            if response.content_length is not None and response.content_length > limit:
+                return FetchResult("too_large", status, nbytes=response.content_length)
+            body = await _read(response, limit + 1)
+            if len(body) > limit:  # no (or a lying) Content-Length: stopped at the limit
+                return FetchResult("too_large", status, nbytes=len(body))
+            content_type = response.headers.get("Content-Type")
+            return FetchResult("ok", status, body=body, nbytes=len(body), content_type=content_type)
+
+    async def _fetch_text(self, url: str, limit: int) -> FetchResult:
+        assert self._session is not None, "use the Fetcher in `async with`"
+        async with self._session.get(URL(url, encoded=True)) as response:
+            if response.status >= 400:
+                return _http_error(response)
+            body = (await _read(response, limit))[:limit]
+            return FetchResult("ok", response.status, body=body, nbytes=len(body))
+
+
+async def _read(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, read until its end or until at least ``limit`` bytes have come."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)
+
+
+def _http_error(response: aiohttp.ClientResponse) -> FetchResult:
+    status = response.status
+    outcome = "http_429" if status == 429 else f"http_{status // 100}xx"
+    after = None
+    if status in (429, 503):
+        after = parse_retry_after(response.headers.get("Retry-After"))
+    detail = f"HTTP {status} {response.reason or ''}".strip()
+    return FetchResult(outcome, status, retry_after=after, detail=detail)

@@ -17,9 +17,11 @@ from typing import Any
 from selectolax.lexbor import LexborHTMLParser
 
 from ._config import Extractor
+from ._encoding import decode_html, sniff_encoding
 from ._frontier import Scope, normalize_url
 
 __all__ = [
+    "FetchedPage",
     "Page",
     "ParsedPage",
     "default_extract",
@@ -37,8 +39,13 @@ _WORD = re.compile(r"[a-z]{4,}")
 class Page:
     """One fetched HTML page, as an extraction function sees it (in a worker process).
 
-    ``tree`` is the page parsed by selectolax's lexbor parser (parsed once, on first use);
-    ``links`` are the distinct in-scope links of the page, normalised, in document order.
+    ``body`` holds the bytes as received and ``content_type`` the HTTP ``Content-Type`` header
+    (None when there was none). ``encoding`` is the page's character encoding, determined as the
+    HTML standard has a browser do it (byte order mark, HTTP charset, ``<meta>``, default);
+    ``text`` is the page decoded with it; ``tree`` is the page parsed by selectolax's lexbor
+    parser from that text (parsed once, on first use); ``links`` are the distinct in-scope
+    links of the page, resolved as a browser resolves them (WHATWG URL standard), in document
+    order.
     """
 
     url: str
@@ -46,12 +53,31 @@ class Page:
     depth: int
     body: bytes
     links: list[str] = field(default_factory=list)
+    content_type: str | None = None
     _tree: LexborHTMLParser | None = field(default=None, repr=False)
+    _text: str | None = field(default=None, repr=False)
+
+    @property
+    def encoding(self) -> str:
+        """The WHATWG name of the page's encoding, e.g. ``utf-8`` or ``windows-1252``."""
+        return sniff_encoding(self.body, self.content_type)[0]
+
+    @property
+    def text(self) -> str:
+        """The page's HTML decoded as a browser decodes it."""
+        if self._text is None:
+            self._text = decode_html(self.body, self.content_type)[1]
+        return self._text
 
     @property
     def tree(self) -> LexborHTMLParser:
         if self._tree is None:
-            self._tree = LexborHTMLParser(self.body)
+            encoding, skip = sniff_encoding(self.body, self.content_type)
+            if encoding == "utf-8" and self._text is None:
+                # lexbor reads UTF-8 bytes itself (bad bytes become U+FFFD, as in decoding).
+                self._tree = LexborHTMLParser(self.body[skip:] if skip else self.body)
+            else:
+                self._tree = LexborHTMLParser(self.text)
         return self._tree
 
 
@@ -75,8 +101,13 @@ def extract_links(tree: LexborHTMLParser, url: str, scope: Scope | None) -> list
     if base_node is not None:
         base = normalize_url(base_node.attributes.get("href") or "", url) or url
     found: dict[str, None] = {}
+    # href without its fragment -> link: pages repeat those (index pages thousands of times).
+    resolved: dict[str, str | None] = {}
     for node in tree.css("a[href]"):
-        link = normalize_url(node.attributes.get("href") or "", base)
+        href = (node.attrs.get("href") or "").partition("#")[0]
+        if href in resolved:
+            continue
+        link = resolved[href] = normalize_url(href, base)
         if link is not None and link not in found and (scope is None or link in scope):
             found[link] = None
     return list(found)
@@ -124,10 +155,16 @@ def default_extract(page: Page) -> dict[str, Any]:
 
 
 def parse_page(
-    url: str, status: int, depth: int, body: bytes, scope: Scope | None, extract: Extractor | None
+    url: str,
+    status: int,
+    depth: int,
+    body: bytes,
+    content_type: str | None,
+    scope: Scope | None,
+    extract: Extractor | None,
 ) -> ParsedPage:
     """Links and record of one page; an exception of ``extract`` becomes ``error``."""
-    page = Page(url, status, depth, body)
+    page = Page(url, status, depth, body, content_type=content_type)
     try:
         page.links = extract_links(page.tree, url, scope)
     except Exception as exc:  # noqa: BLE001 - one odd page must not fail its whole batch
@@ -148,8 +185,12 @@ def warm_up() -> int:
     return 0
 
 
+#: What a worker gets for one page: ``(url, status, depth, body, content_type)``.
+FetchedPage = tuple[str, int, int, bytes, str | None]
+
+
 def parse_batch(
-    pages: Sequence[tuple[str, int, int, bytes]], scope: Scope | None, extract: Extractor | None
+    pages: Sequence[FetchedPage], scope: Scope | None, extract: Extractor | None
 ) -> list[ParsedPage]:
-    """Parse a batch of ``(url, status, depth, body)`` pages: one round trip to a worker."""
+    """Parse a batch of ``(url, status, depth, body, content_type)`` pages in one round trip."""
     return [parse_page(*page, scope, extract) for page in pages]

@@ -67,7 +67,8 @@ def load_resume_state(out: Path | None, state: Path | None) -> ResumeState | Non
     for line in _complete_lines(state):
         entry = json.loads(line)
         if "q" in entry:
-            resume.queued.setdefault(entry["q"], entry["d"])
+            url, depth = entry["q"], entry["d"]
+            resume.queued[url] = min(depth, resume.queued.get(url, depth))
         else:
             resume.done.add(entry["x"])
     if out is not None:
@@ -110,7 +111,8 @@ class Sink:
         await self._append(self._state, [{"q": url, "d": depth} for url, depth in entries])
 
     async def log_done(self, urls: Iterable[str]) -> None:
-        """Log URLs finished (recorded, failed or skipped): never fetched again on resume."""
+        """Log URLs finished for good (recorded, skipped, permanent errors): never fetched
+        again on resume. URLs that failed for a reason that may go away are not logged."""
         await self._append(self._state, [{"x": url} for url in urls])
 
     async def write_records(self, records: list[dict[str, Any]]) -> None:

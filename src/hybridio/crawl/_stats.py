@@ -14,10 +14,14 @@ class CrawlStats:
     """What a crawl did.
 
     ``pages`` counts records written (this run); ``errors`` counts pages given up on, by kind
-    (``http_5xx``, ``http_4xx``, ``timeout``, ``connection``, ``redirect_loop``,
-    ``too_many_redirects``, ``extract``); ``skipped`` counts pages deliberately not recorded, by
-    kind (``not_html``, ``too_large``, ``offsite_redirect``, ``duplicate_redirect``);
-    ``hosts`` counts requests per host:port, robots.txt included.
+    (``http_5xx``, ``http_429``, ``http_4xx``, ``timeout``, ``connection``,
+    ``robots_unreachable``, ``worker_crashed``, ``redirect_loop``, ``too_many_redirects``,
+    ``extract``); ``failed`` names each of those URLs with what went wrong; ``retry_on_resume``
+    counts the URLs among them that a later run with the same ``out`` fetches again (the
+    transient kinds: ``http_5xx``, ``http_429``, ``timeout``, ``connection``,
+    ``robots_unreachable``, ``worker_crashed``). ``skipped`` counts pages deliberately not
+    recorded, by kind (``not_html``, ``too_large``, ``offsite_redirect``,
+    ``duplicate_redirect``); ``hosts`` counts requests per host:port, robots.txt included.
     """
 
     pages: int = 0
@@ -29,6 +33,8 @@ class CrawlStats:
     errors: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
     hosts: Counter[str] = field(default_factory=Counter)
+    failed: dict[str, str] = field(default_factory=dict)
+    retry_on_resume: int = 0
     duration: float = 0.0
 
     @property
@@ -40,6 +46,7 @@ class CrawlStats:
         data = dict(self.__dict__)
         for name in ("errors", "skipped", "hosts"):
             data[name] = dict(sorted(data[name].items()))
+        data["failed"] = [{"url": url, "error": error} for url, error in self.failed.items()]
         data["pages_per_second"] = round(self.pages_per_second, 2)
         return data
 
@@ -64,5 +71,20 @@ class CrawlStats:
                 ),
                 f"errors    {kinds(self.errors)}",
                 f"skipped   {kinds(self.skipped)}, robots-blocked {self.robots_blocked}",
+                *self._failed_lines(),
             ]
         )
+
+    def _failed_lines(self, shown: int = 5) -> list[str]:
+        if not self.failed:
+            return []
+        again = (
+            f", {self.retry_on_resume} retried when the same command runs again"
+            if self.retry_on_resume
+            else ""
+        )
+        lines = [f"failed    {len(self.failed)} URLs{again}:"]
+        lines += [f"  {url}: {error}" for url, error in list(self.failed.items())[:shown]]
+        if len(self.failed) > shown:
+            lines.append(f"  ... and {len(self.failed) - shown} more (all in --stats-json)")
+        return lines

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import socket
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -22,8 +24,9 @@ from ._testsite import MANIFEST, SiteManifest, load_manifest
 
 __all__ = ["Faults", "TestSiteServer"]
 
+# HTML without a charset, as nginx and most servers send it: the page's <meta> decides.
 _TYPES = {
-    ".html": "text/html; charset=utf-8",
+    ".html": "text/html",
     ".txt": "text/plain; charset=utf-8",
     ".bin": "application/octet-stream",
     ".png": "image/png",
@@ -39,6 +42,11 @@ class Faults:
         error_rate: fraction of HTML pages that always answer 503.
         flaky_rate: fraction of HTML pages that answer 503 ``flaky_failures`` times, then 200.
         slow_rate: fraction of HTML pages delayed by ``slow_seconds``.
+        slow_paths: these paths are delayed by ``slow_seconds`` too (to stage a race).
+        throttle_rate: fraction of HTML pages that answer ``429 Too Many Requests`` with
+            ``Retry-After: <retry_after>`` the first time, then 200.
+        retry_after: the ``Retry-After`` of throttled pages, in whole seconds.
+        robots_status: robots.txt answers this HTTP status with an empty body (None: the file).
         seed: picks which pages (a hash of seed and path, stable across runs).
     """
 
@@ -48,6 +56,10 @@ class Faults:
     flaky_failures: int = 1
     slow_rate: float = 0.0
     slow_seconds: float = 30.0
+    slow_paths: tuple[str, ...] = ()
+    throttle_rate: float = 0.0
+    retry_after: int = 1
+    robots_status: int | None = None
     seed: int = 0
 
     def _draw(self, kind: str, path: str) -> float:
@@ -64,7 +76,13 @@ class Faults:
 
     def slow(self, path: str) -> bool:
         """Whether ``path`` is delayed by ``slow_seconds``."""
-        return path != "/" and self._draw("slow", path) < self.slow_rate
+        return path in self.slow_paths or (
+            path != "/" and self._draw("slow", path) < self.slow_rate
+        )
+
+    def throttled(self, path: str) -> bool:
+        """Whether ``path`` answers 429 with ``Retry-After`` the first time it is requested."""
+        return path != "/" and self._draw("throttle", path) < self.throttle_rate
 
 
 class TestSiteServer:
@@ -83,6 +101,7 @@ class TestSiteServer:
         self.manifest: SiteManifest = load_manifest(self.root)
         self.faults = faults or Faults()
         self.requests: Counter[str] = Counter()
+        self.request_times: dict[str, list[float]] = {}  # path -> time.monotonic() of each
         self._cache: dict[str, bytes] = {}
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -130,11 +149,14 @@ class TestSiteServer:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         self.requests[path] += 1
+        self.request_times.setdefault(path, []).append(time.monotonic())
         faults = self.faults
         if faults.latency:
             await asyncio.sleep(faults.latency)
+        if path == "/robots.txt" and faults.robots_status is not None:
+            return web.Response(status=faults.robots_status)
         if path in self.manifest.redirects:
-            raise web.HTTPFound(self.manifest.redirects[path])
+            raise web.HTTPFound(quote(self.manifest.redirects[path], safe="/%"))
         body = self._file(path)
         if body is None:
             raise web.HTTPNotFound()
@@ -143,7 +165,11 @@ class TestSiteServer:
                 faults.flaky(path) and self.requests[path] <= faults.flaky_failures
             ):
                 raise web.HTTPServiceUnavailable()
+            if faults.throttled(path) and self.requests[path] == 1:
+                raise web.HTTPTooManyRequests(headers={"Retry-After": str(faults.retry_after)})
             if faults.slow(path):
                 await asyncio.sleep(faults.slow_seconds)
-        content_type = _TYPES.get(Path(path).suffix, "text/html; charset=utf-8")
+        content_type = self.manifest.content_types.get(path) or _TYPES.get(
+            Path(path).suffix, "text/html"
+        )
         return web.Response(body=body, headers={"Content-Type": content_type})

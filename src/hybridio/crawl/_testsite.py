@@ -15,8 +15,17 @@ from dataclasses import asdict, dataclass, field
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
-__all__ = ["MANIFEST", "SiteManifest", "generate_site", "load_manifest", "page_path"]
+__all__ = [
+    "MANIFEST",
+    "QUIRK_TITLES",
+    "SiteManifest",
+    "generate_site",
+    "load_manifest",
+    "page_path",
+    "write_site",
+]
 
 MANIFEST = "site.json"
 _OFFSITE = ("http://offsite.test", "https://example.invalid")
@@ -41,6 +50,7 @@ class SiteManifest:
     malformed: list[str] = field(default_factory=list)
     offsite_links: int = 0
     crawl_delay: float | None = None
+    content_types: dict[str, str] = field(default_factory=dict)
 
     def reachable(self, max_depth: int | None = None) -> dict[str, int]:
         """Every HTML path a polite crawl from ``/`` must record, with its depth.
@@ -123,6 +133,7 @@ def generate_site(
     malformed_pages: int = 0,
     redirect_loops: int = 0,
     redirects: int = 0,
+    quirks: bool = False,
 ) -> SiteManifest:
     """Write a test site of ``pages`` HTML pages (plus fault files) into ``directory``.
 
@@ -130,6 +141,7 @@ def generate_site(
     ``binary_files`` (application/octet-stream), ``malformed_pages`` (broken HTML that still
     has text and a link), ``redirect_loops`` (``/loop/k/a`` <-> ``/loop/k/b``), ``redirects``
     (``/go/k`` -> a page), and ``robots_disallow`` prefixes, each with a page under it.
+    ``quirks`` adds the pages of ``QUIRK_TITLES`` (encodings and links a browser reads right).
     Returns the manifest, also written to ``site.json``.
     """
     if pages < 1:
@@ -172,6 +184,8 @@ def generate_site(
         )
         writer.write(path, body)
         extra_home.append(path)
+    if quirks:
+        extra_home += _write_quirks(writer, manifest)
     for k in range(redirect_loops):
         a, b = f"/loop/{k}/a", f"/loop/{k}/b"
         manifest.redirects[a], manifest.redirects[b] = b, a
@@ -210,6 +224,98 @@ def generate_site(
     if crawl_delay is not None:
         robots.append(f"Crawl-delay: {crawl_delay}")
     (root / "robots.txt").write_text("\n".join(robots) + "\n")
+    (root / MANIFEST).write_text(json.dumps(asdict(manifest), indent=1))
+    return manifest
+
+
+#: The quirk pages of ``generate_site(quirks=True)``: URL path -> the title a browser shows.
+QUIRK_TITLES = {
+    "/quirks/latin1-meta.html": "Café Müller",
+    "/quirks/caf%C3%A9.html": "Linked as café from a latin-1 page",
+    "/quirks/header-charset.html": "Größe only in the header",
+    "/quirks/smart-quotes.html": "\u201cQuoted\u201d \u2013 windows-1252",
+    "/quirks/utf16.html": "UTF-16 page \u2713",
+    "/quirks/only-from-utf16.html": "Reached only from the UTF-16 page",
+    "/quirks/backslash.html": "Backslash links",
+    "/quirks/sub/back.html": "Behind a backslash",
+}
+
+
+def _write_quirks(writer: _Writer, manifest: SiteManifest) -> list[str]:
+    """Pages real sites have and a naive crawler misreads; their paths, to link from home."""
+
+    def html(title: str, body: str, meta: str = "") -> str:
+        return f"<!doctype html><html><head>{meta}<title>{title}</title></head><body>{body}</body></html>"
+
+    titles = QUIRK_TITLES
+    text = writer.text(40)
+    pages = {
+        "/quirks/latin1-meta.html": html(
+            titles["/quirks/latin1-meta.html"],
+            f"<p>Müller's café {text}</p><p><a href='café.html'>café</a></p>",
+            "<meta charset=iso-8859-1>",
+        ).encode("latin-1"),
+        "/quirks/caf%C3%A9.html": html(
+            titles["/quirks/caf%C3%A9.html"], f"<p>{text}</p>", "<meta charset=utf-8>"
+        ).encode(),
+        "/quirks/header-charset.html": html(
+            titles["/quirks/header-charset.html"], f"<p>Größe {text}</p>"
+        ).encode("latin-1"),
+        "/quirks/smart-quotes.html": html(
+            titles["/quirks/smart-quotes.html"],
+            f"<p>\u201cQuoted\u201d text \u2013 {text}</p>",
+            '<meta http-equiv="Content-Type" content="text/html; charset=windows-1252">',
+        ).encode("cp1252"),
+        "/quirks/utf16.html": "\ufeff".encode("utf-16-le")
+        + html(
+            titles["/quirks/utf16.html"],
+            f"<p>{text}</p><p><a href='only-from-utf16.html'>next</a></p>",
+        ).encode("utf-16-le"),
+        "/quirks/only-from-utf16.html": html(
+            titles["/quirks/only-from-utf16.html"], f"<p>{text}</p>"
+        ).encode(),
+        "/quirks/backslash.html": html(
+            titles["/quirks/backslash.html"], f"<p>{text} <a href='sub\\back.html'>back</a></p>"
+        ).encode(),
+        "/quirks/sub/back.html": html(titles["/quirks/sub/back.html"], f"<p>{text}</p>").encode(),
+    }
+    links = {
+        "/quirks/latin1-meta.html": ["/quirks/caf%C3%A9.html"],
+        "/quirks/utf16.html": ["/quirks/only-from-utf16.html"],
+        "/quirks/backslash.html": ["/quirks/sub/back.html"],
+    }
+    for path, body in pages.items():
+        writer.write(unquote(path), body)
+        manifest.links[path] = [*links.get(path, []), "/"]
+    manifest.content_types["/quirks/header-charset.html"] = "text/html; charset=ISO-8859-1"
+    linked = {link for targets in links.values() for link in targets}
+    return [path for path in pages if path not in linked]
+
+
+def write_site(
+    directory: Path | str,
+    pages: dict[str, bytes],
+    links: dict[str, list[str]] | None = None,
+    *,
+    content_types: dict[str, str] | None = None,
+    redirects: dict[str, str] | None = None,
+    robots: str = "User-agent: *\nDisallow:\n",
+) -> SiteManifest:
+    """Write a hand-made site (URL path -> body) that ``TestSiteServer`` can serve.
+
+    ``links`` (path -> in-site paths it links to) goes into the manifest, for
+    ``SiteManifest.reachable``; ``content_types`` overrides the served Content-Type per path;
+    ``redirects`` maps paths to the paths they redirect to (302).
+    """
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    writer = _Writer(root, 0, 1)
+    for path, body in pages.items():
+        writer.write(unquote(path), body)
+    manifest = SiteManifest(seed=0, pages=len(pages), links=dict(links or {}))
+    manifest.content_types = dict(content_types or {})
+    manifest.redirects = dict(redirects or {})
+    (root / "robots.txt").write_text(robots)
     (root / MANIFEST).write_text(json.dumps(asdict(manifest), indent=1))
     return manifest
 

@@ -19,7 +19,7 @@ import anyio
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from .._core._exceptions import HybridioError
+from .._core._exceptions import AsyncioRequired
 from .._export import CONTENT_TYPE
 from .._monitor._loop_monitor import LoopMonitor
 from .._runtime._runtime import KINDS, Kind, Runtime, use_runtime
@@ -53,10 +53,6 @@ H = TypeVar("H", bound=Callable[[web.Request], Awaitable[web.StreamResponse]])
 
 _ROUTE_ATTRIBUTE = "__hybridio_route__"
 logger = logging.getLogger("hybridio.web")
-
-
-class AsyncioRequired(HybridioError, RuntimeError):
-    """Raised when hybridio.web is used on an event loop that is not asyncio (trio)."""
 
 
 def require_asyncio() -> None:
