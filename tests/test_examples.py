@@ -110,3 +110,18 @@ def test_hybrid_server_serves_cpu_work_and_stops_on_sigterm() -> None:
         finally:
             if server.poll() is None:
                 server.kill()
+
+
+def test_interpreters_runs_or_says_what_it_needs() -> None:
+    stdout = run_python(str(EXAMPLES / "interpreters.py"))
+    if sys.version_info >= (3, 13):
+        assert "the default runtime agrees: True" in stdout
+        assert "words: [4, 2, 3]" in stdout
+    else:
+        assert "needs Python 3.13+" in stdout
+
+
+def test_cluster_runs_on_a_local_cluster_without_a_scheduler_address() -> None:
+    pytest.importorskip("distributed", reason="examples/cluster.py needs hybridio[cluster]")
+    stdout = run_python(str(EXAMPLES / "cluster.py"))
+    assert re.search(r"500 words in 100 pages, parsed on tcp://127\.0\.0\.1:\d+", stdout)

@@ -219,7 +219,8 @@ async def test_the_starlette_example() -> None:
     examples = str(Path(__file__).parents[2] / "examples")
     sys.path.insert(0, examples)  # as a worker process will import it, by name
     try:
-        import service_starlette  # type: ignore[import-not-found]  # on sys.path in the test
+        # examples/service_starlette.py, imported from its directory
+        import service_starlette  # type: ignore[import-not-found]
 
         app = service_starlette.make_app(cpu_workers=1)
         async with running(app) as client:

@@ -68,3 +68,20 @@ async def test_after_the_work_runs_where_it_belongs(service: ModuleType) -> None
         assert stats["inline"].completed == 0
         assert (await client.get("/metrics")).status == 200
         assert (await client.get("/healthz")).status == 200
+
+
+def test_the_load_test_compares_both_apps_in_one_run() -> None:
+    """examples/thumbnails/loadtest.py (of thumbnail_service.py), for one second per app."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE / "loadtest.py"), "--seconds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=55,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith(("| before", "| after"))]
+    assert len(rows) == 2, done.stdout
+    assert "Traceback" not in done.stderr

@@ -301,20 +301,33 @@ class ProcessExecutor:
         return list(map(_as_outcome, repeat(Outcome), raw))
 
     def _channel_ended(self, worker: _Process, error: BaseException | None) -> None:
-        assert self._task_group is not None
-        self._task_group.start_soon(self._ended, worker, error, name=f"hybridio reap {worker.pid}")
-
-    async def _ended(self, worker: _Process, error: BaseException | None) -> None:
-        """The channel ended: reap the worker and fail what it held, in order."""
+        """The channel ended (called on the event loop, maybe outside any task)."""
+        if worker.lost is not None:
+            # We killed or stopped it, and whoever did reaps it: only the batches it still held
+            # are told (this also runs while the runtime, or its event loop, shuts down).
+            self._fail_waiting(worker, worker.lost.reason, None, None)
+            return
         reason = ""
         if isinstance(error, FramingError):
             reason = f"worker {worker.pid} broke the protocol ({error}) and was discarded"
             worker.kill_now()
-        if worker.lost is None:  # it ended on its own (not killed or stopped by us)
-            worker.lost = WorkerLost(pid=worker.pid, reason=reason or "the worker ended")
-            self._lost(worker)
+        # It ended on its own: its lane starts a fresh one; its exit status is read, then the
+        # batches it held fail with it.
+        worker.lost = WorkerLost(pid=worker.pid, reason=reason or "the worker ended")
+        self._lost(worker)
+        assert self._task_group is not None
+        self._task_group.start_soon(self._reap, worker, reason, name=f"hybridio reap {worker.pid}")
+
+    async def _reap(self, worker: _Process, reason: str) -> None:
         code, signal_number = await worker.exit_status()
         await worker.close_channel()
+        self._fail_waiting(worker, reason, code, signal_number)
+
+    @staticmethod
+    def _fail_waiting(
+        worker: _Process, reason: str, code: int | None, signal_number: int | None
+    ) -> None:
+        """Fail what the worker held, in order: the first batch ran, those behind never did."""
         lost = {"pid": worker.pid, "exitcode": code, "signal_number": signal_number}
         if worker.handshake is not None:
             worker.handshake.resolve(error=WorkerLost(started=False, reason=reason, **lost))
