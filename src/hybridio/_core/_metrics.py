@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "DEFAULT_BUCKETS",
+    "AutoDecision",
     "FunctionStats",
     "Histogram",
     "HistogramSnapshot",
@@ -203,10 +204,41 @@ class KindStats:
 
 
 @dataclass(frozen=True)
+class AutoDecision:
+    """Where ``kind="auto"`` sends one function's calls, and the measurements behind it.
+
+    ``kind`` is ``"inline"``, ``"blocking"`` (a thread) or ``"cpu"`` (a process), or ``"probing"``
+    before the first measurement. Times are in seconds; a ratio not measured yet is ``nan``.
+    ``run_time`` is a moving average of the function's run time; ``offload_cost`` what an offload
+    to the kind it would go to costs per call; ``cpu_ratio`` the CPU time it got while a Python
+    thread competed for the GIL (near 1: it computes without the GIL, near 0: it waits, between:
+    it holds the GIL); ``gil_ratio`` the share of that time the competing Python thread was kept
+    off the GIL. ``changed_at`` is the wall-clock time (``time.time()``) of the last change.
+    """
+
+    function: str
+    kind: str
+    reason: str
+    run_time: float
+    offload_cost: float
+    cpu_ratio: float
+    gil_ratio: float
+    calls: int
+    probes: int
+    changes: int
+    changed_at: float
+    previous: str | None = None
+
+
+@dataclass(frozen=True)
 class RuntimeStats:
-    """A snapshot of a Runtime: one ``KindStats`` per kind, in ``kinds``."""
+    """A snapshot of a Runtime: one ``KindStats`` per kind, in ``kinds``.
+
+    ``auto`` explains, per function name, where ``kind="auto"`` routes its calls and why.
+    """
 
     kinds: dict[str, KindStats]
+    auto: dict[str, AutoDecision] = field(default_factory=dict)
 
     def __getitem__(self, kind: str) -> KindStats:
         return self.kinds[kind]

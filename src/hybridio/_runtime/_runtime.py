@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .._backends._base import Backend
     from .._backends._dispatch import Dispatcher
     from .._backends._map import OffloadMap
+    from ._auto import AutoPolicy, AutoRouter
 
 __all__ = ["KINDS", "Kind", "Runtime", "current_runtime", "declared_kind", "use_runtime"]
 
@@ -32,8 +33,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 PosArgsT = TypeVarTuple("PosArgsT")
 
-Kind = Literal["inline", "blocking", "cpu"]
-KINDS: tuple[Kind, ...] = ("inline", "blocking", "cpu")
+Kind = Literal["inline", "blocking", "cpu", "auto"]
+KINDS: tuple[Kind, ...] = ("inline", "blocking", "cpu", "auto")
 
 _current: ContextVar[Runtime | None] = ContextVar("hybridio_current_runtime", default=None)
 
@@ -81,6 +82,8 @@ class Runtime:
         max_tasks_per_worker: replace a worker process after it ran this many calls.
         max_worker_rss: replace a worker process when its resident memory exceeds this many bytes.
         batching: let an idle worker take several queued tiny calls in one round trip.
+        default_kind: where ``run`` sends a function that neither the call nor a decorator
+            gives a kind; ``"auto"`` measures each function and routes it (see ``stats().auto``).
 
     Example::
 
@@ -101,6 +104,7 @@ class Runtime:
         max_tasks_per_worker: int | None = None,
         max_worker_rss: int | None = None,
         batching: bool = True,
+        default_kind: Kind = "cpu",
     ) -> None:
         cpus = os.cpu_count() or 2
         cpu_workers = check_count("cpu_workers", cpus if cpu_workers is None else cpu_workers)
@@ -115,6 +119,11 @@ class Runtime:
         self.threads = threads
         self.max_queue = max_queue
         self.timeout = timeout
+        if default_kind not in KINDS:
+            raise ValueError(f"default_kind must be one of {KINDS}, got {default_kind!r}")
+        self.default_kind: Kind = default_kind
+        self._auto: AutoRouter | None = None
+        self._auto_policy: AutoPolicy | None = None  # tests replace the thresholds and clocks
         self._settings = Settings(
             cpu_workers=cpu_workers,
             threads=threads,
@@ -186,11 +195,16 @@ class Runtime:
             raise RuntimeClosed("this Runtime is closed; create a new one to offload work")
         if self._task_group is None:
             raise RuntimeClosed("enter the Runtime first: `async with Runtime() as rt: ...`")
-        if kind not in BACKENDS:
+        if kind == "auto":
+            from ._auto import AutoRouter
+
+            backend = self._auto = AutoRouter(self._backend, self._counters, self._auto_policy)
+        elif kind not in BACKENDS:
             raise ValueError(
                 f"kind must be one of {', '.join(map(repr, KINDS))}, got {kind!r}"
             ) from None
-        backend = create_backend(kind, self._settings, self._counters[kind])
+        else:
+            backend = create_backend(kind, self._settings, self._counters[kind])
         backend.start(self._task_group)
         self._backends[kind] = backend
         return backend
@@ -232,9 +246,9 @@ class Runtime:
     ) -> Any:
         """Run ``fn(*args)`` where ``kind`` says and return its result.
 
-        ``kind`` is ``"inline"`` (on the event loop), ``"blocking"`` (a worker thread) or ``"cpu"``
-        (a worker process); by default the kind a ``@cpu_bound``/``@blocking`` decorator declared,
-        else ``"cpu"``. Pass keyword arguments with ``functools.partial``.
+        ``kind`` is ``"inline"`` (on the event loop), ``"blocking"`` (a worker thread), ``"cpu"``
+        (a worker process) or ``"auto"`` (where this function measured best); by default the kind
+        a ``@cpu_bound``/``@blocking``/``@offload`` decorator declared, else ``default_kind``. Pass keyword arguments with ``functools.partial``.
 
         Raises:
             OffloadTimeout: past ``timeout`` (or the runtime's default timeout).
@@ -261,7 +275,7 @@ class Runtime:
             timeout = self.timeout
         else:
             check_positive("timeout", timeout)
-        return self._backend(kind or declared_kind(fn) or "cpu"), timeout
+        return self._backend(kind or declared_kind(fn) or self.default_kind), timeout
 
     async def run_cpu(
         self,
@@ -382,8 +396,11 @@ class Runtime:
     # -- metrics ------------------------------------------------------------------------------
 
     def stats(self) -> RuntimeStats:
-        """A snapshot of every kind's counters and latency histograms."""
-        return RuntimeStats({kind: c.snapshot() for kind, c in self._counters.items()})
+        """A snapshot of every kind's counters and latency histograms (and ``auto``'s routes)."""
+        return RuntimeStats(
+            {kind: c.snapshot() for kind, c in self._counters.items()},
+            self._auto.decisions() if self._auto is not None else {},
+        )
 
     def worker_pids(self) -> list[int]:
         """Pids of the live worker processes."""

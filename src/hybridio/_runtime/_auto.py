@@ -1,0 +1,586 @@
+"""``kind="auto"``: route each function where it measured best, and keep measuring.
+
+Per function (by name) a profile holds what was measured and where its calls go:
+
+* The first call of an unknown function runs in a worker thread as a *probe*: it is timed (wall
+  and thread CPU time) while, from a quarter of ``inline_budget`` on, a second thread spins pure
+  Python beside it and samples the function thread's CPU clock. A function whose CPU time is a
+  small part of its run time *waits* (sleep, I/O, locks); one that computed at the same time as
+  the Python thread (as often as two independent threads would) *releases the GIL* (C code:
+  hashing, compression, numpy); one that never did *holds the GIL* (pure Python).
+  Calls of the same function that arrive during that first probe wait for its verdict
+  (at most ``probe_wait``), so the loop is not blocked by guesses.
+* The verdict: **inline** when its run time is below both the inline budget (the loop may be held
+  that long) and what an offload would cost; else a **thread** (``"blocking"``) when it waits or
+  runs beside Python in parallel; else a **process** (``"cpu"``).
+* Every call keeps measuring: inline calls are timed on the loop; offloaded calls are read from
+  the runtime's per-function counters (run time in the worker, offload overhead). A run over the
+  inline budget by ``inline_margin`` moves an inline function off the loop at its next call; an
+  offloaded function whose run time drops below the offload cost comes inline; a run time that
+  drifts by ``drift`` times since the last probe, ``reprobe_calls`` calls or ``reprobe_seconds``
+  trigger a new probe (its other calls keep their route meanwhile).
+
+``Runtime.stats().auto`` shows, per function, an ``AutoDecision``: the route, why, the evidence
+and when it last changed.
+
+The probe reads the function thread's CPU clock from the spinner (``pthread_getcpuclockid``, Unix);
+where there is none, the hold on the GIL is not measured and computing functions go to processes.
+On Linux the run-queue delay (``/proc/self/task/<id>/schedstat``) is taken out of the run time, so
+that a busy machine's waits for a core do not make a computing function look like a waiting one.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import threading
+import time
+import types
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from time import perf_counter, thread_time
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from .._core._metrics import AutoDecision, KindCounters
+from .._core._names import function_name, unwrap
+
+if TYPE_CHECKING:
+    from .._backends._base import Backend
+
+__all__ = ["AutoPolicy", "AutoRouter"]
+
+_MAX_PROFILES = 256
+#: How long the spinner must compete, and compute, for a probe to tell about the GIL.
+_MIN_WINDOW = 0.001
+_MIN_CPU = 0.0003
+#: Probes whose lowest gil ratio counts; as many probes confirm a verdict of "holds the GIL".
+_GIL_SAMPLES = 3
+
+
+@dataclass(frozen=True)
+class AutoPolicy:
+    """The thresholds of ``kind="auto"`` (and its clocks, which tests replace)."""
+
+    #: Longest run time allowed on the event loop.
+    inline_budget: float = 0.001
+    #: An inline run this many times over the budget moves the function off the loop.
+    inline_margin: float = 2.0
+    #: CPU time over run time below which a function is said to wait (sleep, I/O, locks).
+    waits_below: float = 0.2
+    #: ``gil_ratio`` from which a function is said to hold the GIL (and goes to processes):
+    #: near 1 for pure Python, near 0 for C code that releases it.
+    gil_from: float = 0.5
+    #: A run time this many times above or below the probed one triggers a new probe.
+    drift: float = 4.0
+    #: A new probe after this many calls / seconds since the last one.
+    reprobe_calls: int = 2000
+    reprobe_seconds: float = 30.0
+    #: How long calls of an unknown function wait for its first probe before going to a thread.
+    probe_wait: float = 0.25
+    #: How long the probe's competing Python thread spins at most.
+    spin_cap: float = 0.05
+    #: A process round trip, until one was measured (seconds).
+    process_cost_prior: float = 150e-6
+    #: Weight of a new sample in the moving averages.
+    alpha: float = 0.3
+    clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], float] = time.time
+
+
+# -- measuring in the worker thread --------------------------------------------------------------
+
+
+def _run_delay(native_id: int) -> float:
+    """Seconds the thread spent runnable but waiting for a core (Linux), else 0."""
+    try:
+        with open(f"/proc/self/task/{native_id}/schedstat", "rb") as file:
+            return int(file.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _cpu_clock(ident: int) -> Callable[[], float] | None:
+    """A reader of another thread's CPU clock, where the platform has one."""
+    getter = getattr(time, "pthread_getcpuclockid", None)
+    if getter is None:  # pragma: no cover - not on Linux
+        return None
+    try:
+        clock_id = getter(ident)
+    except OSError:  # pragma: no cover
+        return None
+    return lambda: time.clock_gettime(clock_id)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What one probe measured, in seconds.
+
+    ``wall``, ``cpu`` and ``delay`` (time runnable but waiting for a core, Linux) cover the
+    whole call. ``window`` is how long the spinning Python thread competed; ``fn_cpu`` and
+    ``spin_cpu`` are the CPU time the function and the spinner got in it, and ``overlap`` the
+    part of it they got at the same time.
+    """
+
+    wall: float
+    cpu: float
+    delay: float
+    window: float = 0.0
+    fn_cpu: float = 0.0
+    spin_cpu: float = 0.0
+    overlap: float = 0.0
+
+    @property
+    def cpu_ratio(self) -> float:
+        """CPU time over the time it could have run (wall minus waiting for a core)."""
+        whole = self.wall - min(self.delay, self.wall)
+        return min(max(self.cpu / whole, 0.0), 1.0) if whole > 0 else 1.0
+
+    @property
+    def gil_ratio(self) -> float:
+        """How far the function and a Python thread were kept from computing at the same time.
+
+        0: they overlapped as often as their CPU shares predict if independent (it releases
+        the GIL); 1: never (it holds the GIL). Normalising by the shares keeps a loaded machine,
+        where neither gets a core often, from passing for a held GIL. nan: too little to tell.
+        """
+        if self.window < _MIN_WINDOW or self.spin_cpu < _MIN_CPU or self.fn_cpu < _MIN_CPU:
+            return math.nan
+        expected = self.spin_cpu * self.fn_cpu / self.window
+        return min(max(1.0 - self.overlap / expected, 0.0), 1.0)
+
+
+class _Spinner:
+    """Spins pure Python beside the probed function, sampling the function thread's CPU clock."""
+
+    def __init__(self, ident: int, delay: float, cap: float) -> None:
+        self.ident = ident
+        self.delay = delay
+        self.cap = cap
+        self.stop = threading.Event()
+        self.result: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+
+    def run(self) -> None:
+        if self.stop.wait(self.delay):  # done before the delay: a tiny call, nothing to compete
+            return
+        fn_clock = _cpu_clock(self.ident)
+        if fn_clock is None:  # pragma: no cover - no per-thread CPU clock: GIL not measured
+            return
+        stop = self.stop
+        start = perf_counter()
+        deadline = start + self.cap
+        fn_start = last_fn = fn_clock()
+        own_start = last_own = thread_time()
+        overlap = 0.0
+        while True:
+            for _ in range(1000):
+                pass
+            own, fn = thread_time(), fn_clock()
+            # Both advanced in this slice only as far as both held a core at once.
+            overlap += min(own - last_own, fn - last_fn)
+            last_own, last_fn = own, fn
+            now = perf_counter()
+            if stop.is_set() or now > deadline:
+                break
+        self.result = (now - start, last_fn - fn_start, last_own - own_start, overlap)
+
+
+class _Probe:
+    """The function wrapped for one probing call in a worker thread; keeps its name for stats."""
+
+    def __init__(self, fn: Callable[..., Any], module: str, qualname: str, policy: AutoPolicy):
+        self.fn = fn
+        self.__module__ = module
+        self.__qualname__ = qualname
+        self.policy = policy
+        self.measurement: Measurement | None = None
+        self.inside = 0.0
+
+    def __call__(self, *args: Any) -> Any:
+        entered = perf_counter()
+        spinner = _Spinner(
+            threading.get_ident(), self.policy.inline_budget / 4, self.policy.spin_cap
+        )
+        thread = threading.Thread(target=spinner.run, name="hybridio-auto-probe", daemon=True)
+        thread.start()
+        native = threading.get_native_id()
+        delay, cpu, start = _run_delay(native), thread_time(), perf_counter()
+        try:
+            return self.fn(*args)
+        finally:
+            wall, cpu = perf_counter() - start, thread_time() - cpu
+            delay = _run_delay(native) - delay
+            spinner.stop.set()
+            thread.join()
+            self.measurement = Measurement(wall, cpu, delay, *spinner.result)
+            self.inside = perf_counter() - entered
+
+
+# -- the router on the event loop ----------------------------------------------------------------
+
+
+class _Profile:
+    """The live state of one function under ``kind="auto"``."""
+
+    def __init__(self, name: str, done: anyio.Event) -> None:
+        self.name = name
+        self.kind = "probing"
+        #: where it goes when offloaded: a thread unless it holds the GIL
+        self.target = "blocking"
+        self.previous: str | None = None
+        self.reason = "unknown: its first call runs in a thread to measure it"
+        self.run_time = math.nan
+        self.run_at_probe = math.nan
+        #: per kind: offload overhead per call measured by the dispatcher, and on the loop
+        self.cost: dict[str, float] = {}
+        self.send: dict[str, float] = {}
+        self.cpu_ratio = math.nan
+        self.gil_ratio = math.nan
+        #: the last probes' gil ratios: the lowest counts (overlap cannot be faked by noise)
+        self.gil_samples: deque[float] = deque(maxlen=_GIL_SAMPLES)
+        self.calls = 0
+        self.probes = 0
+        self.changes = 0
+        self.changed_at = math.nan
+        self.probed_at = math.nan
+        self.calls_since_probe = 0
+        self.probe_due = True
+        self.probing = False
+        self.probe_done = done
+        #: per kind: the (calls, run, overhead) totals of the runtime's counters last read
+        self.seen: dict[str, tuple[float, float, float]] = {}
+
+
+def _duration(seconds: float) -> str:
+    if math.isnan(seconds):
+        return "?"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} us"
+    if seconds < 1.0:
+        return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds:.3g} s"
+
+
+class AutoRouter:
+    """The ``"auto"`` backend of a Runtime: routes each call to the inline, thread or process one."""
+
+    kind = "auto"
+
+    def __init__(
+        self,
+        backend: Callable[[str], Backend],
+        counters: Mapping[str, KindCounters],
+        policy: AutoPolicy | None = None,
+    ) -> None:
+        self._backend = backend
+        self._counters = counters
+        self.policy = policy or AutoPolicy()
+        self._profiles: dict[str, _Profile] = {}
+        self._by_fn: dict[Callable[..., Any], _Profile] = {}
+        #: runtime-wide moving average of each kind's offload cost per call
+        self._kind_cost: dict[str, float] = {}
+
+    def start(self, task_group: TaskGroup) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+    def worker_ids(self) -> list[int]:
+        return []
+
+    def decisions(self) -> dict[str, AutoDecision]:
+        """A snapshot of every profile, for ``stats().auto``."""
+        return {
+            name: AutoDecision(
+                function=name,
+                kind=p.kind,
+                reason=p.reason,
+                run_time=p.run_time,
+                offload_cost=self._cost(p, p.target),
+                cpu_ratio=p.cpu_ratio,
+                gil_ratio=p.gil_ratio,
+                calls=p.calls,
+                probes=p.probes,
+                changes=p.changes,
+                changed_at=p.changed_at,
+                previous=p.previous,
+            )
+            for name, p in self._profiles.items()
+        }
+
+    # -- routing -------------------------------------------------------------------------------
+
+    def call(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], *, timeout: float | None
+    ) -> Awaitable[Any]:
+        """Run ``fn(*args)`` where its profile says (probing it first when due)."""
+        try:
+            profile = self._by_fn.get(fn)
+        except TypeError:  # an unhashable callable
+            profile = None
+        if profile is None:
+            profile = self._profile(fn)
+        if profile.probe_due and not profile.probing:
+            return self._probe(profile, fn, args, timeout)
+        kind = profile.kind
+        if kind == "inline":
+            return self._inline(profile, fn, args, timeout)
+        if kind == "probing":
+            return self._after_probe(profile, fn, args, timeout)
+        return self._offload(profile, kind, fn, args, timeout)
+
+    def _profile(self, fn: Callable[..., Any]) -> _Profile:
+        name = function_name(fn)
+        profile = self._profiles.get(name)
+        if profile is None:
+            if len(self._profiles) >= _MAX_PROFILES:  # forget the oldest
+                oldest = next(iter(self._profiles))
+                del self._profiles[oldest]
+                self._by_fn = {f: p for f, p in self._by_fn.items() if p.name != oldest}
+            profile = self._profiles[name] = _Profile(name, anyio.Event())
+        # Only functions are remembered by identity: a partial or a bound method is a new object
+        # per call (found by name), and holding it would keep its arguments alive.
+        if len(self._by_fn) < 4 * _MAX_PROFILES and (
+            isinstance(fn, types.FunctionType) or hasattr(fn, "__hybridio_kind__")
+        ):
+            self._by_fn[fn] = profile
+        return profile
+
+    async def _inline(
+        self, profile: _Profile, fn: Callable[..., Any], args: tuple[Any, ...], timeout: float | None
+    ) -> Any:
+        start = perf_counter()
+        try:
+            return await self._backend("inline").call(fn, args, timeout=timeout)
+        finally:
+            self._observe_inline(profile, perf_counter() - start)
+
+    async def _offload(
+        self,
+        profile: _Profile,
+        kind: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        timeout: float | None,
+    ) -> Any:
+        start = perf_counter()
+        waiting = self._backend(kind).call(fn, args, timeout=timeout)
+        # What the call costs the loop before it leaves it (pickling, for a process).
+        profile.send[kind] = self._ewma(profile.send.get(kind, math.nan), perf_counter() - start)
+        try:
+            return await waiting
+        finally:
+            profile.calls += 1
+            profile.calls_since_probe += 1
+            self._sample(profile, kind)
+
+    async def _after_probe(
+        self, profile: _Profile, fn: Callable[..., Any], args: tuple[Any, ...], timeout: float | None
+    ) -> Any:
+        """A call of a function whose first probe is running: wait for its verdict, briefly."""
+        start = perf_counter()
+        with anyio.move_on_after(self.policy.probe_wait):
+            await profile.probe_done.wait()
+        if timeout is not None:
+            timeout = max(timeout - (perf_counter() - start), 1e-6)
+        if profile.probe_due and not profile.probing:  # that probe was given up: probe again
+            return await self._probe(profile, fn, args, timeout)
+        kind = profile.kind
+        if kind == "inline":
+            return await self._inline(profile, fn, args, timeout)
+        # still unknown after the wait (a long function): a thread does not pickle anything
+        return await self._offload(profile, "blocking" if kind == "probing" else kind, fn, args, timeout)
+
+    async def _probe(
+        self, profile: _Profile, fn: Callable[..., Any], args: tuple[Any, ...], timeout: float | None
+    ) -> Any:
+        profile.probing = True
+        profile.probe_due = False
+        inner = fn
+        while isinstance(inner, functools.partial):  # as function_name() names it
+            inner = inner.func
+        probe = _Probe(
+            unwrap(fn),
+            getattr(inner, "__module__", None) or "?",
+            getattr(inner, "__qualname__", None) or type(inner).__qualname__,
+            self.policy,
+        )
+        start = perf_counter()
+        try:
+            return await self._backend("blocking").call(probe, args, timeout=timeout)
+        finally:
+            latency = perf_counter() - start
+            profile.probing = False
+            profile.calls += 1
+            measurement = probe.measurement
+            if measurement is None:  # given up before it finished: probe again next time
+                profile.probe_due = True
+            else:
+                self._decide(profile, measurement, latency, probe.inside)
+            done, profile.probe_done = profile.probe_done, anyio.Event()
+            done.set()
+
+    # -- measuring and deciding ----------------------------------------------------------------
+
+    def _ewma(self, old: float, new: float, weight: int = 1) -> float:
+        if math.isnan(old):
+            return new
+        keep = (1.0 - self.policy.alpha) ** weight
+        return keep * old + (1.0 - keep) * new
+
+    def _cost(self, profile: _Profile, kind: str) -> float:
+        """What an offload of this function to ``kind`` costs per call: measured, else assumed."""
+        cost = profile.cost.get(kind)
+        if cost is not None:
+            return cost + profile.send.get(kind, 0.0)
+        cost = self._kind_cost.get(kind)
+        if cost is not None:
+            return cost
+        return self.policy.process_cost_prior if kind == "cpu" else math.nan
+
+    def _observe_inline(self, profile: _Profile, elapsed: float) -> None:
+        profile.calls += 1
+        profile.run_time = run = self._ewma(profile.run_time, elapsed)
+        policy = self.policy
+        if profile.probe_due:
+            return
+        if elapsed > policy.inline_budget * policy.inline_margin:
+            profile.probe_due = True
+            profile.reason = (
+                f"a run took {_duration(elapsed)} on the loop, over the "
+                f"{_duration(policy.inline_budget)} budget: its next call is measured in a thread"
+            )
+        elif run > policy.inline_budget:
+            profile.probe_due = True
+            profile.reason = (
+                f"its runs average {_duration(run)}, over the {_duration(policy.inline_budget)} "
+                "budget: its next call is measured in a thread"
+            )
+
+    def _sample(self, profile: _Profile, kind: str) -> None:
+        """Fold the calls that finished since the last look into the profile, then review it."""
+        entry = self._counters[kind]._functions.get(profile.name)
+        if entry is None:
+            return
+        calls, run, overhead = entry
+        seen = profile.seen.get(kind, (0, 0.0, 0.0))
+        profile.seen[kind] = (calls, run, overhead)
+        done = int(calls - seen[0])
+        if done <= 0:
+            return
+        profile.run_time = self._ewma(profile.run_time, (run - seen[1]) / done, done)
+        cost = (overhead - seen[2]) / done
+        profile.cost[kind] = self._ewma(profile.cost.get(kind, math.nan), cost, done)
+        self._kind_cost[kind] = self._ewma(self._kind_cost.get(kind, math.nan), cost, done)
+        self._review(profile, kind)
+
+    def _review(self, profile: _Profile, kind: str) -> None:
+        policy = self.policy
+        if profile.probe_due or profile.probing or profile.kind != kind:
+            return
+        run, cost = profile.run_time, self._cost(profile, kind)
+        if run < policy.inline_budget and run < cost:
+            self._switch(
+                profile,
+                "inline",
+                f"runs {_duration(run)} in a {_KIND_NAMES[kind]}, less than the offload costs "
+                f"({_duration(cost)}) and within the {_duration(policy.inline_budget)} inline budget",
+            )
+            return
+        if kind == "cpu" and run >= policy.inline_budget and cost >= run:
+            self._switch(
+                profile,
+                "blocking",
+                f"a process costs more ({_duration(cost)} a call) than it runs "
+                f"({_duration(run)}): a thread runs it without copying its data",
+            )
+            return
+        probed = profile.run_at_probe
+        if not math.isnan(probed) and not probed / policy.drift <= run <= probed * policy.drift:
+            profile.probe_due = True
+            profile.reason += (
+                f" (its run time moved from {_duration(probed)} to {_duration(run)}: re-measuring)"
+            )
+        elif (
+            profile.calls_since_probe >= policy.reprobe_calls
+            or policy.clock() - profile.probed_at >= policy.reprobe_seconds
+        ):
+            profile.probe_due = True
+
+    def _decide(self, profile: _Profile, m: Measurement, latency: float, inside: float) -> None:
+        """Route the function from what its probe measured."""
+        policy = self.policy
+        profile.probes += 1
+        profile.probed_at = policy.clock()
+        profile.calls_since_probe = 0
+        thread_cost = max(latency - inside, 0.0)
+        profile.cost["blocking"] = self._ewma(profile.cost.get("blocking", math.nan), thread_cost)
+        self._kind_cost["blocking"] = self._ewma(self._kind_cost.get("blocking", math.nan), thread_cost)
+        cpu_ratio = profile.cpu_ratio = m.cpu_ratio
+        if not math.isnan(m.gil_ratio):
+            profile.gil_samples.append(m.gil_ratio)
+        gil = profile.gil_ratio = min(profile.gil_samples, default=math.nan)
+        if cpu_ratio < policy.waits_below:
+            target, run = "blocking", m.wall
+            why = f"it waits (CPU {cpu_ratio:.0%} of its run time): a thread runs it"
+        elif math.isnan(gil):
+            target, run = "cpu", m.cpu
+            why = (
+                f"it computes (CPU {cpu_ratio:.0%} of its run time) but ended before its hold "
+                "on the GIL could be measured: a process runs it without holding the loop"
+            )
+        elif gil < policy.gil_from:
+            target, run = "blocking", m.wall
+            why = (
+                f"it computes without the GIL (it and a competing Python thread computed at "
+                f"the same time {1 - gil:.0%} as often as independent threads): threads run "
+                "it in parallel"
+            )
+        else:
+            target, run = "cpu", m.cpu
+            why = (
+                f"it holds the GIL (it and a competing Python thread computed at the same time "
+                f"{1 - gil:.0%} as often as independent threads): processes run it in parallel"
+            )
+        profile.run_time = profile.run_at_probe = run
+        if target == "cpu" and "cpu" in profile.cost and self._cost(profile, "cpu") >= run:
+            target = "blocking"
+            why += (
+                f"; but a process costs it more ({_duration(self._cost(profile, 'cpu'))} a "
+                "call) than it runs: a thread runs it without copying its data"
+            )
+        profile.target = target
+        cost = self._cost(profile, target)
+        if run < policy.inline_budget and run < cost:
+            why = (
+                f"runs {_duration(run)}, less than a {_KIND_NAMES[target]} offload costs "
+                f"({_duration(cost)}), within the {_duration(policy.inline_budget)} inline budget"
+            )
+            target = "inline"
+        self._switch(profile, target, why)
+        if target == "cpu" and profile.probes < _GIL_SAMPLES:
+            # Held the GIL, or looked like it: on a loaded machine two threads may not get cores
+            # at once by chance. A couple more probes confirm it (others keep the route).
+            profile.probe_due = True
+
+    def _switch(self, profile: _Profile, kind: str, reason: str) -> None:
+        profile.reason = reason
+        if kind != "inline":
+            profile.target = kind
+        if kind == profile.kind:
+            return
+        if profile.kind != "probing":
+            profile.previous = profile.kind
+        profile.kind = kind
+        profile.changes += 1
+        profile.changed_at = self.policy.wall_clock()
+        counters = self._counters.get(kind)
+        entry = counters._functions.get(profile.name) if counters else None
+        profile.seen[kind] = (entry[0], entry[1], entry[2]) if entry else (0, 0.0, 0.0)
+
+
+_KIND_NAMES = {"blocking": "thread", "cpu": "process", "inline": "inline"}
