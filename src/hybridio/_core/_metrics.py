@@ -210,10 +210,11 @@ class AutoDecision:
     ``kind`` is ``"inline"``, ``"blocking"`` (a thread) or ``"cpu"`` (a process), or ``"probing"``
     before the first measurement. Times are in seconds; a ratio not measured yet is ``nan``.
     ``run_time`` is a moving average of the function's run time; ``offload_cost`` what an offload
-    to the kind it would go to costs per call; ``cpu_ratio`` the CPU time it got while a Python
-    thread competed for the GIL (near 1: it computes without the GIL, near 0: it waits, between:
-    it holds the GIL); ``gil_ratio`` the share of that time the competing Python thread was kept
-    off the GIL. ``changed_at`` is the wall-clock time (``time.time()``) of the last change.
+    to the kind it would go to costs per call; ``cpu_ratio`` how much it computes (its CPU time
+    against a spinning Python thread's beside it: near 0 it waits, near 1 it computes);
+    ``gil_ratio`` how far it and that Python thread were kept from computing at the same time
+    (near 1: it holds the GIL, near 0: it releases it). ``changed_at`` is the wall-clock time
+    (``time.time()``) of the last change of ``kind``.
     """
 
     function: str

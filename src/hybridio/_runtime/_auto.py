@@ -4,10 +4,11 @@ Per function (by name) a profile holds what was measured and where its calls go:
 
 * The first call of an unknown function runs in a worker thread as a *probe*: it is timed (wall
   and thread CPU time) while, from a quarter of ``inline_budget`` on, a second thread spins pure
-  Python beside it and samples the function thread's CPU clock. A function whose CPU time is a
-  small part of its run time *waits* (sleep, I/O, locks); one that computed at the same time as
-  the Python thread (as often as two independent threads would) *releases the GIL* (C code:
-  hashing, compression, numpy); one that never did *holds the GIL* (pure Python).
+  Python beside it, letting go of the GIL every few microseconds. A function whose CPU time is
+  a small part of its run time (and of the spinner's) *waits* (sleep, I/O, locks); one beside
+  which the spinner waited for the GIL most of the time *holds the GIL* (pure Python: it takes
+  the GIL back for a switch interval each time); one beside which it did not *releases the
+  GIL* (C code: hashing, compression, numpy).
   Calls of the same function that arrive during that first probe wait for its verdict
   (at most ``probe_wait``), so the loop is not blocked by guesses.
 * The verdict: **inline** when its run time is below both the inline budget (the loop may be held
@@ -23,16 +24,19 @@ Per function (by name) a profile holds what was measured and where its calls go:
 ``Runtime.stats().auto`` shows, per function, an ``AutoDecision``: the route, why, the evidence
 and when it last changed.
 
-The probe reads the function thread's CPU clock from the spinner (``pthread_getcpuclockid``, Unix);
-where there is none, the hold on the GIL is not measured and computing functions go to processes.
-On Linux the run-queue delay (``/proc/self/task/<id>/schedstat``) is taken out of the run time, so
-that a busy machine's waits for a core do not make a computing function look like a waiting one.
+The spinner reads the function thread's CPU clock (``pthread_getcpuclockid``, Unix); where there
+is none, the hold on the GIL is not measured and computing functions go to processes. On Linux
+the run-queue delay (``/proc/self/task/<id>/schedstat``) is taken out of the waits, so that a
+loaded machine's waits for a core are not taken for waits on the GIL (elsewhere they are, and
+GIL-releasing functions may go to processes: slower, never wrong). An event loop busy running
+Python while a probe runs also makes the spinner wait, with the same effect.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import os
 import threading
 import time
 import types
@@ -73,7 +77,7 @@ class AutoPolicy:
     waits_below: float = 0.2
     #: ``gil_ratio`` from which a function is said to hold the GIL (and goes to processes):
     #: near 1 for pure Python, near 0 for C code that releases it.
-    gil_from: float = 0.5
+    gil_from: float = 0.25
     #: A run time this many times above or below the probed one triggers a new probe.
     drift: float = 4.0
     #: A new probe after this many calls / seconds since the last one.
@@ -121,8 +125,8 @@ class Measurement:
 
     ``wall``, ``cpu`` and ``delay`` (time runnable but waiting for a core, Linux) cover the
     whole call. ``window`` is how long the spinning Python thread competed; ``fn_cpu`` and
-    ``spin_cpu`` are the CPU time the function and the spinner got in it, and ``overlap`` the
-    part of it they got at the same time.
+    ``spin_cpu`` are the CPU time the function and the spinner got in it, ``spin_delay`` the
+    time the spinner waited for a core. The rest of the window the spinner waited for the GIL.
     """
 
     wall: float
@@ -131,26 +135,36 @@ class Measurement:
     window: float = 0.0
     fn_cpu: float = 0.0
     spin_cpu: float = 0.0
-    overlap: float = 0.0
+    spin_delay: float = 0.0
 
     @property
     def cpu_ratio(self) -> float:
-        """CPU time over the time it could have run (wall minus waiting for a core)."""
+        """How much it computes: near 0 when it waits (sleep, I/O), near 1 when it computes.
+
+        Against the wall time minus the time it waited for a core, and against the spinner's
+        CPU time when it competed (both threads suffer a loaded machine alike).
+        """
         whole = self.wall - min(self.delay, self.wall)
-        return min(max(self.cpu / whole, 0.0), 1.0) if whole > 0 else 1.0
+        ratio = min(max(self.cpu / whole, 0.0), 1.0) if whole > 0 else 1.0
+        if self.window >= _MIN_WINDOW and self.spin_cpu >= _MIN_CPU:
+            # A loaded machine may keep a thread waiting for the GIL off a core long enough to
+            # starve it in the window: either view showing it computing is enough.
+            ratio = max(ratio, min(self.fn_cpu / self.spin_cpu, 1.0))
+        return ratio
 
     @property
     def gil_ratio(self) -> float:
-        """How far the function and a Python thread were kept from computing at the same time.
+        """Share of its time the spinning Python thread waited for the GIL (nan: too short).
 
-        0: they overlapped as often as their CPU shares predict if independent (it releases
-        the GIL); 1: never (it holds the GIL). Normalising by the shares keeps a loaded machine,
-        where neither gets a core often, from passing for a held GIL. nan: too little to tell.
+        Near 1 when the function holds the GIL (the spinner lets go of it every few
+        microseconds and gets it back a switch interval later), near 0 when it releases it.
+        Its time waiting for a core is left out, so a loaded machine does not inflate it.
         """
-        if self.window < _MIN_WINDOW or self.spin_cpu < _MIN_CPU or self.fn_cpu < _MIN_CPU:
+        free = self.window - min(self.spin_delay, self.window)  # not waiting for a core
+        if free < _MIN_WINDOW or self.fn_cpu < _MIN_CPU:
             return math.nan
-        expected = self.spin_cpu * self.fn_cpu / self.window
-        return min(max(1.0 - self.overlap / expected, 0.0), 1.0)
+        waited = free - self.spin_cpu
+        return min(max(waited / free, 0.0), 1.0)
 
 
 class _Spinner:
@@ -160,32 +174,66 @@ class _Spinner:
         self.ident = ident
         self.delay = delay
         self.cap = cap
+        self.begin = threading.Event()
         self.stop = threading.Event()
-        self.result: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+        #: the function thread's CPU clock when the function returned (set by that thread)
+        self.fn_end = math.inf
+        #: (window, its CPU time, the function's CPU time, its wait for a core) in seconds
+        self.result: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
 
     def run(self) -> None:
+        self.begin.wait()
         if self.stop.wait(self.delay):  # done before the delay: a tiny call, nothing to compete
             return
         fn_clock = _cpu_clock(self.ident)
         if fn_clock is None:  # pragma: no cover - no per-thread CPU clock: GIL not measured
             return
-        stop = self.stop
-        start = perf_counter()
-        deadline = start + self.cap
-        fn_start = last_fn = fn_clock()
-        own_start = last_own = thread_time()
-        overlap = 0.0
-        while True:
-            for _ in range(1000):
-                pass
-            own, fn = thread_time(), fn_clock()
-            # Both advanced in this slice only as far as both held a core at once.
-            overlap += min(own - last_own, fn - last_fn)
-            last_own, last_fn = own, fn
-            now = perf_counter()
-            if stop.is_set() or now > deadline:
-                break
-        self.result = (now - start, last_fn - fn_start, last_own - own_start, overlap)
+        with _QueueClock() as queue:
+            stop, cap = self.stop, self.cap
+            start = perf_counter()
+            mark = start, thread_time(), queue(), fn_clock()
+            first = mark
+            while not stop.is_set():
+                for _ in range(200):
+                    pass
+                # A system call: the GIL is let go, and a function that holds it takes it back
+                # for a switch interval (5 ms) while this thread waits.
+                queued = queue()
+                if self.fn_end != math.inf:  # returned: what its thread does now is not its own
+                    break
+                now = perf_counter()
+                mark = now, thread_time(), queued, fn_clock()
+                if now - start > cap:
+                    break
+        self.result = tuple(end - begin for end, begin in zip(mark, first, strict=True))
+
+
+class _QueueClock:
+    """The calling thread's time spent waiting for a core (Linux schedstat), else 0.
+
+    Read by the thread itself, it is exact; each read is one system call, which lets go of the
+    GIL (elsewhere ``time.sleep(0)`` does).
+    """
+
+    def __enter__(self) -> Callable[[], float]:
+        try:
+            self.fd = os.open(f"/proc/self/task/{threading.get_native_id()}/schedstat", os.O_RDONLY)
+        except OSError:  # pragma: no cover - not Linux
+            self.fd = -1
+            return _no_queue
+        return self.read
+
+    def read(self) -> float:
+        return int(os.pread(self.fd, 128, 0).split()[1]) / 1e9
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+
+
+def _no_queue() -> float:  # pragma: no cover - not Linux
+    time.sleep(0)
+    return 0.0
 
 
 class _Probe:
@@ -207,15 +255,22 @@ class _Probe:
         thread = threading.Thread(target=spinner.run, name="hybridio-auto-probe", daemon=True)
         thread.start()
         native = threading.get_native_id()
-        delay, cpu, start = _run_delay(native), thread_time(), perf_counter()
+        delay = _run_delay(native)
+        spinner.begin.set()
+        cpu, start = thread_time(), perf_counter()
         try:
             return self.fn(*args)
         finally:
-            wall, cpu = perf_counter() - start, thread_time() - cpu
+            end_cpu = spinner.fn_end = thread_time()
+            wall, cpu = perf_counter() - start, end_cpu - cpu
             delay = _run_delay(native) - delay
             spinner.stop.set()
+            spinner.begin.set()  # if the function never started (it cannot fail to, but still)
             thread.join()
-            self.measurement = Measurement(wall, cpu, delay, *spinner.result)
+            window, spin_cpu, spin_delay, fn_cpu = spinner.result
+            self.measurement = Measurement(
+                wall, cpu, delay, window, fn_cpu, spin_cpu, min(spin_delay, window)
+            )
             self.inside = perf_counter() - entered
 
 
@@ -239,7 +294,8 @@ class _Profile:
         self.send: dict[str, float] = {}
         self.cpu_ratio = math.nan
         self.gil_ratio = math.nan
-        #: the last probes' gil ratios: the lowest counts (overlap cannot be faked by noise)
+        #: the last probes' gil ratios: the highest counts (on a loaded machine a thread holding
+        #: the GIL may lose the race for it and look free, never the other way round)
         self.gil_samples: deque[float] = deque(maxlen=_GIL_SAMPLES)
         self.calls = 0
         self.probes = 0
@@ -351,7 +407,11 @@ class AutoRouter:
         return profile
 
     async def _inline(
-        self, profile: _Profile, fn: Callable[..., Any], args: tuple[Any, ...], timeout: float | None
+        self,
+        profile: _Profile,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        timeout: float | None,
     ) -> Any:
         start = perf_counter()
         try:
@@ -367,8 +427,9 @@ class AutoRouter:
         args: tuple[Any, ...],
         timeout: float | None,
     ) -> Any:
+        backend = self._backend(kind)
         start = perf_counter()
-        waiting = self._backend(kind).call(fn, args, timeout=timeout)
+        waiting = backend.call(fn, args, timeout=timeout)
         # What the call costs the loop before it leaves it (pickling, for a process).
         profile.send[kind] = self._ewma(profile.send.get(kind, math.nan), perf_counter() - start)
         try:
@@ -379,7 +440,11 @@ class AutoRouter:
             self._sample(profile, kind)
 
     async def _after_probe(
-        self, profile: _Profile, fn: Callable[..., Any], args: tuple[Any, ...], timeout: float | None
+        self,
+        profile: _Profile,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        timeout: float | None,
     ) -> Any:
         """A call of a function whose first probe is running: wait for its verdict, briefly."""
         start = perf_counter()
@@ -393,10 +458,16 @@ class AutoRouter:
         if kind == "inline":
             return await self._inline(profile, fn, args, timeout)
         # still unknown after the wait (a long function): a thread does not pickle anything
-        return await self._offload(profile, "blocking" if kind == "probing" else kind, fn, args, timeout)
+        return await self._offload(
+            profile, "blocking" if kind == "probing" else kind, fn, args, timeout
+        )
 
     async def _probe(
-        self, profile: _Profile, fn: Callable[..., Any], args: tuple[Any, ...], timeout: float | None
+        self,
+        profile: _Profile,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        timeout: float | None,
     ) -> Any:
         profile.probing = True
         profile.probe_due = False
@@ -473,9 +544,10 @@ class AutoRouter:
         if done <= 0:
             return
         profile.run_time = self._ewma(profile.run_time, (run - seen[1]) / done, done)
-        cost = (overhead - seen[2]) / done
-        profile.cost[kind] = self._ewma(profile.cost.get(kind, math.nan), cost, done)
-        self._kind_cost[kind] = self._ewma(self._kind_cost.get(kind, math.nan), cost, done)
+        if seen[0]:  # the first calls of a kind may have waited for its workers to start
+            cost = (overhead - seen[2]) / done
+            profile.cost[kind] = self._ewma(profile.cost.get(kind, math.nan), cost, done)
+            self._kind_cost[kind] = self._ewma(self._kind_cost.get(kind, math.nan), cost, done)
         self._review(profile, kind)
 
     def _review(self, profile: _Profile, kind: str) -> None:
@@ -519,14 +591,20 @@ class AutoRouter:
         profile.calls_since_probe = 0
         thread_cost = max(latency - inside, 0.0)
         profile.cost["blocking"] = self._ewma(profile.cost.get("blocking", math.nan), thread_cost)
-        self._kind_cost["blocking"] = self._ewma(self._kind_cost.get("blocking", math.nan), thread_cost)
+        self._kind_cost["blocking"] = self._ewma(
+            self._kind_cost.get("blocking", math.nan), thread_cost
+        )
         cpu_ratio = profile.cpu_ratio = m.cpu_ratio
         if not math.isnan(m.gil_ratio):
             profile.gil_samples.append(m.gil_ratio)
-        gil = profile.gil_ratio = min(profile.gil_samples, default=math.nan)
+        samples = profile.gil_samples
+        gil = profile.gil_ratio = max(samples) if samples else math.nan
         if cpu_ratio < policy.waits_below:
             target, run = "blocking", m.wall
-            why = f"it waits (CPU {cpu_ratio:.0%} of its run time): a thread runs it"
+            why = (
+                f"it waits (it computed {cpu_ratio:.0%} as much as a spinning thread beside "
+                "it): a thread runs it"
+            )
         elif math.isnan(gil):
             target, run = "cpu", m.cpu
             why = (
@@ -536,15 +614,14 @@ class AutoRouter:
         elif gil < policy.gil_from:
             target, run = "blocking", m.wall
             why = (
-                f"it computes without the GIL (it and a competing Python thread computed at "
-                f"the same time {1 - gil:.0%} as often as independent threads): threads run "
-                "it in parallel"
+                f"it computes without the GIL (a Python thread beside it waited for the GIL "
+                f"{gil:.0%} of the time): threads run it in parallel"
             )
         else:
             target, run = "cpu", m.cpu
             why = (
-                f"it holds the GIL (it and a competing Python thread computed at the same time "
-                f"{1 - gil:.0%} as often as independent threads): processes run it in parallel"
+                f"it holds the GIL (a Python thread beside it waited for the GIL {gil:.0%} of "
+                "the time): processes run it in parallel"
             )
         profile.run_time = profile.run_at_probe = run
         if target == "cpu" and "cpu" in profile.cost and self._cost(profile, "cpu") >= run:
@@ -562,9 +639,9 @@ class AutoRouter:
             )
             target = "inline"
         self._switch(profile, target, why)
-        if target == "cpu" and profile.probes < _GIL_SAMPLES:
-            # Held the GIL, or looked like it: on a loaded machine two threads may not get cores
-            # at once by chance. A couple more probes confirm it (others keep the route).
+        if profile.probes < _GIL_SAMPLES and cpu_ratio >= policy.waits_below and run >= cost:
+            # It computes: a couple more probes confirm whether it holds the GIL (a loaded
+            # machine blurs one probe). Its other calls keep the route meanwhile.
             profile.probe_due = True
 
     def _switch(self, profile: _Profile, kind: str, reason: str) -> None:
