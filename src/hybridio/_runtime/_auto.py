@@ -28,8 +28,8 @@ The spinner reads the function thread's CPU clock (``pthread_getcpuclockid``, Un
 is none, the hold on the GIL is not measured and computing functions go to processes. On Linux
 the run-queue delay (``/proc/self/task/<id>/schedstat``) is taken out of the waits, so that a
 loaded machine's waits for a core are not taken for waits on the GIL (elsewhere they are, and
-GIL-releasing functions may go to processes: slower, never wrong). An event loop busy running
-Python while a probe runs also makes the spinner wait, with the same effect.
+GIL-releasing functions may go to processes: slower, never wrong). The event loop thread's CPU
+time in the window is taken out too: a loop busy running Python holds the GIL itself.
 """
 
 from __future__ import annotations
@@ -48,7 +48,9 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskGroup
+from anyio.lowlevel import checkpoint_if_cancelled
 
+from .._core._exceptions import OffloadTimeout
 from .._core._metrics import AutoDecision, KindCounters
 from .._core._names import function_name, unwrap
 
@@ -79,7 +81,7 @@ class AutoPolicy:
     #: near 1 for pure Python, near 0 for C code that releases it.
     gil_from: float = 0.25
     #: A run time this many times above or below the probed one triggers a new probe.
-    drift: float = 4.0
+    drift: float = 10.0
     #: A new probe after this many calls / seconds since the last one.
     reprobe_calls: int = 2000
     reprobe_seconds: float = 30.0
@@ -126,7 +128,8 @@ class Measurement:
     ``wall``, ``cpu`` and ``delay`` (time runnable but waiting for a core, Linux) cover the
     whole call. ``window`` is how long the spinning Python thread competed; ``fn_cpu`` and
     ``spin_cpu`` are the CPU time the function and the spinner got in it, ``spin_delay`` the
-    time the spinner waited for a core. The rest of the window the spinner waited for the GIL.
+    time the spinner waited for a core, ``loop_cpu`` the event loop thread's CPU time. The rest
+    of the window the spinner waited for the GIL: held by the function, or by the loop.
     """
 
     wall: float
@@ -136,6 +139,7 @@ class Measurement:
     fn_cpu: float = 0.0
     spin_cpu: float = 0.0
     spin_delay: float = 0.0
+    loop_cpu: float = 0.0
 
     @property
     def cpu_ratio(self) -> float:
@@ -163,35 +167,39 @@ class Measurement:
         free = self.window - min(self.spin_delay, self.window)  # not waiting for a core
         if free < _MIN_WINDOW or self.fn_cpu < _MIN_CPU:
             return math.nan
-        waited = free - self.spin_cpu
+        # While the loop thread ran Python, it held the GIL: that wait is not the function's.
+        waited = free - self.spin_cpu - self.loop_cpu
         return min(max(waited / free, 0.0), 1.0)
 
 
 class _Spinner:
     """Spins pure Python beside the probed function, sampling the function thread's CPU clock."""
 
-    def __init__(self, ident: int, delay: float, cap: float) -> None:
+    def __init__(self, ident: int, loop_ident: int, delay: float, cap: float) -> None:
         self.ident = ident
+        self.loop_ident = loop_ident
         self.delay = delay
         self.cap = cap
         self.begin = threading.Event()
         self.stop = threading.Event()
         #: the function thread's CPU clock when the function returned (set by that thread)
         self.fn_end = math.inf
-        #: (window, its CPU time, the function's CPU time, its wait for a core) in seconds
-        self.result: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
+        #: (window, its CPU time, its wait for a core, the function's and the loop thread's CPU
+        #: time) in seconds
+        self.result: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0)
 
     def run(self) -> None:
         self.begin.wait()
         if self.stop.wait(self.delay):  # done before the delay: a tiny call, nothing to compete
             return
         fn_clock = _cpu_clock(self.ident)
-        if fn_clock is None:  # pragma: no cover - no per-thread CPU clock: GIL not measured
+        loop_clock = _cpu_clock(self.loop_ident)
+        if fn_clock is None or loop_clock is None:  # pragma: no cover - GIL not measured
             return
         with _QueueClock() as queue:
             stop, cap = self.stop, self.cap
             start = perf_counter()
-            mark = start, thread_time(), queue(), fn_clock()
+            mark = start, thread_time(), queue(), fn_clock(), loop_clock()
             first = mark
             while not stop.is_set():
                 for _ in range(200):
@@ -202,7 +210,7 @@ class _Spinner:
                 if self.fn_end != math.inf:  # returned: what its thread does now is not its own
                     break
                 now = perf_counter()
-                mark = now, thread_time(), queued, fn_clock()
+                mark = now, thread_time(), queued, fn_clock(), loop_clock()
                 if now - start > cap:
                     break
         self.result = tuple(end - begin for end, begin in zip(mark, first, strict=True))
@@ -241,6 +249,7 @@ class _Probe:
 
     def __init__(self, fn: Callable[..., Any], module: str, qualname: str, policy: AutoPolicy):
         self.fn = fn
+        self.loop_ident = threading.get_ident()  # made on the event loop's thread
         self.__module__ = module
         self.__qualname__ = qualname
         self.policy = policy
@@ -250,7 +259,10 @@ class _Probe:
     def __call__(self, *args: Any) -> Any:
         entered = perf_counter()
         spinner = _Spinner(
-            threading.get_ident(), self.policy.inline_budget / 4, self.policy.spin_cap
+            threading.get_ident(),
+            self.loop_ident,
+            self.policy.inline_budget / 4,
+            self.policy.spin_cap,
         )
         thread = threading.Thread(target=spinner.run, name="hybridio-auto-probe", daemon=True)
         thread.start()
@@ -267,9 +279,9 @@ class _Probe:
             spinner.stop.set()
             spinner.begin.set()  # if the function never started (it cannot fail to, but still)
             thread.join()
-            window, spin_cpu, spin_delay, fn_cpu = spinner.result
+            window, spin_cpu, spin_delay, fn_cpu, loop_cpu = spinner.result
             self.measurement = Measurement(
-                wall, cpu, delay, window, fn_cpu, spin_cpu, min(spin_delay, window)
+                wall, cpu, delay, window, fn_cpu, spin_cpu, min(spin_delay, window), loop_cpu
             )
             self.inside = perf_counter() - entered
 
@@ -299,6 +311,7 @@ class _Profile:
         self.gil_samples: deque[float] = deque(maxlen=_GIL_SAMPLES)
         self.calls = 0
         self.probes = 0
+        self.last_inline = 0.0
         self.changes = 0
         self.changed_at = math.nan
         self.probed_at = math.nan
@@ -338,6 +351,9 @@ class AutoRouter:
         self._by_fn: dict[Callable[..., Any], _Profile] = {}
         #: runtime-wide moving average of each kind's offload cost per call
         self._kind_cost: dict[str, float] = {}
+        self._inline_counters = counters["inline"]
+        #: inline timings waiting to be recorded, as ``KindCounters.record_timings`` takes them
+        self._pending: list[tuple[str, float, float, float]] = []
 
     def start(self, task_group: TaskGroup) -> None:
         pass
@@ -413,11 +429,38 @@ class AutoRouter:
         args: tuple[Any, ...],
         timeout: float | None,
     ) -> Any:
+        # The inline backend's work, minus a coroutine and a histogram update per call (timings
+        # are recorded in batches): this path is what makes tiny calls cheap.
+        await checkpoint_if_cancelled()
+        counters = self._inline_counters
+        counters.calls += 1
+        target = fn if type(fn) is types.FunctionType else unwrap(fn)
         start = perf_counter()
         try:
-            return await self._backend("inline").call(fn, args, timeout=timeout)
+            value = target(*args)
+        except BaseException:
+            counters.errors += 1
+            raise
         finally:
             self._observe_inline(profile, perf_counter() - start)
+        elapsed = profile.last_inline
+        if timeout is not None and elapsed > timeout:
+            counters.timeouts += 1
+            raise OffloadTimeout(
+                "inline",
+                timeout,
+                profile.name,
+                f" (it ran {elapsed:.3g} s on the event loop, which cannot be interrupted; "
+                "its result was discarded)",
+            )
+        counters.completed += 1
+        return value
+
+    def flush(self) -> None:
+        """Record the inline timings not recorded yet (``stats()`` calls this first)."""
+        if self._pending:
+            self._inline_counters.record_timings(self._pending)
+            self._pending = []
 
     async def _offload(
         self,
@@ -515,6 +558,11 @@ class AutoRouter:
 
     def _observe_inline(self, profile: _Profile, elapsed: float) -> None:
         profile.calls += 1
+        profile.last_inline = elapsed
+        pending = self._pending
+        pending.append((profile.name, 0.0, elapsed, elapsed))
+        if len(pending) >= 64:
+            self.flush()
         profile.run_time = run = self._ewma(profile.run_time, elapsed)
         policy = self.policy
         if profile.probe_due:
@@ -561,14 +609,6 @@ class AutoRouter:
                 "inline",
                 f"runs {_duration(run)} in a {_KIND_NAMES[kind]}, less than the offload costs "
                 f"({_duration(cost)}) and within the {_duration(policy.inline_budget)} inline budget",
-            )
-            return
-        if kind == "cpu" and run >= policy.inline_budget and cost >= run:
-            self._switch(
-                profile,
-                "blocking",
-                f"a process costs more ({_duration(cost)} a call) than it runs "
-                f"({_duration(run)}): a thread runs it without copying its data",
             )
             return
         probed = profile.run_at_probe
@@ -624,12 +664,6 @@ class AutoRouter:
                 "the time): processes run it in parallel"
             )
         profile.run_time = profile.run_at_probe = run
-        if target == "cpu" and "cpu" in profile.cost and self._cost(profile, "cpu") >= run:
-            target = "blocking"
-            why += (
-                f"; but a process costs it more ({_duration(self._cost(profile, 'cpu'))} a "
-                "call) than it runs: a thread runs it without copying its data"
-            )
         profile.target = target
         cost = self._cost(profile, target)
         if run < policy.inline_budget and run < cost:

@@ -397,6 +397,8 @@ class Runtime:
 
     def stats(self) -> RuntimeStats:
         """A snapshot of every kind's counters and latency histograms (and ``auto``'s routes)."""
+        if self._auto is not None:
+            self._auto.flush()
         return RuntimeStats(
             {kind: c.snapshot() for kind, c in self._counters.items()},
             self._auto.decisions() if self._auto is not None else {},
