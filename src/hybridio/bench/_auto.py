@@ -338,8 +338,10 @@ def run(ctx: BenchContext) -> ScenarioResult:
             note=f"against the best single kind for all ({best_single})",
         )
     )
-    for strategy in (*_FIXED, "best per function"):
-        rows.append(_row(s, f"mixed overall: {strategy}", "geomean calls/s"))
+    rows.extend(
+        _row(s, f"mixed overall: {strategy}", "geomean calls/s")
+        for strategy in (*_FIXED, "best per function")
+    )
     return ScenarioResult(
         name=SCENARIO,
         title='kind="auto": routing learned per function',

@@ -274,6 +274,8 @@ def create_app(
         "cpu": Limit(runtime.cpu_workers, 2 * runtime.cpu_workers),
         "blocking": Limit(runtime.threads, 2 * runtime.threads),
         "inline": Limit(1, 4),
+        # kind="auto" picks one of the above per function; its gate bounds them all together.
+        "auto": Limit(runtime.cpu_workers + runtime.threads, 2 * runtime.threads),
     }
     for kind, limit in (limits or {}).items():
         if kind not in KINDS:
