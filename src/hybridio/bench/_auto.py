@@ -6,6 +6,8 @@ In one run, on one asyncio loop, with repeats interleaved so that drift hits eve
 * 25 ms of pure Python, 8 at once: auto against inline, and the event loop's worst lag under
   auto once it has learned the function (``hybridio.LoopMonitor``);
 * sha256 of 8 MB (C code that releases the GIL), 4 at once: auto against inline;
+* crossover: pure Python of 20 us to 5 ms, 8 callers, inline against a process, and where auto
+  sends it;
 * a mixed workload (tiny calls, 25 ms of Python, sha256 of 8 MB, 20 ms blocking waits, all at
   once) under every fixed kind, under the best fixed kind per function (chosen by hand), and
   under auto: per function, auto against the best fixed choice; overall (the geometric mean of
@@ -89,8 +91,8 @@ async def _closed_loop(call: Call, callers: int, seconds: float) -> float:
             i += 1
             if i % 32 == 0:
                 await anyio.lowlevel.checkpoint()  # inline calls never yield by themselves
-                if time.perf_counter() >= deadline:
-                    break
+            if time.perf_counter() >= deadline:
+                break
         done += i
 
     start = time.perf_counter()
@@ -98,6 +100,15 @@ async def _closed_loop(call: Call, callers: int, seconds: float) -> float:
         for _ in range(callers):
             tg.start_soon(caller)
     return done / (time.perf_counter() - start)
+
+
+async def _closed_loop_arg(call: Call, arg: Any, callers: int, seconds: float) -> float:
+    """``_closed_loop`` of ``call(arg)``."""
+
+    async def with_arg(_: Any) -> Any:
+        return await call(arg)
+
+    return await _closed_loop(with_arg, callers, seconds)
 
 
 async def _batch(call: Call, arg: Any, callers: int, each: int) -> float:
@@ -225,6 +236,31 @@ def _geomean(values: list[float]) -> float:
 # -- measuring -----------------------------------------------------------------------------------
 
 
+async def _crossover_point(micros: int, n: int, seconds: float) -> dict[str, Any]:
+    """``crunch(n)`` (about ``micros`` us), 8 callers: inline, a process, and auto once learned.
+
+    A runtime of its own, so that auto learns this size alone.
+    """
+    point: dict[str, Any] = {"micros": micros}
+    async with hybridio.Runtime(cpu_workers=2, threads=8) as rt:
+
+        def via(kind: hybridio.Kind) -> Call:
+            async def call(x: Any) -> Any:
+                return await rt.run(crunch, x, kind=kind)
+
+            return call
+
+        await _batch(via("cpu"), n, 8, 2)  # the workers start
+        for _ in range(6):  # auto learns it
+            await _batch(via("auto"), n, 8, 1)
+        for kind in ("inline", "cpu", "auto"):
+            point[kind] = await _closed_loop_arg(via(kind), n, 8, seconds)
+        decision = rt.stats().auto[f"{__name__}.crunch"]
+        point["auto kind"] = decision.kind
+        point["auto reason"] = decision.reason
+    return point
+
+
 async def _measure(ctx: BenchContext) -> tuple[_Samples, dict[str, Any]]:
     s = _Samples()
     repeats = ctx.repeats(5, quick=3, tiny=1)
@@ -273,6 +309,12 @@ async def _measure(ctx: BenchContext) -> tuple[_Samples, dict[str, Any]]:
                 for name, rate in rates.items():
                     s.add(f"mixed {name}: {strategy}", rate)
                 s.add(f"mixed overall: {strategy}", _geomean(list(rates.values())))
+        # Crossover: where a process starts to beat the loop for pure Python, and auto's choice.
+        ctx.progress("auto: crossover")
+        crossover: list[dict[str, Any]] = []
+        for micros in ctx.pick((20, 100, 300, 1000, 5000), (20, 100, 300, 1000, 5000), (100,)):
+            n = max(1, n25 * micros // 25_000)
+            crossover.append(await _crossover_point(micros, n, ctx.pick(1.0, 0.5, 0.1)))
         decisions = {
             name: {
                 "kind": d.kind,
@@ -286,7 +328,7 @@ async def _measure(ctx: BenchContext) -> tuple[_Samples, dict[str, Any]]:
             }
             for name, d in rt.stats().auto.items()
         }
-    return s, {"lags": lags, "decisions": decisions, "n25": n25}
+    return s, {"lags": lags, "decisions": decisions, "n25": n25, "crossover": crossover}
 
 
 def run(ctx: BenchContext) -> ScenarioResult:
@@ -348,7 +390,11 @@ def run(ctx: BenchContext) -> ScenarioResult:
         description=__doc__ or "",
         rows=rows,
         seconds=time.perf_counter() - started,
-        extra={"decisions": info["decisions"], "crunch_n_25ms": info["n25"]},
+        extra={
+            "decisions": info["decisions"],
+            "crunch_n_25ms": info["n25"],
+            "crossover": info["crossover"],
+        },
     )
 
 
@@ -368,6 +414,12 @@ def main() -> None:
         )
     for name, decision in result.extra["decisions"].items():
         print(f"{name}: {decision['kind']}: {decision['reason']}")
+    print("crossover (pure Python, 8 callers, calls/s): run time, inline, cpu, auto -> auto's kind")
+    for point in result.extra["crossover"]:
+        print(
+            f"  {point['micros']:>5} us  {point['inline']:10.0f} {point['cpu']:10.0f} "
+            f"{point['auto']:10.0f}  -> {point['auto kind']}"
+        )
 
 
 if __name__ == "__main__":
