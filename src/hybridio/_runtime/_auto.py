@@ -8,7 +8,8 @@ Per function (by name) a profile holds what was measured and where its calls go:
   a small part of its run time (and of the spinner's) *waits* (sleep, I/O, locks); one beside
   which the spinner waited for the GIL most of the time *holds the GIL* (pure Python: it takes
   the GIL back for a switch interval each time); one beside which it did not *releases the
-  GIL* (C code: hashing, compression, numpy).
+  GIL* (C code: hashing, compression, numpy). A computing function gets up to three probes,
+  and the highest ``gil_ratio`` counts: by chance a GIL holder may look free, never the reverse.
   Calls of the same function that arrive during that first probe wait for its verdict
   (at most ``probe_wait``), so the loop is not blocked by guesses.
 * The verdict: **inline** when its run time is below both the inline budget (the loop may be held
@@ -63,7 +64,7 @@ _MAX_PROFILES = 256
 #: How long the spinner must compete, and compute, for a probe to tell about the GIL.
 _MIN_WINDOW = 0.001
 _MIN_CPU = 0.0003
-#: Probes whose lowest gil ratio counts; as many probes confirm a verdict of "holds the GIL".
+#: Probes a computing function gets at first; the highest of their gil ratios counts.
 _GIL_SAMPLES = 3
 
 
