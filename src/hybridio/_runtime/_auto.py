@@ -75,7 +75,7 @@ class AutoPolicy:
     #: Longest run time allowed on the event loop.
     inline_budget: float = 0.001
     #: An inline run this many times over the budget moves the function off the loop.
-    inline_margin: float = 2.0
+    inline_margin: float = 4.0
     #: CPU time over run time below which a function is said to wait (sleep, I/O, locks).
     waits_below: float = 0.2
     #: ``gil_ratio`` from which a function is said to hold the GIL (and goes to processes):
