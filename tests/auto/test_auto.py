@@ -156,6 +156,14 @@ async def test_inline_function_that_grows_moves_off_the_loop_and_back() -> None:
         assert decision.changes >= 3
 
 
+async def test_inline_timeout_is_checked_when_the_call_returns() -> None:
+    async with runtime() as rt:
+        assert (await settle(rt, crunch, 0, "inline")).kind == "inline"
+        with pytest.raises(hybridio.OffloadTimeout):
+            await rt.run(crunch, HEAVY, timeout=0.001)
+        assert rt.stats()["inline"].timeouts == 1
+
+
 async def test_sleeping_longer_moves_an_inline_function_to_a_thread() -> None:
     async with runtime() as rt:
         decision = await settle(rt, nap, 0.0, "inline")
