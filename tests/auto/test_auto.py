@@ -143,9 +143,12 @@ async def test_inline_function_that_grows_moves_off_the_loop_and_back() -> None:
     async with runtime() as rt:
         decision = await settle(rt, crunch, 0, "inline")
         assert decision.kind == "inline"
-        # It grows: one run far over the budget on the loop, then it is measured in a thread.
+        # It grows: one run far over the budget on the loop may be the machine's ...
         assert await rt.run(crunch, HEAVY) == crunch(HEAVY)
-        assert "over the 1 ms budget" in rt.stats().auto[name_of(crunch)].reason
+        assert rt.stats().auto[name_of(crunch)].kind == "inline"
+        # ... two in a row are the function's: its next call is measured in a thread.
+        assert await rt.run(crunch, HEAVY) == crunch(HEAVY)
+        assert "2 runs in a row over the 1 ms budget" in rt.stats().auto[name_of(crunch)].reason
         decision = await settle(rt, crunch, HEAVY, "cpu", calls=6)
         assert decision.kind == "cpu", decision
         assert decision.previous == "inline"
@@ -168,7 +171,8 @@ async def test_sleeping_longer_moves_an_inline_function_to_a_thread() -> None:
     async with runtime() as rt:
         decision = await settle(rt, nap, 0.0, "inline")
         assert decision.kind == "inline", decision
-        await rt.run(nap, 0.03)  # blocks the loop once: too long, measured next time
+        await rt.run(nap, 0.03)  # blocks the loop: once may be the machine's
+        await rt.run(nap, 0.03)  # twice is the function's: measured next time
         await rt.run(nap, 0.03)
         decision = rt.stats().auto[name_of(nap)]
         assert decision.kind == "blocking", decision

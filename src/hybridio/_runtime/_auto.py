@@ -16,8 +16,9 @@ Per function (by name) a profile holds what was measured and where its calls go:
   that long) and what an offload would cost; else a **thread** (``"blocking"``) when it waits or
   runs beside Python in parallel; else a **process** (``"cpu"``).
 * Every call keeps measuring: inline calls are timed on the loop; offloaded calls are read from
-  the runtime's per-function counters (run time in the worker, offload overhead). A run over the
-  inline budget by ``inline_margin`` moves an inline function off the loop at its next call; an
+  the runtime's per-function counters (run time in the worker, offload overhead). Two inline
+  runs in a row over the budget (one may be the machine's), or an average over it, move an
+  inline function off the loop at its next call; an
   offloaded function whose run time drops below the offload cost comes inline; a run time that
   drifts by ``drift`` times since the last probe, ``reprobe_calls`` calls or ``reprobe_seconds``
   trigger a new probe (its other calls keep their route meanwhile).
@@ -74,8 +75,9 @@ class AutoPolicy:
 
     #: Longest run time allowed on the event loop.
     inline_budget: float = 0.001
-    #: An inline run this many times over the budget moves the function off the loop.
-    inline_margin: float = 4.0
+    #: Two inline runs in a row over the budget, or a moving average of inline runs (each
+    #: counting at most this many budgets) over it, move the function off the loop.
+    inline_margin: float = 3.0
     #: CPU time over run time below which a function is said to wait (sleep, I/O, locks).
     waits_below: float = 0.2
     #: ``gil_ratio`` from which a function is said to hold the GIL (and goes to processes):
@@ -313,6 +315,9 @@ class _Profile:
         self.calls = 0
         self.probes = 0
         self.last_inline = 0.0
+        #: inline runs in a row over the budget, and a moving average of (clipped) inline runs
+        self.strikes = 0
+        self.inline_load = math.nan
         self.changes = 0
         self.changed_at = math.nan
         self.probed_at = math.nan
@@ -564,21 +569,29 @@ class AutoRouter:
         pending.append((profile.name, 0.0, elapsed, elapsed))
         if len(pending) >= 64:
             self.flush()
-        profile.run_time = run = self._ewma(profile.run_time, elapsed)
+        profile.run_time = self._ewma(profile.run_time, elapsed)
         policy = self.policy
+        budget = policy.inline_budget
+        # One slow run may be the machine's (the loop thread was descheduled): two in a row, or
+        # an average over the budget (each run counting at most ``inline_margin`` budgets), are
+        # the function's.
+        profile.strikes = profile.strikes + 1 if elapsed > budget else 0
+        profile.inline_load = load = self._ewma(
+            profile.inline_load, min(elapsed, budget * policy.inline_margin)
+        )
         if profile.probe_due:
             return
-        if elapsed > policy.inline_budget * policy.inline_margin:
+        if profile.strikes >= 2:
             profile.probe_due = True
             profile.reason = (
-                f"a run took {_duration(elapsed)} on the loop, over the "
-                f"{_duration(policy.inline_budget)} budget: its next call is measured in a thread"
+                f"{profile.strikes} runs in a row over the {_duration(budget)} budget on the loop "
+                f"(the last {_duration(elapsed)}): its next call is measured in a thread"
             )
-        elif run > policy.inline_budget:
+        elif load > budget:
             profile.probe_due = True
             profile.reason = (
-                f"its runs average {_duration(run)}, over the {_duration(policy.inline_budget)} "
-                "budget: its next call is measured in a thread"
+                f"its runs average over the {_duration(budget)} budget on the loop: its next "
+                "call is measured in a thread"
             )
 
     def _sample(self, profile: _Profile, kind: str) -> None:
@@ -683,6 +696,9 @@ class AutoRouter:
         profile.reason = reason
         if kind != "inline":
             profile.target = kind
+        else:  # its inline runs are judged against what it measured when it came inline
+            profile.strikes = 0
+            profile.inline_load = profile.run_time
         if kind == profile.kind:
             return
         if profile.kind != "probing":
