@@ -23,7 +23,12 @@ from aiohttp import web
 import hybridio
 import hybridio.web
 
-MODES: dict[str, hybridio.Kind] = {"inline": "inline", "thread": "blocking", "process": "cpu"}
+MODES: dict[str, hybridio.Kind] = {
+    "inline": "inline",
+    "thread": "blocking",
+    "process": "cpu",
+    "auto": "auto",  # measured per function: inline, a thread or a process
+}
 
 
 # Work sent to processes must be module-level functions (they are pickled by name).

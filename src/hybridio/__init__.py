@@ -17,6 +17,7 @@ from ._core._exceptions import RemoteTraceback as RemoteTraceback
 from ._core._exceptions import RuntimeClosed as RuntimeClosed
 from ._core._exceptions import WorkerCrashed as WorkerCrashed
 from ._core._exceptions import WorkerStartFailed as WorkerStartFailed
+from ._core._metrics import AutoDecision as AutoDecision
 from ._core._metrics import FunctionStats as FunctionStats
 from ._core._metrics import HistogramSnapshot as HistogramSnapshot
 from ._core._metrics import KindStats as KindStats
@@ -30,6 +31,7 @@ from ._runtime._api import OffloadedFunction as OffloadedFunction
 from ._runtime._api import blocking as blocking
 from ._runtime._api import cpu_bound as cpu_bound
 from ._runtime._api import map_cpu as map_cpu
+from ._runtime._api import offload as offload
 from ._runtime._api import run as run
 from ._runtime._api import run_blocking as run_blocking
 from ._runtime._api import run_cpu as run_cpu
@@ -41,6 +43,7 @@ from ._version import __version__ as __version__
 CpuMap = OffloadMap
 
 __all__ = [
+    "AutoDecision",
     "BackendUnavailable",
     "BlockEvent",
     "CpuMap",
@@ -69,6 +72,7 @@ __all__ = [
     "cancel_requested",
     "cpu_bound",
     "map_cpu",
+    "offload",
     "prometheus_text",
     "run",
     "run_blocking",

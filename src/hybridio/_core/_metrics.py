@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "DEFAULT_BUCKETS",
+    "AutoDecision",
     "FunctionStats",
     "Histogram",
     "HistogramSnapshot",
@@ -233,10 +234,42 @@ class KindStats:
 
 
 @dataclass(frozen=True)
+class AutoDecision:
+    """Where ``kind="auto"`` sends one function's calls, and the measurements behind it.
+
+    ``kind`` is ``"inline"``, ``"blocking"`` (a thread) or ``"cpu"`` (a process), or ``"probing"``
+    before the first measurement. Times are in seconds; a ratio not measured yet is ``nan``.
+    ``run_time`` is a moving average of the function's run time; ``offload_cost`` what an offload
+    to the kind it would go to costs per call; ``cpu_ratio`` how much it computes (its CPU time
+    against a spinning Python thread's beside it: near 0 it waits, near 1 it computes);
+    ``gil_ratio`` how far it and that Python thread were kept from computing at the same time
+    (near 1: it holds the GIL, near 0: it releases it). ``changed_at`` is the wall-clock time
+    (``time.time()``) of the last change of ``kind``.
+    """
+
+    function: str
+    kind: str
+    reason: str
+    run_time: float
+    offload_cost: float
+    cpu_ratio: float
+    gil_ratio: float
+    calls: int
+    probes: int
+    changes: int
+    changed_at: float
+    previous: str | None = None
+
+
+@dataclass(frozen=True)
 class RuntimeStats:
-    """A snapshot of a Runtime: one ``KindStats`` per kind, in ``kinds``."""
+    """A snapshot of a Runtime: one ``KindStats`` per kind, in ``kinds``.
+
+    ``auto`` explains, per function name, where ``kind="auto"`` routes its calls and why.
+    """
 
     kinds: dict[str, KindStats]
+    auto: dict[str, AutoDecision] = field(default_factory=dict)
 
     def __getitem__(self, kind: str) -> KindStats:
         return self.kinds[kind]
@@ -309,6 +342,11 @@ class KindCounters:
         entry[0] += calls
         entry[1] += run_time
         entry[2] += overhead
+
+    def function_totals(self, function: str) -> tuple[int, float, float] | None:
+        """``(calls, run seconds, overhead seconds)`` of one function so far, if it is tracked."""
+        entry = self._functions.get(function)
+        return None if entry is None else (int(entry[0]), entry[1], entry[2])
 
     def snapshot(self) -> KindStats:
         """An immutable copy."""

@@ -19,6 +19,7 @@ __all__ = [
     "blocking",
     "cpu_bound",
     "map_cpu",
+    "offload",
     "run",
     "run_blocking",
     "run_cpu",
@@ -167,9 +168,9 @@ def map_cpu(
 
 
 class OffloadedFunction(Generic[P, T]):
-    """A function declared CPU-bound or blocking: calling it runs it there; await the result.
+    """A function declared CPU-bound, blocking or offloaded: calling it runs it there; await it.
 
-    Made by ``@hybridio.cpu_bound`` and ``@hybridio.blocking``. It keeps the function's
+    Made by ``@hybridio.cpu_bound``, ``@hybridio.blocking`` and ``@hybridio.offload``. It keeps the function's
     ``__name__``, ``__doc__`` and ``__wrapped__``, pickles by reference like the function (workers
     run the undecorated one), and can be passed to ``run``, ``run_cpu``, ``map_cpu``... which then
     type-check its arguments and return its result type.
@@ -200,7 +201,7 @@ class OffloadedFunction(Generic[P, T]):
         return f"<{_NAMES[self.__hybridio_kind__]} {self.__module__}.{self.__qualname__}>"
 
 
-_NAMES: dict[str, str] = {"cpu": "cpu_bound", "blocking": "blocking"}
+_NAMES: dict[str, str] = {"cpu": "cpu_bound", "blocking": "blocking", "auto": "offload"}
 
 
 def _declare(fn: Callable[P, T], kind: Kind) -> OffloadedFunction[P, T]:
@@ -228,3 +229,19 @@ def cpu_bound(fn: Callable[P, T]) -> OffloadedFunction[P, T]:
 def blocking(fn: Callable[P, T]) -> OffloadedFunction[P, T]:
     """Declare a function blocking: calling it returns an awaitable run in a worker thread."""
     return _declare(fn, "blocking")
+
+
+def offload(fn: Callable[P, T]) -> OffloadedFunction[P, T]:
+    """Let hybridio choose where a function runs: calling it returns an awaitable (``kind="auto"``).
+
+    Each call goes inline, to a thread or to a process, where this function measured best (see
+    ``Runtime.stats().auto`` for the choice and its evidence).
+
+    Example::
+
+        @hybridio.offload
+        def digest(data: bytes) -> str: ...
+
+        hex_digest = await digest(data)
+    """
+    return _declare(fn, "auto")

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .._backends._base import Backend
     from .._backends._dispatch import Dispatcher
     from .._backends._map import OffloadMap
+    from ._auto import AutoPolicy, AutoRouter
 
 __all__ = ["KINDS", "Kind", "Runtime", "current_runtime", "declared_kind", "use_runtime"]
 
@@ -33,8 +34,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 PosArgsT = TypeVarTuple("PosArgsT")
 
-Kind = Literal["inline", "blocking", "cpu", "interpreter"]
-KINDS: tuple[Kind, ...] = ("inline", "blocking", "cpu", "interpreter")
+Kind = Literal["inline", "blocking", "cpu", "interpreter", "auto"]
+KINDS: tuple[Kind, ...] = ("inline", "blocking", "cpu", "interpreter", "auto")
 
 _current: ContextVar[Runtime | None] = ContextVar("hybridio_current_runtime", default=None)
 
@@ -92,6 +93,8 @@ class Runtime:
         cpu_backend: where ``kind="cpu"`` runs: ``"process"`` (worker processes), ``"thread"``
             (worker threads: no pickling, parallel only where the GIL is off) or ``"auto"``
             (the default: threads on a free-threaded CPython with the GIL off, else processes).
+        default_kind: where ``run`` sends a function that neither the call nor a decorator
+            gives a kind; ``"auto"`` measures each function and routes it (see ``stats().auto``).
 
     Example::
 
@@ -115,6 +118,7 @@ class Runtime:
         cluster: object | None = None,
         interpreters: int | None = None,
         cpu_backend: CpuBackend = "auto",
+        default_kind: Kind = "cpu",
     ) -> None:
         cpus = os.cpu_count() or 2
         if cluster is None:
@@ -146,6 +150,11 @@ class Runtime:
         self.timeout = timeout
         self.interpreters = interpreters
         self.cpu_backend: CpuBackend = cpu_backend
+        if default_kind not in KINDS:
+            raise ValueError(f"default_kind must be one of {KINDS}, got {default_kind!r}")
+        self.default_kind: Kind = default_kind
+        self._auto: AutoRouter | None = None
+        self._auto_policy: AutoPolicy | None = None  # tests replace the thresholds and clocks
         self._settings = Settings(
             cpu_workers=cpu_workers,
             threads=threads,
@@ -228,11 +237,18 @@ class Runtime:
             raise RuntimeClosed("this Runtime is closed; create a new one to offload work")
         if self._task_group is None:
             raise RuntimeClosed("enter the Runtime first: `async with Runtime() as rt: ...`")
-        if kind not in BACKENDS:
+        if kind == "auto":
+            from ._auto import AutoRouter
+
+            backend = self._auto = AutoRouter(self._backend, self._counters, self._auto_policy)
+        elif kind not in BACKENDS:
             raise ValueError(
                 f"kind must be one of {', '.join(map(repr, KINDS))}, got {kind!r}"
             ) from None
-        backend = create_backend(kind, self._settings, self._counters[kind], cluster=self._cluster)
+        else:
+            backend = create_backend(
+                kind, self._settings, self._counters[kind], cluster=self._cluster
+            )
         backend.start(self._task_group)
         self._backends[kind] = backend
         return backend
@@ -277,8 +293,9 @@ class Runtime:
         """Run ``fn(*args)`` where ``kind`` says and return its result.
 
         ``kind`` is ``"inline"`` (on the event loop), ``"blocking"`` (a worker thread), ``"cpu"``
-        (a worker process) or ``"interpreter"`` (a subinterpreter, Python 3.13+); by default the
-        kind a ``@cpu_bound``/``@blocking`` decorator declared, else ``"cpu"``. Pass keyword
+        (a worker process), ``"interpreter"`` (a subinterpreter, Python 3.13+) or ``"auto"``
+        (where this function measured best); by default the kind a ``@cpu_bound`` /
+        ``@blocking`` / ``@offload`` decorator declared, else ``default_kind``. Pass keyword
         arguments with ``functools.partial``.
 
         Raises:
@@ -308,7 +325,7 @@ class Runtime:
             timeout = self.timeout
         else:
             check_positive("timeout", timeout)
-        return self._backend(kind or declared_kind(fn) or "cpu"), timeout
+        return self._backend(kind or declared_kind(fn) or self.default_kind), timeout
 
     @overload
     async def run_cpu(
@@ -455,8 +472,13 @@ class Runtime:
     # -- metrics ------------------------------------------------------------------------------
 
     def stats(self) -> RuntimeStats:
-        """A snapshot of every kind's counters and latency histograms."""
-        return RuntimeStats({kind: c.snapshot() for kind, c in self._counters.items()})
+        """A snapshot of every kind's counters and latency histograms (and ``auto``'s routes)."""
+        if self._auto is not None:
+            self._auto.flush()
+        return RuntimeStats(
+            {kind: c.snapshot() for kind, c in self._counters.items()},
+            self._auto.decisions() if self._auto is not None else {},
+        )
 
     def worker_pids(self) -> list[int]:
         """Pids of the live worker processes."""

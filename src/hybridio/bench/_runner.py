@@ -28,10 +28,10 @@ __all__ = [
 #: name -> "module:function", in the order ``bench all`` runs them.
 SCENARIOS: dict[str, str] = {
     name: f"hybridio.bench._{name}:run"
-    for name in ("claims", "dispatch", "monitor", "server", "crawl", "cluster")
+    for name in ("claims", "dispatch", "monitor", "server", "crawl", "auto", "cluster")
 }
 #: What ``bench all`` runs; the others run only when named (``cluster`` starts a Dask cluster).
-IN_ALL = ("claims", "dispatch", "monitor", "server", "crawl")
+IN_ALL = ("claims", "dispatch", "monitor", "server", "crawl", "auto")
 
 
 class ScenarioUnavailable(Exception):

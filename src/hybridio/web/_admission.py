@@ -86,6 +86,10 @@ def default_limits(cpu_workers: int, threads: int) -> dict[str, Limit]:
         "cpu": Limit(8 * cpu_workers, 256 * cpu_workers, pause=_PAUSE),
         "blocking": Limit(threads, 32 * threads, pause=_PAUSE),
         "inline": Limit(1, 4),
+        # kind="auto" picks one of the others per function; its gate bounds them together.
+        "auto": Limit(8 * cpu_workers + threads, 256 * cpu_workers, pause=_PAUSE),
+        # kind="interpreter": like processes, one lane per interpreter.
+        "interpreter": Limit(8 * cpu_workers, 256 * cpu_workers, pause=_PAUSE),
     }
 
 

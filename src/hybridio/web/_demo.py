@@ -23,7 +23,12 @@ __all__ = ["MAX_MB", "MAX_MS", "create_demo_app"]
 #: Bounds of the ``ms`` and ``mb`` parameters: a demo must not be a way to hang the server.
 MAX_MS = 10_000.0
 MAX_MB = 64.0
-_MODES: dict[str, Kind] = {"inline": "inline", "thread": "blocking", "process": "cpu"}
+_MODES: dict[str, Kind] = {
+    "inline": "inline",
+    "thread": "blocking",
+    "process": "cpu",
+    "auto": "auto",  # hybridio measures the function and picks (see /metrics, stats().auto)
+}
 _LOOPS_PER_MS = web.AppKey("hybridio.demo.loops_per_ms", list)
 
 
@@ -69,7 +74,7 @@ async def blocking(request: web.Request) -> web.Response:
 
 
 async def cpu(request: web.Request) -> web.Response:
-    """``/cpu?ms=&mode=inline|thread|process``: about ``ms`` ms of pure-Python CPU work."""
+    """``/cpu?ms=&mode=inline|thread|process|auto``: about ``ms`` ms of pure-Python CPU work."""
     ms = _number(request, "ms", 20.0, MAX_MS)
     mode = _mode(request, tuple(_MODES), "process")
     loops = int(request.app[_LOOPS_PER_MS][0] * ms)
@@ -78,7 +83,7 @@ async def cpu(request: web.Request) -> web.Response:
 
 
 async def hash_(request: web.Request) -> web.Response:
-    """``/hash?mb=&mode=inline|thread|process``: SHA-256 of ``mb`` MiB (releases the GIL)."""
+    """``/hash?mb=&mode=inline|thread|process|auto``: SHA-256 of ``mb`` MiB (releases the GIL)."""
     mb = _number(request, "mb", 16.0, MAX_MB)
     mode = _mode(request, tuple(_MODES), "thread")
     digest = await offload(request, hash_buffer, int(mb * 1024 * 1024), kind=_MODES[mode])
