@@ -7,6 +7,7 @@ import inspect
 import hybridio
 
 EXPECTED = [
+    "AutoDecision",
     "BackendUnavailable",
     "BlockEvent",
     "CpuMap",
@@ -35,6 +36,7 @@ EXPECTED = [
     "cancel_requested",
     "cpu_bound",
     "map_cpu",
+    "offload",
     "prometheus_text",
     "run",
     "run_blocking",

@@ -102,5 +102,5 @@ async def test_1000_cancelled_calls_leave_nothing(anyio_backend: str) -> None:
         assert rt.stats()["cpu"].queued == 0
         mine = [p for p in _children() if p.pid not in before_children]
         assert len(mine) == 2
-        assert _open_fds() == baseline_fds
+        assert await _fds_back_to(baseline_fds) == baseline_fds
     assert {p.pid for p in _children()} <= before_children

@@ -148,7 +148,13 @@ async def test_offload_admission_metrics_and_lifespan() -> None:
         assert metrics.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
         families = {f.name: f for f in text_string_to_metric_families(metrics.text)}
         admitted = {s.labels["kind"]: s.value for s in families["hybridio_web_admitted"].samples}
-        assert admitted == {"cpu": 1.0, "blocking": 1.0, "inline": 0.0}
+        assert admitted == {
+            "cpu": 1.0,
+            "blocking": 1.0,
+            "inline": 0.0,
+            "interpreter": 0.0,
+            "auto": 0.0,
+        }
         health = await client.get("/healthz")
         assert health.status_code == 200
         assert health.json()["status"] == "ok"

@@ -11,6 +11,9 @@ import os
 import signal
 import time
 
+from .._workloads import calibrate as loops_per_second
+from .._workloads import spin
+
 __all__ = ["calibrate", "hash_buffer", "prepare_worker", "sleep_ms", "spin"]
 
 # One zero-filled buffer per process, grown on demand: allocating tens of MiB per request would
@@ -18,25 +21,9 @@ __all__ = ["calibrate", "hash_buffer", "prepare_worker", "sleep_ms", "spin"]
 _buffer = bytearray()
 
 
-def spin(loops: int) -> int:
-    """Pure-Python CPU work (holds the GIL): ``loops`` iterations of integer arithmetic."""
-    total = 0
-    for i in range(loops):
-        total += i * i % 7
-    return total
-
-
 def calibrate(target_seconds: float = 0.05) -> float:
     """How many ``spin`` loops take one millisecond on this machine, measured now."""
-    loops = 10_000
-    while True:
-        start = time.perf_counter()
-        spin(loops)
-        elapsed = time.perf_counter() - start
-        if elapsed >= target_seconds:
-            return loops / (elapsed * 1000.0)
-        # Aim past the target so the last measurement is long enough to be stable.
-        loops = int(loops * min(10.0, 1.5 * target_seconds / max(elapsed, 1e-6)))
+    return loops_per_second(target_seconds) / 1000.0
 
 
 def sleep_ms(ms: float) -> float:
