@@ -51,7 +51,7 @@ async def test_coroutine_function_is_refused() -> None:
         pass
 
     with pytest.raises(TypeError, match="coroutine function"):
-        await hybridio.run(not_sync, kind="blocking")
+        await hybridio.run(not_sync, kind="blocking")  # type: ignore[unused-coroutine]
 
 
 async def test_unknown_kind_is_refused() -> None:

@@ -136,3 +136,34 @@ async def test_a_caller_giving_up_on_a_pipelined_batch_does_not_fail_the_batch_i
         assert results["front"] == "front"
         assert isinstance(results["behind"], OffloadTimeout)
         assert rt.stats()["cpu"].crashes == 0
+
+
+async def test_measured_slow_work_waits_in_a_busy_workers_pipe_not_in_the_queue() -> None:
+    """Like ProcessPoolExecutor's call queue: a worker starts the next call without a round trip."""
+    async with Runtime(cpu_workers=2) as rt:
+        await rt.run_cpu(w.sleep_then, 0.3)  # its cost is measured: slow, but known
+        results: list[object] = []
+
+        async def call(i: int) -> None:
+            results.append(await rt.run_cpu(w.sleep_then, 0.3, i))
+
+        async with anyio.create_task_group() as tg:
+            for i in range(3):
+                tg.start_soon(call, i)
+            with anyio.fail_after(5):  # the third call is handed to a busy worker at once
+                while rt.stats()["cpu"].in_flight < 3:  # noqa: ASYNC110 - no event to wait for
+                    await anyio.sleep(0.01)
+            assert rt.stats()["cpu"].queued == 0
+        assert sorted(results) == [0, 1, 2]  # type: ignore[type-var]
+
+
+async def test_work_never_measured_waits_for_an_idle_worker() -> None:
+    async with Runtime(cpu_workers=1) as rt:
+        await rt.run_cpu(w.square, 1)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(rt.run_cpu, w.sleep_then, 0.3)  # type: ignore[arg-type]
+            await anyio.sleep(0.05)
+            tg.start_soon(rt.run_cpu, w.spin, 0.01)
+            await anyio.sleep(0.1)
+            stats = rt.stats()["cpu"]
+            assert (stats.in_flight, stats.queued) == (1, 1)  # behind an unmeasured call: queued

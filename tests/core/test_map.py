@@ -107,3 +107,14 @@ async def test_bad_arguments() -> None:
             rt.map_cpu(w.square, [1], chunksize=0)
         with pytest.raises(TypeError, match="iterable"):
             rt.map_cpu(w.square, 5)  # type: ignore[call-overload]
+
+
+async def test_a_coroutine_function_is_refused_before_anything_runs() -> None:
+    async def double(x: int) -> int:
+        return 2 * x
+
+    async with Runtime(cpu_workers=1) as rt:
+        with pytest.raises(TypeError, match="coroutine function"):
+            rt.map(double, [1], kind="blocking")
+        with pytest.raises(TypeError, match="coroutine function"):
+            hybridio.map_cpu(double, [1])

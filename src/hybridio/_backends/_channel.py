@@ -129,7 +129,9 @@ class _AsyncioChannel(asyncio.Protocol):
         transport.write(frame)  # buffered by the transport: frames go out in call order
         paused = self._paused
         if paused is not None:  # the peer is slow to read: wait for the buffer to drain
-            await paused
+            # Shielded: every sender waits on this one future, and cancelling one sender (its
+            # caller timed out) must not cancel the future under the others.
+            await asyncio.shield(paused)
             if transport.is_closing():
                 raise anyio.BrokenResourceError
 
@@ -162,8 +164,11 @@ class _StreamChannel:
         except Exception as exc:  # noqa: BLE001 - a broken stream or a framing error
             error = exc
         finally:
-            await self._stream.aclose()
-            self._on_end(error)
+            try:
+                with anyio.CancelScope(shield=True):  # closing while cancelled must finish
+                    await self._stream.aclose()
+            finally:
+                self._on_end(error)
 
     async def send(self, frame: bytes) -> None:
         if self._sending:  # another task is writing: its loop sends this one next, in order

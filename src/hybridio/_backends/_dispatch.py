@@ -360,12 +360,18 @@ class Dispatcher(Generic[W]):
             return True
         if held >= self._depth or not self._pending:
             return False
-        # Pipeline only tiny work behind tiny work: a slow call waits for an idle worker, and
-        # nothing waits behind a slow call when another worker may free up first.
+        # Tiny work goes behind tiny work: the worker never waits for the parent between them.
         budget = self._batch_seconds
-        if self._cost.get(self._pending[0].name, _UNKNOWN_COST) > budget:
+        head = self._cost.get(self._pending[0].name, _UNKNOWN_COST)
+        if head <= budget and all(batch.cost <= budget for batch in lane.batches):
+            return True
+        # Slower work goes behind a batch only when every worker is busy (it would wait anyway)
+        # and every cost involved has been measured, as ProcessPoolExecutor keeps one call
+        # queued per worker: the worker starts it the moment it is free, without a round trip
+        # to the parent. A call never measured waits for an idle worker.
+        if head == _UNKNOWN_COST or any(batch.cost == _UNKNOWN_COST for batch in lane.batches):
             return False
-        return all(batch.cost <= budget for batch in lane.batches)
+        return all(other.batches for other in self._lanes)
 
     def _idle_driver_elsewhere(self, lane: _Lane[W]) -> bool:
         """True when another lane's worker is idle and ready, and its driver waits for work."""
@@ -473,6 +479,11 @@ class Dispatcher(Generic[W]):
             worker = await self.executor.start()
         except WorkerStartError as exc:
             self._start_failed(exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - any failure to start is a start failure
+            failure = WorkerStartError(f"{type(exc).__name__}: {exc}")
+            failure.__cause__ = exc
+            self._start_failed(failure)
             return
         finally:
             lane.starting = False
@@ -596,6 +607,8 @@ class Dispatcher(Generic[W]):
                 self.counters.calls -= 1
                 return await self.wait(self.submit(call.name, call.payload), timeout)
             call.state = DONE
+            if self._closed:  # the runtime stopped the worker under this call
+                raise RuntimeClosed("the runtime was closed while this call ran") from None
             raise self._crashed(lane, worker, batch, lost) from None
         except BaseException:
             self._release(lane, batch)
@@ -634,7 +647,9 @@ class Dispatcher(Generic[W]):
                 try:
                     outcomes = await self.executor.run_batch(worker, [c.payload for c in calls])
                 except WorkerLost as lost:
-                    if lost.started:
+                    if self._closed:
+                        error = RuntimeClosed("the runtime was closed while this call ran")
+                    elif lost.started:
                         error = self._crashed(lane, worker, batch, lost)
                     else:
                         requeue = True
@@ -647,8 +662,13 @@ class Dispatcher(Generic[W]):
                     self._forget(lane, worker)
                     await self.executor.kill(worker)
         except BaseException:
-            # The runtime is closing: the worker is stopped by the driver's cleanup.
+            # The runtime is closing: the worker is stopped by the driver's cleanup, and the
+            # batch's callers are answered here (it is no longer on the lane to be found there).
             self._release(lane, batch)
+            closed = RuntimeClosed("the runtime was closed while this call ran")
+            for call in calls:
+                if call.state != DONE:
+                    call.resolve(error=closed)
             raise
         batch.scope = None
         self._release(lane, batch)

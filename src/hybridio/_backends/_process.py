@@ -77,6 +77,7 @@ class _Process:
     __slots__ = (
         "calls_done",
         "channel",
+        "ended",
         "handshake",
         "lost",
         "pid",
@@ -92,6 +93,7 @@ class _Process:
         self.waiting: deque[_Waiter] = deque()
         self.handshake: _Waiter | None = None
         self.lost: WorkerLost | None = None
+        self.ended = anyio.Event()  # set when its channel has ended
         self.calls_done = 0
         self.rss = 0
 
@@ -213,7 +215,10 @@ class ProcessExecutor:
         task_group = self._task_group
         assert task_group is not None
         init = self._init_message()
-        ours, theirs = socket.socketpair()
+        try:
+            ours, theirs = socket.socketpair()
+        except OSError as exc:  # out of file descriptors...
+            raise WorkerStartError(f"no channel for a worker: {exc}") from exc
         try:
             # Shielded: a cancellation landing inside the spawn would orphan the new process.
             with anyio.CancelScope(shield=True):
@@ -224,8 +229,10 @@ class ProcessExecutor:
                     stderr=None,
                     pass_fds=(theirs.fileno(),),
                 )
-        except BaseException:
+        except BaseException as exc:
             ours.close()
+            if isinstance(exc, OSError):
+                raise WorkerStartError(f"could not start a worker process: {exc}") from exc
             raise
         finally:
             theirs.close()
@@ -244,6 +251,9 @@ class ProcessExecutor:
             kind, payload = handshake.value
             if kind == _worker.INIT_FAILED:
                 raise self._init_failed(payload)
+            # A worker's death is seen as the end of its channel; but a process it forked keeps
+            # the channel open, so its exit is watched too.
+            task_group.start_soon(self._watch, worker, name=f"hybridio watch {worker.pid}")
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await self.kill(worker)
@@ -300,8 +310,17 @@ class ProcessExecutor:
         worker.rss = rss
         return list(map(_as_outcome, repeat(Outcome), raw))
 
+    async def _watch(self, worker: _Process) -> None:
+        """End the channel of a worker that exited while something else still holds it open."""
+        await worker.process.wait()
+        if worker.lost is None:
+            with anyio.move_on_after(_STOP_GRACE):  # answers it wrote before it died come first
+                await worker.ended.wait()
+            await worker.close_channel()
+
     def _channel_ended(self, worker: _Process, error: BaseException | None) -> None:
         """The channel ended (called on the event loop, maybe outside any task)."""
+        worker.ended.set()
         if worker.lost is not None:
             # We killed or stopped it, and whoever did reaps it: only the batches it still held
             # are told (this also runs while the runtime, or its event loop, shuts down).
@@ -363,6 +382,10 @@ class ProcessExecutor:
                 worker.lost = WorkerLost(pid=worker.pid, reason="killed")
             worker.kill_now()
             code, signal_number = await worker.exit_status()
+            # Answers the worker wrote before it died are read first, in order: a batch behind
+            # the killed one is then known to have started (or not) and is never run twice.
+            with anyio.move_on_after(_STOP_GRACE):
+                await worker.ended.wait()
             await worker.close_channel()
         return WorkerLost(pid=worker.pid, exitcode=code, signal_number=signal_number)
 

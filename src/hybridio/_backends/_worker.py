@@ -206,7 +206,9 @@ def main(argv: Sequence[str]) -> int:
     """Serve batches on the channel whose file descriptor is ``argv[0]``; return the exit status."""
     # Ctrl-C in a terminal reaches the whole process group: the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    sock = socket.socket(fileno=int(argv[0]))
+    fd = int(argv[0])
+    os.set_inheritable(fd, False)  # a program this worker runs must not hold its channel open
+    sock = socket.socket(fileno=fd)
     stream = sock.makefile("rb")
     frame = _read_frame(stream)
     if frame is None:

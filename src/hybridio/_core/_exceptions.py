@@ -130,9 +130,9 @@ class WorkerStartFailed(OffloadError):
             else f"the {kind} pool retries in {retry_in:.3g} s"
         )
         super().__init__(
-            f"a {kind} worker could not start: {reason}; {state}. Fix the Runtime's initializer, "
-            "or guard your main module's entry point with `if __name__ == '__main__':` (workers "
-            "import it, as multiprocessing does)."
+            f"a {kind} worker could not start: {reason}; {state}. If the Runtime's initializer "
+            "or your main module raised, fix that (workers import the main module, as "
+            "multiprocessing does: guard its entry point with `if __name__ == '__main__':`)."
         )
 
     def __reduce__(self) -> tuple[object, ...]:

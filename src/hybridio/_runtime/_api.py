@@ -8,7 +8,7 @@ from collections.abc import AsyncIterable, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, TypeVarTuple, overload
 
 from ._default import get_runtime
-from ._runtime import Kind
+from ._runtime import Kind, _refuse_coroutine_function
 
 if TYPE_CHECKING:
     from .._backends._dispatch import Dispatcher
@@ -33,8 +33,8 @@ PosArgsT = TypeVarTuple("PosArgsT")
 
 @overload
 async def run(
-    fn: Callable[[*PosArgsT], Coroutine[Any, Any, T]],
-    *args: *PosArgsT,
+    fn: OffloadedFunction[..., T],
+    *args: Any,
     kind: Kind | None = None,
     timeout: float | None = None,
 ) -> T: ...
@@ -65,8 +65,8 @@ async def run(  # type: ignore[misc]  # mypy cannot check overloads over TypeVar
 
 @overload
 async def run_cpu(
-    fn: Callable[[*PosArgsT], Coroutine[Any, Any, T]],
-    *args: *PosArgsT,
+    fn: OffloadedFunction[..., T],
+    *args: Any,
     timeout: float | None = None,
 ) -> T: ...
 
@@ -91,8 +91,8 @@ async def run_cpu(  # type: ignore[misc]  # mypy cannot check overloads over Typ
 
 @overload
 async def run_blocking(
-    fn: Callable[[*PosArgsT], Coroutine[Any, Any, T]],
-    *args: *PosArgsT,
+    fn: OffloadedFunction[..., T],
+    *args: Any,
     timeout: float | None = None,
 ) -> T: ...
 
@@ -116,7 +116,7 @@ async def run_blocking(  # type: ignore[misc]  # mypy cannot check overloads ove
 
 @overload
 def map_cpu(
-    fn: Callable[[T], Coroutine[Any, Any, R]],
+    fn: OffloadedFunction[[T], R],
     items: Iterable[T] | AsyncIterable[T],
     *,
     chunksize: int | None = None,
@@ -158,6 +158,8 @@ def map_cpu(
                 total += n
     """
     from .._backends._map import OffloadMap
+
+    _refuse_coroutine_function(fn)
 
     async def resolve() -> tuple[Dispatcher[Any], float | None]:
         return await (await get_runtime())._map_target("cpu")

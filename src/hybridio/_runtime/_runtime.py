@@ -6,7 +6,7 @@ import functools
 import inspect
 import os
 import types
-from collections.abc import AsyncIterable, Callable, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from types import TracebackType
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .._backends._base import Backend
     from .._backends._dispatch import Dispatcher
     from .._backends._map import OffloadMap
+    from ._api import OffloadedFunction
     from ._auto import AutoPolicy, AutoRouter
 
 __all__ = ["KINDS", "Kind", "Runtime", "current_runtime", "declared_kind", "use_runtime"]
@@ -59,6 +60,14 @@ def _is_coroutine_function(fn: Callable[..., Any]) -> bool:
     if type(fn) is _FunctionType:
         return bool(fn.__code__.co_flags & _CO_COROUTINE)
     return inspect.iscoroutinefunction(fn)
+
+
+def _refuse_coroutine_function(fn: Callable[..., Any]) -> None:
+    if _is_coroutine_function(fn) and declared_kind(fn) is None:
+        raise TypeError(
+            f"{fn!r} is a coroutine function: await it on the event loop directly; "
+            "hybridio offloads regular (synchronous) functions"
+        )
 
 
 class Runtime:
@@ -268,8 +277,8 @@ class Runtime:
     @overload
     async def run(
         self,
-        fn: Callable[[*PosArgsT], Coroutine[Any, Any, T]],
-        *args: *PosArgsT,
+        fn: OffloadedFunction[..., T],
+        *args: Any,
         kind: Kind | None = None,
         timeout: float | None = None,
     ) -> T: ...
@@ -314,11 +323,7 @@ class Runtime:
         self, fn: Callable[..., Any], kind: Kind | None, timeout: float | None
     ) -> tuple[Backend, float | None]:
         """Check a call and pick its backend and timeout (not a coroutine: it is on every call)."""
-        if _is_coroutine_function(fn) and declared_kind(fn) is None:
-            raise TypeError(
-                f"{fn!r} is a coroutine function: await it on the event loop directly; "
-                "hybridio offloads regular (synchronous) functions"
-            )
+        _refuse_coroutine_function(fn)
         if not callable(fn):
             raise TypeError(f"expected a callable, got {fn!r}")
         if timeout is None:
@@ -330,8 +335,8 @@ class Runtime:
     @overload
     async def run_cpu(
         self,
-        fn: Callable[[*PosArgsT], Coroutine[Any, Any, T]],
-        *args: *PosArgsT,
+        fn: OffloadedFunction[..., T],
+        *args: Any,
         timeout: float | None = None,
     ) -> T: ...
 
@@ -353,8 +358,8 @@ class Runtime:
     @overload
     async def run_blocking(
         self,
-        fn: Callable[[*PosArgsT], Coroutine[Any, Any, T]],
-        *args: *PosArgsT,
+        fn: OffloadedFunction[..., T],
+        *args: Any,
         timeout: float | None = None,
     ) -> T: ...
 
@@ -376,7 +381,7 @@ class Runtime:
     @overload
     def map(
         self,
-        fn: Callable[[T], Coroutine[Any, Any, R]],
+        fn: OffloadedFunction[[T], R],
         items: Iterable[T] | AsyncIterable[T],
         *,
         kind: Kind = "cpu",
@@ -418,6 +423,7 @@ class Runtime:
                 async for record in results:
                     ...
         """
+        _refuse_coroutine_function(fn)
         from .._backends._map import OffloadMap
 
         return OffloadMap(
@@ -432,7 +438,7 @@ class Runtime:
     @overload
     def map_cpu(
         self,
-        fn: Callable[[T], Coroutine[Any, Any, R]],
+        fn: OffloadedFunction[[T], R],
         items: Iterable[T] | AsyncIterable[T],
         *,
         chunksize: int | None = None,
