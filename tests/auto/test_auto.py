@@ -16,7 +16,9 @@ import pytest
 import hybridio
 from hybridio._runtime._auto import AutoPolicy
 
-pytestmark = pytest.mark.anyio
+# kind="auto" decides from timings of its probes (how long a spinning thread waits for the GIL):
+# a line tracer changes exactly that, so coverage is paused in these tests (pytest-cov).
+pytestmark = [pytest.mark.anyio, pytest.mark.no_cover]
 
 #: Pure-Python iterations of ``crunch``: some tens of milliseconds holding the GIL.
 HEAVY = 1_000_000
