@@ -14,7 +14,8 @@ A dispatcher has *lanes*, one per worker (a thread slot, a process, an interpret
   between the idle lanes.
 * **Pipelining.** An executor may let a worker hold more than one batch: while it runs batch N
   the next driver sends batch N+1, so the worker never waits for the parent between batches.
-  Only tiny work is pipelined; slow work waits for an idle worker.
+  Tiny work is pipelined behind tiny work; measured slower work only once every worker is busy;
+  work never measured waits for an idle worker.
 
 Failures: a worker that dies fails the live calls of the batch it was running with
 ``WorkerCrashed``; batches queued behind it on a pipelined worker never started and run elsewhere.
