@@ -19,7 +19,7 @@ from pathlib import Path
 from .. import _workloads
 from ._claims_common import SCENARIO, Part, fact
 from ._load import usable_cpus
-from ._model import BenchContext, Series
+from ._model import BenchContext, Row, Series
 from ._targets import PARALLEL
 
 __all__ = ["alternatives", "find_interpreters"]
@@ -85,6 +85,41 @@ def find_interpreters() -> dict[str, tuple[str, tuple[int, int]]]:
     return found
 
 
+def _python_with_hybridio() -> str | None:
+    """A Python 3.13+ here that imports this hybridio (``make test`` builds ``.venv313``)."""
+    candidates = [Path(sys.prefix).parent / ".venv313" / "bin" / "python"]
+    candidates += [
+        Path(p) for p in glob.glob(str(Path(sys.prefix).parent / ".venv31[3-9]*/bin/python"))
+    ]
+    for path in candidates:
+        if path.exists():
+            return str(path)
+    return None
+
+
+def _hybridio_interpreters(ctx: BenchContext) -> Row:
+    """hybridio's own ``kind="interpreter"``: 4 x ~50 ms pure-Python calls against inline."""
+    name = 'hybridio kind="interpreter": 4 x ~50 ms calls on 2 interpreters, vs inline'
+    python = _python_with_hybridio()
+    if python is None or ctx.tiny:
+        why = "no Python 3.13 environment with hybridio here (`make test` builds .venv313)"
+        return fact(name, math.nan, "x", "other_implementations", "n/a", note=why)
+    command = [python, "-m", "hybridio.bench._interpreters"] + ([] if ctx.quick else ["--full"])
+    try:
+        rows = {row["name"]: row for row in json.loads(_run(*command, timeout=600))}
+        speedup = float(rows["parallel/interpreter/speed-up"]["value"])
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError) as exc:
+        return fact(name, math.nan, "x", "other_implementations", "n/a", note=f"failed: {exc!r}")
+    return fact(
+        name,
+        speedup,
+        "x",
+        "other_implementations",
+        "n/a",
+        note=f"best of several rounds (context, not judged); {python}; see docs/benchmarks.md",
+    )
+
+
 def _run(*command: str, timeout: float = 300) -> str:
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=True)
     return done.stdout
@@ -127,6 +162,7 @@ def alternatives(ctx: BenchContext) -> Part:
             if measured
             else series.row(SCENARIO, claim="other_implementations", verdict="n/a", note=note)
         )
+    part.rows.append(_hybridio_interpreters(ctx))
     for name, claim in (
         ("Jython / IronPython as the way around the GIL", "other_implementations"),
         ("is the GIL required? (free-threaded CPython 3.13t runs without it)", "gil_required"),
