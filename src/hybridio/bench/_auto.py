@@ -34,6 +34,7 @@ import anyio.lowlevel
 
 import hybridio
 
+from ._dispatch import throughput
 from ._model import BenchContext, Row, ScenarioResult, paired_ratio, spread_of
 
 __all__ = ["crunch", "digest", "echo", "run", "wait_io"]
@@ -80,26 +81,7 @@ def _calibrate(seconds: float) -> int:
 
 async def _closed_loop(call: Call, callers: int, seconds: float) -> float:
     """Calls per second of ``callers`` tasks calling back to back (yielding every 32 calls)."""
-    done = 0
-    deadline = time.perf_counter() + seconds
-
-    async def caller() -> None:
-        nonlocal done
-        i = 0
-        while True:
-            await call(i)
-            i += 1
-            if i % 32 == 0:
-                await anyio.lowlevel.checkpoint()  # inline calls never yield by themselves
-            if time.perf_counter() >= deadline:
-                break
-        done += i
-
-    start = time.perf_counter()
-    async with anyio.create_task_group() as tg:
-        for _ in range(callers):
-            tg.start_soon(caller)
-    return done / (time.perf_counter() - start)
+    return await throughput(call, callers, seconds, yield_every=32)
 
 
 async def _closed_loop_arg(call: Call, arg: Any, callers: int, seconds: float) -> float:

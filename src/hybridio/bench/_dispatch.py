@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import anyio.to_process
 import anyio.to_thread
 
@@ -34,7 +35,7 @@ from ._work import echo
 
 spin = _workloads.spin
 
-__all__ = ["run"]
+__all__ = ["run", "throughput"]
 
 SCENARIO = "dispatch"
 _SKETCH = "batching sketch"
@@ -59,8 +60,14 @@ def _strategies(
     }
 
 
-async def _throughput(call: Call, callers: int, seconds: float) -> float:
-    """Calls per second completed by ``callers`` tasks calling back to back for ``seconds``."""
+async def throughput(
+    call: Call, callers: int, seconds: float, *, yield_every: int | None = None
+) -> float:
+    """Calls per second completed by ``callers`` tasks calling back to back for ``seconds``.
+
+    ``yield_every``: let other tasks run every that many calls (calls that run inline on the
+    loop never yield by themselves).
+    """
     done = 0
     deadline = time.perf_counter() + seconds
 
@@ -70,6 +77,8 @@ async def _throughput(call: Call, callers: int, seconds: float) -> float:
         while True:  # at least one call each, however late the caller started
             await call(i)
             i += 1
+            if yield_every is not None and i % yield_every == 0:
+                await anyio.lowlevel.checkpoint()
             if time.perf_counter() >= deadline:
                 break
         done += i
@@ -141,7 +150,7 @@ async def _measure(ctx: BenchContext) -> dict[str, Any]:
             strategies[_SKETCH] = lambda x: sketch.call(echo, x)
             ctx.progress("starting every pool's workers")
             for call in strategies.values():  # warm up: every worker started and used
-                await _throughput(call, 2 * cpus, 0.05)
+                await throughput(call, 2 * cpus, 0.05)
             plan = [(name, callers) for name in strategies for callers in (1, 32)]
             plan += [(name, 256) for name in ("hybridio.run_cpu", "anyio.to_process", _SKETCH)]
             offloaded = _strategies(rt, loop, pools, spin)
@@ -161,9 +170,7 @@ async def _measure(ctx: BenchContext) -> dict[str, Any]:
                 ctx.progress(f"repeat {repeat + 1}")
                 got = {}
                 for name, callers in plan:  # strategies alternate within each repeat
-                    got[f"{name} x{callers}"] = await _throughput(
-                        strategies[name], callers, seconds
-                    )
+                    got[f"{name} x{callers}"] = await throughput(strategies[name], callers, seconds)
                 for name, call in cpu.items():  # 8 tasks at once; the ratio is the speedup
                     start = time.perf_counter()
                     await gather([partial(call, spin_n)] * 8)
