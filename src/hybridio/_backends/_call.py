@@ -49,6 +49,13 @@ class Call:
             done.set_result(None)
 
     def outcome(self) -> Any:
-        if self.error is not None:
-            raise self.error
+        error = self.error
+        if error is not None:
+            # Raised once: the traceback would hold this call, and the call the error (a cycle
+            # that only the gc could free, with the call's arguments).
+            self.error = None
+            try:
+                raise error
+            finally:
+                del error
         return self.value

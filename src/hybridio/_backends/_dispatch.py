@@ -447,6 +447,7 @@ class Dispatcher(Generic[W]):
                     if self._pending:
                         self._notify()  # share the rest of the queue with another driver
                     await self._run(lane, calls, cost)
+                del calls  # done: their arguments and results are their callers' alone
         finally:
             with anyio.CancelScope(shield=True):
                 worker, lane.worker = lane.worker, None
@@ -616,6 +617,7 @@ class Dispatcher(Generic[W]):
             raise
         self._release(lane, batch)
         self._finish(batch, outcomes)
+        del outcomes  # an error raised below must not reach itself through this frame (a cycle)
         await self._after_batch(lane, worker)
         return call.outcome()
 
