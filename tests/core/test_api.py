@@ -70,7 +70,6 @@ async def test_bad_timeout_is_refused() -> None:
     ("kwargs", "message"),
     [
         ({"cpu_workers": 0}, "cpu_workers must be an integer >= 1"),
-        ({"threads": "8"}, "threads must be an integer >= 1"),
         ({"max_queue": -1}, "max_queue must be an integer >= 0"),
         ({"timeout": 0}, "timeout must be a positive number"),
         ({"max_worker_rss": -5}, "max_worker_rss must be a positive number"),

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterable, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, TypeVarTuple, overload
 
 from ._default import get_runtime
-from ._runtime import Kind, _refuse_coroutine_function
+from ._runtime import Kind, _refuse_coroutine_function, check_map_arguments
 
 if TYPE_CHECKING:
     from .._backends._dispatch import Dispatcher
@@ -160,6 +160,7 @@ def map_cpu(
     from .._backends._map import OffloadMap
 
     _refuse_coroutine_function(fn)
+    check_map_arguments(fn, chunksize, max_in_flight, timeout)
 
     async def resolve() -> tuple[Dispatcher[Any], float | None]:
         return await (await get_runtime())._map_target("cpu")

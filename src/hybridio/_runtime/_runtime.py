@@ -18,7 +18,13 @@ from anyio.abc import TaskGroup
 from .._core._exceptions import RuntimeClosed
 from .._core._metrics import KindCounters, RuntimeStats
 from .._core._settings import Settings
-from .._core._validate import check_count, check_positive
+from .._core._validate import (
+    check_bool,
+    check_count,
+    check_optional_count,
+    check_positive,
+    check_timeout,
+)
 from ._gil import CPU_BACKENDS, CpuBackend, cpu_runs_on_threads, gil_enabled
 from ._registry import BACKENDS, create_backend
 
@@ -142,25 +148,27 @@ class Runtime:
         cpu_workers = check_count("cpu_workers", cpus if cpu_workers is None else cpu_workers)
         threads = check_count("threads", min(32, cpus + 4) if threads is None else threads)
         check_count("max_queue", max_queue, minimum=0)
-        check_positive("timeout", timeout)
-        check_positive("max_tasks_per_worker", max_tasks_per_worker)
+        check_timeout("timeout", timeout)
+        check_optional_count("max_tasks_per_worker", max_tasks_per_worker)
         check_positive("max_worker_rss", max_worker_rss)
         interpreters = check_count("interpreters", cpus if interpreters is None else interpreters)
-        if cpu_backend not in CPU_BACKENDS:
-            raise ValueError(
-                f"cpu_backend must be one of {', '.join(map(repr, CPU_BACKENDS))}, "
-                f"got {cpu_backend!r}"
-            )
+        check_bool("batching", batching)
+        _check_choice("cpu_backend", cpu_backend, CPU_BACKENDS)
+        _check_choice("default_kind", default_kind, KINDS)
         if initializer is not None and not callable(initializer):
-            raise TypeError(f"initializer must be callable, got {initializer!r}")
+            raise TypeError(
+                f"initializer must be a function called in each worker process, got {initializer!r}"
+            )
+        if not isinstance(initargs, tuple | list):
+            raise TypeError(
+                f"initargs must be a tuple of the initializer's arguments, got {initargs!r}"
+            )
         self.cpu_workers = cpu_workers
         self.threads = threads
         self.max_queue = max_queue
         self.timeout = timeout
         self.interpreters = interpreters
         self.cpu_backend: CpuBackend = cpu_backend
-        if default_kind not in KINDS:
-            raise ValueError(f"default_kind must be one of {KINDS}, got {default_kind!r}")
         self.default_kind: Kind = default_kind
         self._auto: AutoRouter | None = None
         self._auto_policy: AutoPolicy | None = None  # tests replace the thresholds and clocks
@@ -251,9 +259,8 @@ class Runtime:
 
             backend = self._auto = AutoRouter(self._backend, self._counters, self._auto_policy)
         elif kind not in BACKENDS:
-            raise ValueError(
-                f"kind must be one of {', '.join(map(repr, KINDS))}, got {kind!r}"
-            ) from None
+            _check_choice("kind", kind, KINDS)
+            raise AssertionError(kind)  # pragma: no cover - _check_choice raised
         else:
             backend = create_backend(
                 kind, self._settings, self._counters[kind], cluster=self._cluster
@@ -325,11 +332,13 @@ class Runtime:
         """Check a call and pick its backend and timeout (not a coroutine: it is on every call)."""
         _refuse_coroutine_function(fn)
         if not callable(fn):
-            raise TypeError(f"expected a callable, got {fn!r}")
+            raise TypeError(f"expected a function to run, got {fn!r} ({type(fn).__name__})")
+        if kind is not None and type(kind) is not str:
+            _check_choice("kind", kind, KINDS)
         if timeout is None:
             timeout = self.timeout
         else:
-            check_positive("timeout", timeout)
+            check_timeout("timeout", timeout)
         return self._backend(kind or declared_kind(fn) or self.default_kind), timeout
 
     @overload
@@ -424,6 +433,9 @@ class Runtime:
                     ...
         """
         _refuse_coroutine_function(fn)
+        check_map_arguments(fn, chunksize, max_in_flight, timeout)
+        if type(kind) is not str:
+            _check_choice("kind", kind, KINDS)
         from .._backends._map import OffloadMap
 
         return OffloadMap(
@@ -490,6 +502,27 @@ class Runtime:
         """Pids of the live worker processes."""
         backend = self._backends.get("cpu")
         return backend.worker_ids() if backend is not None else []
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if not isinstance(value, str):
+        raise TypeError(
+            f"{name} must be one of {', '.join(map(repr, choices))}, "
+            f"got {value!r} ({type(value).__name__})"
+        )
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+
+
+def check_map_arguments(
+    fn: object, chunksize: object, max_in_flight: object, timeout: object
+) -> None:
+    """Check ``map`` / ``map_cpu`` arguments at the call, before anything is pulled or sent."""
+    if not callable(fn):
+        raise TypeError(f"map needs a function to apply to each item, got {fn!r}")
+    check_optional_count("chunksize", chunksize)
+    check_optional_count("max_in_flight", max_in_flight)
+    check_timeout("timeout", timeout)
 
 
 @contextmanager
