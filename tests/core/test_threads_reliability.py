@@ -8,6 +8,7 @@ abandoned call does not keep the interpreter from exiting.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import subprocess
 import sys
@@ -161,6 +162,42 @@ async def test_an_exception_and_its_arguments_are_released_without_the_gc(
             assert error_ref is not None
             assert error_ref() is None
             assert arg_ref() is None
+
+
+_held: ContextVar[Box] = ContextVar("hybridio_test_held")
+
+
+async def test_the_runtime_keeps_no_callers_context() -> None:
+    """Background tasks started by the first call do not keep that caller's context values."""
+    async with Runtime(threads=2) as rt:
+        with _no_gc():
+            value = Box("context")
+            value_ref = weakref.ref(value)
+            token = _held.set(value)
+            arg = Box("argument")
+            arg_ref = weakref.ref(arg)
+            await rt.run_blocking(make_box, arg)  # the first call starts the thread backend
+            _held.reset(token)
+            del value, arg
+            assert value_ref() is None
+            assert arg_ref() is None
+
+
+def test_the_default_runtime_keeps_no_callers_context() -> None:
+    async def main() -> weakref.ref[Box]:
+        value = Box("context")
+        _held.set(value)
+        await hybridio.run_blocking(make_box, Box())  # creates the loop's default runtime
+        await hybridio.run_cpu(make_box, Box())
+        return weakref.ref(value)
+
+    async def outer() -> None:
+        with _no_gc():
+            value_ref = await asyncio.create_task(main())  # main's context ends with its task
+            await asyncio.sleep(0)  # the loop lets go of the callback that woke us with the task
+            assert value_ref() is None
+
+    asyncio.run(outer())
 
 
 async def test_batched_calls_are_released_once_they_return() -> None:

@@ -183,6 +183,18 @@ class Dispatcher(Generic[W]):
             self.counters.queued -= 1
             call.resolve(error=RuntimeClosed("the runtime was closed before this call ran"))
 
+    def abort(self) -> None:
+        """Stop every worker now, without waiting: the event loop ends without the clean-up.
+
+        For a loop closed without ``asyncio.run``: its tasks never run again, so the drivers
+        cannot stop their workers. Executors that can (``abort(worker)``) stop them here.
+        """
+        self._closed = True
+        abort: Callable[[W], None] | None = getattr(self.executor, "abort", None)
+        for lane in self._lanes:
+            if lane.worker is not None and abort is not None:
+                abort(lane.worker)
+
     @property
     def workers(self) -> int:
         """The number of lanes (worker processes, threads...)."""

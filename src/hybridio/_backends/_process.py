@@ -402,6 +402,12 @@ class ProcessExecutor:
             await worker.exit_status()
             await worker.close_channel()
 
+    def abort(self, worker: _Process) -> None:
+        """Kill the worker without waiting (its event loop ends without running the clean-up)."""
+        if worker.lost is None:
+            worker.lost = WorkerLost(pid=worker.pid, reason="stopped")
+        worker.kill_now()
+
     def describe(self, worker: _Process) -> int | None:
         return worker.pid
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import os
+import threading
 import types
+from asyncio.events import _get_running_loop
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar, Token
+from contextvars import Context, ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, TypeVarTuple, cast, overload
 
@@ -189,6 +192,10 @@ class Runtime:
         self._task_group: TaskGroup | None = None
         self._context_token: Token[Runtime | None] | None = None
         self._closed = False
+        # The event loop the runtime was entered on (None on trio) and its thread: its workers,
+        # queues and signals belong to that loop.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -198,6 +205,8 @@ class Runtime:
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
+        self._loop = _get_running_loop()
+        self._thread = threading.get_ident()
         self._context_token = _current.set(self)
         return self
 
@@ -230,6 +239,18 @@ class Runtime:
             for backend in self._backends.values():
                 await backend.aclose()
 
+    def _abort(self) -> None:
+        """Refuse new work and stop the workers now, without waiting.
+
+        For an event loop that ends without cancelling its tasks (``loop.run_until_complete``
+        then ``loop.close()``): the runtime's own clean-up would never run.
+        """
+        self._closed = True
+        for backend in self._backends.values():
+            abort: Callable[[], None] | None = getattr(backend, "abort", None)
+            if abort is not None:
+                abort()
+
     @property
     def cpu_on_threads(self) -> bool:
         """True when ``kind="cpu"`` would run on threads now (see ``cpu_backend``).
@@ -245,6 +266,26 @@ class Runtime:
         return self._closed
 
     # -- backends ----------------------------------------------------------------------------
+
+    def _on_its_loop(self) -> bool:
+        """True when called on the event loop this runtime was entered on."""
+        loop = _get_running_loop()
+        return loop is self._loop and (loop is not None or threading.get_ident() == self._thread)
+
+    def _refuse_here(self) -> None:
+        """Raise ``RuntimeClosed`` saying why this runtime cannot take work here."""
+        if self._closed:
+            raise RuntimeClosed("this Runtime is closed; create a new one to offload work")
+        if self._task_group is None:
+            raise RuntimeClosed("enter the Runtime first: `async with Runtime() as rt: ...`")
+        raise RuntimeClosed(
+            "this Runtime belongs to another event loop (the one that entered "
+            "`async with Runtime()`, in thread "
+            f"{self._thread}); its workers and queues work only there. On this loop, create a "
+            "Runtime of its own or call hybridio.run_cpu / run_blocking (each event loop gets its "
+            "own default runtime), or hand the work to the owning loop "
+            "(asyncio.run_coroutine_threadsafe, anyio.from_thread)."
+        )
 
     def _backend(self, kind: str) -> Backend:
         backend = self._backends.get(kind)
@@ -265,13 +306,17 @@ class Runtime:
             backend = create_backend(
                 kind, self._settings, self._counters[kind], cluster=self._cluster
             )
-        backend.start(self._task_group)
+        # Its background tasks start in an empty context: they must not keep the contextvars
+        # values of whichever caller happened to be first for the runtime's whole life.
+        Context().run(backend.start, self._task_group)
         self._backends[kind] = backend
         return backend
 
     def _dispatcher(self, kind: str) -> Dispatcher[Any]:
         from .._backends._dispatch import Dispatcher
 
+        if not self._on_its_loop():
+            self._refuse_here()
         backend = self._backend(kind)
         if not isinstance(backend, Dispatcher):
             raise ValueError(  # noqa: TRY004 - a kind value, not a type, is wrong
@@ -335,6 +380,9 @@ class Runtime:
             raise TypeError(f"expected a function to run, got {fn!r} ({type(fn).__name__})")
         if kind is not None and type(kind) is not str:
             _check_choice("kind", kind, KINDS)
+        loop = _get_running_loop()
+        if loop is not self._loop or (loop is None and threading.get_ident() != self._thread):
+            self._refuse_here()
         if timeout is None:
             timeout = self.timeout
         else:
@@ -542,4 +590,8 @@ def use_runtime(runtime: Runtime) -> Iterator[Runtime]:
 def current_runtime() -> Runtime | None:
     """The Runtime of the enclosing ``async with Runtime()``, if it is still open."""
     runtime = _current.get()
-    return runtime if runtime is not None and not runtime.closed else None
+    if runtime is None or runtime.closed or not runtime._on_its_loop():
+        # A context copied into a thread that runs an event loop of its own (asyncio.run inside
+        # run_blocking) carries the caller's runtime: that loop uses its own.
+        return None
+    return runtime
