@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import weakref
@@ -79,13 +81,15 @@ def _run(script: str, runner: str, *, timeout: float = 60) -> str:
         + "\n    print('loop ended', flush=True)\n    report(PIDS)\n"
     )
     try:
-        result = subprocess.run(
-            [sys.executable, "-c", code],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        with tempfile.TemporaryDirectory() as directory:
+            result = subprocess.run(
+                [sys.executable, "-c", code],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+                env={**os.environ, "HYBRIDIO_TEST_DIR": directory},
+            )
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"the program hung ({runner}); output so far: {exc.stdout!r} {exc.stderr!r}")
     assert result.returncode == 0, result.stderr
@@ -135,6 +139,43 @@ def test_cancelling_a_call_during_its_run_never_blocks_loop_shutdown(runner: str
     )
     out = _run(script, runner)
     assert "loop ended\nworkers alive: 0\nthreads alive: 0\n" in out
+
+
+@pytest.mark.parametrize("runner", list(_RUNNERS))
+def test_a_worker_killed_during_a_call_fails_the_call_under_any_loop_runner(runner: str) -> None:
+    """Under plain asyncio.run the crash went unnoticed and the caller waited forever: the end
+    of the worker's channel (a transport callback, outside any task) could not start the task
+    that reaps it, as anyio could not tell which async library ran there."""
+    script = _pids_script(
+        """
+        import signal, anyio
+
+        def hang(path):
+            with open(path + ".tmp", "w") as file:
+                file.write(str(os.getpid()))
+            os.rename(path + ".tmp", path)
+            time.sleep(60)
+
+        async def main():
+            started = os.path.join(os.environ["HYBRIDIO_TEST_DIR"], "started")
+            PIDS.append(await hybridio.run_cpu(os.getpid))  # warm
+
+            async def kill_it():
+                while not os.path.exists(started):
+                    await anyio.sleep(0.01)
+                with open(started) as file:
+                    os.kill(int(file.read()), signal.SIGKILL)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(kill_it)
+                try:
+                    await hybridio.run_cpu(hang, started)
+                except hybridio.WorkerCrashed as exc:
+                    print("crashed by signal", exc.signal, flush=True)
+        """
+    )
+    out = _run(script, runner)
+    assert "crashed by signal 9\nloop ended\nworkers alive: 0\nthreads alive: 0\n" in out
 
 
 @pytest.mark.parametrize("runner", list(_RUNNERS))

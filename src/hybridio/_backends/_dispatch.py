@@ -187,13 +187,12 @@ class Dispatcher(Generic[W]):
         """Stop every worker now, without waiting: the event loop ends without the clean-up.
 
         For a loop closed without ``asyncio.run``: its tasks never run again, so the drivers
-        cannot stop their workers. Executors that can (``abort(worker)``) stop them here.
+        cannot stop their workers. Executors that can (``abort()``) stop them all here.
         """
         self._closed = True
-        abort: Callable[[W], None] | None = getattr(self.executor, "abort", None)
-        for lane in self._lanes:
-            if lane.worker is not None and abort is not None:
-                abort(lane.worker)
+        abort: Callable[[], None] | None = getattr(self.executor, "abort", None)
+        if abort is not None:
+            abort()
 
     @property
     def workers(self) -> int:

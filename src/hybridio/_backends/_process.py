@@ -79,6 +79,7 @@ class _Process:
         "channel",
         "ended",
         "handshake",
+        "live",
         "lost",
         "pid",
         "process",
@@ -86,7 +87,9 @@ class _Process:
         "waiting",
     )
 
-    def __init__(self, process: Process) -> None:
+    def __init__(self, process: Process, live: set[_Process]) -> None:
+        self.live = live  # the executor's processes not yet reaped: this one until it is
+        live.add(self)
         self.process = process
         self.pid = process.pid
         self.channel: Channel | None = None
@@ -119,6 +122,7 @@ class _Process:
             if self.process.returncode is None:
                 self.kill_now()
             await self.process.aclose()
+        self.live.discard(self)
         code = self.process.returncode
         if code is not None and code < 0:
             return None, -code
@@ -187,6 +191,7 @@ class ProcessExecutor:
         self._task_group: TaskGroup | None = None
         self._new_signal: Callable[[], Signal] | None = None
         self._lost: Callable[[_Process], None] = lambda worker: None
+        self._processes: set[_Process] = set()  # every process not yet reaped (for abort)
 
     def bind(self, task_group: TaskGroup, lost: Callable[[_Process], None]) -> None:
         self._task_group = task_group
@@ -236,7 +241,7 @@ class ProcessExecutor:
             raise
         finally:
             theirs.close()
-        worker = _Process(process)
+        worker = _Process(process, self._processes)
         assert self._new_signal is not None
         handshake = worker.handshake = _Waiter(self._new_signal())
         try:
@@ -402,11 +407,13 @@ class ProcessExecutor:
             await worker.exit_status()
             await worker.close_channel()
 
-    def abort(self, worker: _Process) -> None:
-        """Kill the worker without waiting (its event loop ends without running the clean-up)."""
-        if worker.lost is None:
-            worker.lost = WorkerLost(pid=worker.pid, reason="stopped")
-        worker.kill_now()
+    def abort(self) -> None:
+        """Kill every worker, also one starting, without waiting: the event loop is ending
+        without running the clean-up."""
+        for worker in list(self._processes):
+            if worker.lost is None:
+                worker.lost = WorkerLost(pid=worker.pid, reason="stopped")
+            worker.kill_now()
 
     def describe(self, worker: _Process) -> int | None:
         return worker.pid

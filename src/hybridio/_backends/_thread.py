@@ -144,6 +144,7 @@ class ThreadExecutor:
 
     def __init__(self, threads: int) -> None:
         self._threads = threads
+        self._slots: set[_Slot] = set()  # lanes whose thread was started and not yet stopped
         self._post: Post | None = None
         self._new_signal: Callable[[], Signal] | None = None
         self._library_var = _async_library_var()
@@ -173,6 +174,7 @@ class ThreadExecutor:
             daemon=True,  # a thread stuck in an abandoned call must not block interpreter exit
         )
         thread.start()
+        self._slots.add(slot)
         return slot
 
     async def run_batch(self, worker: _Slot, payloads: list[Payload]) -> list[Outcome]:
@@ -222,11 +224,16 @@ class ThreadExecutor:
         raise NotImplementedError("a thread cannot be killed")
 
     async def stop(self, worker: _Slot) -> None:
-        self.abort(worker)
-
-    def abort(self, worker: _Slot) -> None:
         """Ask the worker's thread to exit once its current batch (if any) returns."""
-        worker.jobs.put(None)
+        if worker in self._slots:
+            self._slots.discard(worker)
+            worker.jobs.put(None)
+
+    def abort(self) -> None:
+        """Ask every thread to exit once its current batch returns, without waiting."""
+        for slot in list(self._slots):
+            self._slots.discard(slot)
+            slot.jobs.put(None)
 
     def describe(self, worker: _Slot) -> int | None:
         return None

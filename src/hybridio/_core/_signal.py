@@ -12,12 +12,21 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable, Generator
+from contextvars import Context
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import trio
 
-__all__ = ["Signal", "Timer", "loop_callback", "running_on_trio", "signal_factory", "timer_factory"]
+__all__ = [
+    "Signal",
+    "Timer",
+    "background_context",
+    "loop_callback",
+    "running_on_trio",
+    "signal_factory",
+    "timer_factory",
+]
 
 
 class Signal(Protocol):
@@ -125,3 +134,20 @@ def timer_factory() -> Callable[[float, Callable[[Any], object], Any], Timer] | 
     if running_on_trio():
         return None
     return asyncio.get_running_loop().call_later
+
+
+def background_context() -> Context:
+    """An empty ``contextvars`` context for a runtime's background tasks; call it on the loop.
+
+    Empty: a background task started by a caller must not keep that caller's context values
+    alive for the runtime's life. It says which async library runs (sniffio's variable, which
+    anyio reads): a transport callback scheduled from such a task (a worker's channel ending)
+    runs outside any task, where sniffio could not tell, and anyio could not start a task from it.
+    """
+    context = Context()
+    sniffio = sys.modules.get("sniffio")
+    if sniffio is not None:
+        context.run(
+            sniffio.current_async_library_cvar.set, "trio" if running_on_trio() else "asyncio"
+        )
+    return context

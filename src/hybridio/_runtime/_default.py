@@ -29,7 +29,7 @@ import anyio
 from anyio.lowlevel import RunVar
 
 from .._core._exceptions import RuntimeClosed
-from .._core._signal import running_on_trio
+from .._core._signal import background_context, running_on_trio
 from ._runtime import Runtime, current_runtime
 
 __all__ = ["get_runtime", "runtime_in_use"]
@@ -124,7 +124,7 @@ def _start_host() -> _Host:
     # In an empty context, like a trio system task (its callbacks too): the host must not keep
     # its first caller's contextvars values alive for the loop's whole life.
     task = loop.create_task(
-        _run_host(host, loop), name="hybridio default runtime", context=contextvars.Context()
+        _run_host(host, loop), name="hybridio default runtime", context=background_context()
     )
     host.task = task
     _host_tasks.add(task)

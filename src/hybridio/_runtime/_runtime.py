@@ -11,7 +11,7 @@ import types
 from asyncio.events import _get_running_loop
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator
 from contextlib import contextmanager
-from contextvars import Context, ContextVar, Token
+from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, TypeVarTuple, cast, overload
 
@@ -21,6 +21,7 @@ from anyio.abc import TaskGroup
 from .._core._exceptions import RuntimeClosed
 from .._core._metrics import KindCounters, RuntimeStats
 from .._core._settings import Settings
+from .._core._signal import background_context
 from .._core._validate import (
     check_bool,
     check_count,
@@ -306,9 +307,9 @@ class Runtime:
             backend = create_backend(
                 kind, self._settings, self._counters[kind], cluster=self._cluster
             )
-        # Its background tasks start in an empty context: they must not keep the contextvars
-        # values of whichever caller happened to be first for the runtime's whole life.
-        Context().run(backend.start, self._task_group)
+        # Its background tasks start in a context of their own: they must not keep the values of
+        # whichever caller happened to be first for the runtime's whole life.
+        background_context().run(backend.start, self._task_group)
         self._backends[kind] = backend
         return backend
 
