@@ -166,6 +166,7 @@ class ThreadExecutor:
 
     async def start(self) -> _Slot:
         assert self._post is not None
+        assert len(self._slots) < self._threads, "one thread per lane: a lane never has two"
         slot = _Slot()
         thread = threading.Thread(
             target=_serve,
