@@ -44,9 +44,11 @@ from .._core._exceptions import (
     OffloadError,
     OffloadTimeout,
     Overloaded,
+    PartialChunk,
     RuntimeClosed,
     WorkerCrashed,
     WorkerStartFailed,
+    for_caller,
 )
 from .._core._metrics import KindCounters
 from .._core._signal import Signal, Timer, signal_factory, timer_factory
@@ -776,6 +778,8 @@ class Dispatcher(Generic[W]):
                 completed += 1
             else:
                 errors += 1
+                if not isinstance(error, Exception) or isinstance(error, PartialChunk):
+                    error = for_caller(name, error)  # never SystemExit or a cancellation
             call.resolve(value, error)
         if name is not None:
             cost[name] = estimate

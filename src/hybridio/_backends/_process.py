@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import anyio
 from anyio.abc import Process, TaskGroup
 
-from .._core._exceptions import NotPicklable, RemoteTraceback
+from .._core._exceptions import NotPicklable, PartialChunk, RemoteTraceback
 from .._core._metrics import KindCounters
 from .._core._settings import Settings
 from .._core._signal import Signal, signal_factory
@@ -150,20 +150,31 @@ def _decode(name: str, outcome: Outcome) -> tuple[Any, BaseException | None]:
         if outcome.ok:
             return pickle.loads(outcome.payload), None
         detail = outcome.payload
+        if detail[0] == _worker.PARTIAL:
+            _, done, raised = detail
+            return None, PartialChunk(pickle.loads(done), _raised(name, raised))
         if detail[0] == _worker.RAISED:
-            _, blob, tb, summary = detail
-            if blob is None:
-                exc: BaseException = NotPicklable(
-                    "exception", f"{summary} (its exception could not be pickled)", function=name
-                )
-            else:
-                exc = pickle.loads(blob)
-            exc.__cause__ = RemoteTraceback(tb)
-            return None, exc
-    except Exception as exc:  # noqa: BLE001 - the result or exception cannot be rebuilt here
+            return None, _raised(name, detail)
+    # SystemExit from a __setstate__ fails this call, never the task that reads the answers.
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - cannot be rebuilt here
         return None, NotPicklable("result", f"{type(exc).__name__}: {exc}", function=name)
     _, what, reason = outcome.payload
     return None, NotPicklable(what, reason, function=name)
+
+
+def _raised(name: str, detail: tuple[str, bytes | None, str, str]) -> BaseException:
+    """The exception a worker's function raised, its worker traceback chained as ``__cause__``."""
+    _, blob, tb, summary = detail
+    exc: BaseException
+    if blob is None:
+        exc = NotPicklable(
+            "exception", f"{summary} (its exception could not be pickled)", function=name
+        )
+    else:
+        exc = pickle.loads(blob)
+    # Not `exc.__cause__ = ...`: a frozen dataclass exception refuses attribute assignment.
+    object.__setattr__(exc, "__cause__", RemoteTraceback(tb))
+    return exc
 
 
 class ProcessExecutor:

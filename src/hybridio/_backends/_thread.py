@@ -24,6 +24,7 @@ import anyio.to_thread
 from anyio.abc import TaskGroup
 
 from .._core._cancel import CancelToken, use_token
+from .._core._exceptions import map_chunk
 from .._core._metrics import KindCounters
 from .._core._names import function_name, unwrap
 from .._core._settings import Settings
@@ -61,7 +62,7 @@ def _run_payload(payload: Payload) -> Outcome:
     start = perf_counter()
     try:
         with use_token(token):
-            value = [fn(item) for item in args[0]] if mapped else fn(*args)
+            value = map_chunk(fn, args[0]) if mapped else fn(*args)
     except BaseException as exc:  # noqa: BLE001 - goes back to its caller
         return Outcome(False, exc, perf_counter() - start)
     return Outcome(True, value, perf_counter() - start)

@@ -44,6 +44,7 @@ from importlib.util import module_from_spec, spec_from_file_location
 from time import perf_counter
 from typing import Any, BinaryIO
 
+from .._core._exceptions import PartialChunk, map_chunk
 from .._core._names import unwrap
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "HEADER",
     "INIT",
     "INIT_FAILED",
+    "PARTIAL",
     "RAISED",
     "READY",
     "RESULT",
@@ -58,6 +60,7 @@ __all__ = [
     "EncodedCall",
     "RawOutcome",
     "main",
+    "rebuild_exception",
     "run_batch",
 ]
 
@@ -69,6 +72,7 @@ EXIT_FRAMING = 4
 #: Tags of a failed call's payload (``Outcome.ok`` is False).
 RAISED = "raised"  # (RAISED, pickled exception or None, traceback text, "Type: message")
 UNPICKLABLE = "unpicklable"  # (UNPICKLABLE, what, reason)
+PARTIAL = "partial"  # a map chunk: (PARTIAL, pickled results before the failing item, RAISED tuple)
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
@@ -109,12 +113,45 @@ def _load_function(blob: bytes) -> Callable[..., Any]:
 
 
 def _dumps_exception(exc: BaseException) -> bytes | None:
+    """The exception pickled so that it unpickles, or None when it cannot travel."""
+    blob = _round_trip(exc)
+    return blob if blob is not None else _round_trip(_Rebuilt(exc))
+
+
+def _round_trip(obj: object) -> bytes | None:
     try:
-        blob = pickle.dumps(exc, _PROTOCOL)
+        blob = pickle.dumps(obj, _PROTOCOL)
         pickle.loads(blob)  # an exception with a custom __init__ may pickle but not unpickle
-    except Exception:  # noqa: BLE001 - any failure means "cannot travel"; the parent says so
+    except (Exception, SystemExit):  # noqa: BLE001 - any failure means "cannot travel"
         return None
     return blob
+
+
+class _Rebuilt:
+    """Pickles an exception whose class cannot be rebuilt by calling it with its ``args``.
+
+    A frozen dataclass exception (its ``__init__`` takes fields, not ``args``, and its
+    ``__setattr__`` refuses the state) comes back as itself: made with ``__new__``, then given its
+    ``args`` and attributes without calling ``__init__`` or ``__setattr__``.
+    """
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    def __reduce__(self) -> tuple[object, ...]:
+        exc = self.exc
+        return (rebuild_exception, (type(exc), exc.args, dict(getattr(exc, "__dict__", {}))))
+
+
+def rebuild_exception(
+    cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]
+) -> BaseException:
+    """The other half of ``_Rebuilt``: an exception of ``cls`` with ``args`` and ``state``."""
+    exc = cls.__new__(cls, *args)
+    BaseException.__init__(exc, *args)
+    for name, value in state.items():
+        object.__setattr__(exc, name, value)
+    return exc
 
 
 def _raised(exc: BaseException) -> tuple[str, bytes | None, str, str]:
@@ -122,26 +159,39 @@ def _raised(exc: BaseException) -> tuple[str, bytes | None, str, str]:
     return (RAISED, _dumps_exception(exc), tb, f"{type(exc).__name__}: {exc}")
 
 
+def _unpicklable(what: str, exc: BaseException, elapsed: float = 0.0) -> RawOutcome:
+    return (False, (UNPICKLABLE, what, f"{type(exc).__name__}: {exc}"), elapsed)
+
+
 def _run_one(call: EncodedCall) -> RawOutcome:
+    # SystemExit raised while unpickling or pickling (a __reduce__ or __setstate__ that exits)
+    # fails this call only: the worker goes on serving (CPython's test_deadlock_case family).
     fn_blob, args_blob, mapped = call
     try:
         fn = _load_function(fn_blob)
-    except Exception as exc:  # noqa: BLE001 - reported to the caller as NotPicklable
-        return (False, (UNPICKLABLE, "function", f"{type(exc).__name__}: {exc}"), 0.0)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported to the caller
+        return _unpicklable("function", exc)
     try:
         args = pickle.loads(args_blob)
-    except Exception as exc:  # noqa: BLE001 - reported to the caller as NotPicklable
-        return (False, (UNPICKLABLE, "arguments", f"{type(exc).__name__}: {exc}"), 0.0)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported to the caller
+        return _unpicklable("arguments", exc)
     start = perf_counter()
     try:
-        value = [fn(item) for item in args[0]] if mapped else fn(*args)
+        value = map_chunk(fn, args[0]) if mapped else fn(*args)
+    except PartialChunk as partial:  # a map chunk: the results before the failing item travel too
+        elapsed = perf_counter() - start
+        try:
+            done = pickle.dumps(partial.results, _PROTOCOL)
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported to the caller
+            return _unpicklable("result", exc, elapsed)
+        return (False, (PARTIAL, done, _raised(partial.error)), elapsed)
     except BaseException as exc:  # noqa: BLE001 - the user's exception goes back to the caller
         return (False, _raised(exc), perf_counter() - start)
     elapsed = perf_counter() - start
     try:
         return (True, pickle.dumps(value, _PROTOCOL), elapsed)
-    except Exception as exc:  # noqa: BLE001 - reported to the caller as NotPicklable
-        return (False, (UNPICKLABLE, "result", f"{type(exc).__name__}: {exc}"), elapsed)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported to the caller
+        return _unpicklable("result", exc, elapsed)
 
 
 def _rss_bytes() -> int:
