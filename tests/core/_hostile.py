@@ -93,3 +93,27 @@ def take(x: Any) -> str:
 
 def pid() -> int:
     return os.getpid()
+
+
+def die_at(position: int, x: int) -> int:
+    """Kill this worker process on item ``position`` (its batch fails with it)."""
+    if x == position:
+        os._exit(9)
+    return x
+
+
+def sleep_for(seconds: float) -> float:
+    import time
+
+    time.sleep(seconds)
+    return seconds
+
+
+def start_child_then_sleep(seconds: float, pid_file: str) -> None:
+    """Start a long-lived child process, write its pid to ``pid_file``, then sleep."""
+    import pathlib
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    pathlib.Path(pid_file).write_text(str(child.pid))
+    time.sleep(seconds)

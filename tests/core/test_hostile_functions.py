@@ -9,6 +9,12 @@ and ``SystemExit`` while (un)pickling killing the runtime's task group.
 from __future__ import annotations
 
 import functools
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -22,6 +28,13 @@ from . import _hostile as h
 pytestmark = pytest.mark.anyio
 
 KINDS = pytest.mark.parametrize("kind", ["cpu", "blocking"])
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Wait until ``condition()`` holds; a generous bound turns a hang into a failure."""
+    with anyio.fail_after(30):
+        while not condition():  # noqa: ASYNC110 - polls state that has no event
+            await anyio.sleep(0.005)
 
 
 async def _collect(items: hybridio.OffloadMap[Any, int], into: list[int]) -> None:
@@ -157,3 +170,146 @@ async def test_system_exit_while_pickling_fails_that_call_only(
         assert info.value.what == what
         assert "SystemExit" in info.value.reason
         assert await rt.run_cpu(h.pid) == before  # the same worker: nothing was broken
+
+
+async def test_max_tasks_per_worker_holds_when_calls_are_batched() -> None:
+    # 40 concurrent calls would share batches: a worker must still run at most 2 of them.
+    async with Runtime(cpu_workers=1, max_tasks_per_worker=2) as rt:
+        pids: list[int] = []
+
+        async def one() -> None:
+            pids.append(await rt.run_cpu(h.pid))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(40):
+                tg.start_soon(one)
+        counts: dict[int, int] = {}
+        for pid in pids:
+            counts[pid] = counts.get(pid, 0) + 1
+        assert len(pids) == 40
+        assert max(counts.values()) <= 2
+        assert len(counts) >= 20
+
+
+async def test_stats_count_errors_of_a_whole_batch() -> None:
+    # 8 queued calls share a worker that dies: each caller's WorkerCrashed is an error in stats.
+    async with Runtime(cpu_workers=1) as rt:
+        await rt.run_cpu(h.pid)  # warm, and measured as tiny so that the calls share a batch
+        outcomes: list[BaseException | None] = []
+
+        async def one(i: int) -> None:
+            try:
+                await rt.run_cpu(h.die_at, 3, i)
+            except hybridio.WorkerCrashed as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(8):
+                tg.start_soon(one, i)
+        stats = rt.stats()["cpu"]
+        failed = sum(1 for o in outcomes if o is not None)
+        assert failed >= 1
+        assert stats.errors == failed
+        assert stats.crashes == failed
+        assert stats.completed + stats.errors == stats.calls
+
+
+async def test_stats_count_calls_failed_by_closing_the_runtime() -> None:
+    closed: list[BaseException] = []
+    rt = Runtime(cpu_workers=1)
+
+    async def one() -> None:
+        try:
+            await rt.run_cpu(h.sleep_for, 30.0)
+        except hybridio.RuntimeClosed as exc:
+            closed.append(exc)
+
+    async with anyio.create_task_group() as tg, rt:
+        for _ in range(5):
+            tg.start_soon(one)
+        await _until(lambda: rt.stats()["cpu"].in_flight + rt.stats()["cpu"].queued == 5)
+    assert len(closed) == 5
+    assert rt.stats()["cpu"].errors == 5
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting for init to reap it counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads /proc (Linux)")
+async def test_a_killed_worker_takes_its_children_along(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    async with Runtime(cpu_workers=1) as rt:
+        with pytest.raises(hybridio.OffloadTimeout):
+            await rt.run_cpu(h.start_child_then_sleep, 600.0, str(pid_file), timeout=3.0)
+        child = int(pid_file.read_text())
+        await _until(lambda: not _alive(child))
+        assert await rt.run_cpu(h.take, 1) == "int"  # a fresh worker serves
+
+
+async def test_a_worker_killed_while_its_call_is_cancelled() -> None:
+    async with Runtime(cpu_workers=1) as rt:
+        worker = await rt.run_cpu(h.pid)
+        with anyio.CancelScope() as scope:
+
+            async def kill_and_cancel() -> None:
+                await _until(lambda: rt.stats()["cpu"].in_flight == 1)
+                os.kill(worker, signal.SIGKILL)
+                scope.cancel()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(kill_and_cancel)
+                await rt.run_cpu(h.sleep_for, 30.0)
+        assert scope.cancelled_caught
+        with anyio.fail_after(30):
+            assert await rt.run_cpu(h.pid) != worker
+
+
+SIGINT_SCRIPT = """
+import os, signal, sys
+import anyio, hybridio
+sys.path.insert(0, {root!r})
+from tests.core import _hostile as h
+
+seen = []
+
+
+async def main():
+    async with hybridio.Runtime(cpu_workers=1) as rt:
+        await rt.run_cpu(h.take, 0)
+        before = rt.worker_pids()
+        os.killpg(os.getpgid(0), signal.SIGINT)  # what Ctrl-C in a terminal does
+        for pid in before:
+            os.kill(pid, signal.SIGINT)  # and a SIGINT aimed at each worker
+        await anyio.sleep(0.2)
+        assert await rt.run_cpu(h.take, 1) == "int"
+        restarts = rt.stats()["cpu"].worker_restarts
+        print("same workers" if rt.worker_pids() == before else "changed", restarts, seen)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, lambda *_: seen.append(1))  # this program survives Ctrl-C
+    anyio.run(main)
+"""
+
+
+def test_ctrl_c_in_a_terminal_does_not_reach_idle_workers(tmp_path: Path) -> None:
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(SIGINT_SCRIPT.format(root=str(Path(__file__).parents[2])))
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        start_new_session=True,  # its own process group: the SIGINT stays there
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "same workers 0 [1]"

@@ -102,11 +102,12 @@ class _Batch:
 class _Lane(Generic[W]):
     """One worker's place: the worker, the batches it holds, and its start-up state."""
 
-    __slots__ = ("batches", "index", "started", "starting", "worker")
+    __slots__ = ("batches", "index", "started", "starting", "taken", "worker")
 
     def __init__(self, index: int) -> None:
         self.index = index
         self.worker: W | None = None
+        self.taken = 0  # calls given to its current worker (for max_tasks)
         self.batches: list[_Batch] = []
         self.starting = False
         self.started = anyio.Event()
@@ -136,6 +137,7 @@ class Dispatcher(Generic[W]):
         batching: bool = True,
         max_batch: int = 256,
         batch_seconds: float = 0.005,
+        max_tasks: int | None = None,
     ) -> None:
         self.executor = executor
         self.kind = executor.kind
@@ -150,6 +152,8 @@ class Dispatcher(Generic[W]):
         self._max_queue = max_queue
         self._max_batch = max_batch if batching else 1
         self._batch_seconds = batch_seconds
+        # Calls a worker may take before it is replaced: batches never take it past that.
+        self._max_tasks = max_tasks or math.inf
         self._cost: dict[str, float] = {}
         self._task_group: TaskGroup | None = None
         self._active = False
@@ -180,10 +184,10 @@ class Dispatcher(Generic[W]):
     async def aclose(self) -> None:
         """Refuse new work and fail queued calls; drivers stop with the runtime's task group."""
         self._closed = True
-        while self._pending:
-            call = self._pending.popleft()
-            self.counters.queued -= 1
-            call.resolve(error=RuntimeClosed("the runtime was closed before this call ran"))
+        queued = list(self._pending)
+        self._pending.clear()
+        self.counters.queued -= len(queued)
+        self._fail(queued, RuntimeClosed("the runtime was closed before this call ran"))
 
     @property
     def workers(self) -> int:
@@ -352,12 +356,14 @@ class Dispatcher(Generic[W]):
     def _idle_lane(self) -> _Lane[W] | None:
         """A lane with a ready worker and nothing on it, for a caller to use directly."""
         for lane in self._lanes:
-            if not lane.batches and self._ready(lane):
+            if not lane.batches and lane.taken < self._max_tasks and self._ready(lane):
                 return lane
         return None
 
     def _can_take(self, lane: _Lane[W]) -> bool:
         """True when the lane may take a batch of the queue's head now."""
+        if lane.taken >= self._max_tasks:  # it is replaced once its batches are done
+            return False
         held = len(lane.batches)
         if held == 0:
             return True
@@ -444,7 +450,7 @@ class Dispatcher(Generic[W]):
                     self._notify()
                     await self._idle(driver)
                     continue
-                calls, cost = self._take_batch()
+                calls, cost = self._take_batch(lane)
                 if calls:
                     if self._pending:
                         self._notify()  # share the rest of the queue with another driver
@@ -457,9 +463,15 @@ class Dispatcher(Generic[W]):
                     await self.executor.stop(worker)
             closed = RuntimeClosed("the runtime was closed while this call ran")
             for batch in lane.batches:
-                for call in batch.calls:
-                    if call.state != DONE:
-                        call.resolve(error=closed)
+                self._fail(batch.calls, closed)
+
+    def _fail(self, calls: list[Call], error: BaseException) -> None:
+        """Answer every unanswered call with ``error``; those a caller still waits for count."""
+        for call in calls:
+            if call.state != DONE:
+                if not call.abandoned:
+                    self.counters.errors += 1
+                call.resolve(error=error)
 
     async def _start_worker(self, driver: _Driver) -> None:
         """Start the lane's worker, honouring the back-off after failures."""
@@ -493,6 +505,7 @@ class Dispatcher(Generic[W]):
             lane.started.set()
             lane.started = anyio.Event()
         lane.worker = worker
+        lane.taken = 0
         self.counters.workers += 1
         if self._failures:
             self._failures = 0
@@ -517,9 +530,11 @@ class Dispatcher(Generic[W]):
                 self.counters.errors += 1
                 call.resolve(error=error)
 
-    def _take_batch(self) -> tuple[list[Call], float]:
+    def _take_batch(self, lane: _Lane[W]) -> tuple[list[Call], float]:
         pending = self._pending
         limit = self._max_batch
+        if lane.taken + limit > self._max_tasks:
+            limit = max(1, int(self._max_tasks - lane.taken))
         costs = self._cost
         if self._parallel:
             # Leave a fair share of the queue to the other free batch slots (idle workers, and
@@ -561,6 +576,7 @@ class Dispatcher(Generic[W]):
         """Put a batch on a lane (``cost``: the run time it is expected to take)."""
         batch = _Batch(calls, cost)
         lane.batches.append(batch)
+        lane.taken += len(calls)
         for call in calls:
             call.lane = lane
         if len(calls) > 1:
@@ -610,11 +626,14 @@ class Dispatcher(Generic[W]):
                 self.counters.calls -= 1
                 return await self.wait(self.submit(call.name, call.payload), timeout)
             call.state = DONE
+            self.counters.errors += 1
             if self._closed:  # the runtime stopped the worker under this call
                 raise RuntimeClosed("the runtime was closed while this call ran") from None
             raise self._crashed(lane, worker, batch, lost) from None
-        except BaseException:
+        except BaseException as exc:
             self._release(lane, batch)
+            if isinstance(exc, Exception):  # a batch-level error (a cluster's, say)
+                self.counters.errors += 1
             raise
         self._release(lane, batch)
         self._finish(batch, outcomes)
@@ -668,10 +687,7 @@ class Dispatcher(Generic[W]):
             # The runtime is closing: the worker is stopped by the driver's cleanup, and the
             # batch's callers are answered here (it is no longer on the lane to be found there).
             self._release(lane, batch)
-            closed = RuntimeClosed("the runtime was closed while this call ran")
-            for call in calls:
-                if call.state != DONE:
-                    call.resolve(error=closed)
+            self._fail(calls, RuntimeClosed("the runtime was closed while this call ran"))
             raise
         batch.scope = None
         self._release(lane, batch)
@@ -689,15 +705,11 @@ class Dispatcher(Generic[W]):
                 self._notify()
         else:
             assert error is not None
-            for call in calls:
-                if call.state != DONE:
-                    call.resolve(error=error)
+            self._fail(calls, error)
 
     def _crashed(self, lane: _Lane[W], worker: W, batch: _Batch, lost: WorkerLost) -> WorkerCrashed:
         self._forget(lane, worker)
-        live = sum(1 for c in batch.calls if not c.abandoned)
-        self.counters.crashes += live
-        self.counters.errors += live
+        self.counters.crashes += sum(1 for c in batch.calls if not c.abandoned)
         return WorkerCrashed(
             pid=lost.pid,
             exitcode=lost.exitcode,

@@ -16,7 +16,9 @@ and allows one call in flight per worker.
 from __future__ import annotations
 
 import functools
+import os
 import pickle
+import signal
 import socket
 import subprocess
 import sys
@@ -119,20 +121,39 @@ class _Process:
             if self.process.returncode is None:
                 self.kill_now()
             await self.process.aclose()
+        _kill_group(self.pid)  # what the worker started and left behind goes with it
         code = self.process.returncode
         if code is not None and code < 0:
             return None, -code
         return code, None
 
     def kill_now(self) -> None:
-        try:
-            self.process.kill()
-        except ProcessLookupError:
-            pass
+        """Kill the worker and every process it started (its process group)."""
+        if not _kill_group(self.pid):
+            try:
+                self.process.kill()
+            except ProcessLookupError:
+                pass
 
     async def close_channel(self) -> None:
         if self.channel is not None:
             await self.channel.aclose()
+
+
+def _kill_group(pid: int) -> bool:
+    """SIGKILL the process group a worker leads; False when there is none (left) to kill.
+
+    Each worker starts its own session, hence its own group: Ctrl-C in a terminal (SIGINT to the
+    terminal's foreground group) never reaches it, and killing it takes its children along,
+    unless they started a session of their own. A group id is not reused while a member lives.
+    """
+    if not hasattr(os, "killpg"):  # pragma: no cover - Windows
+        return False
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 #: Builds an ``Outcome`` from the worker's plain tuple in C (``Outcome._make`` is Python code).
@@ -239,6 +260,7 @@ class ProcessExecutor:
                     stdout=None,
                     stderr=None,
                     pass_fds=(theirs.fileno(),),
+                    start_new_session=True,  # its own process group: see _kill_group
                 )
         except BaseException as exc:
             ours.close()
@@ -317,6 +339,12 @@ class ProcessExecutor:
         if waiter.error is not None:
             raise waiter.error
         raw, rss = waiter.value
+        if len(raw) != len(payloads):  # never hand one caller another's answer: discard it
+            worker.kill_now()
+            raise WorkerLost(
+                pid=worker.pid,
+                reason=f"worker {worker.pid} answered {len(raw)} of {len(payloads)} calls",
+            )
         worker.calls_done += len(payloads)
         worker.rss = rss
         return list(map(_as_outcome, repeat(Outcome), raw))
@@ -433,4 +461,5 @@ def create(settings: Settings, counters: KindCounters) -> Dispatcher[_Process]:
         batching=settings.batching,
         max_batch=256,
         batch_seconds=0.005,
+        max_tasks=settings.max_tasks_per_worker,
     )
