@@ -117,3 +117,9 @@ def start_child_then_sleep(seconds: float, pid_file: str) -> None:
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     pathlib.Path(pid_file).write_text(str(child.pid))
     time.sleep(seconds)
+
+
+def kill_self() -> None:
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)

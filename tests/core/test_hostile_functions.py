@@ -313,3 +313,79 @@ def test_ctrl_c_in_a_terminal_does_not_reach_idle_workers(tmp_path: Path) -> Non
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "same workers 0 [1]"
+
+
+EMFILE_SCRIPT = """
+import os, resource, sys
+import anyio, hybridio
+sys.path.insert(0, {root!r})
+from tests.core import _hostile as h
+import hybridio._backends._channel, hybridio._backends._process, hybridio._runtime._default
+
+
+async def main():
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    hog = []
+    try:
+        while True:
+            hog.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError:
+        pass
+    for _ in range({free}):  # room for the channel, not for the process
+        os.close(hog.pop())
+    try:
+        await hybridio.run_cpu(h.take, 1)
+    except hybridio.WorkerStartFailed as exc:
+        assert "operating system refused" in str(exc), exc
+        print("refused")
+    for fd in hog:
+        os.close(fd)
+    for _ in range(100):  # the pool recovers on its own once descriptors are free
+        try:
+            print(await hybridio.run_cpu(h.take, 1))
+            break
+        except hybridio.WorkerStartFailed:
+            await anyio.sleep(0.1)
+
+
+if __name__ == "__main__":
+    backend = sys.argv[1]
+    options = {{"use_uvloop": True}} if backend == "uvloop" else {{}}
+    anyio.run(main, backend="trio" if backend == "trio" else "asyncio", backend_options=options)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX resource limits")
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop", "trio"])
+@pytest.mark.parametrize("free", [0, 3])
+def test_the_os_refusing_a_worker_fails_calls_clearly_then_recovers(
+    tmp_path: Path, loop: str, free: int
+) -> None:
+    script = tmp_path / "emfile.py"
+    script.write_text(EMFILE_SCRIPT.format(root=str(Path(__file__).parents[2]), free=free))
+    done = subprocess.run(
+        [sys.executable, str(script), loop],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["refused", "int"], done.stdout + done.stderr
+
+
+async def test_a_worker_killed_during_start_up_is_not_blamed_on_the_main_module() -> None:
+    async with Runtime(cpu_workers=1, initializer=h.kill_self) as rt:
+        with pytest.raises(hybridio.WorkerStartFailed) as info:
+            await rt.run_cpu(h.take, 1)
+    message = str(info.value)
+    assert "killed by signal 9" in message
+    assert "__main__" not in message
+
+
+async def test_an_initializer_that_raises_gets_the_main_module_advice() -> None:
+    async with Runtime(cpu_workers=1, initializer=h.exit_with_status, initargs=(5,)) as rt:
+        with pytest.raises(hybridio.WorkerStartFailed) as info:
+            await rt.run_cpu(h.take, 1)
+    assert "SystemExit" in str(info.value)
+    assert "if __name__ == '__main__':" in str(info.value)

@@ -266,6 +266,7 @@ class Dispatcher(Generic[W]):
                 error.reason,
                 failures=self._failures,
                 retry_in=max(0.0, self._retry_at - anyio.current_time()),
+                hint=error.hint,
             ) from error.__cause__
 
     async def wait(self, call: Call, timeout: float | None) -> Any:
@@ -496,7 +497,10 @@ class Dispatcher(Generic[W]):
             self._start_failed(exc)
             return
         except Exception as exc:  # noqa: BLE001 - any failure to start is a start failure
-            failure = WorkerStartError(f"{type(exc).__name__}: {exc}")
+            failure = WorkerStartError(
+                f"{type(exc).__name__}: {exc}",
+                "The pool retries on its own; the original error is chained as the cause.",
+            )
             failure.__cause__ = exc
             self._start_failed(failure)
             return
@@ -519,7 +523,9 @@ class Dispatcher(Generic[W]):
         self.counters.start_failures += 1
         backoff = min(_BACKOFF_FIRST * 2 ** (self._failures - 1), _BACKOFF_MAX)
         self._retry_at = anyio.current_time() + backoff
-        error = WorkerStartFailed(self.kind, exc.reason, failures=self._failures, retry_in=backoff)
+        error = WorkerStartFailed(
+            self.kind, exc.reason, failures=self._failures, retry_in=backoff, hint=exc.hint
+        )
         error.__cause__ = exc.__cause__
         self._start_error = error
         if self._failures >= BROKEN_AFTER:

@@ -37,7 +37,7 @@ from .._core._signal import Signal, signal_factory
 from . import _worker
 from ._channel import Channel, FramingError, open_channel
 from ._dispatch import Dispatcher
-from ._executor import Capabilities, Outcome, WorkerLost, WorkerStartError
+from ._executor import OS_HINT, Capabilities, Outcome, WorkerLost, WorkerStartError
 from ._serialize import EncodedCall, encode_call, encode_function, main_path
 
 __all__ = ["ProcessExecutor", "create"]
@@ -250,7 +250,7 @@ class ProcessExecutor:
         try:
             ours, theirs = socket.socketpair()
         except OSError as exc:  # out of file descriptors...
-            raise WorkerStartError(f"no channel for a worker: {exc}") from exc
+            raise WorkerStartError(f"no channel for a worker: {exc}", OS_HINT) from exc
         try:
             # Shielded: a cancellation landing inside the spawn would orphan the new process.
             with anyio.CancelScope(shield=True):
@@ -265,7 +265,7 @@ class ProcessExecutor:
         except BaseException as exc:
             ours.close()
             if isinstance(exc, OSError):
-                raise WorkerStartError(f"could not start a worker process: {exc}") from exc
+                raise WorkerStartError(f"could not start a worker process: {exc}", OS_HINT) from exc
             raise
         finally:
             theirs.close()
@@ -294,12 +294,19 @@ class ProcessExecutor:
                 raise
             if isinstance(exc, TimeoutError):
                 raise WorkerStartError(
-                    f"the worker did not start within {_START_TIMEOUT:g} s"
+                    f"the worker did not start within {_START_TIMEOUT:g} s",
+                    "A busy machine or a slow main module import can cause this; the pool "
+                    "retries on its own.",
                 ) from exc
             code, signal_number = await worker.exit_status()
-            how = f"exit code {code}" if signal_number is None else f"signal {signal_number}"
+            if signal_number is not None:  # not the user's code: something killed it
+                raise WorkerStartError(
+                    f"the worker process was killed by signal {signal_number} during start-up",
+                    "Something outside hybridio killed it (the out-of-memory killer, an operator, "
+                    "a supervisor); the pool retries on its own.",
+                ) from exc
             raise WorkerStartError(
-                f"the worker process ended during start-up ({how}): see its output above"
+                f"the worker process ended during start-up (exit code {code}): see its output above"
             ) from exc
         return worker
 

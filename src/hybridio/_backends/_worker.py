@@ -40,6 +40,7 @@ import sys
 import traceback
 import types
 from collections.abc import Callable, Sequence
+from importlib.machinery import SourceFileLoader
 from importlib.util import module_from_spec, spec_from_file_location
 from time import perf_counter
 from typing import Any, BinaryIO
@@ -242,7 +243,9 @@ def _initialise(payload: bytes) -> None:
     if main_path:
         # Like multiprocessing: the parent's main script is imported under another name, so that
         # its `if __name__ == "__main__":` block does not run again, and its functions unpickle.
-        spec = spec_from_file_location("__mp_main__", main_path)
+        # A script without a .py suffix (a console-script entry point) is Python source too.
+        loader = SourceFileLoader("__mp_main__", main_path)
+        spec = spec_from_file_location("__mp_main__", main_path, loader=loader)
         if spec is not None and spec.loader is not None:
             module = module_from_spec(spec)
             sys.modules["__mp_main__"] = module

@@ -126,31 +126,44 @@ class WorkerStartFailed(OffloadError):
         retry_in: seconds until the pool tries to start a worker again.
     """
 
-    def __init__(self, kind: str, reason: str, *, failures: int = 1, retry_in: float = 0.0) -> None:
+    def __init__(
+        self,
+        kind: str,
+        reason: str,
+        *,
+        failures: int = 1,
+        retry_in: float = 0.0,
+        hint: str | None = None,
+    ) -> None:
         self.kind = kind
         self.reason = reason
         self.failures = failures
         self.retry_in = retry_in
+        self.hint = hint
         state = (
             f"after {failures} failed starts in a row the {kind} pool is broken and retries in "
             f"{retry_in:.3g} s"
             if failures > 1
             else f"the {kind} pool retries in {retry_in:.3g} s"
         )
-        super().__init__(
-            f"a {kind} worker could not start: {reason}; {state}. If the Runtime's initializer "
-            "or your main module raised, fix that (workers import the main module, as "
-            "multiprocessing does: guard its entry point with `if __name__ == '__main__':`)."
+        advice = hint or (
+            "If the Runtime's initializer or your main module raised, fix that (workers import "
+            "the main module, as multiprocessing does: guard its entry point with "
+            "`if __name__ == '__main__':`)."
         )
+        super().__init__(f"a {kind} worker could not start: {reason}; {state}. {advice}")
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild_start_failed, (self.kind, self.reason, self.failures, self.retry_in))
+        return (
+            _rebuild_start_failed,
+            (self.kind, self.reason, self.failures, self.retry_in, self.hint),
+        )
 
 
 def _rebuild_start_failed(
-    kind: str, reason: str, failures: int, retry_in: float
+    kind: str, reason: str, failures: int, retry_in: float, hint: str | None = None
 ) -> WorkerStartFailed:
-    return WorkerStartFailed(kind, reason, failures=failures, retry_in=retry_in)
+    return WorkerStartFailed(kind, reason, failures=failures, retry_in=retry_in, hint=hint)
 
 
 class NotPicklable(OffloadError):
