@@ -123,3 +123,7 @@ def kill_self() -> None:
     import signal
 
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def identity(x: Any) -> Any:
+    return x

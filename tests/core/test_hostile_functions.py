@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -389,3 +390,39 @@ async def test_an_initializer_that_raises_gets_the_main_module_advice() -> None:
             await rt.run_cpu(h.take, 1)
     assert "SystemExit" in str(info.value)
     assert "if __name__ == '__main__':" in str(info.value)
+
+
+def test_a_large_argument_is_pickled_once_and_sent_without_a_copy() -> None:
+    from hybridio._backends._process import ProcessExecutor, _batch_frame
+
+    executor = ProcessExecutor()
+    _, call = executor.encode(h.take, (b"x" * (1 << 20),), False)
+    blob = call[1]
+    assert isinstance(blob, pickle.PickleBuffer)
+    parts = _batch_frame([call], want_rss=False)
+    assert len(parts) == 3  # head, the pickle of the batch, then the argument's own pickle
+    assert parts[2].obj is blob.raw().obj  # the very bytes encode made: no second pickle
+    assert len(parts[1]) < 1024  # the batch's pickle refers to it, it does not hold it
+
+
+@pytest.mark.parametrize("size", [0, 1 << 16, 3 << 20], ids=["empty", "64KiB", "3MiB"])
+async def test_large_arguments_and_results_round_trip(size: int) -> None:
+    data = os.urandom(size)
+    async with Runtime(cpu_workers=2) as rt:
+        results: dict[int, bytes] = {}
+
+        async def one(i: int) -> None:
+            results[i] = await rt.run_cpu(h.identity, data + bytes([i]))
+
+        async with anyio.create_task_group() as tg:
+            for i in range(6):  # concurrent large frames share the channel, whole and in order
+                tg.start_soon(one, i)
+        assert results == {i: data + bytes([i]) for i in range(6)}
+        assert await rt.run_cpu(h.take, data) == "bytes"
+
+
+async def test_a_caller_cancelled_while_its_large_argument_is_sent() -> None:
+    async with Runtime(cpu_workers=1) as rt:
+        with anyio.move_on_after(0.001):
+            await rt.run_cpu(h.identity, b"y" * (32 << 20))
+        assert await rt.run_cpu(h.identity, b"z" * (2 << 20)) == b"z" * (2 << 20)

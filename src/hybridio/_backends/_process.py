@@ -20,6 +20,7 @@ import os
 import pickle
 import signal
 import socket
+import struct
 import subprocess
 import sys
 from collections import deque
@@ -38,7 +39,7 @@ from . import _worker
 from ._channel import Channel, FramingError, open_channel
 from ._dispatch import Dispatcher
 from ._executor import OS_HINT, Capabilities, Outcome, WorkerLost, WorkerStartError
-from ._serialize import EncodedCall, encode_call, encode_function, main_path
+from ._serialize import EncodedCall, dumps_args, encode_function, main_path
 
 __all__ = ["ProcessExecutor", "create"]
 
@@ -99,7 +100,7 @@ class _Process:
         self.calls_done = 0
         self.rss = 0
 
-    def on_frame(self, kind: int, payload: bytes) -> None:
+    def on_frame(self, kind: int, payload: bytes | bytearray) -> None:
         """An answer arrived: hand it to the batch waiting for it (in order)."""
         if kind == _worker.RESULT and self.waiting:
             try:
@@ -163,6 +164,25 @@ _as_outcome: Callable[[type[Outcome], _worker.RawOutcome], Outcome] = tuple.__ne
 def _frame(kind: int, value: Any) -> bytes:
     payload = pickle.dumps(value, _PROTOCOL)
     return _HEADER.pack(kind, len(payload)) + payload
+
+
+#: A BATCH frame's fixed start: the header, then the pickle's length and its buffer count.
+_BATCH_START = struct.Struct("<BIII")
+#: Arguments at least this large travel out of band (their pickle is sent, never copied).
+_OUT_OF_BAND = 64 * 1024
+
+
+def _batch_frame(payloads: list[EncodedCall], want_rss: bool) -> list[Any]:
+    """A BATCH frame as the parts to send in order (see ``_worker``'s protocol)."""
+    buffers: list[pickle.PickleBuffer] = []
+    data = pickle.dumps((payloads, want_rss), 5, buffer_callback=buffers.append)
+    if not buffers:
+        return [_BATCH_START.pack(_worker.BATCH, len(data) + 8, len(data), 0) + data]
+    raws = [buffer.raw() for buffer in buffers]
+    lengths = [raw.nbytes for raw in raws]
+    size = 8 + 8 * len(raws) + len(data) + sum(lengths)
+    head = _BATCH_START.pack(_worker.BATCH, size, len(data), len(raws))
+    return [head + struct.pack(f"<{len(raws)}Q", *lengths), data, *raws]
 
 
 def _decode(name: str, outcome: Outcome) -> tuple[Any, BaseException | None]:
@@ -229,7 +249,11 @@ class ProcessExecutor:
         self, fn: Callable[..., Any], args: tuple[Any, ...], mapped: bool
     ) -> tuple[str, EncodedCall]:
         # NotPicklable is raised here, before anything is sent or queued.
-        return encode_call(fn, args, mapped=mapped)
+        name, function = encode_function(fn)
+        arguments = dumps_args(args, name)
+        if len(arguments) >= _OUT_OF_BAND:  # large: pickled once, sent without a copy
+            return name, (function, pickle.PickleBuffer(arguments), mapped)
+        return name, (function, arguments, mapped)
 
     # -- starting ------------------------------------------------------------------------------
 
@@ -336,7 +360,11 @@ class ProcessExecutor:
         waiter = _Waiter(self._new_signal())
         worker.waiting.append(waiter)  # before sending: the answer may come at once
         try:
-            await channel.send(_frame(_worker.BATCH, (payloads, self._max_rss is not None)))
+            frame = _batch_frame(payloads, self._max_rss is not None)
+            if len(frame) == 1:
+                await channel.send(frame[0])
+            else:  # large arguments: sent as they are, in slices, never joined
+                await channel.send_parts(frame)
         except _CHANNEL_ERRORS:
             if worker.waiting and worker.waiting[-1] is waiter:
                 worker.waiting.pop()

@@ -13,12 +13,18 @@ type   name          from      payload
 =====  ============  ========  ===========================================================
 1      INIT          parent    ``(sys.path, main path or None, initializer or None, initargs)``
                                with the initializer and its arguments pickled apart (bytes)
-2      BATCH         parent    ``(calls, want_rss)``: ``calls`` a list of ``EncodedCall``
+2      BATCH         parent    ``(calls, want_rss)``: ``calls`` a list of ``EncodedCall``, as
+                               a pickle with out-of-band buffers (see below)
 3      READY         worker    the worker's pid, once INIT succeeded
 4      INIT_FAILED   worker    ``("Type: message", traceback text, pickled exception or None)``
 5      RESULT        worker    ``(outcomes, rss)``: one ``(ok, payload, run seconds)`` per call,
                                in order; rss in bytes (0 unless asked)
 =====  ============  ========  ===========================================================
+
+A BATCH payload starts with ``struct`` ``<II`` (length of the pickle, number of out-of-band
+buffers N), then N ``<Q`` buffer lengths, the pickle (protocol 5), then the N buffers: large
+arguments travel as ``pickle.PickleBuffer`` and are never copied into the pickle, so the parent
+holds each argument's pickle once.
 
 The first message is INIT, answered by READY or INIT_FAILED (the worker then exits with status
 3). Then BATCH messages are answered by RESULT messages in the order they came: the parent may
@@ -50,6 +56,7 @@ from .._core._names import unwrap
 
 __all__ = [
     "BATCH",
+    "BATCH_HEAD",
     "HEADER",
     "INIT",
     "INIT_FAILED",
@@ -61,11 +68,14 @@ __all__ = [
     "EncodedCall",
     "RawOutcome",
     "main",
+    "read_batch",
     "rebuild_exception",
     "run_batch",
 ]
 
 HEADER = struct.Struct("<BI")
+#: The start of a BATCH payload: the pickle's length and the number of out-of-band buffers.
+BATCH_HEAD = struct.Struct("<II")
 INIT, BATCH, READY, INIT_FAILED, RESULT = 1, 2, 3, 4, 5
 EXIT_INIT_FAILED = 3
 EXIT_FRAMING = 4
@@ -84,7 +94,7 @@ RawOutcome = tuple[bool, Any, float]
 
 #: One call as the parent sends it: pickled function, pickled arguments, and whether to map the
 #: function over the first argument (a ``map`` chunk). See ``_serialize``.
-EncodedCall = tuple[bytes, bytes, bool]
+EncodedCall = tuple[bytes, "bytes | memoryview | pickle.PickleBuffer", bool]
 
 
 # Module-level functions by their pickled reference: loading one imports and looks up its module
@@ -231,6 +241,23 @@ def _read_frame(stream: BinaryIO) -> tuple[int, bytes] | None:
     return kind, payload
 
 
+def read_batch(payload: bytes) -> tuple[list[EncodedCall], bool]:
+    """Unpickle a BATCH payload, its out-of-band buffers without a copy."""
+    size, count = BATCH_HEAD.unpack_from(payload)
+    view = memoryview(payload)
+    offset = BATCH_HEAD.size
+    lengths = struct.unpack_from(f"<{count}Q", payload, offset) if count else ()
+    offset += 8 * count
+    data = view[offset : offset + size]
+    offset += size
+    buffers = []
+    for length in lengths:
+        buffers.append(view[offset : offset + length])
+        offset += length
+    calls, want_rss = pickle.loads(data, buffers=buffers)
+    return calls, want_rss
+
+
 def _send(sock: socket.socket, kind: int, value: Any) -> None:
     payload = pickle.dumps(value, _PROTOCOL)
     sock.sendall(HEADER.pack(kind, len(payload)) + payload)
@@ -285,7 +312,7 @@ def main(argv: Sequence[str]) -> int:
         if kind != BATCH:
             print(f"hybridio worker: unexpected message type {kind}", file=sys.stderr)
             return EXIT_FRAMING
-        calls, want_rss = pickle.loads(payload)
+        calls, want_rss = read_batch(payload)
         _send(sock, RESULT, run_batch(calls, want_rss))
 
 
