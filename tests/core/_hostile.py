@@ -10,6 +10,8 @@ import subprocess
 import sys
 from typing import Any
 
+import hybridio
+
 
 def noisy_identity(x: Any) -> Any:
     """Write to file descriptor 1 three ways (Python, C stdio, a child process), then answer."""
@@ -127,3 +129,13 @@ def kill_self() -> None:
 
 def identity(x: Any) -> Any:
     return x
+
+
+@hybridio.cpu_bound
+def decorated_exit(code: int) -> None:
+    os._exit(code)
+
+
+@hybridio.cpu_bound
+def decorated_take(x: Any) -> str:
+    return type(x).__name__

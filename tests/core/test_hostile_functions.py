@@ -426,3 +426,13 @@ async def test_a_caller_cancelled_while_its_large_argument_is_sent() -> None:
         with anyio.move_on_after(0.001):
             await rt.run_cpu(h.identity, b"y" * (32 << 20))
         assert await rt.run_cpu(h.identity, b"z" * (2 << 20)) == b"z" * (2 << 20)
+
+
+async def test_a_cpu_bound_call_whose_worker_died_then_the_next_call() -> None:
+    from hybridio._runtime._runtime import use_runtime
+
+    async with Runtime(cpu_workers=1) as rt:
+        with use_runtime(rt):
+            with pytest.raises(hybridio.WorkerCrashed):
+                await h.decorated_exit(4)
+            assert await h.decorated_take(1) == "int"

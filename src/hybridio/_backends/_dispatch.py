@@ -614,6 +614,7 @@ class Dispatcher(Generic[W]):
         call.state = RUNNING
         self.counters.in_flight += 1
         batch = self._hold(lane, [call], self._cost.get(call.name, _UNKNOWN_COST))
+        started = anyio.current_time()
         try:
             with anyio.fail_after(timeout) if timeout is not None else nullcontext():
                 outcomes = await self.executor.run_batch(worker, [call.payload])
@@ -630,6 +631,8 @@ class Dispatcher(Generic[W]):
             if not lost.started:  # it died before taking the call: run it on a fresh worker
                 self._forget(lane, worker)
                 self.counters.calls -= 1
+                if timeout is not None:  # within what is left of the caller's deadline
+                    timeout = max(0.0, timeout - (anyio.current_time() - started))
                 return await self.wait(self.submit(call.name, call.payload), timeout)
             call.state = DONE
             self.counters.errors += 1
