@@ -139,3 +139,14 @@ def decorated_exit(code: int) -> None:
 @hybridio.cpu_bound
 def decorated_take(x: Any) -> str:
     return type(x).__name__
+
+
+def fork_then_die() -> None:
+    """Fork a child that keeps the worker's channel open for a minute, then die (SIGKILL)."""
+    import signal
+    import time
+
+    if os.fork() == 0:
+        time.sleep(60)
+        os._exit(0)
+    os.kill(os.getpid(), signal.SIGKILL)

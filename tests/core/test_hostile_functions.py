@@ -436,3 +436,12 @@ async def test_a_cpu_bound_call_whose_worker_died_then_the_next_call() -> None:
             with pytest.raises(hybridio.WorkerCrashed):
                 await h.decorated_exit(4)
             assert await h.decorated_take(1) == "int"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+async def test_a_forked_grandchild_holding_the_channel_does_not_mask_a_crash() -> None:
+    async with Runtime(cpu_workers=1) as rt:
+        with anyio.fail_after(30), pytest.raises(hybridio.WorkerCrashed) as info:
+            await rt.run_cpu(h.fork_then_die)
+        assert info.value.signal == signal.SIGKILL
+        assert await rt.run_cpu(h.take, 1) == "int"
