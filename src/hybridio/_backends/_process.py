@@ -248,6 +248,12 @@ class ProcessExecutor:
     def encode(
         self, fn: Callable[..., Any], args: tuple[Any, ...], mapped: bool
     ) -> tuple[str, EncodedCall]:
+        if _worker.bootstrapping:  # as multiprocessing refuses to start a process then
+            raise RuntimeError(
+                "process work was started while a worker imported the main module: its top "
+                "level would run the program again in every worker; guard its entry point with "
+                "`if __name__ == '__main__':`"
+            )
         # NotPicklable is raised here, before anything is sent or queued.
         name, function = encode_function(fn)
         arguments = dumps_args(args, name)

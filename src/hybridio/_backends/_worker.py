@@ -263,8 +263,14 @@ def _send(sock: socket.socket, kind: int, value: Any) -> None:
     sock.sendall(HEADER.pack(kind, len(payload)) + payload)
 
 
+#: True while this worker imports the parent's main script: a call to a process pool then comes
+#: from an unguarded top level and would start workers without end (see ``ProcessExecutor``).
+bootstrapping = False
+
+
 def _initialise(payload: bytes) -> None:
     """Take the parent's sys.path, import its main module as ``__mp_main__``, run the initializer."""
+    global bootstrapping  # a process-wide state, read by the process executor
     path, main_path, initializer, initargs = pickle.loads(payload)
     sys.path[:] = path
     if main_path:
@@ -277,7 +283,11 @@ def _initialise(payload: bytes) -> None:
             module = module_from_spec(spec)
             sys.modules["__mp_main__"] = module
             sys.modules["__main__"] = module
-            spec.loader.exec_module(module)
+            bootstrapping = True
+            try:
+                spec.loader.exec_module(module)
+            finally:
+                bootstrapping = False
     if initializer is not None:
         unwrap(pickle.loads(initializer))(*pickle.loads(initargs))
 
