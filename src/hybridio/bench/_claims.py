@@ -8,7 +8,6 @@ the others still run.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import itertools
 import json
@@ -32,6 +31,7 @@ import hybridio
 
 from .. import _workloads
 from . import _claims_cost, _claims_safety
+from . import _work as work
 from ._claims_common import NOTES, SCENARIO, Part, claim_rows, rates
 from ._load import usable_cpus
 from ._model import INCONCLUSIVE, BenchContext, Row, Rule, ScenarioResult, Series, Verdict, fact
@@ -107,7 +107,7 @@ def gil_release(ctx: BenchContext, result: ScenarioResult) -> None:
     cpus = usable_cpus()
     tasks = max(4, 2 * cpus)
     cases = [
-        ("hashlib.sha256", hashlib.sha256, ctx.pick(16_000_000, 8_000_000, 1_000_000)),
+        ("hashlib.sha256", work.sha256_hex, ctx.pick(16_000_000, 8_000_000, 1_000_000)),
         ("zlib.compress", zlib.compress, ctx.pick(4_000_000, 2_000_000, 200_000)),
     ]
 
@@ -137,9 +137,9 @@ def io_threads(ctx: BenchContext, result: ScenarioResult) -> None:
 
     async def main() -> None:
         async with hybridio.Runtime(threads=calls) as rt:
-            await rates(rt, calls, ["blocking"], time.sleep, wait)
+            await rates(rt, calls, ["blocking"], work.sleep_for, wait)
             for _ in ctx.rounds((series, rule)):
-                series.add(*(await rates(rt, calls, ["blocking", "inline"], time.sleep, wait)))
+                series.add(*(await rates(rt, calls, ["blocking", "inline"], work.sleep_for, wait)))
 
     anyio.run(main)
     result.rows += claim_rows(series, "thread_io", rule, note=f"ideal {calls}x")
@@ -366,8 +366,9 @@ def run(ctx: BenchContext) -> ScenarioResult:
             measure(replace(ctx, progress=prefixed(ctx.progress, name)), result)
         except Exception as exc:  # noqa: BLE001 - one broken measurement must not hide the rest
             result.extra.setdefault("errors", {})[name] = traceback.format_exc()
-            failed = Row(SCENARIO, f"{name}: measurement failed", math.nan, "", verdict="n/a")
-            failed.note = f"{type(exc).__name__}: {exc}"
-            result.rows.append(failed)
+            failed = fact(f"{name}: measurement failed", math.nan, "")
+            result.rows.append(
+                failed.row(SCENARIO, verdict="n/a", note=f"{type(exc).__name__}: {exc}")
+            )
         result.extra.setdefault("sub_scenario_seconds", {})[name] = time.perf_counter() - start
     return result

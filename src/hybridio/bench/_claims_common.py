@@ -13,14 +13,14 @@ import anyio
 
 import hybridio
 
-from ._model import Row, Rule, ScenarioResult, Series, Verdict, gather
+from ._model import BenchContext, Row, Rule, ScenarioResult, Series, Verdict, gather
 
-# gather: for _dispatch, until it imports it from _model.
+# gather: for this branch's _dispatch (bench-b's imports it from _model; drop it at the merge).
 __all__ = ["CLAIMS", "NOTES", "SCENARIO", "Part", "claim_rows", "gather", "one_shot", "rates"]
 
 SCENARIO = "claims"
 #: What one measurement of the claims adds to the scenario's result (rows and plots).
-Part = Callable[[Any, ScenarioResult], None]
+Part = Callable[[BenchContext, ScenarioResult], None]
 
 #: id -> the seed notes' claim, quoted in its rows; quote -> what its measurement means. Each
 #: "## id: quote" section of claims_notes.md gives both (the docs page shows the explanation).

@@ -248,12 +248,26 @@ class Series:
         elif verdict in ("refuted", "not met") and load is not None and load.busy:
             verdict, reason = INCONCLUSIVE, _busy(load)
         return Row(
-            scenario, self.name, self.median, self.unit, self.n, spread_of(self.values),
-            self.baseline, statistics.median(base) if base else None, self.ratio,
-            None if rule is None else rule.text(), verdict, claim, note,
-            self.baseline_unit or (self.unit if self.baseline else None), self.interval(), reason,
-            list(self.values), list(base), bool(load and load.busy),
-        )  # fmt: skip
+            scenario,
+            self.name,
+            self.median,
+            self.unit,
+            repeats=self.n,
+            spread=spread_of(self.values),
+            baseline=self.baseline,
+            baseline_value=statistics.median(base) if base else None,
+            ratio=self.ratio,
+            target=None if rule is None else rule.text(),
+            verdict=verdict,
+            claim=claim,
+            note=note,
+            baseline_unit=self.baseline_unit or (self.unit if self.baseline else None),
+            interval=self.interval(),
+            reason=reason,
+            values=list(self.values),
+            baseline_values=list(base),
+            busy=bool(load and load.busy),
+        )
 
 
 def fact(
@@ -262,12 +276,11 @@ def fact(
     unit: str,
     baseline: str | None = None,
     baseline_value: float | None = None,
-    baseline_unit: str | None = None,
     since: float | None = None,
 ) -> Series:
     """A one-shot measurement as a ``Series`` (its baseline is context, not a ratio to judge);
     ``since``: when it started (``time.monotonic``), for the load during it."""
-    series = Series(name, unit, baseline, baseline_unit, paired=False)
+    series = Series(name, unit, baseline, paired=False)
     series.add(value, baseline_value)
     if since is not None and series.window is not None:
         series.window = (since, series.window[1])

@@ -157,7 +157,10 @@ def combine_verdicts(verdicts: Iterable[str | None]) -> str:
 
 def unique(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows once each: a measurement that backs several claims is listed under each claim."""
-    return list({(row["name"], row["value"]): row for row in reversed(rows)}.values())[::-1]
+    kept: dict[tuple[str, Any], dict[str, Any]] = {}
+    for row in rows:
+        kept.setdefault((row["name"], row["value"]), row)
+    return list(kept.values())
 
 
 def _md_row(cells: Iterable[str]) -> str:
