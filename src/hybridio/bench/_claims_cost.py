@@ -38,7 +38,8 @@ def _thread_start(count: int = 5) -> float:
 
 def _start_process(method: str, target: Any = os.getpid) -> tuple[float, int | None]:
     """Start and join a process: (seconds, exit code). The default target imports nothing."""
-    process = multiprocessing.get_context(method).Process(target=target)  # type: ignore[attr-defined]
+    context: Any = multiprocessing.get_context(method)  # typed as BaseContext, lacks Process
+    process = context.Process(target=target)
     start = time.perf_counter()
     with warnings.catch_warnings():
         # Python 3.12+ warns about fork in a process with threads; forking is what is measured.

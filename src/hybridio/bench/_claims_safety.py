@@ -1,4 +1,4 @@
-"""Claims about isolation: killing runaway work, races on shared memory, copies between processes."""
+"""Claims about isolation: killing runaway work, races on shared memory, copies in processes."""
 
 from __future__ import annotations
 

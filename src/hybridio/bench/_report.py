@@ -124,7 +124,7 @@ _SCALES = {
 
 
 def format_quantity(value: float | None, unit: str | None) -> str:
-    """A number with its unit, scaled to be readable: 0.00042 s -> "420 µs", 3e7 bytes -> "28.6 MiB"."""
+    """A number with its unit, scaled to be readable: 0.00042 s -> "420 µs", 3 MiB of bytes."""
     if value is None or math.isnan(value):
         return "—"
     unit = unit or ""
@@ -185,27 +185,19 @@ def rows_table(rows: list[dict[str, Any]]) -> list[str]:
     for row in unique(rows):
         value, interval, verdict = _measured(row), row.get("interval"), row.get("verdict") or "—"
         if interval and row.get("baseline_value") is None:
-            value += f" ({format_quantity(interval[0], row['unit'])} to {format_quantity(interval[1], row['unit'])})"
+            low, high = (format_quantity(v, row["unit"]) for v in interval)
+            value += f" ({low} to {high})"
         base = row.get("baseline")
         if base:
-            base += ": " + format_quantity(
-                row["baseline_value"], row.get("baseline_unit") or row["unit"]
-            )
-        note = "; ".join(text for text in (row.get("reason"), row.get("note")) if text)
-        lines.append(
-            _md_row(
-                [
-                    row["name"],
-                    value,
-                    base or "—",
-                    format_ratio(row),
-                    str(row["repeats"]),
-                    row.get("target") or "—",
-                    verdict if verdict in ("—", "n/a") else f"**{verdict}**",
-                    note,
-                ]
-            )
-        )
+            unit = row.get("baseline_unit") or row["unit"]
+            base += f": {format_quantity(row['baseline_value'], unit)}"
+        cells = [row["name"], value, base or "—", format_ratio(row), str(row["repeats"])]
+        cells += [
+            row.get("target") or "—",
+            verdict if verdict in ("—", "n/a") else f"**{verdict}**",
+        ]
+        cells.append("; ".join(text for text in (row.get("reason"), row.get("note")) if text))
+        lines.append(_md_row(cells))
     return lines
 
 
