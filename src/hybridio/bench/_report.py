@@ -273,13 +273,17 @@ def _scenario(scenario: dict[str, Any], image_dir: str) -> list[str]:
     return lines + ([""] if scenario["plots"] else [])
 
 
-def render_markdown(document: Document, image_dir: str = "") -> str:
+def render_markdown(
+    document: Document, image_dir: str = "", title: str = "hybridio bench report"
+) -> str:
     """report.md: environment and load, then one section per scenario (plots in ``image_dir``)."""
+    names = " ".join(scenario["name"] for scenario in document["scenarios"])
+    flag = "" if document["mode"] == "full" else f" --{document['mode']}"
     lines = [
-        "# hybridio bench report",
+        f"# {title}",
         "",
         (
-            f"hybridio {document['hybridio_version']}, `hybridio bench --{document['mode']}`, "
+            f"`hybridio bench {names}{flag}` (hybridio {document['hybridio_version']}) on "
             f"{document['created']}. Each value is the median of its repeats; each ratio is the "
             "median of the per-repeat ratios to a baseline measured in the same run, with its 95% "
             "confidence interval (of the value, without a baseline). A verdict needs 6 repeats "
