@@ -281,15 +281,16 @@ def alternatives(ctx: BenchContext, result: ScenarioResult) -> None:
     args = [str(_workloads.loops_for(ctx.pick(0.1, 0.05, 0.005))), str(k), str(ctx.pick(12, 8, 1))]
     runs: dict[str, tuple[str, dict[str, Any]]] = {}
     for path in find_interpreters():
+        if "subinterpreters" in runs and not path.endswith("t"):
+            continue  # only a free-threaded build ("python3.13t") can add something now
         try:
             data = json.loads(_run(path, "-c", _SCRIPT, *args, inspect.getsource(_workloads.spin)))
         except (OSError, subprocess.SubprocessError, ValueError):
             continue  # a pyenv shim for a version not selected, a broken install...
-        for kind in ["subinterpreters"] + ["threads"] * data["free_threaded"]:
-            if data[kind] and not data["errors"]:
-                runs.setdefault(kind, (f"Python {data['version']}: {path}", data))
-        if len(runs) == 2:
-            break
+        if data["free_threaded"]:
+            runs.setdefault("threads", (f"Python {data['version']}: {path}", data))
+        if data["subinterpreters"] and not data["errors"]:
+            runs.setdefault("subinterpreters", (f"Python {data['version']}: {path}", data))
     ctx.progress(f"found {', '.join(f'{kind}: {p}' for kind, (p, _) in runs.items()) or 'none'}")
     for kind, title in (
         ("threads", f"free-threaded CPython: {k} CPU tasks on {k} threads"),

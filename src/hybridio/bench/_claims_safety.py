@@ -124,6 +124,6 @@ def isolation(ctx: BenchContext, result: ScenarioResult) -> None:
     process_sees, thread_sees = anyio.run(main)
     name = "changes made in a worker process that the parent sees"
     thread = "changes made in a thread that the parent sees"
-    row = fact(name, process_sees, "of 1", thread, thread_sees)
+    row = fact(name, int(process_sees), "of 1", thread, int(thread_sees))
     verdict = one_shot(holds=thread_sees, fails=process_sees)
     result.rows += claim_rows(row, "separate_memory", verdict=verdict)
