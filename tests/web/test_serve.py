@@ -150,8 +150,20 @@ def test_serve_command_help_and_bad_options() -> None:
     runner = CliRunner()
     result = runner.invoke(serve, ["--help"])
     assert result.exit_code == 0
-    for option in ("--host", "--port", "--workers", "--grace", "--worker-nice"):
+    for option in (
+        "--host",
+        "--port",
+        "--workers",
+        "--grace",
+        "--worker-nice",
+        "--max-connections",
+        "--header-timeout",
+        "--keepalive-timeout",
+        "--loop",
+    ):
         assert option in result.output
+    for bad in (["--header-timeout", "0"], ["--max-connections", "0"], ["--loop", "trio"]):
+        assert runner.invoke(serve, bad).exit_code == 2, bad
     result = runner.invoke(serve, ["--port", "99999"])
     assert result.exit_code == 2
     assert "99999" in result.output

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
 
 from .._cluster_cli import cluster_option
@@ -9,6 +12,19 @@ from ._demo import create_demo_app
 from ._serve import DEFAULT_HEADER_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT, LOOPS, run_app
 
 __all__ = ["serve"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _seconds(name: str, default: float, what: str) -> Callable[[F], F]:
+    """A ``--NAME SECONDS`` option: a positive number of seconds."""
+    return click.option(
+        name,
+        default=default,
+        show_default=True,
+        type=click.FloatRange(0, min_open=True),
+        help=f"Seconds {what}.",
+    )
 
 
 @click.command()
@@ -47,19 +63,9 @@ __all__ = ["serve"]
     help="Open connections at most; at the cap a new one closes the oldest that has sent no "
     "request yet, else it is answered 503  [default: half the open-file limit, 64-10000].",
 )
-@click.option(
-    "--header-timeout",
-    default=DEFAULT_HEADER_TIMEOUT,
-    show_default=True,
-    type=click.FloatRange(0, min_open=True),
-    help="Seconds a new connection has to send a complete request head.",
-)
-@click.option(
-    "--keepalive-timeout",
-    default=DEFAULT_KEEPALIVE_TIMEOUT,
-    show_default=True,
-    type=click.FloatRange(0, min_open=True),
-    help="Seconds an idle keep-alive connection waits for its next request.",
+@_seconds("--header-timeout", DEFAULT_HEADER_TIMEOUT, "a new connection has to send a request head")
+@_seconds(
+    "--keepalive-timeout", DEFAULT_KEEPALIVE_TIMEOUT, "an idle connection waits for a request"
 )
 @click.option(
     "--loop",
