@@ -122,6 +122,8 @@ async def test_at_the_cap_with_every_connection_busy_a_new_one_is_answered_503()
 async def test_bad_connection_limits_are_refused() -> None:
     with pytest.raises(ValueError, match="max_connections"):
         await hybridio.web.serve(_app(), port=0, max_connections=0, on_ready=None)
+    with pytest.raises(TypeError, match="max_connections"):
+        await hybridio.web.serve(_app(), port=0, max_connections=2.5, on_ready=None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="header_timeout"):
         await hybridio.web.serve(_app(), port=0, header_timeout=0, on_ready=None)
     with pytest.raises(ValueError, match="keepalive_timeout"):

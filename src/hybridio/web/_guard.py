@@ -65,12 +65,10 @@ class ConnectionGuard:
     """
 
     def __init__(self, max_connections: int, header_timeout: float) -> None:
-        if (
-            not isinstance(max_connections, int)
-            or isinstance(max_connections, bool)
-            or max_connections < 1
-        ):
-            raise ValueError(f"max_connections must be an int >= 1, got {max_connections!r}")
+        if not isinstance(max_connections, int) or isinstance(max_connections, bool):
+            raise TypeError(f"max_connections must be an int, got {max_connections!r}")
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be >= 1, got {max_connections}")
         self.max_connections = max_connections
         self.header_timeout = header_timeout
         self.open = 0

@@ -126,7 +126,8 @@ async def serve(
     Raises:
         AsyncioRequired: not running on an asyncio event loop (aiohttp needs asyncio).
         OSError: the address cannot be bound (in use, not permitted).
-        ValueError: a bad ``max_connections``, ``header_timeout`` or ``keepalive_timeout``.
+        ValueError: a bad ``max_connections``, ``header_timeout`` or ``keepalive_timeout``
+            (``TypeError`` when ``max_connections`` is not an int).
     """
     require_asyncio()
     guard = ConnectionGuard(
