@@ -191,6 +191,29 @@ async def test_a_signal_stops_the_server_when_its_stderr_pipe_is_broken(
                 os.close(fd)
 
 
+async def test_a_signal_stops_the_server_when_its_stderr_pipe_is_full(loop_option: str) -> None:
+    """A log collector that stopped reading: the draining line must not block the loop."""
+    command = ("-m", "hybridio.web", "--port", "0", "--workers", "1", "--loop", loop_option)
+    read_end, write_end = os.pipe()
+    try:
+        async with server(*command, "--no-access-log", stderr=write_end) as (process, _):
+            # Fill the pipe the server's stderr writes to (the flag is shared with the server's
+            # descriptor: non-blocking only while filling).
+            os.set_blocking(write_end, False)
+            for chunk in (b"x" * 4096, b"x"):
+                with contextlib.suppress(BlockingIOError):
+                    while True:
+                        os.write(write_end, chunk)
+            os.set_blocking(write_end, True)
+            process.send_signal(signal.SIGTERM)
+            with anyio.fail_after(20):
+                assert await process.wait() == 0
+    finally:
+        for fd in (read_end, write_end):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
 async def test_slow_clients_under_a_low_open_file_limit_do_not_starve_other_requests(
     loop_option: str,
 ) -> None:

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import signal
 import sys
 from collections.abc import Callable
@@ -61,8 +62,12 @@ Ready = Callable[[str, int], None]
 
 
 def _say(message: str, stream: TextIO | None) -> None:
-    """Write a status line; a closed or broken stream (no log collector any more) is ignored."""
-    if stream is None:
+    """Write a status line if it can be written now; a stream that cannot take it is ignored.
+
+    A log collector that is gone (a broken pipe) or stalled (a full pipe) must not stop the
+    server: the line is written only when the stream can take it without blocking the loop.
+    """
+    if stream is None or not _can_write(stream):
         return
     try:
         stream.write(message + "\n")
@@ -79,6 +84,20 @@ def _say(message: str, stream: TextIO | None) -> None:
                 os.close(devnull)
     except (OSError, ValueError):
         pass  # a closed stream, a full disk: the line is lost, the server goes on
+
+
+def _can_write(stream: TextIO) -> bool:
+    """False when writing a line to ``stream`` would block: a full pipe nobody reads."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):
+        return True  # not a file descriptor (a StringIO in tests): writing cannot block
+    try:
+        _, writable, _ = select.select([], [fd], [], 0)
+    except (OSError, ValueError):
+        return True  # let the write itself fail, where it is handled
+    # A pipe is writable when at least PIPE_BUF (4096+) bytes are free: a line fits.
+    return bool(writable)
 
 
 def _announce(host: str, port: int) -> None:
