@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -66,6 +66,17 @@ async def read_response(stream: SocketStream) -> bytes:
     """The first bytes of the server's answer (bounded: fails after 20 s)."""
     with anyio.fail_after(20):
         return await stream.receive()
+
+
+async def until_healthy(status: Callable[[], Awaitable[int]]) -> None:
+    """Poll ``status()`` (the /healthz status) until it is 200, within a generous bound.
+
+    On a busy machine the loop's lag comes and goes: /healthz answers 503 while it is high, as it
+    should. A test that needs a healthy server waits for one instead of assuming it.
+    """
+    with anyio.fail_after(30):
+        while await status() != 200:  # noqa: ASYNC110 - polling over HTTP
+            await anyio.sleep(0.1)
 
 
 def fd1_echo(value: int) -> int:
