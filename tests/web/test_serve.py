@@ -11,7 +11,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 import anyio
@@ -169,49 +169,59 @@ def test_serve_command_help_and_bad_options() -> None:
     assert "99999" in result.output
 
 
+class _Pipe:
+    """A pipe for a server's stderr; on exit, closes the ends the test has not closed."""
+
+    def __init__(self) -> None:
+        self.read_end, self.write_end = os.pipe()
+        self._open = {self.read_end, self.write_end}
+
+    def close(self, fd: int) -> None:
+        if fd in self._open:
+            self._open.discard(fd)
+            os.close(fd)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for fd in list(self._open):
+            self.close(fd)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_a_signal_stops_the_server_when_its_stderr_pipe_is_broken(
     signum: signal.Signals, loop_option: str
 ) -> None:
     """A restarted log collector leaves stderr a broken pipe: the signal must still stop it."""
     command = ("-m", "hybridio.web", "--port", "0", "--workers", "1", "--loop", loop_option)
-    read_end, write_end = os.pipe()
-    try:
-        async with server(*command, stderr=write_end) as (process, base):
-            os.close(write_end)
-            os.close(read_end)  # nobody reads the server's stderr any more: EPIPE on write
+    with _Pipe() as pipe:
+        async with server(*command, stderr=pipe.write_end) as (process, base):
+            pipe.close(pipe.write_end)
+            pipe.close(pipe.read_end)  # nobody reads the server's stderr any more: EPIPE
             async with aiohttp.ClientSession() as session, session.get(f"{base}/io") as response:
                 assert response.status == 200  # its access log line goes nowhere
             process.send_signal(signum)
             with anyio.fail_after(20):
                 assert await process.wait() == 0
-    finally:
-        for fd in (read_end, write_end):
-            with contextlib.suppress(OSError):
-                os.close(fd)
 
 
 async def test_a_signal_stops_the_server_when_its_stderr_pipe_is_full(loop_option: str) -> None:
     """A log collector that stopped reading: the draining line must not block the loop."""
     command = ("-m", "hybridio.web", "--port", "0", "--workers", "1", "--loop", loop_option)
-    read_end, write_end = os.pipe()
-    try:
-        async with server(*command, "--no-access-log", stderr=write_end) as (process, _):
+    with _Pipe() as pipe:
+        async with server(*command, "--no-access-log", stderr=pipe.write_end) as (process, _):
             # Fill the pipe the server's stderr writes to (the flag is shared with the server's
             # descriptor: non-blocking only while filling).
-            os.set_blocking(write_end, False)
+            os.set_blocking(pipe.write_end, False)
             for chunk in (b"x" * 4096, b"x"):
                 with contextlib.suppress(BlockingIOError):
                     while True:
-                        os.write(write_end, chunk)
-            os.set_blocking(write_end, True)
+                        os.write(pipe.write_end, chunk)
+            os.set_blocking(pipe.write_end, True)
             process.send_signal(signal.SIGTERM)
             with anyio.fail_after(20):
                 assert await process.wait() == 0
-    finally:
-        for fd in (read_end, write_end):
-            with contextlib.suppress(OSError):
-                os.close(fd)
 
 
 async def test_slow_clients_under_a_low_open_file_limit_do_not_starve_other_requests(
