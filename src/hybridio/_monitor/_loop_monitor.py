@@ -242,9 +242,7 @@ class LoopMonitor:
                 self._state = (seq, due)
             cpu, waited = clock.read()
 
-    def _record(
-        self, seq: int, due: float, lag: float, cpu: float, cpu_wait: float | None
-    ) -> None:
+    def _record(self, seq: int, due: float, lag: float, cpu: float, cpu_wait: float | None) -> None:
         pending, self._pending = self._pending, None
         samples = pending[1] if pending is not None and pending[0] == seq else ()
         cause, sample = _classify(samples, lag, cpu, cpu_wait, self.threshold)

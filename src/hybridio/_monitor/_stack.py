@@ -33,6 +33,7 @@ _MACHINERY = (
     "hybridio._backends",
     "hybridio._core",
     "hybridio._monitor",
+    "hybridio.pytest_plugin",
     "outcome",
     "selectors",
     "sniffio",
