@@ -73,7 +73,7 @@ def test_find_blocking_names_both_culprits(backend: str) -> None:
     stdout = run_python(str(EXAMPLES / "find_blocking.py"), backend)
     before, _, after = stdout.partition("After moving the blocking calls off the loop")
     # Each block lasts long enough for the watchdog to sample it on a busy machine (a 300 ms
-    # sleep; JSON work of about 0.4 s of CPU, which a busy machine stretches, never shrinks).
+    # sleep; JSON work of about 0.2 s of CPU, which a busy machine stretches, never shrinks).
     assert (
         "in " + str(EXAMPLES / "find_blocking.py:25 fetch_exchange_rates_synchronously") in before
     )
