@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -70,22 +71,27 @@ def test_the_culprit_is_the_commonest_sample() -> None:
 
 STOPPED = textwrap.dedent(
     """
-    import json, os, subprocess, sys
+    import json, os, subprocess, sys, threading
     import anyio
     from hybridio import LoopMonitor
+    from hybridio._monitor._stack import base_frames
 
     backend, options = sys.argv[1], json.loads(sys.argv[2])
+    sys.path.insert(0, sys.argv[3])
+    from _sampling import wait_until_parked
 
-    def stop_me_for_a_while() -> None:
-        # Run by a worker thread while the loop awaits it: the loop is parked in its own code
-        # when the process stops. `read` waits for our go, so no code of ours runs meanwhile.
-        script = f"read go; kill -STOP {os.getpid()}; sleep 0.4; kill -CONT {os.getpid()}"
-        subprocess.run(["sh", "-c", script], input=b"go\\n", check=True)
+    def stop_me_for_a_while(loop_thread: int, base: dict[int, object]) -> None:
+        # Run by a worker thread while the loop awaits it: once the loop waits for I/O, a
+        # child stops this process for 0.4 s (no code of ours runs on the loop meanwhile).
+        wait_until_parked(loop_thread, base)
+        script = f"kill -STOP {os.getpid()}; sleep 0.4; kill -CONT {os.getpid()}"
+        subprocess.run(["sh", "-c", script], check=True)
 
     async def main() -> None:
+        base = {id(frame): frame for frame in base_frames(sys._getframe())}
         async with LoopMonitor(threshold=0.05) as monitor:
             await anyio.sleep(0.05)
-            await anyio.to_thread.run_sync(stop_me_for_a_while)
+            await anyio.to_thread.run_sync(stop_me_for_a_while, threading.get_ident(), base)
             await anyio.sleep(0.05)
         report = monitor.report()
         print(json.dumps([[b.cause, str(b.culprit), b.duration] for b in report.blocks]))
@@ -102,7 +108,7 @@ STOPPED = textwrap.dedent(
 )
 def test_a_stopped_idle_loop_is_a_stall(backend: str, options: dict[str, bool]) -> None:
     result = subprocess.run(
-        [sys.executable, "-c", STOPPED, backend, json.dumps(options)],
+        [sys.executable, "-c", STOPPED, backend, json.dumps(options), str(Path(__file__).parent)],
         capture_output=True,
         text=True,
         timeout=50,

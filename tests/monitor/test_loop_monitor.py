@@ -17,10 +17,10 @@ import anyio.lowlevel
 import pytest
 
 import hybridio
-from hybridio._monitor._stack import base_frames, capture
+from hybridio._monitor._stack import Capture, base_frames, capture
 from hybridio.monitor import BlockEvent, LoopMonitor
 
-from ._sampling import sampled
+from ._sampling import sampled, wait_until_parked
 
 pytestmark = pytest.mark.anyio
 
@@ -105,7 +105,12 @@ async def test_an_idle_loop_sampled_while_it_waits_blames_nothing() -> None:
     # thread samples it: the stack shows only the loop waiting, never a culprit.
     loop_thread = threading.get_ident()
     base = {id(frame): frame for frame in base_frames(sys._getframe())}
-    sample = await anyio.to_thread.run_sync(capture, loop_thread, base)
+
+    def sample_the_waiting_loop() -> Capture | None:
+        wait_until_parked(loop_thread, base)  # the loop is still starting this thread at first
+        return capture(loop_thread, base)
+
+    sample = await anyio.to_thread.run_sync(sample_the_waiting_loop)
     assert sample is not None
     assert sample.culprit is None, sample.stack
     assert sample.cause == "stall"
