@@ -69,7 +69,9 @@ class BlockEvent:
             if self.cpu_wait is not None:
                 evidence += f", waiting for a CPU {self.cpu_wait * 1000:.1f} ms"
             if self.cause == "stall":
-                where = f"with no code of yours running (loop thread {evidence}: a busy machine?)"
+                where = (
+                    f"with no code of yours holding it (loop thread {evidence}: a busy machine?)"
+                )
             else:
                 where = (
                     f"but its stack could not be sampled (loop thread {evidence}: "
