@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
-
 from . import _load
-from ._model import INCONCLUSIVE, Row, Verdict
+from ._model import INCONCLUSIVE, Row, Verdict, gather
 
 __all__ = [
     "CLAIMS",
@@ -58,17 +56,6 @@ class Part:
 
     rows: list[Row] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
-
-
-async def gather(calls: Sequence[Callable[[], Awaitable[object]]]) -> None:
-    """Run the calls concurrently and wait for all of them."""
-
-    async def one(call: Callable[[], Awaitable[object]]) -> None:
-        await call()
-
-    async with anyio.create_task_group() as tg:
-        for call in calls:
-            tg.start_soon(one, call)
 
 
 def fact(name: str, value: float, unit: str, claim: str, verdict: Verdict, **more: Any) -> Row:

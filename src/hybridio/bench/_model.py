@@ -10,10 +10,12 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+import anyio
 
 from . import _load
 
@@ -29,7 +31,9 @@ __all__ = [
     "ScenarioResult",
     "Series",
     "Verdict",
+    "fact",
     "format_number",
+    "gather",
     "judge",
     "median_interval",
     "paired_ratio",
@@ -258,12 +262,17 @@ class Series:
         claim: str | None = None,
         verdict: Verdict | None = None,
         note: str = "",
+        reason: str = "",
     ) -> Row:
-        """The row of this series; ``verdict`` from ``rule`` unless given ("n/a": context)."""
-        reason = ""
+        """The row of this series; ``verdict`` from ``rule`` unless given ("n/a": context).
+
+        A given "refuted" or "not met" measured on a busy machine becomes inconclusive.
+        """
+        load, base = self.load(), self.baseline_values
         if rule is not None and verdict is None:
             verdict, reason = self.verdict(rule)
-        load, base = self.load(), self.baseline_values
+        elif verdict in ("refuted", "not met") and load is not None and load.busy:
+            verdict, reason = INCONCLUSIVE, f"busy machine ({load.text()}): rerun when it is quiet"
         return Row(
             scenario, self.name, self.median, self.unit, self.n, spread_of(self.values),
             self.baseline, statistics.median(base) if base else None, self.ratio,
@@ -271,6 +280,31 @@ class Series:
             self.baseline_unit or (self.unit if self.baseline else None), self.interval(), reason,
             list(self.values), list(base), bool(load and load.busy),
         )  # fmt: skip
+
+
+def fact(
+    name: str,
+    value: float,
+    unit: str,
+    baseline: str | None = None,
+    baseline_value: float | None = None,
+    baseline_unit: str | None = None,
+) -> Series:
+    """A one-shot measurement as a ``Series`` (its baseline is context, not a ratio to judge)."""
+    series = Series(name, unit, baseline, baseline_unit, paired=False)
+    series.add(value, baseline_value)
+    return series
+
+
+async def gather(calls: Sequence[Callable[[], Awaitable[object]]]) -> None:
+    """Run the calls concurrently and wait for all of them."""
+
+    async def one(call: Callable[[], Awaitable[object]]) -> None:
+        await call()
+
+    async with anyio.create_task_group() as tg:
+        for call in calls:
+            tg.start_soon(one, call)
 
 
 @dataclass
