@@ -1,11 +1,9 @@
-"""The dispatch scenario: what an offload costs and buys, hybridio against the plain APIs.
+"""Scenario ``dispatch``: what an offload costs and buys, hybridio against the plain APIs.
 
-In one run, on one asyncio loop, with the strategies alternating within each repeat: closed-loop
-throughput of a tiny call with 1, 32 and 256 concurrent callers ("x32": 32 callers) for
-hybridio.run_cpu / run_blocking, plain anyio.to_process / to_thread, run_in_executor with a
-Process/ThreadPoolExecutor and a minimal batching sketch (``_dispatch_sketch``: the ceiling this
-machine allows batching); the speedup of 8 pure-Python tasks of ~25 ms over inline; map_cpu of
-10,000 tiny items against one anyio.to_process call per item.
+On one asyncio loop, the strategies alternating within each repeat: closed-loop throughput of a
+tiny call with 1, 32 and 256 callers ("x32") for hybridio, plain anyio, the executors and a
+minimal batching sketch (``_dispatch_sketch``); the speedup of 8 pure-Python tasks of ~25 ms over
+inline; map_cpu of tiny items. docs/benchmarks.md ("dispatch") says what each row shows.
 """
 
 from __future__ import annotations
@@ -14,7 +12,6 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from functools import partial
 from typing import Any
 
 import anyio
@@ -24,39 +21,37 @@ import anyio.to_thread
 
 import hybridio
 
-from .. import _workloads
+from .._workloads import loops_for, spin
 from . import _targets as t
-from ._claims_common import gather
 from ._dispatch_sketch import BatchingSketch
 from ._load import usable_cpus
 from ._model import BenchContext, Rule, ScenarioResult, Series
 from ._plots import bar_plot
 from ._work import echo
 
-spin = _workloads.spin
-
 __all__ = ["run", "throughput"]
 
 SCENARIO = "dispatch"
 _SKETCH = "batching sketch"
 
-Call = Callable[[Any], Awaitable[Any]]
+Call = Callable[[], Awaitable[Any]]
 
 
 def _strategies(
     rt: hybridio.Runtime,
     loop: asyncio.AbstractEventLoop,
     pools: tuple[ProcessPoolExecutor, ThreadPoolExecutor],
-    fn: Callable[[Any], Any],
+    fn: Callable[[int], Any],
+    x: int,
 ) -> dict[str, Call]:
     """One way to call ``fn(x)`` per strategy."""
     return {
-        "hybridio.run_cpu": lambda x: rt.run_cpu(fn, x),
-        "anyio.to_process": lambda x: anyio.to_process.run_sync(fn, x),
-        "ProcessPoolExecutor": lambda x: loop.run_in_executor(pools[0], fn, x),
-        "hybridio.run_blocking": lambda x: rt.run_blocking(fn, x),
-        "anyio.to_thread": lambda x: anyio.to_thread.run_sync(fn, x),
-        "ThreadPoolExecutor": lambda x: loop.run_in_executor(pools[1], fn, x),
+        "hybridio.run_cpu": lambda: rt.run_cpu(fn, x),
+        "anyio.to_process": lambda: anyio.to_process.run_sync(fn, x),
+        "ProcessPoolExecutor": lambda: loop.run_in_executor(pools[0], fn, x),
+        "hybridio.run_blocking": lambda: rt.run_blocking(fn, x),
+        "anyio.to_thread": lambda: anyio.to_thread.run_sync(fn, x),
+        "ThreadPoolExecutor": lambda: loop.run_in_executor(pools[1], fn, x),
     }
 
 
@@ -75,7 +70,7 @@ async def throughput(
         nonlocal done
         i = 0
         while True:  # at least one call each, however late the caller started
-            await call(i)
+            await call()
             i += 1
             if yield_every is not None and i % yield_every == 0:
                 await anyio.lowlevel.checkpoint()
@@ -117,71 +112,64 @@ ROWS: list[tuple[str, str | None, Rule | None]] = [
 ]
 
 
-_BARS = [
-    f"{name} x32"
-    for name in ("anyio.to_process", "ProcessPoolExecutor", "hybridio.run_cpu", _SKETCH,
-                 "anyio.to_thread", "ThreadPoolExecutor", "hybridio.run_blocking")
-]  # fmt: skip
-
-
-def _series() -> list[tuple[Series, str, str | None, Rule | None]]:
-    """One series per row of ``ROWS``, named "<measured> vs <baseline>"."""
-    units = {"map": "items/s", "cpu": "tasks/s"}
-    return [
-        (Series(f"{name} vs {base}" if base else name, units.get(name[:3], "calls/s"), base,
-                "calls/s" if name == "map_cpu" else None), name, base, rule)
-        for name, base, rule in ROWS
-    ]  # fmt: skip
+_BARS = ["anyio.to_process", "ProcessPoolExecutor", "hybridio.run_cpu", _SKETCH]
+_BARS += ["anyio.to_thread", "ThreadPoolExecutor", "hybridio.run_blocking"]
+_UNITS = {"map": "items/s", "cpu": "tasks/s"}
 
 
 async def _measure(ctx: BenchContext) -> dict[str, Any]:
     cpus = usable_cpus()
     seconds = ctx.pick(full=1.0, quick=0.3, tiny=0.02)
-    task_seconds = ctx.pick(full=0.025, quick=0.025, tiny=0.002)
+    spin_n = loops_for(ctx.pick(full=0.025, quick=0.025, tiny=0.002))
     map_items = ctx.pick(full=10_000, quick=10_000, tiny=500)
     loop = asyncio.get_running_loop()
-    spin_n = _workloads.loops_for(task_seconds)
-    made = _series()
+    made = [
+        (
+            Series(f"{name} vs {base}" if base else name, _UNITS.get(name[:3], "calls/s"), base),
+            name,
+            rule,
+        )
+        for name, base, rule in ROWS
+    ]
+    made[-1][0].baseline_unit = "calls/s"  # map_cpu's items/s against calls/s
     pools = (ProcessPoolExecutor(cpus), ThreadPoolExecutor())
     try:
         async with hybridio.Runtime(cpu_workers=cpus) as rt, BatchingSketch(cpus) as sketch:
-            strategies = _strategies(rt, loop, pools, echo)
-
-            strategies[_SKETCH] = lambda x: sketch.call(echo, x)
+            strategies = _strategies(rt, loop, pools, echo, 1)
+            strategies[_SKETCH] = lambda: sketch.call(echo, 1)
             ctx.progress("starting every pool's workers")
             for call in strategies.values():  # warm up: every worker started and used
                 await throughput(call, 2 * cpus, 0.05)
             plan = [(name, callers) for name in strategies for callers in (1, 32)]
             plan += [(name, 256) for name in ("hybridio.run_cpu", "anyio.to_process", _SKETCH)]
-            offloaded = _strategies(rt, loop, pools, spin)
+            offloaded = _strategies(rt, loop, pools, spin, spin_n)
 
-            async def cpu_inline(n: int) -> Any:
-                return spin(n)
+            async def inline() -> Any:
+                return spin(spin_n)
 
-            cpu: dict[str, Call] = {
-                "inline": cpu_inline,
-                "hybridio.run_cpu": offloaded["hybridio.run_cpu"],
-                "anyio.to_process": offloaded["anyio.to_process"],
-                "ProcessPoolExecutor": offloaded["ProcessPoolExecutor"],
-                "threads (hybridio.run_blocking)": offloaded["hybridio.run_blocking"],
+            cpu = {
+                "inline": inline,
+                "threads (hybridio.run_blocking)": offloaded.pop("hybridio.run_blocking"),
             }
-            judged = [(series, rule) for series, _, _, rule in made if rule]
+            cpu |= {
+                name: offloaded[name]
+                for name in ("hybridio.run_cpu", "anyio.to_process", "ProcessPoolExecutor")
+            }
+            judged = [(series, rule) for series, _, rule in made if rule]
             for repeat in ctx.rounds(*judged, budget=ctx.pick(120.0, 20.0, 0.0)):
                 ctx.progress(f"repeat {repeat + 1}")
                 got = {}
                 for name, callers in plan:  # strategies alternate within each repeat
                     got[f"{name} x{callers}"] = await throughput(strategies[name], callers, seconds)
-                for name, call in cpu.items():  # 8 tasks at once; the ratio is the speedup
-                    start = time.perf_counter()
-                    await gather([partial(call, spin_n)] * 8)
-                    got[f"cpu {name}"] = 8 / (time.perf_counter() - start)
+                for name, call in cpu.items():  # 8 callers; the ratio to inline is the speedup
+                    got[f"cpu {name}"] = await throughput(call, 8, 4 * seconds, yield_every=1)
                 start = time.perf_counter()
                 async with rt.map_cpu(echo, range(map_items)) as results:
                     async for _ in results:
                         pass
                 got["map_cpu"] = map_items / (time.perf_counter() - start)
-                for series, name, baseline, _ in made:
-                    series.add(got[name], got[baseline] if baseline else None)
+                for series, name, _ in made:
+                    series.add(got[name], got[series.baseline] if series.baseline else None)
             batches = rt.stats()["cpu"].batches
     finally:
         pools[0].shutdown(cancel_futures=True)
@@ -193,25 +181,14 @@ def run(ctx: BenchContext) -> ScenarioResult:
     """Measure dispatch throughput, CPU speedup and map_cpu against the plain APIs."""
     info = anyio.run(_measure, ctx, backend="asyncio")
     made = info.pop("made")
-    rows = [series.row(SCENARIO, rule=rule) for series, _, _, rule in made]
+    rows = [series.row(SCENARIO, rule=rule) for series, _, rule in made]
     plot = "dispatch-throughput.png"
-    measured = {name: series for series, name, _, _ in reversed(made)}
-    bars = {name.removesuffix(" x32"): measured[name] for name in _BARS}
-    bar_plot(ctx.out / plot, "Tiny calls, 32 concurrent callers (asyncio, median, 95% interval)",
-             "calls/s (log scale)", bars, logy=True)  # fmt: skip
-    cpus = info["cpus"]
-    return ScenarioResult(
-        name=SCENARIO,
-        title="Dispatch: tiny calls, CPU speedup and map_cpu against the plain APIs",
-        description=(
-            f"Closed-loop throughput of a function that returns its argument, with 1, 32 and "
-            f"256 concurrent callers (x1, x32, x256), on one asyncio loop, {cpus} worker "
-            "processes; CPU speedup of 8 pure-Python tasks of ~25 ms over running them inline; "
-            "map_cpu of 10,000 tiny items. The batching sketch is a 60-line dispatcher with "
-            "none of hybridio's guarantees (no limits, timeouts, cancellation or metrics): the "
-            "ceiling this machine allows batching. Strategies alternate within each repeat."
-        ),
-        rows=rows,
-        plots=[plot],
-        extra=info,
+    measured = {name: series for series, name, _ in reversed(made)}
+    title = "Tiny calls, 32 concurrent callers (asyncio, median, 95% interval)"
+    bars = {name: measured[f"{name} x32"] for name in _BARS}
+    bar_plot(ctx.out / plot, title, "calls/s (log scale)", bars, logy=True)
+    description = (
+        f"{info['cpus']} worker processes, strategies alternating; see docs/benchmarks.md."
     )
+    title = "Dispatch: tiny calls, CPU speedup and map_cpu against the plain APIs"
+    return ScenarioResult(SCENARIO, title, description, rows, [plot], extra=info)
