@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio
@@ -19,7 +20,8 @@ import hybridio
 
 from .._workloads import loops_for, spin
 from ._dispatch import throughput
-from ._model import BenchContext, Row, Rule, ScenarioResult, Series
+from ._harness import Plan, rows
+from ._model import MIN_REPEATS, BenchContext, Row, Rule, ScenarioResult, Series
 from ._work import echo, sha256_hex, sleep_for
 
 __all__ = ["run"]
@@ -67,45 +69,34 @@ async def _mixed(
     return rates
 
 
-def _series() -> dict[str, tuple[Series, Rule | None, str]]:
-    """Every series by name, with its rule and the quantity of a repeat it takes (its own name
-    unless said); a series' baseline names the quantity it is paired with."""
-    made: dict[str, tuple[Series, Rule | None, str]] = {}
-
-    def add(
-        name: str,
-        unit: str = "calls/s",
-        base: str | None = None,
-        rule: Rule | None = None,
-        of: str = "",
-    ) -> None:
-        made[name] = (Series(name, unit, base), rule, of or name)
-
-    add("tiny x32: auto", base="tiny x32: cpu", rule=TINY)
-    add("tiny x32: cpu")
+def _plan(best: Mapping[str, str]) -> Plan:
+    """Every row; ``best``: each function's best single kind for all, and the best overall."""
+    plan: list[tuple[str, str | None, Rule | None]] = [("tiny x32: auto", "tiny x32: cpu", TINY)]
+    plan += [("tiny x32: cpu", None, None)]
     for name, kind, rule in (
         ("python 25 ms x8", "cpu", PYTHON),
         ("sha256 8 MB x4", "blocking", SHA256),
     ):
-        add(f"{name}: auto", base=f"{name}: inline", rule=rule)
-        add(f"{name}: {kind}", base=f"{name}: inline")
-    add("python 25 ms x8: auto, loop max lag", "s", rule=LAG)
-    add("python 25 ms x8: cpu, loop max lag", "s")
-    for function in (*MIXED_WORK, "overall"):
-        auto, unit = f"mixed {function}: auto", "calls/s"
-        if function == "overall":
-            unit = "geomean calls/s"
-        for strategy in ("best per function", *FIXED):
-            judge = MIXED if strategy == "best per function" else OVERALL
-            judged = (function == "overall") != (judge is MIXED)
-            add(
-                f"{auto} vs {strategy}",
-                unit,
-                f"mixed {function}: {strategy}",
-                judge if judged else None,
-                auto,
-            )
-    return made
+        plan += [
+            (f"{name}: auto", f"{name}: inline", rule),
+            (f"{name}: {kind}", f"{name}: inline", None),
+        ]
+    plan += [("python 25 ms x8: auto, loop max lag", None, LAG)]
+    plan += [("python 25 ms x8: cpu, loop max lag", None, None)]
+    # Each function against its best fixed kind, and against its best single kind for all (for
+    # the record: inline for all gives one function the whole loop while the others starve).
+    for function in MIXED_WORK:
+        mixed = f"mixed {function}: "
+        plan.append((mixed + "auto vs best per function", mixed + "best per function", MIXED))
+        plan.append((f"{mixed}auto vs {best[function]}", mixed + best[function], None))
+    for strategy in ("best per function", *FIXED):
+        judge = OVERALL if strategy == best["overall"] else None
+        plan.append((f"mixed overall: auto vs {strategy}", f"mixed overall: {strategy}", judge))
+    return plan
+
+
+def _unit(name: str) -> str:
+    return "s" if "lag" in name else "geomean calls/s" if "overall" in name else "calls/s"
 
 
 async def _crossover(ctx: BenchContext, loops_per_us: float) -> list[Row]:
@@ -142,7 +133,8 @@ async def _measure(ctx: BenchContext) -> ScenarioResult:
         "sha256 8 MB": data,
         "blocking 20 ms": 0.02,
     }
-    made = _series()
+    measured: dict[str, list[float]] = {}
+    start = time.monotonic()
     async with hybridio.Runtime(cpu_workers=2, threads=32) as rt:
 
         async def rate(fn: Any, name: str, kind: hybridio.Kind, callers: int) -> float:
@@ -155,11 +147,11 @@ async def _measure(ctx: BenchContext) -> ScenarioResult:
                     await _rate(rt, fn, args[name], kind, 4, 0.05)
             await _mixed(rt, dict.fromkeys(MIXED_WORK, "auto"), args, 0.2)
         strategies: dict[str, dict[str, hybridio.Kind]] = {
-            k: dict.fromkeys(MIXED_WORK, k) for k in FIXED
+            "auto": dict.fromkeys(MIXED_WORK, "auto")
         }
-        strategies |= {"best per function": {name: work[2] for name, work in MIXED_WORK.items()}}
-        strategies |= {"auto": dict.fromkeys(MIXED_WORK, "auto")}
-        for repeat in ctx.rounds(*((s, rule) for s, rule, _ in made.values() if rule)):
+        strategies |= {kind: dict.fromkeys(MIXED_WORK, kind) for kind in FIXED}
+        strategies["best per function"] = {name: work[2] for name, work in MIXED_WORK.items()}
+        for repeat in range(ctx.repeats(10, quick=MIN_REPEATS)):
             ctx.progress(f"repeat {repeat + 1}")
             flip = slice(None, None, -1 if repeat % 2 else 1)  # auto goes first every other time
             got = {"python 25 ms x8: inline": await rate(spin, "python 25 ms", "inline", 8)}
@@ -176,32 +168,24 @@ async def _measure(ctx: BenchContext) -> ScenarioResult:
                 rates = await _mixed(rt, strategies[strategy], args, seconds)
                 got |= {f"mixed {name}: {strategy}": value for name, value in rates.items()}
                 got[f"mixed overall: {strategy}"] = statistics.geometric_mean(rates.values())
-            for series, _, key in made.values():
-                series.add(got[key], got[series.baseline] if series.baseline else None)
+            for key, value in got.items():
+                measured.setdefault(key, []).append(value)
         decisions = {name: dataclasses.asdict(d) for name, d in rt.stats().auto.items()}
-    rows = []
-    for name, (series, judge, _) in made.items():
-        function, _, strategy = name.partition(": auto vs ")
-        if strategy in FIXED:  # only the best single kind for all (inline for all starves the
-            # others), except for the overall rows: each, and the rule against the best one.
-            medians = {
-                k: statistics.median(made[f"{function}: auto vs {k}"][0].baseline_values)
-                for k in FIXED
-            }
-            if strategy != max(FIXED, key=medians.__getitem__):
-                if function != "mixed overall":
-                    continue
-                judge = None
-        rows.append(series.row(SCENARIO, rule=judge))
-        if judge is LAG:
-            rows[-1].target = "< 15 ms"
+    best = {
+        function: max(
+            FIXED, key=lambda kind: statistics.median(measured[f"mixed {function}: {kind}"])
+        )
+        for function in (*MIXED_WORK, "overall")
+    }
+    made = rows(SCENARIO, measured, (start, time.monotonic()), _plan(best), _unit)
+    next(row for row in made if "lag" in row.name).target = "< 15 ms"
     ctx.progress("crossover")
-    rows += await _crossover(ctx, loops_per_us)
+    made += await _crossover(ctx, loops_per_us)
     return ScenarioResult(
         SCENARIO,
         'kind="auto": routing learned per function',
         __doc__ or "",
-        rows,
+        made,
         extra={"decisions": decisions},
     )
 

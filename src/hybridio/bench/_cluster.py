@@ -20,12 +20,13 @@ from functools import partial
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 import hybridio
 
 from .._workloads import busy_for
+from ._harness import free_port, running
 from ._model import BenchContext, Row, ScenarioResult, Series
-from ._process import free_port, running
 from ._work import echo, noop
 
 __all__ = ["local_cluster", "run"]
@@ -54,20 +55,25 @@ def local_cluster(workers: int) -> Iterator[str]:
         yield address
 
 
-async def _serial(rt: hybridio.Runtime, *, calls: int) -> float:
+async def _per_call(call: Callable[[], Awaitable[object]], calls: int) -> float:
     """Seconds per call, one call after the other."""
     start = time.perf_counter()
     for _ in range(calls):
-        await rt.run_cpu(noop)
+        await call()
     return (time.perf_counter() - start) / calls
 
 
-async def _map(rt: hybridio.Runtime, *, fn: Callable[[Any], Any], items: list[Any]) -> float:
+async def _serial(rt: hybridio.Runtime, *, calls: int) -> float:
+    return await _per_call(lambda: rt.run_cpu(noop), calls)
+
+
+async def _map(rt: hybridio.Runtime, *, fn: Callable[[float], Any], n: int) -> float:
+    """Items per second of ``map_cpu`` over ``n`` items of ``fn(0.001)``."""
     start = time.perf_counter()
-    async with rt.map_cpu(fn, items) as results:
+    async with rt.map_cpu(fn, [0.001] * n) as results:
         async for _ in results:
             pass
-    return len(items) / (time.perf_counter() - start)
+    return n / (time.perf_counter() - start)
 
 
 async def _burst(rt: hybridio.Runtime, *, seconds: float, calls: int) -> float:
@@ -99,28 +105,22 @@ async def _pairs(
     return measured
 
 
+async def _nothing() -> None:
+    """A coroutine for Dask's client loop (asyncio, whatever the caller's loop)."""
+
+
 async def _bridge(calls: int) -> tuple[float, float]:
     """Seconds per round trip to Dask's client thread, and to an anyio worker thread."""
     from .._backends._cluster import _Connection
     from .._core._signal import loop_callback, signal_factory
 
-    async def nothing() -> None:
-        return None
-
     connection = _Connection("bench", None, loop_callback(), signal_factory())
     try:
-        for _ in range(10):
-            await connection.call(nothing())
-        start = time.perf_counter()
-        for _ in range(calls):
-            await connection.call(nothing())
-        bridge = (time.perf_counter() - start) / calls
+        await _per_call(lambda: connection.call(_nothing()), 10)
+        bridge = await _per_call(lambda: connection.call(_nothing()), calls)
     finally:
         await connection.close()
-    start = time.perf_counter()
-    for _ in range(calls):
-        await anyio.to_thread.run_sync(noop)
-    return bridge, (time.perf_counter() - start) / calls
+    return bridge, await _per_call(lambda: anyio.to_thread.run_sync(noop), calls)
 
 
 def run(ctx: BenchContext) -> ScenarioResult:
@@ -131,14 +131,8 @@ def run(ctx: BenchContext) -> ScenarioResult:
     bursts = {size: f"{8 * workers} concurrent calls of {size * 1000:g} ms" for size in sizes}
     probes: dict[str, tuple[str, Probe]] = {
         "overhead per call (serial no-op calls)": ("s", partial(_serial, calls=serial)),
-        f"map_cpu throughput, {tiny} tiny items": (
-            "items/s",
-            partial(_map, fn=echo, items=[*range(tiny)]),
-        ),
-        f"map_cpu throughput, {ms} x 1 ms": (
-            "items/s",
-            partial(_map, fn=busy_for, items=[0.001] * ms),
-        ),
+        f"map_cpu throughput, {tiny} tiny items": ("items/s", partial(_map, fn=echo, n=tiny)),
+        f"map_cpu throughput, {ms} x 1 ms": ("items/s", partial(_map, fn=busy_for, n=ms)),
     }
     probes |= {
         name: ("s", partial(_burst, seconds=size, calls=8 * workers))
@@ -155,25 +149,18 @@ def run(ctx: BenchContext) -> ScenarioResult:
                 made[name].add(cluster, local)
     note = f"on the cluster of {workers} one-thread Dask workers, against {pool}"
     rows = [series.row(SCENARIO, note=note) for series in made.values()]
-    paying = [
-        size for size, name in bursts.items() if (made[name].ratio or math.inf) <= CROSSOVER_RATIO
-    ]
-    name = f"crossover: task size where the cluster costs <= {CROSSOVER_RATIO:g}x the pool"
-    why = "" if paying else "not reached at the sizes measured"
-    rows.append(
-        Row(
-            SCENARIO, name, paying[0] if paying else math.nan, "s", repeats, verdict="n/a", note=why
-        )
+    ratios = {size: made[name].ratio or math.inf for size, name in bursts.items()}
+    paying = min(
+        (size for size, ratio in ratios.items() if ratio <= CROSSOVER_RATIO), default=math.nan
     )
+    name = f"crossover: task size where the cluster costs <= {CROSSOVER_RATIO:g}x the pool"
+    why = "not reached at the sizes measured" if math.isnan(paying) else ""
+    rows.append(Row(SCENARIO, name, paying, "s", repeats, verdict="n/a", note=why))
     for backend in ("asyncio", "trio"):
         bridge = Series(
-            f"bridge round trip to the Dask client's thread, {backend}",
-            "s",
-            "anyio.to_thread.run_sync round trip",
+            f"bridge to the Dask client's thread, {backend}", "s", "anyio.to_thread round trip"
         )
         bridge.add(*anyio.run(_bridge, ctx.pick(2000, 1000, 50), backend=backend))
-        rows.append(
-            bridge.row(SCENARIO, note="paid once per batch (one Dask task), on top of Dask's own")
-        )
+        rows.append(bridge.row(SCENARIO, note="once per batch (one Dask task), besides Dask's own"))
     title = "Local process pool vs a Dask cluster of the same size"
     return ScenarioResult(SCENARIO, title, __doc__ or "", rows, extra={"workers": workers})

@@ -7,6 +7,7 @@ alternating; both must write the same records. The method is in docs/crawl.md ("
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import shutil
 import subprocess
@@ -18,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from ..crawl._testsite import generate_site
+from ._harness import ensure_debian_packages, free_port, measure_tree, running
 from ._model import BenchContext, Row, Rule, ScenarioResult, Series
 from ._plots import bar_plot
-from ._process import ensure_debian_packages, free_port, measure_tree, running
 
 __all__ = ["run"]
 
@@ -29,6 +30,9 @@ SCENARIO = "crawl"
 GENERATED_TARGET = Rule(3.0, target=True)
 REAL_TARGET = Rule(5.0, target=True)
 PYTHON_DOCS = Path("/usr/share/doc/python3.11/html")
+#: The Debian packages of the real site, and a file each installs.
+REAL_SITE = {"python3.11-doc": PYTHON_DOCS / "index.html", "nginx-light": Path("/usr/sbin/nginx")}
+UNITS = {"pages/s": "pages/s", "CPU": "% of one core", "peak RSS": "MiB"}
 _CLI = [sys.executable, "-c", "from hybridio._cli import main; main()"]
 _NGINX_CONF = """\
 daemon off;
@@ -90,98 +94,83 @@ def _crawl(crawler: str, url: str, work: Path) -> dict[str, Any]:
     return {
         "pages/s": len(records) / seconds,
         "CPU": 100 * cpu / seconds,
-        "RSS": rss,
+        "peak RSS": rss,
         "records": records,
     }
 
 
 def _differences(a: dict[str, Any], b: dict[str, Any], names: str) -> str:
     """'' when two crawls wrote the same URLs and records, else what differs."""
-    only_a, only_b = sorted(a.keys() - b.keys()), sorted(b.keys() - a.keys())
-    if only_a or only_b:
-        return f"URLs differ ({names}): only in one {only_a[:3]}, only in the other {only_b[:3]}"
-    different = [url for url in sorted(a) if a[url] != b[url]]
-    if not different:
+    if a.keys() != b.keys():
+        return f"URLs differ ({names}), e.g. {sorted(a.keys() ^ b.keys())[:3]}"
+    url = next((url for url in sorted(a) if a[url] != b[url]), None)
+    if url is None:
         return ""
-    first, second = a[different[0]], b[different[0]]
-    fields = {
-        k: (first.get(k), second.get(k))
-        for k in first.keys() | second.keys()
-        if first.get(k) != second.get(k)
-    }
-    return f"{len(different)} records differ ({names}), e.g. {different[0]}: {fields}"
+    fields = {k: (v, b[url].get(k)) for k, v in a[url].items() if v != b[url].get(k)}
+    return f"records differ ({names}), e.g. {url}: {fields}"
 
 
 def _race(
-    ctx: BenchContext,
-    result: ScenarioResult,
-    url: str,
-    work: Path,
-    label: str,
-    rule: Rule,
-    pages: int | None = None,
+    ctx: BenchContext, result: ScenarioResult, url: str, work: Path, label: str, pages: int = 0
 ) -> None:
-    """Crawl ``url`` with both crawlers in turn until the pages/s ratio is settled; its rows."""
-    scrapy = importlib.util.find_spec("scrapy") is not None
-    crawlers = ["hybridio", "scrapy"] if scrapy else ["hybridio"]
-    made = {
-        (crawler, what): Series(
-            f"{label}{crawler} {what}",
-            unit,
-            f"{label}scrapy {what}" if crawler == "hybridio" and what != "CPU" else None,
-        )
-        for crawler in crawlers
-        for what, unit in (("pages/s", "pages/s"), ("CPU", "% of one core"), ("peak RSS", "MiB"))
-    }
-    ratio = made["hybridio", "pages/s"]
+    """Crawl ``url`` with each crawler in turn until the pages/s ratio is settled; add the rows."""
+    crawlers = ["hybridio", "scrapy"] if importlib.util.find_spec("scrapy") else ["hybridio"]
+    made = {}
+    for crawler, (what, unit) in itertools.product(crawlers, UNITS.items()):
+        paired = crawler == "hybridio" and what != "CPU"
+        baseline = f"{label}scrapy {what}" if paired else None
+        made[crawler, what] = Series(f"{label}{crawler} {what}", unit, baseline)
+    ratio, rule = made["hybridio", "pages/s"], REAL_TARGET if label else GENERATED_TARGET
     records: dict[str, list[dict[str, Any]]] = {crawler: [] for crawler in crawlers}
     for repeat in ctx.rounds((ratio, rule)):
         runs = {}
         for crawler in crawlers[:: -1 if repeat % 2 else 1]:
             ctx.progress(f"{label}{crawler}, run {repeat + 1}")
             runs[crawler] = _crawl(crawler, url, work)
-            records[crawler].append(runs[crawler].pop("records"))
+            records[crawler].append(runs[crawler]["records"])
         for (crawler, what), series in made.items():
-            key = "RSS" if what == "peak RSS" else what
-            series.add(runs[crawler][key], runs["scrapy"][key] if series.baseline else None)
-    if not scrapy:
+            series.add(runs[crawler][what], runs["scrapy"][what] if series.baseline else None)
+    if len(crawlers) == 1:
         why = "scrapy is not installed (pip install 'hybridio[scrapy]'): the race was not run"
-        result.rows += [
-            ratio.row(SCENARIO, verdict="n/a", note=why),
-            Series(f"{label}scrapy pages/s", "pages/s").row(SCENARIO, verdict="n/a", note=why),
-        ]
+        result.rows.append(ratio.row(SCENARIO, verdict="n/a", note=why))
         return
     first = records["hybridio"][0]
-    problems = [
-        _differences(a, b, "hybridio, Scrapy")
-        for a, b in zip(records["hybridio"], records["scrapy"], strict=True)
-    ]
+    pairs = zip(records["hybridio"], records["scrapy"], strict=True)
+    problems = [_differences(a, b, "hybridio, Scrapy") for a, b in pairs]
     problems += [
-        _differences(first, other, f"hybridio runs 1 and {i}")
-        for i, other in enumerate(records["hybridio"][1:], 2)
+        _differences(first, b, f"hybridio runs 1, {i}")
+        for i, b in enumerate(records["hybridio"], 1)
     ]
-    if pages is not None and any(len(run) != pages for run in records["hybridio"]):
+    if pages and any(len(run) != pages for run in records["hybridio"]):
         problems.append(f"hybridio missed some of the {pages} pages")
     problems = [problem for problem in problems if problem]
-    same = Row(
-        SCENARIO,
-        f"{label}identical URLs and records",
-        float(not problems),
-        "bool",
-        ratio.n,
-        target="same pages and records, every run",
-        verdict="not met" if problems else "met",
-        note="; ".join(problems) or f"{len(first)} pages, every record equal in every run",
+    verdict, note = (
+        ("not met", "; ".join(problems))
+        if problems
+        else ("met", f"{len(first)} pages, every record equal in every run")
     )
     result.rows += [
         series.row(SCENARIO, rule=rule if series is ratio else None) for series in made.values()
     ]
-    result.rows.append(same)
+    name, target = f"{label}identical URLs and records", "same records, every run"
+    result.rows.append(
+        Row(
+            SCENARIO,
+            name,
+            float(not problems),
+            "bool",
+            ratio.n,
+            target=target,
+            verdict=verdict,
+            note=note,
+        )
+    )
     if not ctx.tiny:
-        plot = f"crawl_{'real_' if label else ''}pages_per_second.png"
+        result.plots.append(f"crawl_{'real_' if label else ''}pages_per_second.png")
         title = f"Crawl throughput, {'CPython docs' if label else 'generated site'} (median, 95% interval)"
-        bar_plot(ctx.out / plot, title, "pages/s", {c: made[c, "pages/s"] for c in crawlers})
-        result.plots.append(plot)
+        bar_plot(
+            ctx.out / result.plots[-1], title, "pages/s", {c: made[c, "pages/s"] for c in crawlers}
+        )
 
 
 def run(ctx: BenchContext) -> ScenarioResult:
@@ -195,21 +184,18 @@ def run(ctx: BenchContext) -> ScenarioResult:
         "alternately by `hybridio crawl` and a breadth-first Scrapy spider, both at Scrapy's "
         "default concurrency (16, 8 per host); see docs/crawl.md.",
     )
-    with tempfile.TemporaryDirectory(prefix="hybridio-crawl-bench-") as tmp:
-        work = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="hybridio-crawl-bench-") as work:
         ctx.progress(f"generating a {pages}-page site")
         words = ctx.pick(1500, 1500, 60)
-        manifest = generate_site(
-            work / "site", pages=pages, seed=7, words_per_page=words, quirks=True
+        site = generate_site(
+            Path(work, "site"), pages=pages, seed=7, words_per_page=words, quirks=True
         )
-        with _site(work / "site") as url:
-            _race(ctx, result, url, work, "", GENERATED_TARGET, len(manifest.reachable()))
+        with _site(Path(work, "site")) as url:
+            _race(ctx, result, url, Path(work), "", len(site.reachable()))
         if ctx.tiny:
             return result
         ctx.progress("real site: checking python3.11-doc and nginx-light")
-        problem = ensure_debian_packages(
-            {"python3.11-doc": PYTHON_DOCS / "index.html", "nginx-light": Path("/usr/sbin/nginx")}
-        )
+        problem = ensure_debian_packages(REAL_SITE)
         if problem:
             row = Series("real site: hybridio pages/s", "pages/s").row(
                 SCENARIO, verdict="n/a", note=f"not run: {problem}"
@@ -217,5 +203,5 @@ def run(ctx: BenchContext) -> ScenarioResult:
             result.rows.append(row)
             return result
         with _site(PYTHON_DOCS) as url:
-            _race(ctx, result, url, work, "real site: ", REAL_TARGET)
+            _race(ctx, result, url, Path(work), "real site: ")
     return result

@@ -41,9 +41,7 @@ BLOCK = 0.05
 DETECT_THRESHOLD = 0.025
 
 
-# -- the injected culprits: module-level, with names the report must give back -------------------
-
-
+# The injected culprits: module-level, with names the report must give back.
 def _blocking_io_on_the_loop(seconds: float) -> None:
     time.sleep(seconds)  # like a synchronous HTTP call or database query
 
@@ -69,12 +67,8 @@ CULPRITS: tuple[Callable[[float], None], ...] = (
 )
 
 
-# -- measurements ---------------------------------------------------------------------------
-
-
 def _on(backend: str, fn: Callable[[], Awaitable[T]]) -> T:
-    name, options = BACKENDS[backend]
-    return anyio.run(fn, backend=name, backend_options=options)
+    return anyio.run(fn, backend=BACKENDS[backend][0], backend_options=BACKENDS[backend][1])
 
 
 async def _workload(tasks: int, steps: int) -> None:
@@ -152,9 +146,6 @@ async def _detect(count: int, seed: int) -> tuple[int, list[str], list[str]]:
         tg.cancel_scope.cancel()
     misses = [name for i, name in enumerate(names) if i not in caught]
     return len(caught), others, misses
-
-
-# -- the scenario ---------------------------------------------------------------------------
 
 
 def _backends(wanted: list[str]) -> tuple[list[str], list[str]]:

@@ -28,9 +28,9 @@ import numpy
 import psutil
 
 from .._workloads import calibrate
-from ._model import MIN_REPEATS, BenchContext, Rule, ScenarioResult, Series, median_interval
+from ._harness import ensure_debian_packages, free_port, rows, running, tree_rss
+from ._model import MIN_REPEATS, BenchContext, Rule, ScenarioResult, median_interval
 from ._plots import bar_plot
-from ._process import ensure_debian_packages, free_port, running, tree_rss
 
 __all__ = ["parse_wrk", "render_numbers", "replace_between_markers", "run"]
 
@@ -253,6 +253,12 @@ def _plan(labels: Sequence[str], loads: Sequence[str]) -> list[tuple[str, str | 
     return [*plan, ("overload: server + workers RSS after", "RSS before", FLAT_MEMORY)]
 
 
+def _unit(name: str) -> str:
+    if "p99" in name or "p50" in name:
+        return "ms"
+    return "s" if "CPU" in name else "MiB" if "RSS" in name else "req/s"
+
+
 def _note(name: str, measured: dict[str, list[float]]) -> str:
     """503s and CPU shares of the load a row comes from."""
     load = name.split(":")[0]
@@ -284,26 +290,15 @@ def run(ctx: BenchContext) -> ScenarioResult:
             ctx.progress(f"repeat {repeat + 1}")
             for key, value in _repeat(ctx, servers, loads, seconds, repeat % 2 == 1).items():
                 measured.setdefault(key, []).append(value)
-    window, rows = (start, time.monotonic()), []
-    for name, base, rule in _plan(labels, loads):
-        unit = (
-            "ms"
-            if "p99" in name or "p50" in name
-            else "s"
-            if "CPU" in name
-            else "MiB"
-            if "RSS" in name
-            else "req/s"
-        )
-        values, baseline = measured[name.split(" vs ")[0]], measured[base] if base else []
-        series = Series(name, unit, base, values=values, baseline_values=baseline, window=window)
-        rows.append(series.row(SCENARIO, rule=rule, note=_note(name, measured)))
-    rows[-3].note = (
+    made = rows(SCENARIO, measured, (start, time.monotonic()), _plan(labels, loads), _unit)
+    for row in made:
+        row.note = _note(row.name, measured)
+    made[-3].note = (
         f"open loop at {OVERLOAD:g}x capacity, {OVERLOAD_DEADLINE:g} s deadline: "
         f"{statistics.median(measured['refused']):.0%} refused with 503, each held 0.5 s on "
         f"purpose; ok p99 {statistics.median(measured['ok p99']):.0f} ms"
     )
-    probes = {row.name.removeprefix("/io p99 under ").removesuffix(" load"): row for row in rows}
+    probes = {row.name.removeprefix("/io p99 under ").removesuffix(" load"): row for row in made}
     bars = {
         name.lstrip("/"): (row.value, median_interval(row.values))
         for name, row in probes.items()
@@ -317,7 +312,7 @@ def run(ctx: BenchContext) -> ScenarioResult:
         "Hybrid server under load, against the servers users write instead",
         f"Servers on 127.0.0.1 ({workers} workers each), load from wrk, {seconds:g} s per load, "
         "the servers' order alternating between repeats; see docs/benchmarks.md.",
-        rows,
+        made,
         [plot],
         extra={"workers": workers, "loops_per_ms": loops_per_ms, "measured": measured},
     )

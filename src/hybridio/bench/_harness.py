@@ -1,5 +1,5 @@
-"""The helper processes of the bench (servers, load generators, crawlers, a Dask cluster):
-starting, stopping and measuring them, all on 127.0.0.1."""
+"""What several scenarios share: rows from quantities measured in each repeat, and helper
+processes (servers, load generators, crawlers, a Dask cluster) on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -9,14 +9,38 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-__all__ = ["ensure_debian_packages", "free_port", "measure_tree", "running", "tree_rss"]
+from ._model import Row, Rule, Series
+
+__all__ = ["ensure_debian_packages", "free_port", "measure_tree", "rows", "running", "tree_rss"]
+
+#: (row, baseline, rule): a row reports the quantity its name starts with (up to " vs "),
+#: paired repeat by repeat with the baseline quantity when there is one.
+Plan = Iterable[tuple[str, str | None, Rule | None]]
+
+
+def rows(
+    scenario: str,
+    measured: dict[str, list[float]],
+    window: tuple[float, float],
+    plan: Plan,
+    unit: Callable[[str], str],
+) -> list[Row]:
+    """The rows of ``plan`` from the quantities ``measured`` in each repeat during ``window``
+    (``time.monotonic()`` readings: the load then decides whether a verdict may be given)."""
+    made = []
+    for name, base, rule in plan:
+        values, paired = measured[name.split(" vs ")[0]], measured[base] if base else []
+        series = Series(name, unit(name), base, values=values, baseline_values=paired)
+        series.window = window
+        made.append(series.row(scenario, rule=rule))
+    return made
 
 
 def free_port() -> int:
@@ -76,34 +100,32 @@ def tree_rss(process: psutil.Process) -> float:
 
 
 def measure_tree(command: Sequence[str]) -> tuple[float, float, float]:
-    """Run ``command`` to its end: wall seconds, CPU seconds of its process tree, and its peak
-    RSS in MiB (sampled every 50 ms)."""
-    started = time.perf_counter()
-    cpu: dict[int, float] = {}
-    peak = 0.0
+    """Run ``command`` to its end: wall seconds, CPU seconds of it and the children it waited
+    for, and the peak RSS of its process tree in MiB (sampled every 50 ms)."""
+    started, peak = time.perf_counter(), 0.0
     with tempfile.TemporaryFile() as errors:  # a file: a chatty child never blocks on a pipe
-        process = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
-        while process.poll() is None:
-            peak = max(peak, tree_rss(process))
-            for member in _tree(process):
-                try:
-                    times = member.cpu_times()
-                    cpu[member.pid] = times.user + times.system
-                except psutil.NoSuchProcess:
-                    pass
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
+        tree = psutil.Process(process.pid)
+        while not (ended := os.wait4(process.pid, os.WNOHANG))[0]:
+            peak = max(peak, tree_rss(tree))
             time.sleep(0.05)
-        errors.seek(0)
-        stderr = errors.read().decode(errors="replace")
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{stderr[-2000:]}")
-    return time.perf_counter() - started, sum(cpu.values()), peak
+        process.returncode = os.waitstatus_to_exitcode(ended[1])
+        if process.returncode != 0:
+            errors.seek(0)
+            raise RuntimeError(
+                f"{command} failed:\n{errors.read().decode(errors='replace')[-2000:]}"
+            )
+    usage = ended[2]
+    return time.perf_counter() - started, usage.ru_utime + usage.ru_stime, peak
 
 
 def ensure_debian_packages(packages: dict[str, Path]) -> str:
     """Install the Debian ``packages`` whose marker path is missing; '' when all are there, else
     why they could not be installed (not Debian, not root, apt-get failed)."""
-    missing = [name for name, marker in packages.items() if not marker.exists()]
-    apt = shutil.which("apt-get")
+    missing, apt = (
+        [name for name, path in packages.items() if not path.exists()],
+        shutil.which("apt-get"),
+    )
     if not missing:
         return ""
     if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
