@@ -9,6 +9,7 @@ inline; map_cpu of tiny items. docs/benchmarks.md ("dispatch") says what each ro
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -24,8 +25,9 @@ import hybridio
 from .._workloads import loops_for, spin
 from . import _targets as t
 from ._dispatch_sketch import BatchingSketch
+from ._harness import rows
 from ._load import usable_cpus
-from ._model import BenchContext, Rule, ScenarioResult, Series
+from ._model import MIN_REPEATS, BenchContext, Rule, ScenarioResult, median_interval
 from ._plots import bar_plot
 from ._work import echo
 
@@ -85,6 +87,9 @@ async def throughput(
     return done / (time.perf_counter() - start)
 
 
+#: The CPU speedup's strategies, in the order they run.
+CPU = ["hybridio.run_cpu", "anyio.to_process", "ProcessPoolExecutor"]
+CPU += ["threads (hybridio.run_blocking)", "inline"]
 #: (measured, baseline, rule) of each row: names are "<strategy> x<callers>", "cpu <strategy>".
 ROWS: list[tuple[str, str | None, Rule | None]] = [
     ("hybridio.run_cpu x1", "anyio.to_process x1", t.LONE_CALL),
@@ -104,9 +109,7 @@ ROWS: list[tuple[str, str | None, Rule | None]] = [
     *((f"anyio.to_process x{n}", None, None) for n in (1, 32, 256)),
     *((f"anyio.to_thread x{n}", None, None) for n in (1, 32)),
     ("cpu hybridio.run_cpu", "cpu inline", t.CPU_SPEEDUP),
-    ("cpu anyio.to_process", "cpu inline", None),
-    ("cpu ProcessPoolExecutor", "cpu inline", None),
-    ("cpu threads (hybridio.run_blocking)", "cpu inline", None),
+    *((f"cpu {name}", "cpu inline", None) for name in CPU[1:-1]),
     ("cpu inline", None, None),
     ("map_cpu", "anyio.to_process x32", t.MAP_CPU),
 ]
@@ -114,24 +117,20 @@ ROWS: list[tuple[str, str | None, Rule | None]] = [
 
 _BARS = ["anyio.to_process", "ProcessPoolExecutor", "hybridio.run_cpu", _SKETCH]
 _BARS += ["anyio.to_thread", "ThreadPoolExecutor", "hybridio.run_blocking"]
-_UNITS = {"map": "items/s", "cpu": "tasks/s"}
 
 
-async def _measure(ctx: BenchContext) -> dict[str, Any]:
-    cpus = usable_cpus()
+def _unit(name: str) -> str:
+    return (
+        "items/s" if name.startswith("map") else "tasks/s" if name.startswith("cpu") else "calls/s"
+    )
+
+
+async def _measure(ctx: BenchContext, measured: dict[str, list[float]]) -> dict[str, Any]:
+    """Every repeat's quantities into ``measured``; facts of the run."""
+    cpus, loop = usable_cpus(), asyncio.get_running_loop()
     seconds = ctx.pick(full=1.0, quick=0.3, tiny=0.02)
     spin_n = loops_for(ctx.pick(full=0.025, quick=0.025, tiny=0.002))
     map_items = ctx.pick(full=10_000, quick=10_000, tiny=500)
-    loop = asyncio.get_running_loop()
-    made = [
-        (
-            Series(f"{name} vs {base}" if base else name, _UNITS.get(name[:3], "calls/s"), base),
-            name,
-            rule,
-        )
-        for name, base, rule in ROWS
-    ]
-    made[-1][0].baseline_unit = "calls/s"  # map_cpu's items/s against calls/s
     pools = (ProcessPoolExecutor(cpus), ThreadPoolExecutor())
     try:
         async with hybridio.Runtime(cpu_workers=cpus) as rt, BatchingSketch(cpus) as sketch:
@@ -142,53 +141,54 @@ async def _measure(ctx: BenchContext) -> dict[str, Any]:
                 await throughput(call, 2 * cpus, 0.05)
             plan = [(name, callers) for name in strategies for callers in (1, 32)]
             plan += [(name, 256) for name in ("hybridio.run_cpu", "anyio.to_process", _SKETCH)]
-            offloaded = _strategies(rt, loop, pools, spin, spin_n)
+            cpu = _strategies(rt, loop, pools, spin, spin_n)
+            cpu["threads (hybridio.run_blocking)"] = cpu.pop("hybridio.run_blocking")
 
             async def inline() -> Any:
                 return spin(spin_n)
 
-            cpu = {
-                "inline": inline,
-                "threads (hybridio.run_blocking)": offloaded.pop("hybridio.run_blocking"),
-            }
-            cpu |= {
-                name: offloaded[name]
-                for name in ("hybridio.run_cpu", "anyio.to_process", "ProcessPoolExecutor")
-            }
-            judged = [(series, rule) for series, _, rule in made if rule]
-            for repeat in ctx.rounds(*judged, budget=ctx.pick(120.0, 20.0, 0.0)):
+            cpu["inline"] = inline
+            for repeat in range(ctx.repeats(10, quick=MIN_REPEATS)):
                 ctx.progress(f"repeat {repeat + 1}")
                 got = {}
                 for name, callers in plan:  # strategies alternate within each repeat
                     got[f"{name} x{callers}"] = await throughput(strategies[name], callers, seconds)
-                for name, call in cpu.items():  # 8 callers; the ratio to inline is the speedup
-                    got[f"cpu {name}"] = await throughput(call, 8, 4 * seconds, yield_every=1)
+                for name in CPU:  # 8 callers; the ratio to inline is the speedup
+                    got[f"cpu {name}"] = await throughput(cpu[name], 8, 4 * seconds, yield_every=1)
                 start = time.perf_counter()
                 async with rt.map_cpu(echo, range(map_items)) as results:
                     async for _ in results:
                         pass
                 got["map_cpu"] = map_items / (time.perf_counter() - start)
-                for series, name, _ in made:
-                    series.add(got[name], got[series.baseline] if series.baseline else None)
+                for key, value in got.items():
+                    measured.setdefault(key, []).append(value)
             batches = rt.stats()["cpu"].batches
     finally:
         pools[0].shutdown(cancel_futures=True)
         pools[1].shutdown()
-    return {"made": made, "cpus": cpus, "spin_n": spin_n, "batches": batches}
+    return {"cpus": cpus, "spin_n": spin_n, "batches": batches}
 
 
 def run(ctx: BenchContext) -> ScenarioResult:
     """Measure dispatch throughput, CPU speedup and map_cpu against the plain APIs."""
-    info = anyio.run(_measure, ctx, backend="asyncio")
-    made = info.pop("made")
-    rows = [series.row(SCENARIO, rule=rule) for series, _, rule in made]
-    plot = "dispatch-throughput.png"
-    measured = {name: series for series, name, _ in reversed(made)}
-    title = "Tiny calls, 32 concurrent callers (asyncio, median, 95% interval)"
-    bars = {name: measured[f"{name} x32"] for name in _BARS}
+    measured: dict[str, list[float]] = {}
+    start = time.monotonic()
+    info = anyio.run(_measure, ctx, measured, backend="asyncio")
+    plan = [(f"{name} vs {base}" if base else name, base, rule) for name, base, rule in ROWS]
+    made = rows(SCENARIO, measured, (start, time.monotonic()), plan, _unit)
+    made[-1].baseline_unit = "calls/s"  # map_cpu's items/s against calls/s
+    bars = {
+        name: (statistics.median(v), median_interval(v))
+        for name in _BARS
+        if (v := measured[f"{name} x32"])
+    }
+    plot, title = (
+        "dispatch-throughput.png",
+        "Tiny calls, 32 concurrent callers (asyncio, median, 95% interval)",
+    )
     bar_plot(ctx.out / plot, title, "calls/s (log scale)", bars, logy=True)
     description = (
         f"{info['cpus']} worker processes, strategies alternating; see docs/benchmarks.md."
     )
     title = "Dispatch: tiny calls, CPU speedup and map_cpu against the plain APIs"
-    return ScenarioResult(SCENARIO, title, description, rows, [plot], extra=info)
+    return ScenarioResult(SCENARIO, title, description, made, [plot], extra=info)
