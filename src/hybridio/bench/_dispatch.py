@@ -2,39 +2,45 @@
 
 On one asyncio loop, the strategies alternating within each repeat: closed-loop throughput of a
 tiny call with 1, 32 and 256 callers ("x32") for hybridio, plain anyio, the executors and a
-minimal batching sketch (``_dispatch_sketch``); the speedup of 8 pure-Python tasks of ~25 ms over
+minimal batching sketch (``batching_sketch``); the speedup of 8 pure-Python tasks of ~25 ms over
 inline; map_cpu of tiny items. docs/benchmarks.md ("dispatch") says what each row shows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import pickle
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from typing import Any
+from contextlib import asynccontextmanager
+from typing import Any, cast
 
 import anyio
 import anyio.lowlevel
 import anyio.to_process
 import anyio.to_thread
+from anyio.abc import ByteReceiveStream, ByteSendStream, Process
+from anyio.streams.buffered import BufferedByteReceiveStream
 
 import hybridio
 
 from .._workloads import loops_for, spin
 from . import _targets as t
-from ._dispatch_sketch import BatchingSketch
 from ._harness import rows
 from ._load import usable_cpus
 from ._model import MIN_REPEATS, BenchContext, Rule, ScenarioResult, median_interval
 from ._plots import bar_plot
-from ._work import echo
+from ._work import echo, run_batch
 
 __all__ = ["run", "throughput"]
 
 SCENARIO = "dispatch"
 _SKETCH = "batching sketch"
+_ECHO = pickle.dumps(echo)
 
 Call = Callable[[], Awaitable[Any]]
 
@@ -119,6 +125,63 @@ _BARS = ["anyio.to_process", "ProcessPoolExecutor", "hybridio.run_cpu", _SKETCH]
 _BARS += ["anyio.to_thread", "ThreadPoolExecutor", "hybridio.run_blocking"]
 
 
+@asynccontextmanager
+async def batching_sketch(workers: int) -> AsyncIterator[Callable[[Any], Awaitable[Any]]]:
+    """A minimal batching dispatcher, the ceiling hybridio's run_cpu is measured against: what
+    this machine allows batching, with none of hybridio's guarantees (no queue bound, timeouts,
+    cancellation, crash handling or metrics). anyio.to_process's own workers, a driver task per
+    worker sending every queued call in one round trip, a bare future per caller; asyncio only.
+    Yields ``call(x)``, which runs ``echo(x)`` in a worker."""
+    pending: list[tuple[bytes, asyncio.Future[Any]]] = []
+    wake = asyncio.Event()
+
+    async def call(x: Any) -> Any:
+        future = asyncio.get_running_loop().create_future()
+        pending.append((pickle.dumps((x,)), future))
+        wake.set()
+        return await future
+
+    async def drive(process: Process) -> None:
+        stdin, stdout = (
+            process.stdin,
+            BufferedByteReceiveStream(cast(ByteReceiveStream, process.stdout)),
+        )
+        await stdout.receive_exactly(6)  # READY
+        batch: list[tuple[bytes, asyncio.Future[Any]]] = []
+        try:
+            while True:
+                if not pending:
+                    wake.clear()
+                    await wake.wait()
+                    continue
+                batch, pending[:64] = pending[:64], []
+                command = ("run", run_batch, ([(_ECHO, args) for args, _ in batch],))
+                await cast(ByteSendStream, stdin).send(pickle.dumps(command))
+                header = await stdout.receive_until(b"\n", 64)
+                results = pickle.loads(await stdout.receive_exactly(int(header.split(b" ")[1])))
+                for (_, future), result in zip(batch, results, strict=True):
+                    future.set_result(result)
+        except Exception as exc:  # a benchmark must fail, never hang: fail every waiting caller
+            for _, future in batch + pending:
+                if not future.done():
+                    future.set_exception(RuntimeError(f"the batching sketch failed: {exc!r}"))
+            raise
+
+    command = [sys.executable, "-u", "-m", "anyio.to_process"]
+    processes: list[Process] = []
+    try:
+        async with anyio.create_task_group() as tg:
+            for _ in range(workers):
+                processes.append(await anyio.open_process(command, stderr=subprocess.DEVNULL))
+                tg.start_soon(drive, processes[-1])
+            yield call
+            tg.cancel_scope.cancel()
+    finally:
+        for process in processes:
+            process.kill()  # a worker of the sketch holds nothing worth a graceful exit
+            await process.aclose()
+
+
 def _unit(name: str) -> str:
     return (
         "items/s" if name.startswith("map") else "tasks/s" if name.startswith("cpu") else "calls/s"
@@ -133,9 +196,9 @@ async def _measure(ctx: BenchContext, measured: dict[str, list[float]]) -> dict[
     map_items = ctx.pick(full=10_000, quick=10_000, tiny=500)
     pools = (ProcessPoolExecutor(cpus), ThreadPoolExecutor())
     try:
-        async with hybridio.Runtime(cpu_workers=cpus) as rt, BatchingSketch(cpus) as sketch:
+        async with hybridio.Runtime(cpu_workers=cpus) as rt, batching_sketch(cpus) as sketch:
             strategies = _strategies(rt, loop, pools, echo, 1)
-            strategies[_SKETCH] = lambda: sketch.call(echo, 1)
+            strategies[_SKETCH] = lambda: sketch(1)
             ctx.progress("starting every pool's workers")
             for call in strategies.values():  # warm up: every worker started and used
                 await throughput(call, 2 * cpus, 0.05)

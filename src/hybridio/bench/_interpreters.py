@@ -20,18 +20,13 @@ from typing import Any
 import anyio
 import psutil
 
+from hybridio import Kind, Runtime
+
 from .._runtime._gil import gil_enabled
-from .._runtime._runtime import Runtime
 from .._workloads import loops_for, spin
 from ._work import noop
 
 __all__ = ["measure"]
-
-_CALLS, _WORKERS = 4, 2
-
-
-def _row(name: str, value: float, unit: str, detail: str) -> dict[str, Any]:
-    return {"name": name, "value": round(value, 6), "unit": unit, "detail": detail}
 
 
 def _runtime(kind: str, workers: int) -> Runtime:
@@ -42,12 +37,11 @@ def _runtime(kind: str, workers: int) -> Runtime:
 
 async def _burst(rt: Runtime, kind: str, fn: Callable[..., Any], *args: Any, calls: int) -> float:
     """Seconds for ``calls`` concurrent calls of ``fn(*args)``."""
+    where: Kind = "interpreter" if kind == "interpreter" else "cpu"
     start = time.perf_counter()
     async with anyio.create_task_group() as tg:
         for _ in range(calls):
-            tg.start_soon(
-                lambda: rt.run(fn, *args, kind="interpreter" if kind == "interpreter" else "cpu")
-            )
+            tg.start_soon(lambda: rt.run(fn, *args, kind=where))
     return time.perf_counter() - start
 
 
@@ -55,72 +49,48 @@ async def _measure(quick: bool) -> list[dict[str, Any]]:
     kinds = ["interpreter"] if sys.version_info >= (3, 13) else []
     kinds += ["process"] + ([] if gil_enabled() else ["thread-cpu"])
     rounds, n = 3 if quick else 7, loops_for(0.05)
-    rows = [
-        _row("machine/cpus", os.cpu_count() or 1, "", "shared with other work: see the ratios"),
-        _row("machine/gil", float(gil_enabled()), "", f"Python {sys.version.split()[0]}"),
-    ]
+    rows = []
+
+    def add(name: str, value: float, unit: str, detail: str) -> None:
+        rows.append({"name": name, "value": round(value, 6), "unit": unit, "detail": detail})
+
+    add("machine/cpus", os.cpu_count() or 1, "", "shared with other work: see the ratios")
+    add("machine/gil", float(gil_enabled()), "", f"Python {sys.version.split()[0]}")
     best = dict.fromkeys(["inline", *kinds], math.inf)
     tiny = dict.fromkeys(kinds, math.inf)
     async with AsyncExitStack() as stack:
-        runtimes = {
-            kind: await stack.enter_async_context(_runtime(kind, _WORKERS)) for kind in kinds
-        }
+        runtimes = {kind: await stack.enter_async_context(_runtime(kind, 2)) for kind in kinds}
         for kind, rt in runtimes.items():  # the workers start (and learn the cost)
-            await _burst(rt, kind, spin, n, calls=_WORKERS)
+            await _burst(rt, kind, spin, n, calls=2)
         for _ in range(rounds):  # every kind in each round: a busy spell hits them all
-            best["inline"] = min(best["inline"], _timed(lambda: [spin(n) for _ in range(_CALLS)]))
+            best["inline"] = min(best["inline"], _timed(lambda: [spin(n) for _ in range(4)]))
             for kind, rt in runtimes.items():
-                best[kind] = min(best[kind], await _burst(rt, kind, spin, n, calls=_CALLS))
+                best[kind] = min(best[kind], await _burst(rt, kind, spin, n, calls=4))
                 tiny[kind] = min(tiny[kind], await _burst(rt, kind, noop, calls=1000))
-    rows.append(_row("parallel/inline", best["inline"], "s", f"{_CALLS} x ~50 ms in a row"))
+    add("parallel/inline", best["inline"], "s", "4 x ~50 ms in a row, best of the rounds")
     for kind in kinds:
-        rows.append(_row(f"parallel/{kind}", best[kind], "s", f"{_CALLS} x ~50 ms on {_WORKERS}"))
-        rows.append(
-            _row(
-                f"parallel/{kind}/speed-up",
-                best["inline"] / best[kind],
-                "x",
-                "inline / this, best of",
-            )
-        )
-        rows.append(
-            _row(f"tiny/{kind}", 1000 / tiny[kind], "calls/s", "1000 concurrent no-op calls")
-        )
+        add(f"parallel/{kind}", best[kind], "s", "4 x ~50 ms on 2 workers")
+        add(f"parallel/{kind}/speed-up", best["inline"] / best[kind], "x", "inline / this")
+        add(f"tiny/{kind}", 1000 / tiny[kind], "calls/s", "1000 concurrent no-op calls")
     for kind in kinds:
         async with _runtime(kind, 1) as rt:
-            samples = [await _burst(rt, kind, noop, calls=1) for _ in range(200 if quick else 1000)]
-            rows.append(
-                _row(
-                    f"round_trip/{kind}",
-                    statistics.median(samples[1:]) * 1e6,
-                    "us",
-                    "median, one call at a time",
-                )
-            )
-        samples = []
+            trips = [await _burst(rt, kind, noop, calls=1) for _ in range(200 if quick else 1000)]
+        add(f"round_trip/{kind}", statistics.median(trips[1:]) * 1e6, "us", "median, one by one")
+        starts = []
         for _ in range(rounds):
             async with _runtime(kind, 1) as rt:
-                samples.append(await _burst(rt, kind, noop, calls=1))
-        rows.append(
-            _row(f"start_up/{kind}", statistics.median(samples) * 1e3, "ms", "first call, median")
-        )
+                starts.append(await _burst(rt, kind, noop, calls=1))
+        add(f"start_up/{kind}", statistics.median(starts) * 1e3, "ms", "first call, median")
         if kind != "thread-cpu":
             before = psutil.Process().memory_full_info().uss
-            async with _runtime(kind, _WORKERS) as rt:
-                await _burst(rt, kind, spin, 10_000, calls=2 * _WORKERS)
+            async with _runtime(kind, 2) as rt:
+                await _burst(rt, kind, spin, 10_000, calls=4)
                 if kind == "interpreter":
-                    grown = (psutil.Process().memory_full_info().uss - before) / _WORKERS
-                    rows.append(
-                        _row(
-                            "memory/interpreter",
-                            grown / 2**20,
-                            "MiB",
-                            "parent USS growth per interpreter",
-                        )
-                    )
+                    grown = (psutil.Process().memory_full_info().uss - before) / 2 / 2**20
+                    add("memory/interpreter", grown, "MiB", "parent USS growth per interpreter")
                 else:
-                    uss = psutil.Process(rt.worker_pids()[0]).memory_full_info().uss
-                    rows.append(_row("memory/process", uss / 2**20, "MiB", "a worker's own USS"))
+                    uss = psutil.Process(rt.worker_pids()[0]).memory_full_info().uss / 2**20
+                    add("memory/process", uss, "MiB", "a worker's own USS")
     return rows
 
 
