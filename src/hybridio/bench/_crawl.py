@@ -175,7 +175,7 @@ def _race(
 
 def run(ctx: BenchContext) -> ScenarioResult:
     """Race both crawlers on a generated site, then (outside the tiny mode) on CPython's docs."""
-    pages = ctx.pick(2000, 800, 40)
+    pages = ctx.pick(2000, 400, 40)
     result = ScenarioResult(
         SCENARIO,
         "Crawler vs Scrapy on a local site",

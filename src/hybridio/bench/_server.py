@@ -300,7 +300,7 @@ def run(ctx: BenchContext) -> ScenarioResult:
     )
     probes = {row.name.removeprefix("/io p99 under ").removesuffix(" load"): row for row in made}
     bars = {
-        name.lstrip("/"): (row.value, median_interval(row.values))
+        name.lstrip("/").replace("io p99, idle", "idle"): (row.value, median_interval(row.values))
         for name, row in probes.items()
         if name in ("/io p99, idle", *LOADS)
     }
