@@ -124,16 +124,17 @@ def _wrk(loads: Sequence[tuple[str, int, list[str]]], seconds: float) -> list[di
     results, duration = [], f"-d{max(1, round(seconds))}s"
     with ExitStack() as stack:
         outs = [stack.enter_context(tempfile.TemporaryFile("w+")) for _ in loads]
-        pids = [
+        processes = [
             subprocess.Popen(
                 ["wrk", "-t1", f"-c{connections}", duration, "--latency", *header, url], stdout=out
-            ).pid
+            )
             for (url, connections, header), out in zip(loads, outs, strict=True)
         ]
-        for pid, out in zip(pids, outs, strict=True):
-            _, status, usage = os.wait4(pid, 0)
-            if status:
-                raise RuntimeError(f"wrk failed (wait status {status})")
+        for process, out in zip(processes, outs, strict=True):
+            _, status, usage = os.wait4(process.pid, 0)  # its CPU time too
+            process.returncode = os.waitstatus_to_exitcode(status)
+            if process.returncode:
+                raise RuntimeError(f"wrk failed (exit {process.returncode})")
             out.seek(0)
             results.append({**parse_wrk(out.read()), "client": usage.ru_utime + usage.ru_stime})
     return results
