@@ -26,6 +26,7 @@ import hybridio
 
 from .._workloads import busy_for
 from ._harness import free_port, running
+from ._load import usable_cpus
 from ._model import BenchContext, Row, ScenarioResult, Series
 from ._work import echo, noop
 
@@ -125,7 +126,7 @@ async def _bridge(calls: int) -> tuple[float, float]:
 
 def run(ctx: BenchContext) -> ScenarioResult:
     """Measure the local pool and a same-size Dask cluster on the same workloads."""
-    workers, repeats = os.cpu_count() or 2, ctx.repeats(6, quick=3, tiny=1)
+    workers, repeats = usable_cpus(), ctx.repeats(6, quick=3, tiny=1)
     serial, tiny, ms = ctx.pick(300, 100, 10), ctx.pick(20_000, 5_000, 200), ctx.pick(400, 200, 8)
     sizes = ctx.pick([0.0002, 0.001, 0.005, 0.02, 0.1], [0.0002, 0.001, 0.005, 0.02, 0.05], [0.001])
     bursts = {size: f"{8 * workers} concurrent calls of {size * 1000:g} ms" for size in sizes}

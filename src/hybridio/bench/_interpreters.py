@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
 import sys
 import time
@@ -24,6 +23,7 @@ from hybridio import Kind, Runtime
 
 from .._runtime._gil import gil_enabled
 from .._workloads import loops_for, spin
+from ._load import usable_cpus
 from ._work import noop
 
 __all__ = ["measure"]
@@ -54,7 +54,7 @@ async def _measure(quick: bool) -> list[dict[str, Any]]:
     def add(name: str, value: float, unit: str, detail: str) -> None:
         rows.append({"name": name, "value": round(value, 6), "unit": unit, "detail": detail})
 
-    add("machine/cpus", os.cpu_count() or 1, "", "shared with other work: see the ratios")
+    add("machine/cpus", usable_cpus(), "", "usable here, shared with other work: see the ratios")
     add("machine/gil", float(gil_enabled()), "", f"Python {sys.version.split()[0]}")
     best = dict.fromkeys(["inline", *kinds], math.inf)
     tiny = dict.fromkeys(kinds, math.inf)

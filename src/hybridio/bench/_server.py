@@ -29,6 +29,7 @@ import psutil
 
 from .._workloads import calibrate
 from ._harness import ensure_debian_packages, free_port, rows, running, tree_rss
+from ._load import usable_cpus
 from ._model import MIN_REPEATS, BenchContext, Rule, ScenarioResult, median_interval
 from ._plots import bar_plot
 
@@ -276,7 +277,7 @@ def run(ctx: BenchContext) -> ScenarioResult:
     """Race the servers, then the retry storm, where the work runs, and an overload."""
     if not shutil.which("wrk") and ensure_debian_packages({"wrk": Path("/usr/bin/wrk")}):
         raise RuntimeError("the server scenario needs wrk: apt-get install wrk")
-    workers, seconds = os.cpu_count() or 2, ctx.pick(full=4.0, quick=1.0, tiny=1.0)
+    workers, seconds = usable_cpus(), ctx.pick(full=4.0, quick=1.0, tiny=1.0)
     ctx.progress("calibrating the spin loop")
     loops_per_ms = calibrate() / 1000
     labels = [BASELINE, "hybridio"] if ctx.tiny else list(SERVERS)
