@@ -3,6 +3,7 @@ processes (servers, load generators, crawlers, a Dask cluster) on 127.0.0.1."""
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import socket
@@ -37,9 +38,16 @@ def rows(
     made = []
     for name, base, rule in plan:
         values, paired = measured[name.split(" vs ")[0]], measured[base] if base else []
-        series = Series(name, unit(name), base, values=values, baseline_values=paired)
-        series.window = window
-        made.append(series.row(scenario, rule=rule))
+        series, lost = Series(name, unit(name), base), 0
+        for i, value in enumerate(values):
+            baseline = paired[i] if paired else None
+            if math.isnan(value) or (baseline is not None and math.isnan(baseline)):
+                lost += 1  # nothing measured in that repeat (say, no answer in time)
+            else:
+                series.add(value, baseline)
+        series.window = window  # the whole run, not the moment the rows are built
+        note = f"{lost} repeat(s) without a measurement left out" if lost else ""
+        made.append(series.row(scenario, rule=rule, note=note))
     return made
 
 

@@ -115,6 +115,8 @@ def parse_wrk(text: str) -> dict[str, float]:
     refused = int(bad[1]) if bad else 0
     found = re.findall(r"^\s+(50|99)%\s+([\d.]+)(\w+)", text, re.MULTILINE)
     q = {q: float(value) * _UNITS[unit] for q, value, unit in found}
+    if not int(done[1]):  # no answer in time: no latency known (wrk prints zeros)
+        q = {}
     ok, p50, p99 = (int(done[1]) - refused) / seconds, q.get("50", math.nan), q.get("99", math.nan)
     return {"seconds": seconds, "ok": ok, "503": refused / seconds, "p50": p50, "p99": p99}
 
@@ -294,7 +296,7 @@ def run(ctx: BenchContext) -> ScenarioResult:
                 measured.setdefault(key, []).append(value)
     made = rows(SCENARIO, measured, (start, time.monotonic()), _plan(labels, loads), _unit)
     for row in made:
-        row.note = _note(row.name, measured)
+        row.note = "; ".join(filter(None, (_note(row.name, measured), row.note)))
     made[-3].note = (
         f"open loop at {OVERLOAD:g}x capacity, {OVERLOAD_DEADLINE:g} s deadline: "
         f"{statistics.median(measured['refused']):.0%} refused with 503, each held 0.5 s on "
