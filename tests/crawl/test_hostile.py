@@ -181,7 +181,12 @@ async def test_frontier_is_bounded_on_a_spider_trap(tmp_path: Path) -> None:
     queued: list[int] = []
     async with TestSiteServer(tmp_path / "site", Faults(trap_links=3000)) as server:
         config = CrawlConfig(
-            [server.url + "trap/0"], out=out, max_pages=12, max_queued=500, cpu_workers=1
+            [server.url + "trap/0"],
+            out=out,
+            max_pages=12,
+            max_queued=500,
+            max_links_per_page=1000,
+            cpu_workers=1,
         )
         crawler = Crawler(config, on_record=lambda _: queued.append(len(crawler._frontier)))
         with anyio.fail_after(45):
@@ -189,8 +194,10 @@ async def test_frontier_is_bounded_on_a_spider_trap(tmp_path: Path) -> None:
     assert stats.pages == 12
     assert queued
     assert max(queued) <= 500
-    # 12 pages offered 36,000 new links: all but 500 queued (and those fetched) were refused.
-    assert stats.links_refused >= 12 * 3000 - 500 - stats.requests
+    # Each page gave its first 1000 links, not the other 2000 ...
+    assert stats.links_dropped == 12 * 2000
+    # ... and those 12,000 new links were refused but for 500 queued (and those fetched).
+    assert stats.links_refused >= 12 * 1000 - 500 - stats.requests
     assert "refused" in stats.summary()
     # The state log is bounded too: refused links are not logged.
     state_lines = (tmp_path / "trap.jsonl.state").read_bytes().count(b'"q"')

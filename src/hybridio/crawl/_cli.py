@@ -192,6 +192,13 @@ def _run_asyncio(fn: Any) -> Any:
     help="Seconds: a longer robots.txt Crawl-delay is capped to this.",
 )
 @click.option(
+    "--max-links-per-page",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Links read from one page, at most (in document order); the rest are counted.",
+)
+@click.option(
     "--max-queued",
     type=click.IntRange(min=1),
     default=1_000_000,
@@ -228,6 +235,7 @@ def crawl(
     batch_size: int,
     parse_timeout: float,
     max_crawl_delay: float,
+    max_links_per_page: int,
     max_queued: int,
     stats_json: Path | None,
     quiet: bool,
@@ -261,6 +269,7 @@ def crawl(
             cpu_workers=workers,
             parse_timeout=parse_timeout,
             max_crawl_delay=max_crawl_delay,
+            max_links_per_page=max_links_per_page,
             max_queued=max_queued,
         )
         crawler = Crawler(config, progress=Progress(enabled=False if quiet else None))

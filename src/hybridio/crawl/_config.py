@@ -71,6 +71,10 @@ class CrawlConfig:
             process is killed and replaced. None: no limit.
         max_crawl_delay: a robots.txt ``Crawl-delay`` longer than this many seconds is capped
             to it (the host is listed in ``CrawlStats.crawl_delay_capped``).
+        max_links_per_page: links read from one page, at most (in document order): the
+            ``<a href>`` elements after the one that reached it are not read (counted in
+            ``CrawlStats.links_dropped``). With ``max_bytes`` and the pipeline's size, this
+            bounds the URLs in transit between the workers and the frontier.
         max_queued: URLs the frontier may hold waiting to be fetched. Links found while it is
             full are refused and counted (``CrawlStats.links_refused``): neither queued, nor
             logged, nor remembered (a later page may offer them again). This bounds the
@@ -101,6 +105,7 @@ class CrawlConfig:
     cpu_workers: int | None = None
     parse_timeout: float | None = 30.0
     max_crawl_delay: float = 30.0
+    max_links_per_page: int = 10_000
     max_queued: int = 1_000_000
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -109,7 +114,7 @@ class CrawlConfig:
             object.__setattr__(self, "seeds", (self.seeds,))
         if not self.seeds:
             raise ValueError("give at least one seed URL to start the crawl from")
-        for name in ("concurrency", "per_host", "batch_size", "max_queued"):
+        for name in ("concurrency", "per_host", "batch_size", "max_queued", "max_links_per_page"):
             _check_int(name, getattr(self, name), 1)
         for name in ("retries", "max_redirects"):
             _check_int(name, getattr(self, name), 0)

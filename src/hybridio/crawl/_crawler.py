@@ -342,7 +342,12 @@ class Crawler:
         try:
             async with self._pool.shared():
                 return await self._runtime_used.run_cpu(
-                    parse_batch, pages, self.scope, config.extract, timeout=config.parse_timeout
+                    parse_batch,
+                    pages,
+                    self.scope,
+                    config.extract,
+                    config.max_links_per_page,
+                    timeout=config.parse_timeout,
                 )
         except (OffloadTimeout, WorkerCrashed):
             pass
@@ -363,7 +368,12 @@ class Crawler:
             # killed one may still be starting, and that is no time of the page's.
             await runtime.run_cpu(warm_up)
             [parsed] = await runtime.run_cpu(
-                parse_batch, [page], self.scope, config.extract, timeout=config.parse_timeout
+                parse_batch,
+                [page],
+                self.scope,
+                config.extract,
+                config.max_links_per_page,
+                timeout=config.parse_timeout,
             )
         except OffloadTimeout:
             detail = f"parsing took over {config.parse_timeout:g} s; its worker was killed"
@@ -386,13 +396,14 @@ class Crawler:
                 # rather than wait for a worker process to start, parse here, where it
                 # delays no other request. Only the default record of a small page: the
                 # user's function, and large pages, always run in a worker (time-boxed).
-                parsed = parse_batch(pages, self.scope, None)
+                parsed = parse_batch(pages, self.scope, None, config.max_links_per_page)
             else:
                 parsed = await self._parse(pages)
             queued: list[tuple[str, int]] = []
             lines: list[bytes] = []
             recorded: list[str] = []
             for (url, (_, _, depth, _, _)), result in zip(batch, parsed, strict=True):
+                stats.links_dropped += result.links_dropped
                 if result.line is None:
                     self._accepted -= 1
                     self._fail(url, result.error_kind, result.error_detail)

@@ -98,6 +98,7 @@ class ParsedPage:
     links: list[str]
     line: bytes | None
     error: str | None = None
+    links_dropped: int = 0  # <a href> elements not read: the page had max_links links before
 
     @property
     def record(self) -> dict[str, Any] | None:
@@ -144,11 +145,21 @@ def encode_record(record: object) -> bytes:
     return (text + "\n").encode("utf-8")
 
 
-def extract_links(tree: LexborHTMLParser, url: str, scope: Scope | None) -> list[str]:
+def extract_links(
+    tree: LexborHTMLParser, url: str, scope: Scope | None, limit: int | None = None
+) -> list[str]:
     """Distinct normalised links of ``<a href>`` elements, in document order, in ``scope``.
 
-    Relative links resolve against ``<base href>`` when the page has one, else ``url``.
+    Relative links resolve against ``<base href>`` when the page has one, else ``url``. At most
+    ``limit`` links: the ``<a href>`` elements after the one that reached it are not read.
     """
+    return _links(tree, url, scope, limit)[0]
+
+
+def _links(
+    tree: LexborHTMLParser, url: str, scope: Scope | None, limit: int | None
+) -> tuple[list[str], int]:
+    """``extract_links`` and the number of ``<a href>`` elements left unread by ``limit``."""
     base = url
     base_node = tree.css_first("base[href]")
     if base_node is not None:
@@ -156,14 +167,17 @@ def extract_links(tree: LexborHTMLParser, url: str, scope: Scope | None) -> list
     found: dict[str, None] = {}
     # href without its fragment -> link: pages repeat those (index pages thousands of times).
     resolved: dict[str, str | None] = {}
-    for node in tree.css("a[href]"):
+    nodes = tree.css("a[href]")
+    for index, node in enumerate(nodes):
+        if limit is not None and len(found) >= limit:
+            return list(found), len(nodes) - index
         href = (node.attrs.get("href") or "").partition("#")[0]
         if href in resolved:
             continue
         link = resolved[href] = normalize_url(href, base)
         if link is not None and link not in found and (scope is None or link in scope):
             found[link] = None
-    return list(found)
+    return list(found), 0
 
 
 def paragraph_text(tree: LexborHTMLParser) -> str:
@@ -215,11 +229,13 @@ def parse_page(
     content_type: str | None,
     scope: Scope | None,
     extract: Extractor | None,
+    max_links: int | None = None,
 ) -> ParsedPage:
-    """Links and record of one page; an exception of ``extract`` becomes ``error``."""
+    """Links (at most ``max_links``) and record of one page; an exception of ``extract``, or a
+    record JSON cannot hold, becomes ``error``."""
     page = Page(url, status, depth, body, content_type=content_type)
     try:
-        page.links = extract_links(page.tree, url, scope)
+        page.links, dropped = _links(page.tree, url, scope, max_links)
     except Exception as exc:  # noqa: BLE001 - one odd page must not fail its whole batch
         return ParsedPage(url, [], None, f"parse: {describe_error(exc)}")
     try:
@@ -227,13 +243,13 @@ def parse_page(
     # The user's code, reported per page. SystemExit too: a sys.exit() or an argparse error in
     # an extraction function is that page's error, not the end of the worker or of the crawl.
     except (Exception, SystemExit) as exc:  # noqa: BLE001
-        return ParsedPage(url, page.links, None, f"extract: {describe_error(exc)}")
+        return ParsedPage(url, page.links, None, f"extract: {describe_error(exc)}", dropped)
     try:
         line = encode_record(record)
     except (TypeError, ValueError) as exc:
         detail = f"the record cannot be written as JSON: {describe_error(exc)}"
-        return ParsedPage(url, page.links, None, f"extract: {detail}")
-    return ParsedPage(url, page.links, line)
+        return ParsedPage(url, page.links, None, f"extract: {detail}", dropped)
+    return ParsedPage(url, page.links, line, links_dropped=dropped)
 
 
 def warm_up() -> int:
@@ -247,7 +263,10 @@ FetchedPage = tuple[str, int, int, bytes, str | None]
 
 
 def parse_batch(
-    pages: Sequence[FetchedPage], scope: Scope | None, extract: Extractor | None
+    pages: Sequence[FetchedPage],
+    scope: Scope | None,
+    extract: Extractor | None,
+    max_links: int | None = None,
 ) -> list[ParsedPage]:
     """Parse a batch of ``(url, status, depth, body, content_type)`` pages in one round trip."""
-    return [parse_page(*page, scope, extract) for page in pages]
+    return [parse_page(*page, scope, extract, max_links) for page in pages]

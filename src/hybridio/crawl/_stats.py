@@ -26,7 +26,8 @@ class CrawlStats:
     ``offsite_redirect``, ``duplicate_redirect``); ``hosts`` counts requests per host:port,
     robots.txt included; ``bytes`` counts the body bytes read (a body skipped unread counts 0).
     ``links_refused`` counts new links turned away because the frontier held ``max_queued``
-    URLs; ``crawl_delay_capped`` maps each origin whose robots.txt Crawl-delay was over
+    URLs; ``links_dropped`` the ``<a href>`` elements not read on pages that had
+    ``max_links_per_page`` links before them; ``crawl_delay_capped`` maps each origin whose robots.txt Crawl-delay was over
     ``max_crawl_delay`` to the delay it asked for.
     """
 
@@ -42,6 +43,7 @@ class CrawlStats:
     failed: dict[str, str] = field(default_factory=dict)
     retry_on_resume: int = 0
     links_refused: int = 0
+    links_dropped: int = 0
     crawl_delay_capped: dict[str, float] = field(default_factory=dict)
     duration: float = 0.0
 
@@ -86,6 +88,8 @@ class CrawlStats:
 
     def _limit_lines(self) -> list[str]:
         lines = []
+        if self.links_dropped:
+            lines.append(f"dropped   {self.links_dropped} links of pages over max_links_per_page")
         if self.links_refused:
             lines.append(
                 f"refused   {self.links_refused} new links: the queue was full (max_queued)"
