@@ -418,8 +418,11 @@ class Crawler:
             # up on for good since the last commit; transient failures are not named).
             await sink.log_queued(queued)
             done, self._finished = recorded + self._finished, []
-            await sink.commit(lines, done)
-            stats.pages += len(lines)
+            # Shielded: a cancelled crawl (Ctrl-C) still writes the commit of records it wrote,
+            # so the pages it reports as saved are exactly those a resume keeps.
+            with anyio.CancelScope(shield=True):
+                await sink.commit(lines, done)
+                stats.pages += len(lines)
             if self._on_record is not None:
                 for line in lines:
                     self._on_record(json.loads(line))
