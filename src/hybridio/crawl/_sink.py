@@ -36,6 +36,8 @@ import aiofiles
 import anyio
 from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
+from .._core._exceptions import HybridioError
+
 __all__ = [
     "STATE_VERSION",
     "CrawlFileError",
@@ -49,8 +51,11 @@ __all__ = [
 STATE_VERSION = 2
 
 
-class CrawlFileError(OSError):
-    """The output or the state log cannot be used; the message says what and what to do."""
+class CrawlFileError(HybridioError, OSError):
+    """The output or the state log cannot be used; the message says what and what to do.
+
+    A ``HybridioError`` and an ``OSError`` (a file problem).
+    """
 
 
 def _start_over(out: Path | None, state: Path) -> str:
