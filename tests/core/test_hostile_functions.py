@@ -447,3 +447,35 @@ async def test_a_forked_grandchild_holding_the_channel_does_not_mask_a_crash() -
             await rt.run_cpu(h.fork_then_die)
         assert info.value.signal == signal.SIGKILL
         assert await rt.run_cpu(h.take, 1) == "int"
+
+
+PARENT_DIES_SCRIPT = """
+import os, signal, sys
+import anyio, hybridio
+sys.path.insert(0, {root!r})
+from tests.core import _hostile as h
+
+
+async def main():
+    async with hybridio.Runtime(cpu_workers=1) as rt:
+        await rt.run_cpu(h.take, 0)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(rt.run_cpu, h.sleep_for, 1.0)
+            await anyio.sleep(0.3)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+if __name__ == "__main__":
+    anyio.run(main)
+"""
+
+
+def test_a_worker_whose_parent_was_killed_exits_quietly(tmp_path: Path) -> None:
+    script = tmp_path / "parent_dies.py"
+    script.write_text(PARENT_DIES_SCRIPT.format(root=str(Path(__file__).parents[2])))
+    # stderr is read to its end, which comes when the worker (which inherited it) has exited.
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == -signal.SIGKILL
+    assert "Traceback" not in done.stderr, done.stderr

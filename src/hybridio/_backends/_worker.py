@@ -294,6 +294,13 @@ def _initialise(payload: bytes) -> None:
 
 def main(argv: Sequence[str]) -> int:
     """Serve batches on the channel whose file descriptor is ``argv[0]``; return the exit status."""
+    try:
+        return _serve(argv)
+    except (BrokenPipeError, ConnectionResetError):
+        return 0  # the parent went away (killed, say): nobody is left to answer
+
+
+def _serve(argv: Sequence[str]) -> int:
     # Ctrl-C in a terminal reaches the whole process group: the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     fd = int(argv[0])
