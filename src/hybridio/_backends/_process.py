@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import os
 import pickle
+import select
 import signal
 import socket
 import struct
@@ -81,6 +82,7 @@ class _Process:
         "calls_done",
         "channel",
         "ended",
+        "exit_fd",
         "handshake",
         "lost",
         "pid",
@@ -99,6 +101,14 @@ class _Process:
         self.ended = anyio.Event()  # set when its channel has ended
         self.calls_done = 0
         self.rss = 0
+        # Readable once the process has exited (Linux pidfd): a worker that died idle is known
+        # dead before a call is sent to it, even when its channel's end is not yet read.
+        self.exit_fd = _open_pidfd(self.pid)
+
+    def exited(self) -> bool:
+        """True when the process is known to have exited (never blocks)."""
+        fd = self.exit_fd
+        return fd is not None and bool(select.select((fd,), (), (), 0)[0])
 
     def on_frame(self, kind: int, payload: bytes | bytearray) -> None:
         """An answer arrived: hand it to the batch waiting for it (in order)."""
@@ -123,6 +133,9 @@ class _Process:
                 self.kill_now()
             await self.process.aclose()
         _kill_group(self.pid)  # what the worker started and left behind goes with it
+        if self.exit_fd is not None:
+            os.close(self.exit_fd)
+            self.exit_fd = None
         code = self.process.returncode
         if code is not None and code < 0:
             return None, -code
@@ -139,6 +152,13 @@ class _Process:
     async def close_channel(self) -> None:
         if self.channel is not None:
             await self.channel.aclose()
+
+
+def _open_pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)  # type: ignore[attr-defined,unused-ignore]  # Linux only
+    except (AttributeError, OSError):  # another OS, an old kernel, or no descriptor left
+        return None
 
 
 def _kill_group(pid: int) -> bool:
@@ -360,7 +380,7 @@ class ProcessExecutor:
 
     async def run_batch(self, worker: _Process, payloads: list[EncodedCall]) -> list[Outcome]:
         channel = worker.channel
-        if worker.lost is not None or channel is None:
+        if worker.lost is not None or channel is None or worker.exited():
             raise WorkerLost(pid=worker.pid, started=False, reason="the worker is gone")
         assert self._new_signal is not None
         waiter = _Waiter(self._new_signal())
