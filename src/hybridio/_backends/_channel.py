@@ -158,6 +158,7 @@ class _AsyncioChannel(asyncio.Protocol):
             await asyncio.shield(self._large)
         # A task of its own, awaited shielded: a cancelled caller leaves the frame whole.
         task = self._large = asyncio.get_running_loop().create_task(self._write_parts(parts))
+        task.add_done_callback(_retrieve)  # a cancelled caller no longer waits for its outcome
         try:
             await asyncio.shield(task)
         finally:
@@ -187,6 +188,12 @@ class _AsyncioChannel(asyncio.Protocol):
     async def aclose(self) -> None:
         if self._transport is not None:
             self._transport.abort()
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """Mark a task's exception as seen (its sender was cancelled; the channel's end tells)."""
+    if not task.cancelled():
+        task.exception()
 
 
 class _StreamChannel:
