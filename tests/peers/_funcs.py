@@ -55,6 +55,13 @@ async def eventually(predicate: Any, limit: float = 20.0) -> None:
             await anyio.sleep(0.01)
 
 
+def kill(pid: int, signum: int) -> None:
+    """Signal one worker, never a process group (pid 0 / -1) or this process."""
+    assert pid > 1
+    assert pid != os.getpid()
+    os.kill(pid, signum)
+
+
 def pid_is_gone(pid: int) -> bool:
     """True when ``pid`` no longer runs (a zombie that is not ours counts as gone)."""
     try:
@@ -107,8 +114,9 @@ def never_halts(started: str) -> NoReturn:
 
 
 def report_pid_then_wait(started: str, gate: str) -> int:
-    """Write our pid into ``started``, wait for ``gate``, return the pid."""
-    Path(started).write_text(str(os.getpid()))
+    """Write our pid into ``started`` (atomically: never seen empty), wait for ``gate``."""
+    Path(started + ".tmp").write_text(str(os.getpid()))
+    os.replace(started + ".tmp", started)
     wait_file(gate)
     return os.getpid()
 
@@ -271,6 +279,10 @@ def init_fail() -> NoReturn:
 
 def mul(x: int, y: int) -> int:
     return x * y
+
+
+def pid_and_mul(x: int, y: int) -> tuple[int, int]:
+    return os.getpid(), x * y
 
 
 def capture(*args: Any, **kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:

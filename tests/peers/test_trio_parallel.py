@@ -405,7 +405,7 @@ async def test_run_sync_raises_on_kill(tmp_path: Path) -> None:
 
         async def killer() -> None:
             await f.wait_for_file(started)
-            os.kill(pid, signal.SIGKILL)
+            f.kill(pid, signal.SIGKILL)
 
         with anyio.fail_after(10):
             async with anyio.create_task_group() as tg:
@@ -505,7 +505,7 @@ async def test_no_trio_in_subproc() -> None:
 async def test_prune_cache() -> None:
     async with Runtime(cpu_workers=1) as rt:
         dead = await rt.run_cpu(os.getpid)
-        os.kill(dead, signal.SIGKILL)
+        f.kill(dead, signal.SIGKILL)
         await f.eventually(lambda: f.pid_is_gone(dead))
         with anyio.fail_after(20):
             live = await rt.run_cpu(os.getpid)
