@@ -41,18 +41,31 @@ def wait_file(path: str | Path, limit: float = WAIT_LIMIT) -> bool:
     return True
 
 
-async def wait_for_file(path: str | Path, limit: float = 20.0) -> None:
-    """In the test: wait for a worker to create ``path`` (fails the test after ``limit``)."""
-    with anyio.fail_after(limit):
-        while not os.path.exists(path):
-            await anyio.sleep(0.005)
+def exists(path: str | Path) -> bool:
+    return os.path.exists(path)
+
+
+def read_pid(path: str | Path) -> int:
+    return int(Path(path).read_text())
+
+
+def listing(directory: str | Path, pattern: str = "*") -> list[Path]:
+    return sorted(Path(directory).glob(pattern))
 
 
 async def eventually(predicate: Any, limit: float = 20.0) -> None:
-    """In the test: wait until ``predicate()`` is true (fails the test after ``limit``)."""
+    """In the test: wait until ``predicate()`` is true (fails the test after ``limit``).
+
+    Polling: what it waits for happens in another process or thread, which no anyio.Event spans.
+    """
     with anyio.fail_after(limit):
-        while not predicate():
-            await anyio.sleep(0.01)
+        while not predicate():  # noqa: ASYNC110 - see above
+            await anyio.sleep(0.005)
+
+
+async def wait_for_file(path: str | Path, limit: float = 20.0) -> None:
+    """In the test: wait for a worker to create ``path`` (fails the test after ``limit``)."""
+    await eventually(lambda: exists(path), limit)
 
 
 def kill(pid: int, signum: int) -> None:
@@ -187,7 +200,7 @@ def raise_keyboard_interrupt() -> NoReturn:
 
 
 def raise_base_exception() -> NoReturn:
-    raise BaseException("BOOM!")
+    raise BaseException("BOOM!")  # noqa: TRY002 - pebble's error_function
 
 
 def return_base_exception() -> BaseException:
@@ -270,7 +283,7 @@ def initializer_function() -> Any:
 
 
 def broken_initializer() -> NoReturn:
-    raise BaseException("BOOM!")
+    raise BaseException("BOOM!")  # noqa: TRY002 - pebble's broken_initializer
 
 
 def init_fail() -> NoReturn:

@@ -44,11 +44,9 @@ WORKER_THREAD = "AnyIO worker thread"  # hybridio's threads are anyio's
 
 def no_other_refs() -> list[object]:
     """anyio's conftest helper: what gc.get_referrers() sees of an object only a local holds."""
-    if sys.version_info >= (3, 14):
-        return [sys._getframe(1).f_generator]  # type: ignore[attr-defined]  # pragma: no cover
-    if sys.version_info >= (3, 11):
-        return []
-    return [sys._getframe(1)]  # pragma: no cover
+    if sys.version_info >= (3, 14):  # pragma: no cover
+        return [sys._getframe(1).f_generator]  # type: ignore[attr-defined]
+    return []
 
 
 async def wait_event_set(event: threading.Event) -> None:
@@ -86,10 +84,8 @@ async def test_run_in_thread_exception() -> None:
         raise ValueError("foo")
 
     async with Runtime() as rt:
-        with pytest.raises(ValueError) as exc:
+        with pytest.raises(ValueError, match=r"^foo$"):
             await rt.run_blocking(thread_worker)
-
-    exc.match("^foo$")
 
 
 # anyio tests/test_to_thread.py::test_run_in_custom_limiter

@@ -49,7 +49,7 @@ import traceback
 import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import pytest
@@ -57,6 +57,7 @@ import pytest
 import hybridio
 from hybridio import (
     HybridioError,
+    Kind,
     NotPicklable,
     Runtime,
     RuntimeClosed,
@@ -72,12 +73,12 @@ KINDS = [pytest.param("cpu", id="process"), pytest.param("blocking", id="thread"
 
 
 @pytest.fixture(params=KINDS)
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+def kind(request: pytest.FixtureRequest) -> Kind:
+    return cast(Kind, request.param)
 
 
 @pytest.fixture
-async def executor(kind: str) -> AsyncIterator[Runtime]:
+async def executor(kind: Kind) -> AsyncIterator[Runtime]:
     """``self.executor`` of ``ExecutorTest``: a pool of 2 workers (``worker_count``)."""
     async with Runtime(cpu_workers=2, threads=2) as rt:
         yield rt
@@ -92,23 +93,23 @@ async def _collect(results: hybridio.OffloadMap[Any, Any]) -> list[Any]:
 
 
 # cpython test_concurrent_futures/executor.py::ExecutorTest::test_submit
-async def test_submit(executor: Runtime, kind: str) -> None:
-    assert await executor.run(pow, 2, 8, kind=kind) == 256  # type: ignore[arg-type]
+async def test_submit(executor: Runtime, kind: Kind) -> None:
+    assert await executor.run(pow, 2, 8, kind=kind) == 256
 
 
 # cpython test_concurrent_futures/executor.py::ExecutorTest::test_submit_keyword
-async def test_submit_keyword(executor: Runtime, kind: str) -> None:
-    assert await executor.run(functools.partial(f.mul, 2, y=8), kind=kind) == 16  # type: ignore[arg-type]
-    result = await executor.run(functools.partial(f.capture, 1, self=2, fn=3), kind=kind)  # type: ignore[arg-type]
+async def test_submit_keyword(executor: Runtime, kind: Kind) -> None:
+    assert await executor.run(functools.partial(f.mul, 2, y=8), kind=kind) == 16
+    result = await executor.run(functools.partial(f.capture, 1, self=2, fn=3), kind=kind)
     assert result == ((1,), {"self": 2, "fn": 3})
 
 
 # cpython test_concurrent_futures/executor.py::ExecutorTest::test_map (two iterables: zipped)
-async def test_map(executor: Runtime, kind: str) -> None:
+async def test_map(executor: Runtime, kind: Kind) -> None:
     expected = list(map(pow, range(10), range(10)))
     pairs = [(pow, a, b) for a, b in zip(range(10), range(10), strict=True)]
-    assert await _collect(executor.map(f.star, pairs, kind=kind)) == expected  # type: ignore[arg-type]
-    chunked = executor.map(f.star, pairs, kind=kind, chunksize=3)  # type: ignore[arg-type]
+    assert await _collect(executor.map(f.star, pairs, kind=kind)) == expected
+    chunked = executor.map(f.star, pairs, kind=kind, chunksize=3)
     assert await _collect(chunked) == expected
 
 
@@ -118,9 +119,9 @@ async def test_map(executor: Runtime, kind: str) -> None:
     reason="issue 19: map drops the results computed before the failing item when they share "
     "its chunk",
 )
-async def test_map_exception(executor: Runtime, kind: str) -> None:
+async def test_map_exception(executor: Runtime, kind: Kind) -> None:
     pairs = [(divmod, a, b) for a, b in zip([1, 1, 1, 1], [2, 3, 0, 5], strict=True)]
-    i = executor.map(f.star, pairs, kind=kind)  # type: ignore[arg-type]
+    i = executor.map(f.star, pairs, kind=kind)
     async with i:
         assert await i.__anext__() == (0, 1)
         assert await i.__anext__() == (0, 1)
@@ -135,22 +136,27 @@ async def test_map_exception(executor: Runtime, kind: str) -> None:
     reason="issue 19: a map timeout drops the results computed before the slow item when they "
     "share its chunk (the timeout applies per chunk)",
 )
-async def test_map_timeout(executor: Runtime, kind: str) -> None:
+async def test_map_timeout(executor: Runtime, kind: Kind) -> None:
     results = []
-    await executor.run(int, kind=kind)  # type: ignore[arg-type]  # workers up: time the work
-    with pytest.raises(TimeoutError):
-        async with executor.map(f.nap, [0, 0, 30], kind=kind, timeout=2) as it:  # type: ignore[arg-type]
+    await executor.run(int, kind=kind)  # workers up: time the work
+    it = executor.map(f.nap, [0, 0, 30], kind=kind, timeout=2)
+    try:
+        async with it:
             async for i in it:
-                results.append(i)
+                results.append(i)  # noqa: PERF401 - what was yielded before the error counts
+    except TimeoutError:
+        pass
+    else:
+        pytest.fail("expected TimeoutError")
 
     assert results == [None, None]
 
 
 # cpython test_concurrent_futures/executor.py::ExecutorTest::test_shutdown_race_issue12456
-async def test_shutdown_race_issue12456(kind: str) -> None:
+async def test_shutdown_race_issue12456(kind: Kind) -> None:
     with anyio.fail_after(20):
         async with Runtime(cpu_workers=2, threads=2) as rt:
-            it = rt.map(str, [2] * 3, kind=kind)  # type: ignore[arg-type]
+            it = rt.map(str, [2] * 3, kind=kind)
             assert await it.__anext__() == "2"
         await it.aclose()
 
@@ -171,11 +177,11 @@ async def test_shutdown_race_issue12456(kind: str) -> None:
         ),
     ],
 )
-async def test_no_stale_references(executor: Runtime, kind: str) -> None:
+async def test_no_stale_references(executor: Runtime, kind: Kind) -> None:
     my_object = f.MyObject()
     my_object_collected = threading.Event()
     my_object_callback = weakref.ref(my_object, lambda obj: my_object_collected.set())
-    await executor.run(my_object.my_method, kind=kind)  # type: ignore[arg-type]
+    await executor.run(my_object.my_method, kind=kind)
     del my_object
 
     await f.eventually(my_object_collected.is_set, limit=5)  # no gc.collect(): no cycles either
@@ -196,8 +202,8 @@ def test_max_workers_negative(argument: str, number: int) -> None:
     reason="issue 19: Runtime.map keeps each chunk's result list (Call.value) referenced after "
     "its results were yielded",
 )
-async def test_free_reference(executor: Runtime, kind: str) -> None:
-    async with executor.map(f.make_dummy_object, range(10), kind=kind) as results:  # type: ignore[arg-type]
+async def test_free_reference(executor: Runtime, kind: Kind) -> None:
+    async with executor.map(f.make_dummy_object, range(10), kind=kind) as results:
         async for obj in results:
             wr = weakref.ref(obj)
             del obj
@@ -217,7 +223,7 @@ async def test_killed_child(tmp_path: Path) -> None:
 
         async def kill_it() -> None:
             await f.wait_for_file(started)
-            f.kill(int(Path(started).read_text()), signal.SIGTERM)
+            f.kill(f.read_pid(started), signal.SIGTERM)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(kill_it)
@@ -239,16 +245,13 @@ async def test_broken_process_pool_traceback(tmp_path: Path) -> None:
         except WorkerCrashed as exc:
             errors.append(exc)
 
-    async with Runtime(cpu_workers=1) as rt:
-        async with anyio.create_task_group() as tg:
-            for i in range(3):
-                tg.start_soon(one, rt, i)
-            with anyio.fail_after(20):
-                while not (started := list(tmp_path.glob("started?"))):
-                    await anyio.sleep(0.01)
-            f.kill(int(started[0].read_text()), signal.SIGTERM)
-            await f.eventually(lambda: bool(errors))
-            Path(gate).touch()  # the calls the kill did not reach finish on a fresh worker
+    async with Runtime(cpu_workers=1) as rt, anyio.create_task_group() as tg:
+        for i in range(3):
+            tg.start_soon(one, rt, i)
+        await f.eventually(lambda: bool(f.listing(tmp_path, "started?")))
+        f.kill(f.read_pid(f.listing(tmp_path, "started?")[0]), signal.SIGTERM)
+        await f.eventually(lambda: bool(errors))
+        f.touch(gate)  # the calls the kill did not reach finish on a fresh worker
     assert errors
     assert len({id(e) for e in errors}) == len(errors)  # one exception per call
     for exc in errors:
@@ -315,13 +318,12 @@ async def test_saturation(tmp_path: Path) -> None:
     gate = str(tmp_path / "gate")
     started = tmp_path / "started"
     started.mkdir()
-    async with Runtime(cpu_workers=2) as rt:
-        async with anyio.create_task_group() as tg:
-            for _ in range(15 * rt.cpu_workers):
-                tg.start_soon(rt.run_cpu, f.wait_gate, gate, str(started))
-            await f.eventually(lambda: len(list(started.iterdir())) == rt.cpu_workers)
-            assert len(rt.worker_pids()) == rt.cpu_workers
-            Path(gate).touch()
+    async with Runtime(cpu_workers=2) as rt, anyio.create_task_group() as tg:
+        for _ in range(15 * rt.cpu_workers):
+            tg.start_soon(rt.run_cpu, f.wait_gate, gate, str(started))
+        await f.eventually(lambda: len(f.listing(started)) == rt.cpu_workers)
+        assert len(rt.worker_pids()) == rt.cpu_workers
+        f.touch(gate)
 
 
 # cpython test_process_pool.py::ProcessPoolExecutorTest::test_idle_process_reuse_one. Deliberate
@@ -382,10 +384,12 @@ async def test_max_tasks_per_child_pending_tasks_gh115634(
         results[i] = await rt.run_cpu(f.pid_and_mul, i, 2)
 
     with anyio.fail_after(30):
-        async with Runtime(cpu_workers=max_workers, max_tasks_per_worker=max_tasks) as rt:
-            async with anyio.create_task_group() as tg:
-                for i in range(num_tasks):
-                    tg.start_soon(one, rt, i)
+        async with (
+            Runtime(cpu_workers=max_workers, max_tasks_per_worker=max_tasks) as rt,
+            anyio.create_task_group() as tg,
+        ):
+            for i in range(num_tasks):
+                tg.start_soon(one, rt, i)
     assert [results[i][1] for i in range(num_tasks)] == [i * 2 for i in range(num_tasks)]
     pids = [pid for pid, _ in results.values()]
     assert max(pids.count(p) for p in pids) <= max_tasks
@@ -404,10 +408,12 @@ async def test_max_tasks_early_shutdown() -> None:
         results[i] = await rt.run_cpu(f.pid_and_mul, i, i)
 
     with anyio.fail_after(30):
-        async with Runtime(cpu_workers=3, max_tasks_per_worker=1) as rt:
-            async with anyio.create_task_group() as tg:
-                for i in range(6):
-                    tg.start_soon(one, rt, i)
+        async with (
+            Runtime(cpu_workers=3, max_tasks_per_worker=1) as rt,
+            anyio.create_task_group() as tg,
+        ):
+            for i in range(6):
+                tg.start_soon(one, rt, i)
     for i in range(6):
         assert results[i][1] == f.mul(i, i)
     assert len({pid for pid, _ in results.values()}) == 6
@@ -451,13 +457,12 @@ async def test_thread_saturation() -> None:
         with lock:
             running.discard(threading.get_ident())
 
-    async with Runtime(threads=4) as rt:
-        async with anyio.create_task_group() as tg:
-            for _ in range(15 * rt.threads):
-                tg.start_soon(rt.run_blocking, acquire_lock)
-            await f.eventually(lambda: len(running) == rt.threads)
-            for _ in range(15 * rt.threads):
-                sem.release()
+    async with Runtime(threads=4) as rt, anyio.create_task_group() as tg:
+        for _ in range(15 * rt.threads):
+            tg.start_soon(rt.run_blocking, acquire_lock)
+        await f.eventually(lambda: len(running) == rt.threads)
+        for _ in range(15 * rt.threads):
+            sem.release()
     assert most == 4
 
 
@@ -479,7 +484,9 @@ async def test_executor_map_current_future_cancel() -> None:
         await f.eventually(lambda: bool(log))
         try:
             with pytest.raises(TimeoutError):
-                async with pool.map(log_n_wait, ["second", "third"], kind="blocking", timeout=0.05) as gen:
+                async with pool.map(
+                    log_n_wait, ["second", "third"], kind="blocking", timeout=0.05
+                ) as gen:
                     await gen.__anext__()
         finally:
             stop_event.set()
@@ -491,8 +498,10 @@ async def test_executor_map_current_future_cancel() -> None:
 # -- test_deadlock.py: ExecutorDeadlockTest ----------------------------------------------------
 
 
-async def _check_error(error: type[BaseException] | tuple[type[BaseException], ...], func: Any, *args: Any) -> BaseException:
-    """test_deadlock.py::_check_error: the call fails with ``error`` (no deadlock) and the pool
+async def _check_error(
+    error: type[BaseException] | tuple[type[BaseException], ...], func: Any, *args: Any
+) -> BaseException:
+    """test_deadlock.py::_check_error: the call fails with ``error`` (no deadlock), and the pool
     heals: the next call on the same runtime succeeds."""
     async with Runtime(cpu_workers=2) as executor:
         with anyio.fail_after(30):
@@ -576,7 +585,9 @@ async def test_error_during_result_unpickle_in_result_handler(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(sys, "stderr", sys.stderr)  # restored: the unpickling replaces it
-    await _check_error((pickle.UnpicklingError, HybridioError), f.return_instance, f.ErrorAtUnpickle)
+    await _check_error(
+        (pickle.UnpicklingError, HybridioError), f.return_instance, f.ErrorAtUnpickle
+    )
 
 
 # cpython test_deadlock.py::test_exit_during_result_unpickle_in_result_handler (SystemExit in this
@@ -621,11 +632,10 @@ async def test_shutdown_deadlock() -> None:
             outcome.append(exc)
 
     with anyio.fail_after(30):
-        async with anyio.create_task_group() as tg:
-            async with Runtime(cpu_workers=2) as executor:
-                await executor.run_cpu(int)
-                tg.start_soon(call, executor)
-                await anyio.wait_all_tasks_blocked()
+        async with anyio.create_task_group() as tg, Runtime(cpu_workers=2) as executor:
+            await executor.run_cpu(int)
+            tg.start_soon(call, executor)
+            await anyio.wait_all_tasks_blocked()
     assert len(outcome) == 1
     assert isinstance(outcome[0], (WorkerCrashed, RuntimeClosed))
 
@@ -682,29 +692,29 @@ async def test_failing_initializer() -> None:
 
 # cpython test_shutdown.py::ExecutorShutdownTest::test_run_after_shutdown. Deliberate difference:
 # RuntimeClosed (a HybridioError), not RuntimeError.
-async def test_run_after_shutdown(kind: str) -> None:
+async def test_run_after_shutdown(kind: Kind) -> None:
     async with Runtime(cpu_workers=1) as rt:
         pass
     with pytest.raises(RuntimeClosed):
-        await rt.run(pow, 2, 5, kind=kind)  # type: ignore[arg-type]
+        await rt.run(pow, 2, 5, kind=kind)
 
 
 # cpython test_shutdown.py::ExecutorShutdownTest::test_hang_issue12364
-async def test_hang_issue12364(kind: str) -> None:
+async def test_hang_issue12364(kind: Kind) -> None:
     with anyio.fail_after(30):
         async with Runtime(cpu_workers=2, threads=2) as rt, anyio.create_task_group() as tg:
             for _ in range(50):
-                tg.start_soon(functools.partial(rt.run, time.sleep, 0.01, kind=kind))  # type: ignore[arg-type]
+                tg.start_soon(functools.partial(rt.run, time.sleep, 0.01, kind=kind))
 
 
 # cpython test_shutdown.py::ExecutorShutdownTest::test_cancel_futures (closing with calls queued:
 # the queued ones get RuntimeClosed, the others finish)
-async def test_cancel_futures(kind: str) -> None:
+async def test_cancel_futures(kind: Kind) -> None:
     outcomes: list[BaseException | None] = []
 
     async def one(rt: Runtime) -> None:
         try:
-            await rt.run(time.sleep, 0.1, kind=kind)  # type: ignore[arg-type]
+            await rt.run(time.sleep, 0.1, kind=kind)
         except RuntimeClosed as exc:
             outcomes.append(exc)
         else:
@@ -714,7 +724,7 @@ async def test_cancel_futures(kind: str) -> None:
         async with anyio.create_task_group() as tg:
             rt = Runtime(cpu_workers=2, threads=2)
             async with rt:
-                await rt.run(int, kind=kind)  # type: ignore[arg-type]
+                await rt.run(int, kind=kind)
                 for _ in range(50):
                     tg.start_soon(one, rt)
                 await f.eventually(lambda: rt.stats()[kind].queued > 20 and None in outcomes)
@@ -727,18 +737,18 @@ async def test_cancel_futures(kind: str) -> None:
 
 # cpython test_shutdown.py::ExecutorShutdownTest::test_hang_gh94440 (a call cancelled right before
 # the shutdown does not hang it)
-async def test_hang_gh94440(kind: str) -> None:
+async def test_hang_gh94440(kind: Kind) -> None:
     with anyio.fail_after(10):
         async with Runtime(cpu_workers=1, threads=1) as rt:
-            await rt.run(int, kind=kind)  # type: ignore[arg-type]
+            await rt.run(int, kind=kind)
             with anyio.CancelScope() as scope:
                 scope.cancel()
-                await rt.run(int, kind=kind)  # type: ignore[arg-type]
+                await rt.run(int, kind=kind)
 
 
 # cpython test_shutdown.py::ThreadPoolShutdownTest::test_threads_terminate /
 # ProcessPoolShutdownTest::test_processes_terminate
-async def test_workers_terminate(kind: str) -> None:
+async def test_workers_terminate(kind: Kind) -> None:
     sem = threading.Semaphore(0)
     async with Runtime(cpu_workers=3, threads=3) as rt:
         if kind == "cpu":
@@ -770,9 +780,9 @@ async def test_workers_terminate(kind: str) -> None:
 
 # cpython test_shutdown.py::ThreadPoolShutdownTest / ProcessPoolShutdownTest::
 # test_context_manager_shutdown
-async def test_context_manager_shutdown(kind: str) -> None:
+async def test_context_manager_shutdown(kind: Kind) -> None:
     async with Runtime(cpu_workers=2, threads=5) as e:
-        assert await _collect(e.map(abs, range(-5, 5), kind=kind)) == [5, 4, 3, 2, 1, 0, 1, 2, 3, 4]  # type: ignore[arg-type]
+        assert await _collect(e.map(abs, range(-5, 5), kind=kind)) == [5, 4, 3, 2, 1, 0, 1, 2, 3, 4]
         pids = e.worker_pids()
     await f.eventually(lambda: all(map(f.pid_is_gone, pids)))
 

@@ -303,13 +303,13 @@ async def test_process_pool_map_timeout() -> None:
 
 
 # pebble test/test_process_pool_spawn.py::test_process_pool_map_timeout_chunks (the timeout is per
-# chunk: 4 chunks of 0.5 s run under a 1.6 s timeout, the whole map takes 2 s)
+# chunk: 6 chunks of 0.5 s, at most 2 in flight, run under a 2 s timeout; the whole map takes 3 s)
 async def test_process_pool_map_timeout_chunks() -> None:
-    elements = [0.1] * 20
+    elements = [0.1] * 30
     async with Runtime(cpu_workers=1) as pool:
         await pool.run_cpu(f.function, 1)  # the worker is up: the timeout measures the work
-        results = pool.map_cpu(f.nap, elements, chunksize=5, timeout=1.6)
-        assert await _collect(results) == [None] * 20
+        results = pool.map_cpu(f.nap, elements, chunksize=5, timeout=2.0)
+        assert await _collect(results) == [None] * 30
 
 
 # pebble test/test_process_pool_spawn.py::test_process_pool_map_error

@@ -52,7 +52,7 @@ async def test_run_sync() -> None:
         child_pid = await rt.run_cpu(os.getpid)
         assert child_pid != trio_pid
 
-        with pytest.raises(ValueError) as excinfo:
+        with pytest.raises(ValueError, match=r"^\d+$") as excinfo:
             await rt.run_cpu(f.raise_pid)
 
         assert excinfo.value.args[0] != trio_pid
@@ -125,7 +125,7 @@ async def test_kill_cancellation(tmp_path: Path) -> None:
         assert not ev.is_set("worker_done")
         assert child_done
         await f.eventually(lambda: f.pid_is_gone(pid))
-        Path(ev.block).touch()  # a worker that survived would now say it is done
+        f.touch(ev.block)  # a worker that survived would now say it is done
         assert await rt.run_cpu(os.getpid) != pid
         assert not ev.is_set("worker_done")
 
@@ -156,7 +156,7 @@ async def test_context_waits(tmp_path: Path) -> None:
                 tg.start_soon(child, ctx)
                 tg.start_soon(child, ctx)
                 await f.wait_for_file(ev.worker_start)
-                Path(ev.block).touch()
+                f.touch(ev.block)
                 await f.eventually(lambda: finished == 2)  # hybridio: leaving does not wait
             assert finished == 2
 
@@ -297,7 +297,7 @@ def test_erroneous_scope_types(kwargs: dict[str, object]) -> None:
     ids=["worker_type-wrong", "timeout-neg", "max_tasks-neg"],
 )
 def test_erroneous_scope_values(kwargs: dict[str, object]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError):  # noqa: PT011 - any ValueError, as the original
         Runtime(**kwargs)  # type: ignore[arg-type]
 
 
@@ -360,7 +360,7 @@ async def test_run_sync_large_job() -> None:
 async def test_run_sync_coroutine_error() -> None:
     async with Runtime(cpu_workers=1) as rt:
         with pytest.raises(TypeError, match="coroutine function"):
-            await rt.run_cpu(f.null_async_fn)
+            await rt.run_cpu(f.null_async_fn)  # type: ignore[unused-coroutine]
 
 
 # trio-parallel _tests/test_worker.py::test_clean_exit_on_shutdown
@@ -442,7 +442,7 @@ async def test_exhaustively_cancel_run_sync(tmp_path: Path) -> None:
 # trio-parallel _tests/test_proc.py::test_ki_does_not_propagate
 async def test_ki_does_not_propagate() -> None:
     async with Runtime(cpu_workers=1) as rt:
-        assert await rt.run_cpu(signal.raise_signal, signal.SIGINT) is None
+        assert await rt.run_cpu(signal.raise_signal, signal.SIGINT) is None  # type: ignore[func-returns-value]
 
 
 def test_ki_to_process_group() -> None:
@@ -484,7 +484,7 @@ def test_ki_to_process_group() -> None:
 # sends a function stdlib pickle refuses by value with cloudpickle, so the lambda runs.
 async def test_unpickleable_lambda() -> None:
     async with Runtime(cpu_workers=1) as rt:
-        assert await rt.run_cpu(f._lambda) is None
+        assert await rt.run_cpu(f._lambda) is None  # type: ignore[func-returns-value]
 
 
 # trio-parallel _tests/test_proc.py::test_unpickleable[_return_lambda]: a result pickle refuses
@@ -531,7 +531,7 @@ async def test_shutdown() -> None:
             await rt.run_cpu(bool)
             pids += rt.worker_pids()
         with anyio.fail_after(5):
-            await f.eventually(lambda: all(map(f.pid_is_gone, pids)))
+            await f.eventually(lambda pids=pids: all(map(f.pid_is_gone, pids)))
 
 
 # keep sys imported for type checkers of the subprocess scripts above
