@@ -22,7 +22,7 @@ import hybridio
 
 
 def fetch_exchange_rates_synchronously() -> dict[str, float]:
-    time.sleep(0.12)  # stands in for requests.get(...) left in async code
+    time.sleep(0.3)  # stands in for requests.get(...) left in async code
     return {"EUR": 1.0, "USD": 1.08}
 
 

@@ -11,6 +11,7 @@ EXPECTED = [
     "BackendUnavailable",
     "BlockEvent",
     "CpuMap",
+    "FunctionAborted",
     "FunctionStats",
     "HistogramSnapshot",
     "HybridioError",

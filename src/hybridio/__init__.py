@@ -8,6 +8,7 @@ choice cost. Built on anyio: works on asyncio, asyncio+uvloop and trio.
 from ._backends._map import OffloadMap as OffloadMap
 from ._core._cancel import cancel_requested as cancel_requested
 from ._core._exceptions import BackendUnavailable as BackendUnavailable
+from ._core._exceptions import FunctionAborted as FunctionAborted
 from ._core._exceptions import HybridioError as HybridioError
 from ._core._exceptions import NotPicklable as NotPicklable
 from ._core._exceptions import OffloadError as OffloadError
@@ -47,6 +48,7 @@ __all__ = [
     "BackendUnavailable",
     "BlockEvent",
     "CpuMap",
+    "FunctionAborted",
     "FunctionStats",
     "HistogramSnapshot",
     "HybridioError",

@@ -15,7 +15,6 @@ from hybridio.bench._load import Load
 from hybridio.bench._model import INCONCLUSIVE, BenchContext, Row, Rule, ScenarioResult, Series
 from hybridio.bench._report import (
     format_quantity,
-    render_markdown,
     render_table,
     results_document,
     write_report,
@@ -153,27 +152,34 @@ def test_compare_two_runs(tmp_path: Path) -> None:
 
 
 def test_claims_page_is_generated_from_results(tmp_path: Path) -> None:
-    from hybridio.bench._claims_common import CLAIMS
-    from hybridio.bench._docs import main, notes, render_claims_page
+    from hybridio.bench._claims_common import CLAIMS, NOTES
 
-    assert set(notes()) == set(CLAIMS), "every claim is explained in claims_notes.md"
+    assert len(CLAIMS) == 21, "every seed claim has its section in claims_notes.md"
+    assert all(NOTES[quote] for quote in CLAIMS.values()), "and its explanation"
     result = _ok(BenchContext(out=tmp_path))
-    result.name = "claims"
+    result.name, result.title, result.extra["notes"] = "claims", "Claims", NOTES
     result.rows[0].claim = CLAIMS["multicore"]
     result.plots = ["claims-x.png"]
-    document = results_document([result], "quick", env=_ENV)
-    page = render_claims_page(document, "img")
+    write_report(
+        tmp_path / "out",
+        results_document([result, _ok(BenchContext(out=tmp_path))], "quick", env=_ENV),
+    )
+    (tmp_path / "out" / "claims-x.png").write_bytes(b"\x89PNG")
+    docs = tmp_path / "docs"
+    done = CliRunner().invoke(bench, ["docs", str(tmp_path / "out"), str(docs)])
+    assert done.exit_code == 0, done.output
+    page = (docs / "claims.md").read_text()
     assert f"| {CLAIMS['multicore']} | **confirmed** |" in page
+    assert f"### {CLAIMS['multicore']}" in page
     assert "Pure-Python tasks on as many worker processes" in page
     assert "![claims-x.png](img/claims-x.png)" in page
-    with pytest.raises(ValueError, match="no successful claims scenario"):
-        render_claims_page(results_document([], "quick", env=_ENV), "img")
-    write_report(tmp_path / "out", document)
-    (tmp_path / "out" / "claims-x.png").write_bytes(b"\x89PNG")
-    main([str(tmp_path / "out"), str(tmp_path / "docs")])
-    assert (tmp_path / "docs" / "claims.md").read_text() == page
-    assert (tmp_path / "docs" / "img" / "claims-x.png").is_file()
-    assert render_markdown(document).count("## ") == 3  # environment, load, the scenario
+    assert "A fake scenario" not in page  # only the claims
+    assert (docs / "img" / "claims-x.png").is_file()
+    assert page.count("\n## ") == 3  # environment, load, the claims
+    write_report(tmp_path / "none", results_document([], "quick", env=_ENV))
+    failed = CliRunner().invoke(bench, ["docs", str(tmp_path / "none"), str(docs)])
+    assert failed.exit_code == 1
+    assert "no successful claims scenario" in failed.output
 
 
 _ENV = {

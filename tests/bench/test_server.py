@@ -1,4 +1,4 @@
-"""``hybridio bench server`` in its seconds-long mode: every row, the plot, bounded in time."""
+"""``hybridio bench server`` in its seconds-long mode: every part runs, rows carry their units."""
 
 from __future__ import annotations
 
@@ -6,21 +6,46 @@ import math
 from pathlib import Path
 
 from hybridio.bench._model import BenchContext
-from hybridio.bench._server import run
+from hybridio.bench._server import parse_wrk, run
+
+WRK = """\
+Running 1s test @ http://127.0.0.1:8000/cpu?ms=20
+  1 threads and 4 connections
+  Latency Distribution
+     50%    1.20ms
+     75%    3.00ms
+     90%    5.00ms
+     99%   15.50ms
+  200 requests in 2.00s, 30.00KB read
+  Non-2xx or 3xx responses: 50
+Requests/sec:    100.00
+"""
+
+
+def test_wrk_output_is_read_in_milliseconds_and_rates() -> None:
+    assert parse_wrk(WRK) == {"seconds": 2.0, "ok": 75.0, "503": 25.0, "p50": 1.2, "p99": 15.5}
 
 
 def test_server_scenario_tiny(tmp_path: Path) -> None:
     result = run(BenchContext(out=tmp_path, tiny=True))
     rows = {row.name: row for row in result.rows}
-    assert rows["/io p99, idle"].value > 0
+    idle = rows["/io p99, idle"]
+    assert idle.value > 0
+    assert idle.unit == "ms"
     process = rows["/io p99 under /cpu process load"]
-    assert process.baseline_value == rows["/io p99, idle"].value
-    assert process.verdict in {"met", "not met"}
+    assert process.baseline_value == idle.value
+    assert process.verdict == "inconclusive"  # one repeat decides nothing
+    assert "too few repeats" in process.reason
+    ok = rows["hybridio at 16 connections: ok req/s"]
+    assert ok.baseline == "plain+pool at 16 connections: ok req/s"
+    assert "CPU of one core" in ok.note
     assert rows["/cpu process throughput"].value > 0
-    assert rows["/cpu process throughput"].verdict in {"met", "not met"}
-    assert rows["/cpu inline throughput"].ratio == 1.0
+    assert rows["/cpu inline throughput"].baseline is None
     refused = rows["overload: 503 latency p99"]
     assert not math.isnan(refused.value)  # the overload did get 503s
     assert "refused with 503" in refused.note
-    assert rows["overload: server memory after/before"].value > 0
+    memory = rows["overload: server + workers RSS after"]
+    assert memory.unit == memory.baseline_unit == "MiB"
+    assert memory.ratio is not None
+    assert memory.ratio > 0
     assert (tmp_path / result.plots[0]).stat().st_size > 1000

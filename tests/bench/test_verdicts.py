@@ -7,15 +7,11 @@ import random
 
 import pytest
 
-from hybridio.bench._claims_common import (
-    verdict_crossover,
-    verdict_independent,
-    verdict_isolated,
-    verdict_race,
-)
-from hybridio.bench._claims_cpu import crossover_point
+from hybridio.bench import _load
+from hybridio.bench._claims import crossover_point, verdict_crossover
+from hybridio.bench._claims_common import one_shot
 from hybridio.bench._load import Load
-from hybridio.bench._model import INCONCLUSIVE, MIN_REPEATS, Rule, judge, median_interval
+from hybridio.bench._model import INCONCLUSIVE, MIN_REPEATS, Rule, fact, judge, median_interval
 from hybridio.bench._report import combine_verdicts
 from hybridio.bench._targets import parallel_target
 
@@ -111,23 +107,29 @@ def test_parallel_target_scales_with_cpus() -> None:
 
 
 def test_one_shot_verdicts() -> None:
-    assert verdict_race(lost_unlocked=1, lost_locked=0) == "confirmed"
-    assert verdict_race(lost_unlocked=0, lost_locked=0) == "qualified"
-    assert verdict_race(lost_unlocked=5, lost_locked=1) == "refuted"
-    assert verdict_isolated(process_sees_change=False, thread_sees_change=True) == "confirmed"
-    assert verdict_isolated(process_sees_change=True, thread_sees_change=True) == "refuted"
-    assert verdict_independent([False, False]) == "confirmed"
-    assert verdict_independent([True, False]) == "qualified"
-    assert verdict_independent([]) == "n/a"
+    assert one_shot(holds=True, fails=False) == "confirmed"
+    assert one_shot(holds=False, fails=False) == "qualified"
+    assert one_shot(holds=True, fails=True) == "refuted"
+
+
+@pytest.mark.parametrize("load", [BUSY, QUIET])
+def test_a_one_shot_refutation_on_a_busy_machine_is_inconclusive(
+    load: Load, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_load, "during", lambda start, end: load)
+    killed = fact("runaway work in a process: gone after its deadline", 3.0, "s", since=0.0)
+    row = killed.row("claims", verdict="refuted")
+    assert row.verdict == (INCONCLUSIVE if load.busy else "refuted")
+    assert ("busy machine" in row.reason) == load.busy
+    assert killed.row("claims", verdict="confirmed").verdict == "confirmed"
 
 
 def test_crossover_verdict_and_point() -> None:
     short, long_ = (1e-4, (0.3, 0.5)), (1e-2, (1.7, 1.9))
-    assert verdict_crossover([short, long_], 1.15, busy=False)[0] == "qualified"
-    assert verdict_crossover([(1e-4, (1.2, 1.3)), long_], 1.15, busy=False)[0] == "confirmed"
-    assert verdict_crossover([short, (1e-2, (0.9, 1.1))], 1.15, busy=False)[0] == "refuted"
-    assert verdict_crossover([short, long_], 1.15, busy=True)[0] == INCONCLUSIVE
-    assert verdict_crossover([short, (1e-2, (1.0, 1.5))], 1.15, busy=False)[0] == INCONCLUSIVE
+    assert verdict_crossover([short, long_], 1.15)[0] == "qualified"
+    assert verdict_crossover([(1e-4, (1.2, 1.3)), long_], 1.15)[0] == "confirmed"
+    assert verdict_crossover([short, (1e-2, (0.9, 1.1))], 1.15)[0] == "refuted"
+    assert verdict_crossover([short, (1e-2, (1.0, 1.5))], 1.15)[0] == INCONCLUSIVE
     points = [(1e-4, 0.4), (1e-3, 0.9), (1e-2, 1.8)]
     point = crossover_point(points)
     assert point is not None

@@ -20,7 +20,7 @@ def cluster() -> Iterator[distributed.LocalCluster]:
             n_workers=2,
             threads_per_worker=1,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",  # never the default 8787 another run may hold
         ) as local,
     ):
         yield local

@@ -71,8 +71,18 @@ class NeedsTwoArgs(Exception):
         super().__init__(f"{a} {b}")
 
 
-def raise_unpicklable_exception() -> None:
+def raise_needs_two_args() -> None:
     raise NeedsTwoArgs(1, 2)
+
+
+class HoldsALock(Exception):
+    def __init__(self) -> None:
+        super().__init__("holds a lock")
+        self.lock = threading.Lock()
+
+
+def raise_unpicklable_exception() -> None:
+    raise HoldsALock
 
 
 def wait_for_cancel(started: Any, observed: Any, limit: float) -> bool:

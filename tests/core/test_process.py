@@ -46,9 +46,16 @@ async def test_exception_is_reraised_as_itself_with_remote_traceback() -> None:
         assert rt.stats()["cpu"].errors == 1
 
 
+async def test_exception_with_a_custom_init_comes_back_as_itself() -> None:
+    async with Runtime(cpu_workers=1) as rt:
+        with pytest.raises(w.NeedsTwoArgs, match="1 2") as info:
+            await rt.run_cpu(w.raise_needs_two_args)
+        assert isinstance(info.value.__cause__, RemoteTraceback)
+
+
 async def test_unpicklable_exception_becomes_not_picklable() -> None:
     async with Runtime(cpu_workers=1) as rt:
-        with pytest.raises(NotPicklable, match="NeedsTwoArgs") as info:
+        with pytest.raises(NotPicklable, match="HoldsALock") as info:
             await rt.run_cpu(w.raise_unpicklable_exception)
         assert info.value.what == "exception"
         assert isinstance(info.value.__cause__, RemoteTraceback)

@@ -65,9 +65,17 @@ async def test_thread_timeout_abandons_and_function_sees_cancel() -> None:
 async def test_thread_cancellation_raises_the_flag() -> None:
     started, observed = threading.Event(), threading.Event()
     async with Runtime() as rt:
-        with anyio.move_on_after(0.1):
-            await rt.run_blocking(w.wait_for_cancel, started, observed, 10.0)
-        await anyio.to_thread.run_sync(observed.wait, 5.0)
+        # Cancelled once the function runs (not after a fixed delay a busy machine may outlast).
+        with anyio.CancelScope() as scope:
+
+            async def cancel_once_started() -> None:
+                await anyio.to_thread.run_sync(started.wait, 30.0)
+                scope.cancel()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(cancel_once_started)
+                await rt.run_blocking(w.wait_for_cancel, started, observed, 30.0)
+        await anyio.to_thread.run_sync(observed.wait, 30.0)
         assert observed.is_set()
         assert rt.stats()["blocking"].cancelled == 1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import socket
+import struct
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -37,7 +38,17 @@ class _Peer:
         self.stream = self.sock.makefile("rb")
 
     def send(self, kind: int, value: Any) -> None:
-        payload = pickle.dumps(value)
+        buffers: list[pickle.PickleBuffer] = []
+        payload = pickle.dumps(value, 5, buffer_callback=buffers.append)
+        if kind == _worker.BATCH:  # the pickle's length, the out-of-band buffers and theirs
+            raws = [bytes(buffer.raw()) for buffer in buffers]
+            lengths = struct.pack(f"<{len(raws)}Q", *map(len, raws))
+            payload = (
+                _worker.BATCH_HEAD.pack(len(payload), len(raws))
+                + lengths
+                + payload
+                + b"".join(raws)
+            )
         self.sock.sendall(_worker.HEADER.pack(kind, len(payload)) + payload)
 
     def receive(self) -> tuple[int, Any]:
@@ -65,6 +76,16 @@ def peer() -> Iterator[_Peer]:
 
 def _batch(*calls: tuple[Any, tuple[Any, ...]]) -> list[_worker.EncodedCall]:
     return [encode_call(fn, args)[1] for fn, args in calls]
+
+
+def test_arguments_travel_out_of_band(peer: _Peer) -> None:
+    assert peer.init()[0] == _worker.READY
+    function, arguments, mapped = encode_call(w.identity, (b"a" * 100_000,))[1]
+    assert isinstance(arguments, bytes)
+    peer.send(_worker.BATCH, ([(function, pickle.PickleBuffer(arguments), mapped)], False))
+    kind, (outcomes, _) = peer.receive()
+    assert kind == _worker.RESULT
+    assert pickle.loads(outcomes[0][1]) == b"a" * 100_000
 
 
 def test_init_batches_in_order_then_eof_exits_cleanly(peer: _Peer) -> None:

@@ -168,3 +168,40 @@ def test_testsite_serve_errors_are_one_line(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     assert "site.json not found" in _serve_error(empty, 0)
+
+
+def _crawl_error(*arguments: str) -> str:
+    """Run `hybridio crawl` expecting a refusal: its error, which must not be a traceback."""
+    command = [*CLI, "crawl", "http://127.0.0.1:1/", "--quiet", *arguments]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=50, check=False)
+    assert done.returncode not in (0, 130)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("Error: "), done.stderr
+    return done.stderr
+
+
+def test_bad_output_paths_are_clear_errors(tmp_path: Path) -> None:
+    assert "is a directory" in _crawl_error("--out", str(tmp_path)).lower()
+    (tmp_path / "file").write_text("")
+    message = _crawl_error("--out", str(tmp_path / "file" / "pages.jsonl"))
+    assert "is a file, not a directory" in message
+    assert "choose another --out" in message
+    message = _crawl_error("--out", str(tmp_path / "o.jsonl"), "--stats-json", str(tmp_path))
+    assert "--stats-json" in message
+
+
+def test_damaged_state_logs_are_clear_errors(tmp_path: Path) -> None:
+    out, state = tmp_path / "o.jsonl", tmp_path / "o.jsonl.state"
+    out.write_text('{"title": "a"}\n')
+    commit = '{"x": ["http://127.0.0.1:1/"], "o": 16, "n": 1}\n'
+    state.write_text('{"v": 2}\n{"q": "http://127.0.0.1:1/", "d": 0}\n' + "\0\0garbage\n" + commit)
+    message = _crawl_error("--out", str(out))
+    assert f"{state}, line 3, is damaged" in message
+    assert "Delete that line" in message
+    # A log of the format before version 2 (no version line): not misread.
+    state.write_text('{"q": "http://127.0.0.1:1/", "d": 0}\n{"x": "http://127.0.0.1:1/"}\n')
+    assert "not a state log of this version" in _crawl_error("--out", str(out))
+    # An output shorter than the state log says: edited or replaced.
+    state.write_text('{"v": 2}\n{"x": [], "o": 999, "n": 9}\n')
+    assert "was edited, truncated or replaced" in _crawl_error("--out", str(out))
+    assert out.read_text() == '{"title": "a"}\n'  # refused, the output is untouched

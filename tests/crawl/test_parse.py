@@ -125,3 +125,10 @@ def test_scope() -> None:
     assert pickle.loads(pickle.dumps(scope)) == scope
     with pytest.raises(ValueError, match="absolute http"):
         Scope.for_seeds(["/relative"])
+
+
+def test_links_past_the_limit_are_not_read() -> None:
+    body = b"".join(b'<a href="/%d">x</a><a href="/%d">again</a>' % (i, i) for i in range(10))
+    [parsed] = parse_batch([("http://t.test/", 200, 0, body, None)], None, None, 4)
+    assert parsed.links == [f"http://t.test/{i}" for i in range(4)]
+    assert parsed.links_dropped == 20 - 7  # the 4th distinct link is the 7th element

@@ -17,6 +17,7 @@ from hybridio.crawl import CrawlConfig, Crawler, Faults, SiteManifest, TestSiteS
 pytestmark = pytest.mark.anyio
 
 CLI = [sys.executable, "-c", "from hybridio._cli import main; main()", "crawl"]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def lines(path: Path) -> int:
@@ -88,3 +89,34 @@ async def test_resume_log_is_read_off_the_event_loop(
         config = CrawlConfig([server.url], out=tmp_path / "o.jsonl", max_pages=3, cpu_workers=1)
         await Crawler(config).run()
     assert threads == [False]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_records_without_url_survive_repeated_sigkills(
+    plain_site: tuple[Path, SiteManifest], tmp_path: Path
+) -> None:
+    """Resume must not depend on the records' shape: these have no "url" key."""
+    directory, manifest = plain_site
+    out = tmp_path / "pages.jsonl"
+    async with TestSiteServer(directory, Faults(latency=0.03)) as server:
+        command = [*CLI, server.url, "--out", str(out), "--quiet", "--workers", "1"]
+        command += ["--extract", "tests.crawl.extractors:without_url", "--batch-size", "2"]
+        kills = 0
+        for target in (6, 16, 26, 36):
+            # From the checkout: --extract imports tests.crawl.extractors.
+            process = await anyio.open_process([*command, "--concurrency", "2"], cwd=ROOT)
+            with anyio.fail_after(30):
+                while lines(out) < target:
+                    if process.returncode is not None:
+                        break  # it ended first: the resume below checks it all the same
+                    await anyio.sleep(0.01)
+            if process.returncode is None:
+                process.send_signal(signal.SIGKILL)
+                kills += 1
+            await process.wait()
+        assert kills >= 3, "the crawl ended before it could be killed"
+        resumed = await anyio.run_process(command, check=False, stderr=None, cwd=ROOT)
+        assert resumed.returncode == 0, resumed.stderr
+    where = [json.loads(line)["where"] for line in out.read_text().splitlines()]
+    assert len(where) == len(set(where)), "a page was written twice"
+    assert set(where) == set(manifest.reachable()), "a page was lost"

@@ -50,9 +50,19 @@ def test_summary_names_culprits_and_causes() -> None:
     assert "blocks: 4, 1000.0 ms blocked in total" in text
     assert "2 x /srv/app.py:7 parse" in text
     assert "+0.500s blocked 250.0 ms in /srv/app.py:7 parse  (json.loads(body))" in text
-    assert "starved of CPU" in text
+    assert "with no code of yours holding it (loop thread on a CPU 0.0 ms: a busy machine?)" in text
     assert "could not be sampled" in text
     assert report.culprits() == {"/srv/app.py:7 parse": 2}
+
+
+def test_the_evidence_is_in_the_summary_of_unblamed_blocks() -> None:
+    stall = BlockEvent(1.0, 0.5, 0.3, "stall", None, "", cpu_time=0.002, cpu_wait=0.29)
+    assert str(stall) == (
+        "+0.500s blocked 300.0 ms with no code of yours holding it "
+        "(loop thread on a CPU 2.0 ms, waiting for a CPU 290.0 ms: a busy machine?)"
+    )
+    unknown = BlockEvent(1.0, 0.5, 0.3, "unknown", None, "", cpu_time=0.25)
+    assert "stack could not be sampled (loop thread on a CPU 250.0 ms: a C call" in str(unknown)
 
 
 def test_quantiles_and_empty_report() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import queue
 import sys
 import threading
 import time
@@ -113,8 +114,18 @@ def test_culprit_prefers_your_code_over_libraries_and_machinery() -> None:
     mine = _frame("app.handlers", "/srv/app/handlers.py", "handle")
     loop = _frame("asyncio.events", "/usr/lib/python3/asyncio/events.py", "_run")
     assert pick_culprit([library, mine, loop]) == mine
-    # No code of yours: the innermost frame that is not loop machinery.
-    assert pick_culprit([library, loop]) == library
+    # No code of yours: the innermost installed frame that is not the loop's own...
+    aiohttp = _frame("aiohttp.web_protocol", "/v/site-packages/aiohttp/web_protocol.py")
+    assert pick_culprit([library, aiohttp, loop]) == aiohttp
+    assert pick_culprit([aiohttp, loop]) == aiohttp
+    # ...and the standard library the loop calls for itself is the loop's own: anyio's trio
+    # test runner waits in queue.Queue.get, trio waits for processes with subprocess.
+    assert pick_culprit([library, loop]) is None
+    waits = _frame("queue", queue.__file__, "get")
+    runner = _frame("anyio._backends._trio", "/v/site-packages/anyio/_backends/_trio.py")
+    assert pick_culprit([_frame("threading", threading.__file__, "wait"), waits, runner]) is None
+    # Called from your code, the standard library is yours to answer for: your line is named.
+    assert pick_culprit([waits, mine, runner]) == mine
     assert pick_culprit([loop, _frame("trio._core._run", "/x/trio/_core/_run.py")]) is None
     # hybridio's own scenarios and examples are not "installed libraries", its machinery is.
     assert pick_culprit([_frame("hybridio.bench._monitor", "/site-packages/x.py")]) is not None

@@ -17,6 +17,8 @@ import hybridio
 from hybridio.web import ADMISSION, RUNTIME, Limit, create_app, create_demo_app, offload_route
 from hybridio.web._work import spin
 
+from ._serving import until_healthy
+
 pytestmark = pytest.mark.anyio
 
 Client = TestClient[Any, Any]
@@ -127,7 +129,7 @@ async def test_healthz_turns_503_when_the_loop_was_blocked() -> None:
     app.router.add_get("/block", block)
     client = await _client(app)
     try:
-        assert (await client.get("/healthz")).status == 200
+        await until_healthy(lambda: _status(client, "/healthz"))
         assert (await client.get("/block")).status == 200
         response = await client.get("/healthz")
         assert response.status == 503
@@ -136,6 +138,12 @@ async def test_healthz_turns_503_when_the_loop_was_blocked() -> None:
         assert body["loop_lag"] > 0.1
     finally:
         await client.close()
+
+
+async def _status(client: TestClient[Any, Any], path: str) -> int:
+    response = await client.get(path)
+    await response.read()
+    return response.status
 
 
 def test_bad_configuration_is_refused_clearly() -> None:

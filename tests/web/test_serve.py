@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import signal
 import subprocess
@@ -9,6 +11,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, Self
 
 import aiohttp
 import anyio
@@ -26,11 +29,31 @@ pytestmark = pytest.mark.anyio
 EXAMPLE = Path(__file__).parents[2] / "examples" / "hybrid_server.py"
 
 
+@pytest.fixture
+def loop_option(anyio_backend: Any) -> str:
+    """The server process runs on the loop the test runs on: ``--loop asyncio|uvloop``."""
+    _, options = anyio_backend
+    return "uvloop" if options.get("use_uvloop") else "asyncio"
+
+
+def _with_fd_limit(limit: int, *command: str) -> list[str]:
+    """``command`` run by this Python with its soft open-file limit lowered to ``limit``."""
+    code = (
+        "import os, resource, sys; "
+        "_, hard = resource.getrlimit(resource.RLIMIT_NOFILE); "
+        f"resource.setrlimit(resource.RLIMIT_NOFILE, ({limit}, hard)); "
+        "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+    )
+    return ["-c", code, *command]
+
+
 @asynccontextmanager
-async def server(*command: str) -> AsyncIterator[tuple[Process, str]]:
+async def server(
+    *command: str, stderr: int = subprocess.PIPE
+) -> AsyncIterator[tuple[Process, str]]:
     """Start a server process on an ephemeral loopback port; yield it and its base URL."""
     process = await anyio.open_process(
-        [sys.executable, *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [sys.executable, *command], stdout=subprocess.PIPE, stderr=stderr
     )
     try:
         assert process.stdout is not None
@@ -127,8 +150,110 @@ def test_serve_command_help_and_bad_options() -> None:
     runner = CliRunner()
     result = runner.invoke(serve, ["--help"])
     assert result.exit_code == 0
-    for option in ("--host", "--port", "--workers", "--grace", "--worker-nice"):
+    for option in (
+        "--host",
+        "--port",
+        "--workers",
+        "--grace",
+        "--worker-nice",
+        "--max-connections",
+        "--header-timeout",
+        "--keepalive-timeout",
+        "--loop",
+    ):
         assert option in result.output
+    for bad in (["--header-timeout", "0"], ["--max-connections", "0"], ["--loop", "trio"]):
+        assert runner.invoke(serve, bad).exit_code == 2, bad
     result = runner.invoke(serve, ["--port", "99999"])
     assert result.exit_code == 2
     assert "99999" in result.output
+
+
+class _Pipe:
+    """A pipe for a server's stderr; on exit, closes the ends the test has not closed."""
+
+    def __init__(self) -> None:
+        self.read_end, self.write_end = os.pipe()
+        self._open = {self.read_end, self.write_end}
+
+    def close(self, fd: int) -> None:
+        if fd in self._open:
+            self._open.discard(fd)
+            os.close(fd)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for fd in list(self._open):
+            self.close(fd)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_a_signal_stops_the_server_when_its_stderr_pipe_is_broken(
+    signum: signal.Signals, loop_option: str
+) -> None:
+    """A restarted log collector leaves stderr a broken pipe: the signal must still stop it."""
+    command = ("-m", "hybridio.web", "--port", "0", "--workers", "1", "--loop", loop_option)
+    with _Pipe() as pipe:
+        async with server(*command, stderr=pipe.write_end) as (process, base):
+            pipe.close(pipe.write_end)
+            pipe.close(pipe.read_end)  # nobody reads the server's stderr any more: EPIPE
+            async with aiohttp.ClientSession() as session, session.get(f"{base}/io") as response:
+                assert response.status == 200  # its access log line goes nowhere
+            process.send_signal(signum)
+            with anyio.fail_after(20):
+                assert await process.wait() == 0
+
+
+async def test_a_signal_stops_the_server_when_its_stderr_pipe_is_full(loop_option: str) -> None:
+    """A log collector that stopped reading: the draining line must not block the loop."""
+    command = ("-m", "hybridio.web", "--port", "0", "--workers", "1", "--loop", loop_option)
+    with _Pipe() as pipe:
+        async with server(*command, "--no-access-log", stderr=pipe.write_end) as (process, _):
+            # Fill the pipe the server's stderr writes to (the flag is shared with the server's
+            # descriptor: non-blocking only while filling).
+            os.set_blocking(pipe.write_end, False)
+            for chunk in (b"x" * 4096, b"x"):
+                with contextlib.suppress(BlockingIOError):
+                    while True:
+                        os.write(pipe.write_end, chunk)
+            os.set_blocking(pipe.write_end, True)
+            process.send_signal(signal.SIGTERM)
+            with anyio.fail_after(20):
+                assert await process.wait() == 0
+
+
+async def test_slow_clients_under_a_low_open_file_limit_do_not_starve_other_requests(
+    loop_option: str,
+) -> None:
+    """Slowloris: 150 connections that never finish their head, under a limit of 128 files.
+
+    The default cap (half the limit) keeps the server able to accept: the oldest head-less
+    connections are closed to make room, and every probe is answered.
+    """
+    command = _with_fd_limit(
+        128, "-m", "hybridio.web", "--port", "0", "--workers", "1", "--loop", loop_option
+    )
+    port_of = re.compile(r":(\d+)$")
+    async with server(*command) as (_, base), aiohttp.ClientSession() as session:
+        match = port_of.search(base)
+        assert match
+        slow = []
+        for _ in range(150):
+            stream = await anyio.connect_tcp("127.0.0.1", int(match.group(1)))
+            await stream.send(b"GET /io HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            slow.append(stream)
+        timeout = aiohttp.ClientTimeout(total=20)
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as probes:
+            for _ in range(20):
+                async with probes.get(f"{base}/io") as response:
+                    assert response.status == 200
+        async with session.get(f"{base}/metrics") as response:
+            metrics = await response.text()
+        families = {f.name: f for f in text_string_to_metric_families(metrics)}
+        assert families["hybridio_web_max_connections"].samples[0].value == 64
+        assert families["hybridio_web_connections"].samples[0].value <= 64
+        for stream in slow:
+            await stream.aclose()

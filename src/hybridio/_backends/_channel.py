@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import anyio
 from anyio.abc import TaskGroup, UNIXSocketStream
@@ -25,10 +25,13 @@ from ._worker import HEADER
 
 __all__ = ["Channel", "FramingError", "open_channel"]
 
-OnFrame = Callable[[int, bytes], None]
+OnFrame = Callable[[int, bytes | bytearray], None]
 OnEnd = Callable[[BaseException | None], None]
 
 _HEADER_SIZE = HEADER.size
+#: A large frame is written in slices of this size, each once the previous one has drained, so
+#: the transport never holds a copy of more than a slice of it.
+_SLICE = 1 << 20
 _unpack_header = HEADER.unpack_from
 
 
@@ -41,6 +44,13 @@ class Channel(Protocol):
 
     async def send(self, frame: bytes) -> None:
         """Send one frame (frames are sent in the order of the calls)."""
+
+    async def send_parts(self, parts: list[Any]) -> None:
+        """Send one large frame given as buffers, without joining or copying them.
+
+        It goes out whole even if the caller is cancelled meanwhile: half a frame would break
+        the channel for every later message.
+        """
 
     async def send_eof(self) -> None:
         """Tell the peer nothing more will be sent."""
@@ -73,8 +83,13 @@ class _Frames:
             end = _HEADER_SIZE + length
             if len(buffer) < end:
                 return
-            payload = bytes(buffer[_HEADER_SIZE:end])
-            del buffer[:end]
+            if len(buffer) == end:  # the buffer holds this frame only: hand it over, no copy
+                payload = buffer
+                buffer = self._buffer = bytearray()
+                del payload[:_HEADER_SIZE]
+            else:
+                payload = bytearray(memoryview(buffer)[_HEADER_SIZE:end])
+                del buffer[:end]
             self._on_frame(kind, payload)
 
 
@@ -84,6 +99,7 @@ class _AsyncioChannel(asyncio.Protocol):
         self._on_end: OnEnd | None = on_end
         self._transport: asyncio.Transport | None = None
         self._paused: asyncio.Future[None] | None = None
+        self._large: asyncio.Task[None] | None = None  # a large frame going out in slices
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -123,6 +139,8 @@ class _AsyncioChannel(asyncio.Protocol):
     # -- Channel ------------------------------------------------------------------------------
 
     async def send(self, frame: bytes) -> None:
+        while self._large is not None:  # never write into the middle of a large frame
+            await asyncio.shield(self._large)
         transport = self._transport
         if transport is None or transport.is_closing():
             raise anyio.BrokenResourceError
@@ -135,13 +153,47 @@ class _AsyncioChannel(asyncio.Protocol):
             if transport.is_closing():
                 raise anyio.BrokenResourceError
 
+    async def send_parts(self, parts: list[Any]) -> None:
+        while self._large is not None:
+            await asyncio.shield(self._large)
+        # A task of its own, awaited shielded: a cancelled caller leaves the frame whole.
+        task = self._large = asyncio.get_running_loop().create_task(self._write_parts(parts))
+        task.add_done_callback(_retrieve)  # a cancelled caller no longer waits for its outcome
+        try:
+            await asyncio.shield(task)
+        finally:
+            if task.done() and self._large is task:
+                self._large = None
+
+    async def _write_parts(self, parts: list[Any]) -> None:
+        try:
+            for part in parts:
+                view = memoryview(part).cast("B")
+                for start in range(0, len(view), _SLICE):
+                    transport = self._transport
+                    if transport is None or transport.is_closing():
+                        raise anyio.BrokenResourceError
+                    transport.write(view[start : start + _SLICE])
+                    while self._paused is not None and not transport.is_closing():
+                        await asyncio.shield(self._paused)
+        finally:
+            self._large = None
+
     async def send_eof(self) -> None:
+        while self._large is not None:
+            await asyncio.shield(self._large)
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write_eof()
 
     async def aclose(self) -> None:
         if self._transport is not None:
             self._transport.abort()
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """Mark a task's exception as seen (its sender was cancelled; the channel's end tells)."""
+    if not task.cancelled():
+        task.exception()
 
 
 class _StreamChannel:
@@ -151,7 +203,7 @@ class _StreamChannel:
         self._stream = stream
         self._frames = _Frames(on_frame)
         self._on_end = on_end
-        self._outbox: list[bytes] = []
+        self._outbox: list[bytes | list[Any]] = []
         self._sending = False
 
     async def read(self) -> None:
@@ -170,18 +222,36 @@ class _StreamChannel:
             finally:
                 self._on_end(error)
 
-    async def send(self, frame: bytes) -> None:
+    async def send(self, frame: bytes | list[Any]) -> None:
         if self._sending:  # another task is writing: its loop sends this one next, in order
             self._outbox.append(frame)
             return
         self._sending = True
         try:
-            await self._stream.send(frame)
+            await self._write(frame)
             while self._outbox:
                 frames, self._outbox = self._outbox, []
-                await self._stream.send(b"".join(frames))
+                if all(isinstance(f, bytes) for f in frames):
+                    await self._stream.send(b"".join(frames))  # type: ignore[arg-type]
+                else:
+                    for queued in frames:
+                        await self._write(queued)
         finally:
             self._sending = False
+
+    async def send_parts(self, parts: list[Any]) -> None:
+        await self.send(parts)
+
+    async def _write(self, frame: bytes | list[Any]) -> None:
+        if isinstance(frame, bytes):
+            await self._stream.send(frame)
+            return
+        # Shielded: a cancelled caller leaves the frame whole (a killed worker ends the send).
+        with anyio.CancelScope(shield=True):
+            for part in frame:
+                view = memoryview(part).cast("B")
+                for start in range(0, len(view), _SLICE):
+                    await self._stream.send(view[start : start + _SLICE])  # type: ignore[arg-type]
 
     async def send_eof(self) -> None:
         await self._stream.send_eof()

@@ -341,7 +341,7 @@ class ClusterExecutor:
             import cloudpickle
 
             name = function_name(fn)
-            call = (cloudpickle.dumps(fn, _PROTOCOL), dumps_args(args, name), mapped)
+            call: EncodedCall = (cloudpickle.dumps(fn, _PROTOCOL), dumps_args(args, name), mapped)
         else:
             name, call = encode_call(fn, args, mapped=mapped)
         return name, (name, call)

@@ -44,9 +44,11 @@ from .._core._exceptions import (
     OffloadError,
     OffloadTimeout,
     Overloaded,
+    PartialChunk,
     RuntimeClosed,
     WorkerCrashed,
     WorkerStartFailed,
+    for_caller,
 )
 from .._core._metrics import KindCounters
 from .._core._signal import Signal, Timer, signal_factory, timer_factory
@@ -100,11 +102,12 @@ class _Batch:
 class _Lane(Generic[W]):
     """One worker's place: the worker, the batches it holds, and its start-up state."""
 
-    __slots__ = ("batches", "index", "started", "starting", "worker")
+    __slots__ = ("batches", "index", "started", "starting", "taken", "worker")
 
     def __init__(self, index: int) -> None:
         self.index = index
         self.worker: W | None = None
+        self.taken = 0  # calls given to its current worker (for max_tasks)
         self.batches: list[_Batch] = []
         self.starting = False
         self.started = anyio.Event()
@@ -134,6 +137,7 @@ class Dispatcher(Generic[W]):
         batching: bool = True,
         max_batch: int = 256,
         batch_seconds: float = 0.005,
+        max_tasks: int | None = None,
     ) -> None:
         self.executor = executor
         self.kind = executor.kind
@@ -148,6 +152,8 @@ class Dispatcher(Generic[W]):
         self._max_queue = max_queue
         self._max_batch = max_batch if batching else 1
         self._batch_seconds = batch_seconds
+        # Calls a worker may take before it is replaced: batches never take it past that.
+        self._max_tasks = max_tasks or math.inf
         self._cost: dict[str, float] = {}
         self._task_group: TaskGroup | None = None
         self._active = False
@@ -178,10 +184,10 @@ class Dispatcher(Generic[W]):
     async def aclose(self) -> None:
         """Refuse new work and fail queued calls; drivers stop with the runtime's task group."""
         self._closed = True
-        while self._pending:
-            call = self._pending.popleft()
-            self.counters.queued -= 1
-            call.resolve(error=RuntimeClosed("the runtime was closed before this call ran"))
+        queued = list(self._pending)
+        self._pending.clear()
+        self.counters.queued -= len(queued)
+        self._fail(queued, RuntimeClosed("the runtime was closed before this call ran"))
 
     def abort(self) -> None:
         """Stop every worker now, without waiting: the event loop ends without the clean-up.
@@ -271,6 +277,7 @@ class Dispatcher(Generic[W]):
                 error.reason,
                 failures=self._failures,
                 retry_in=max(0.0, self._retry_at - anyio.current_time()),
+                hint=error.hint,
             ) from error.__cause__
 
     async def wait(self, call: Call, timeout: float | None) -> Any:
@@ -361,12 +368,14 @@ class Dispatcher(Generic[W]):
     def _idle_lane(self) -> _Lane[W] | None:
         """A lane with a ready worker and nothing on it, for a caller to use directly."""
         for lane in self._lanes:
-            if not lane.batches and self._ready(lane):
+            if not lane.batches and lane.taken < self._max_tasks and self._ready(lane):
                 return lane
         return None
 
     def _can_take(self, lane: _Lane[W]) -> bool:
         """True when the lane may take a batch of the queue's head now."""
+        if lane.taken >= self._max_tasks:  # it is replaced once its batches are done
+            return False
         held = len(lane.batches)
         if held == 0:
             return True
@@ -453,7 +462,7 @@ class Dispatcher(Generic[W]):
                     self._notify()
                     await self._idle(driver)
                     continue
-                calls, cost = self._take_batch()
+                calls, cost = self._take_batch(lane)
                 if calls:
                     if self._pending:
                         self._notify()  # share the rest of the queue with another driver
@@ -467,9 +476,15 @@ class Dispatcher(Generic[W]):
                     await self.executor.stop(worker)
             closed = RuntimeClosed("the runtime was closed while this call ran")
             for batch in lane.batches:
-                for call in batch.calls:
-                    if call.state != DONE:
-                        call.resolve(error=closed)
+                self._fail(batch.calls, closed)
+
+    def _fail(self, calls: list[Call], error: BaseException) -> None:
+        """Answer every unanswered call with ``error``; those a caller still waits for count."""
+        for call in calls:
+            if call.state != DONE:
+                if not call.abandoned:
+                    self.counters.errors += 1
+                call.resolve(error=error)
 
     async def _start_worker(self, driver: _Driver) -> None:
         """Start the lane's worker, honouring the back-off after failures."""
@@ -494,7 +509,10 @@ class Dispatcher(Generic[W]):
             self._start_failed(exc)
             return
         except Exception as exc:  # noqa: BLE001 - any failure to start is a start failure
-            failure = WorkerStartError(f"{type(exc).__name__}: {exc}")
+            failure = WorkerStartError(
+                f"{type(exc).__name__}: {exc}",
+                "The pool retries on its own; the original error is chained as the cause.",
+            )
             failure.__cause__ = exc
             self._start_failed(failure)
             return
@@ -503,6 +521,7 @@ class Dispatcher(Generic[W]):
             lane.started.set()
             lane.started = anyio.Event()
         lane.worker = worker
+        lane.taken = 0
         self.counters.workers += 1
         if self._failures:
             self._failures = 0
@@ -516,7 +535,9 @@ class Dispatcher(Generic[W]):
         self.counters.start_failures += 1
         backoff = min(_BACKOFF_FIRST * 2 ** (self._failures - 1), _BACKOFF_MAX)
         self._retry_at = anyio.current_time() + backoff
-        error = WorkerStartFailed(self.kind, exc.reason, failures=self._failures, retry_in=backoff)
+        error = WorkerStartFailed(
+            self.kind, exc.reason, failures=self._failures, retry_in=backoff, hint=exc.hint
+        )
         error.__cause__ = exc.__cause__
         self._start_error = error
         if self._failures >= BROKEN_AFTER:
@@ -527,9 +548,11 @@ class Dispatcher(Generic[W]):
                 self.counters.errors += 1
                 call.resolve(error=error)
 
-    def _take_batch(self) -> tuple[list[Call], float]:
+    def _take_batch(self, lane: _Lane[W]) -> tuple[list[Call], float]:
         pending = self._pending
         limit = self._max_batch
+        if lane.taken + limit > self._max_tasks:
+            limit = max(1, int(self._max_tasks - lane.taken))
         costs = self._cost
         if self._parallel:
             # Leave a fair share of the queue to the other free batch slots (idle workers, and
@@ -571,6 +594,7 @@ class Dispatcher(Generic[W]):
         """Put a batch on a lane (``cost``: the run time it is expected to take)."""
         batch = _Batch(calls, cost)
         lane.batches.append(batch)
+        lane.taken += len(calls)
         for call in calls:
             call.lane = lane
         if len(calls) > 1:
@@ -602,6 +626,7 @@ class Dispatcher(Generic[W]):
         call.state = RUNNING
         self.counters.in_flight += 1
         batch = self._hold(lane, [call], self._cost.get(call.name, _UNKNOWN_COST))
+        started = anyio.current_time()
         try:
             with anyio.fail_after(timeout) if timeout is not None else nullcontext():
                 outcomes = await self.executor.run_batch(worker, [call.payload])
@@ -618,13 +643,18 @@ class Dispatcher(Generic[W]):
             if not lost.started:  # it died before taking the call: run it on a fresh worker
                 self._forget(lane, worker)
                 self.counters.calls -= 1
+                if timeout is not None:  # within what is left of the caller's deadline
+                    timeout = max(0.0, timeout - (anyio.current_time() - started))
                 return await self.wait(self.submit(call.name, call.payload), timeout)
             call.state = DONE
+            self.counters.errors += 1
             if self._closed:  # the runtime stopped the worker under this call
                 raise RuntimeClosed("the runtime was closed while this call ran") from None
             raise self._crashed(lane, worker, batch, lost) from None
-        except BaseException:
+        except BaseException as exc:
             self._release(lane, batch)
+            if isinstance(exc, Exception):  # a batch-level error (a cluster's, say)
+                self.counters.errors += 1
             raise
         self._release(lane, batch)
         self._finish(batch, outcomes)
@@ -679,10 +709,7 @@ class Dispatcher(Generic[W]):
             # The runtime is closing: the worker is stopped by the driver's cleanup, and the
             # batch's callers are answered here (it is no longer on the lane to be found there).
             self._release(lane, batch)
-            closed = RuntimeClosed("the runtime was closed while this call ran")
-            for call in calls:
-                if call.state != DONE:
-                    call.resolve(error=closed)
+            self._fail(calls, RuntimeClosed("the runtime was closed while this call ran"))
             raise
         batch.scope = None
         self._release(lane, batch)
@@ -700,15 +727,11 @@ class Dispatcher(Generic[W]):
                 self._notify()
         else:
             assert error is not None
-            for call in calls:
-                if call.state != DONE:
-                    call.resolve(error=error)
+            self._fail(calls, error)
 
     def _crashed(self, lane: _Lane[W], worker: W, batch: _Batch, lost: WorkerLost) -> WorkerCrashed:
         self._forget(lane, worker)
-        live = sum(1 for c in batch.calls if not c.abandoned)
-        self.counters.crashes += live
-        self.counters.errors += live
+        self.counters.crashes += sum(1 for c in batch.calls if not c.abandoned)
         return WorkerCrashed(
             pid=lost.pid,
             exitcode=lost.exitcode,
@@ -789,6 +812,8 @@ class Dispatcher(Generic[W]):
                 completed += 1
             else:
                 errors += 1
+                if not isinstance(error, Exception) or isinstance(error, PartialChunk):
+                    error = for_caller(name, error)  # never SystemExit or a cancellation
             call.resolve(value, error)
         if name is not None:
             cost[name] = estimate

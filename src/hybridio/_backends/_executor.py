@@ -66,11 +66,23 @@ class WorkerLost(Exception):
 
 
 class WorkerStartError(Exception):
-    """A worker could not be started; ``reason`` is ``"Type: message"`` of the cause."""
+    """A worker could not be started; ``reason`` is ``"Type: message"`` of the cause.
 
-    def __init__(self, reason: str) -> None:
+    ``hint`` says what to do about it (``WorkerStartFailed`` shows it); None means the default
+    advice, for a failure of the user's code at start-up (the initializer, or the main module).
+    """
+
+    def __init__(self, reason: str, hint: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.hint = hint
+
+
+#: What to do when the operating system refused a worker.
+OS_HINT = (
+    "The operating system refused a new worker: free file descriptors or processes (close what "
+    "leaks, or raise `ulimit -n` / `ulimit -u`); the pool retries on its own."
+)
 
 
 @dataclass(frozen=True)

@@ -492,4 +492,5 @@ def create(settings: Settings, counters: KindCounters) -> Dispatcher[_Interprete
         batching=settings.batching,
         max_batch=256,
         batch_seconds=0.005,
+        max_tasks=settings.max_tasks_per_worker,
     )

@@ -14,6 +14,7 @@ from collections.abc import (
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from .._core._exceptions import PartialChunk
 from ._call import DONE, Call
 
 if TYPE_CHECKING:
@@ -38,7 +39,9 @@ class OffloadMap(AsyncIterator[R], Generic[T, R]):
     ``chunksize`` is None it is chosen from the measured per-item cost (a chunk takes about 20 ms).
     Stop early with ``break`` inside ``async with`` (or call ``aclose()``): queued chunks are
     dropped, running ones finish in the workers and are discarded. The first exception raised by
-    ``fn`` is raised at its position and ends the map.
+    ``fn`` is raised at its position, after every result before it, and ends the map, as with
+    ``concurrent.futures.Executor.map``. ``timeout`` bounds each wait for the next chunk of
+    results (not the whole map).
     """
 
     def __init__(
@@ -78,6 +81,7 @@ class OffloadMap(AsyncIterator[R], Generic[T, R]):
         self._timeout = timeout
         self._in_flight: deque[tuple[Call, int]] = deque()
         self._results: deque[R] = deque()
+        self._error: BaseException | None = None  # raised once the results before it are out
         self._exhausted = False
         self._closed = False
         self.items_sent = 0
@@ -109,6 +113,12 @@ class OffloadMap(AsyncIterator[R], Generic[T, R]):
             pass
 
     def _cancel(self) -> None:
+        self._stop()
+        self._results.clear()
+        self._error = None
+
+    def _stop(self) -> None:
+        """Send nothing more and drop the chunks in flight (results already here are kept)."""
         if self._closed:
             return
         self._closed = True
@@ -117,11 +127,13 @@ class OffloadMap(AsyncIterator[R], Generic[T, R]):
             call, _ = self._in_flight.popleft()
             if call.state != DONE and self._pool is not None:
                 self._pool.abandon(call, timed_out=False, kill=False)
-        self._results.clear()
 
     async def __anext__(self) -> R:
         if self._results:
             return self._results.popleft()
+        if self._error is not None:  # raised at its position, after the results before it
+            error, self._error = self._error, None
+            raise error
         if self._closed:
             raise StopAsyncIteration
         if self._pool is None:
@@ -138,7 +150,15 @@ class OffloadMap(AsyncIterator[R], Generic[T, R]):
                 self._closed = True
                 raise StopAsyncIteration
             call, size = self._in_flight[0]
-            chunk: list[R] = await pool.wait(call, self._timeout)
+            try:
+                chunk: list[R] = await pool.wait(call, self._timeout)
+            except PartialChunk as partial:
+                # An item raised: deliver the results computed before it, then its exception.
+                self._in_flight.popleft()
+                self._stop()
+                self._results.extend(partial.results)
+                self._error = partial.error
+                return await self.__anext__()
             self._in_flight.popleft()
             self._learn(call.run_time, size)
             self._results.extend(chunk)

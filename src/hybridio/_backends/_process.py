@@ -16,8 +16,12 @@ and allows one call in flight per worker.
 from __future__ import annotations
 
 import functools
+import os
 import pickle
+import select
+import signal
 import socket
+import struct
 import subprocess
 import sys
 from collections import deque
@@ -28,15 +32,15 @@ from typing import Any, ClassVar
 import anyio
 from anyio.abc import Process, TaskGroup
 
-from .._core._exceptions import NotPicklable, RemoteTraceback
+from .._core._exceptions import NotPicklable, PartialChunk, RemoteTraceback
 from .._core._metrics import KindCounters
 from .._core._settings import Settings
 from .._core._signal import Signal, signal_factory
 from . import _worker
 from ._channel import Channel, FramingError, open_channel
 from ._dispatch import Dispatcher
-from ._executor import Capabilities, Outcome, WorkerLost, WorkerStartError
-from ._serialize import EncodedCall, encode_call, encode_function, main_path
+from ._executor import OS_HINT, Capabilities, Outcome, WorkerLost, WorkerStartError
+from ._serialize import EncodedCall, dumps_args, encode_function, main_path
 
 __all__ = ["ProcessExecutor", "create"]
 
@@ -78,6 +82,7 @@ class _Process:
         "calls_done",
         "channel",
         "ended",
+        "exit_fd",
         "handshake",
         "live",
         "lost",
@@ -99,8 +104,16 @@ class _Process:
         self.ended = anyio.Event()  # set when its channel has ended
         self.calls_done = 0
         self.rss = 0
+        # Readable once the process has exited (Linux pidfd): a worker that died idle is known
+        # dead before a call is sent to it, even when its channel's end is not yet read.
+        self.exit_fd = _open_pidfd(self.pid)
 
-    def on_frame(self, kind: int, payload: bytes) -> None:
+    def exited(self) -> bool:
+        """True when the process is known to have exited (never blocks)."""
+        fd = self.exit_fd
+        return fd is not None and bool(select.select((fd,), (), (), 0)[0])
+
+    def on_frame(self, kind: int, payload: bytes | bytearray) -> None:
         """An answer arrived: hand it to the batch waiting for it (in order)."""
         if kind == _worker.RESULT and self.waiting:
             try:
@@ -122,6 +135,10 @@ class _Process:
             if self.process.returncode is None:
                 self.kill_now()
             await self.process.aclose()
+        _kill_group(self.pid)  # what the worker started and left behind goes with it
+        if self.exit_fd is not None:
+            os.close(self.exit_fd)
+            self.exit_fd = None
         self.live.discard(self)
         code = self.process.returncode
         if code is not None and code < 0:
@@ -129,14 +146,39 @@ class _Process:
         return code, None
 
     def kill_now(self) -> None:
-        try:
-            self.process.kill()
-        except ProcessLookupError:
-            pass
+        """Kill the worker and every process it started (its process group)."""
+        if not _kill_group(self.pid):
+            try:
+                self.process.kill()
+            except ProcessLookupError:
+                pass
 
     async def close_channel(self) -> None:
         if self.channel is not None:
             await self.channel.aclose()
+
+
+def _open_pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)  # type: ignore[attr-defined,unused-ignore]  # Linux only
+    except (AttributeError, OSError):  # another OS, an old kernel, or no descriptor left
+        return None
+
+
+def _kill_group(pid: int) -> bool:
+    """SIGKILL the process group a worker leads; False when there is none (left) to kill.
+
+    Each worker starts its own session, hence its own group: Ctrl-C in a terminal (SIGINT to the
+    terminal's foreground group) never reaches it, and killing it takes its children along,
+    unless they started a session of their own. A group id is not reused while a member lives.
+    """
+    if not hasattr(os, "killpg"):  # pragma: no cover - Windows
+        return False
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 #: Builds an ``Outcome`` from the worker's plain tuple in C (``Outcome._make`` is Python code).
@@ -148,26 +190,56 @@ def _frame(kind: int, value: Any) -> bytes:
     return _HEADER.pack(kind, len(payload)) + payload
 
 
+#: A BATCH frame's fixed start: the header, then the pickle's length and its buffer count.
+_BATCH_START = struct.Struct("<BIII")
+#: Arguments at least this large travel out of band (their pickle is sent, never copied).
+_OUT_OF_BAND = 64 * 1024
+
+
+def _batch_frame(payloads: list[EncodedCall], want_rss: bool) -> list[Any]:
+    """A BATCH frame as the parts to send in order (see ``_worker``'s protocol)."""
+    buffers: list[pickle.PickleBuffer] = []
+    data = pickle.dumps((payloads, want_rss), 5, buffer_callback=buffers.append)
+    if not buffers:
+        return [_BATCH_START.pack(_worker.BATCH, len(data) + 8, len(data), 0) + data]
+    raws = [buffer.raw() for buffer in buffers]
+    lengths = [raw.nbytes for raw in raws]
+    size = 8 + 8 * len(raws) + len(data) + sum(lengths)
+    head = _BATCH_START.pack(_worker.BATCH, size, len(data), len(raws))
+    return [head + struct.pack(f"<{len(raws)}Q", *lengths), data, *raws]
+
+
 def _decode(name: str, outcome: Outcome) -> tuple[Any, BaseException | None]:
     """Turn a worker's outcome into ``(value, error)`` for the caller."""
     try:
         if outcome.ok:
             return pickle.loads(outcome.payload), None
         detail = outcome.payload
+        if detail[0] == _worker.PARTIAL:
+            _, done, raised = detail
+            return None, PartialChunk(pickle.loads(done), _raised(name, raised))
         if detail[0] == _worker.RAISED:
-            _, blob, tb, summary = detail
-            if blob is None:
-                exc: BaseException = NotPicklable(
-                    "exception", f"{summary} (its exception could not be pickled)", function=name
-                )
-            else:
-                exc = pickle.loads(blob)
-            exc.__cause__ = RemoteTraceback(tb)
-            return None, exc
-    except Exception as exc:  # noqa: BLE001 - the result or exception cannot be rebuilt here
+            return None, _raised(name, detail)
+    # SystemExit from a __setstate__ fails this call, never the task that reads the answers.
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - cannot be rebuilt here
         return None, NotPicklable("result", f"{type(exc).__name__}: {exc}", function=name)
     _, what, reason = outcome.payload
     return None, NotPicklable(what, reason, function=name)
+
+
+def _raised(name: str, detail: tuple[str, bytes | None, str, str]) -> BaseException:
+    """The exception a worker's function raised, its worker traceback chained as ``__cause__``."""
+    _, blob, tb, summary = detail
+    exc: BaseException
+    if blob is None:
+        exc = NotPicklable(
+            "exception", f"{summary} (its exception could not be pickled)", function=name
+        )
+    else:
+        exc = pickle.loads(blob)
+    # Not `exc.__cause__ = ...`: a frozen dataclass exception refuses attribute assignment.
+    object.__setattr__(exc, "__cause__", RemoteTraceback(tb))
+    return exc
 
 
 class ProcessExecutor:
@@ -201,8 +273,18 @@ class ProcessExecutor:
     def encode(
         self, fn: Callable[..., Any], args: tuple[Any, ...], mapped: bool
     ) -> tuple[str, EncodedCall]:
+        if _worker.bootstrapping:  # as multiprocessing refuses to start a process then
+            raise RuntimeError(
+                "process work was started while a worker imported the main module: its top "
+                "level would run the program again in every worker; guard its entry point with "
+                "`if __name__ == '__main__':`"
+            )
         # NotPicklable is raised here, before anything is sent or queued.
-        return encode_call(fn, args, mapped=mapped)
+        name, function = encode_function(fn)
+        arguments = dumps_args(args, name)
+        if len(arguments) >= _OUT_OF_BAND:  # large: pickled once, sent without a copy
+            return name, (function, pickle.PickleBuffer(arguments), mapped)
+        return name, (function, arguments, mapped)
 
     # -- starting ------------------------------------------------------------------------------
 
@@ -223,7 +305,7 @@ class ProcessExecutor:
         try:
             ours, theirs = socket.socketpair()
         except OSError as exc:  # out of file descriptors...
-            raise WorkerStartError(f"no channel for a worker: {exc}") from exc
+            raise WorkerStartError(f"no channel for a worker: {exc}", OS_HINT) from exc
         try:
             # Shielded: a cancellation landing inside the spawn would orphan the new process.
             with anyio.CancelScope(shield=True):
@@ -233,11 +315,12 @@ class ProcessExecutor:
                     stdout=None,
                     stderr=None,
                     pass_fds=(theirs.fileno(),),
+                    start_new_session=True,  # its own process group: see _kill_group
                 )
         except BaseException as exc:
             ours.close()
             if isinstance(exc, OSError):
-                raise WorkerStartError(f"could not start a worker process: {exc}") from exc
+                raise WorkerStartError(f"could not start a worker process: {exc}", OS_HINT) from exc
             raise
         finally:
             theirs.close()
@@ -266,12 +349,19 @@ class ProcessExecutor:
                 raise
             if isinstance(exc, TimeoutError):
                 raise WorkerStartError(
-                    f"the worker did not start within {_START_TIMEOUT:g} s"
+                    f"the worker did not start within {_START_TIMEOUT:g} s",
+                    "A busy machine or a slow main module import can cause this; the pool "
+                    "retries on its own.",
                 ) from exc
             code, signal_number = await worker.exit_status()
-            how = f"exit code {code}" if signal_number is None else f"signal {signal_number}"
+            if signal_number is not None:  # not the user's code: something killed it
+                raise WorkerStartError(
+                    f"the worker process was killed by signal {signal_number} during start-up",
+                    "Something outside hybridio killed it (the out-of-memory killer, an operator, "
+                    "a supervisor); the pool retries on its own.",
+                ) from exc
             raise WorkerStartError(
-                f"the worker process ended during start-up ({how}): see its output above"
+                f"the worker process ended during start-up (exit code {code}): see its output above"
             ) from exc
         return worker
 
@@ -295,13 +385,17 @@ class ProcessExecutor:
 
     async def run_batch(self, worker: _Process, payloads: list[EncodedCall]) -> list[Outcome]:
         channel = worker.channel
-        if worker.lost is not None or channel is None:
+        if worker.lost is not None or channel is None or worker.exited():
             raise WorkerLost(pid=worker.pid, started=False, reason="the worker is gone")
         assert self._new_signal is not None
         waiter = _Waiter(self._new_signal())
         worker.waiting.append(waiter)  # before sending: the answer may come at once
         try:
-            await channel.send(_frame(_worker.BATCH, (payloads, self._max_rss is not None)))
+            frame = _batch_frame(payloads, self._max_rss is not None)
+            if len(frame) == 1:
+                await channel.send(frame[0])
+            else:  # large arguments: sent as they are, in slices, never joined
+                await channel.send_parts(frame)
         except _CHANNEL_ERRORS:
             if worker.waiting and worker.waiting[-1] is waiter:
                 worker.waiting.pop()
@@ -311,6 +405,12 @@ class ProcessExecutor:
         if waiter.error is not None:
             raise waiter.error
         raw, rss = waiter.value
+        if len(raw) != len(payloads):  # never hand one caller another's answer: discard it
+            worker.kill_now()
+            raise WorkerLost(
+                pid=worker.pid,
+                reason=f"worker {worker.pid} answered {len(raw)} of {len(payloads)} calls",
+            )
         worker.calls_done += len(payloads)
         worker.rss = rss
         return list(map(_as_outcome, repeat(Outcome), raw))
@@ -435,4 +535,5 @@ def create(settings: Settings, counters: KindCounters) -> Dispatcher[_Process]:
         batching=settings.batching,
         max_batch=256,
         batch_seconds=0.005,
+        max_tasks=settings.max_tasks_per_worker,
     )

@@ -76,7 +76,12 @@ def main_path() -> str | None:
     if main is None or getattr(main, "__spec__", None) is not None:
         return None
     path: str | None = getattr(main, "__file__", None)
-    return path if path and os.path.isfile(path) else None
+    if not path or not os.path.isfile(path):
+        return None
+    # What the worker's copy defines says it comes from `__mp_main__`: results and exceptions of
+    # classes defined in the main script must unpickle here too (multiprocessing does the same).
+    sys.modules.setdefault("__mp_main__", main)
+    return path
 
 
 def _by_reference_exact(fn: Callable[..., Any]) -> bool:
@@ -115,7 +120,7 @@ def encode_function(fn: Callable[..., Any]) -> tuple[str, bytes]:
     else:
         try:
             blob = pickle.dumps(fn, _PROTOCOL)
-        except Exception as exc:  # noqa: BLE001 - pickling raises many types; reported below
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - many types; reported below
             error = exc
         else:
             if cacheable:
@@ -153,13 +158,14 @@ def dumps_args(args: tuple[Any, ...], name: str) -> bytes:
     Raises:
         NotPicklable: naming the argument that cannot be pickled, and why.
     """
+    # SystemExit from a __reduce__ fails this call (NotPicklable), never the caller's program.
     try:
         return pickle.dumps(args, _PROTOCOL)
-    except Exception as first:
+    except (Exception, SystemExit) as first:
         for index, arg in enumerate(args):
             try:
                 pickle.dumps(arg, _PROTOCOL)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 raise NotPicklable(f"argument {index}", _error(exc), function=name) from exc
         raise NotPicklable("arguments", _error(first), function=name) from first
 

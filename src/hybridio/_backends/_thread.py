@@ -35,6 +35,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from .._core._cancel import CancelToken, use_token
+from .._core._exceptions import map_chunk
 from .._core._metrics import KindCounters
 from .._core._names import function_name, unwrap
 from .._core._settings import Settings
@@ -74,10 +75,6 @@ class _Slot:
         self.jobs: SimpleQueue[list[Payload] | None] = SimpleQueue()
 
 
-def _run_all(fn: Callable[[Any], Any], items: Any) -> list[Any]:
-    return [fn(item) for item in items]
-
-
 def _run_payload(payload: Payload) -> Outcome:
     fn, args, token, mapped, context = payload
     if token.cancelled:  # its caller gave up before it started
@@ -85,7 +82,7 @@ def _run_payload(payload: Payload) -> Outcome:
     start = perf_counter()
     try:
         with use_token(token):
-            value = context.run(_run_all, fn, args[0]) if mapped else context.run(fn, *args)
+            value = context.run(map_chunk, fn, args[0]) if mapped else context.run(fn, *args)
     except BaseException as exc:  # noqa: BLE001 - goes back to its caller
         # Returned from inside the handler, which unbinds ``exc``: no local of this frame (which
         # its traceback holds) refers to the error, so no reference cycle keeps it alive.

@@ -13,12 +13,18 @@ type   name          from      payload
 =====  ============  ========  ===========================================================
 1      INIT          parent    ``(sys.path, main path or None, initializer or None, initargs)``
                                with the initializer and its arguments pickled apart (bytes)
-2      BATCH         parent    ``(calls, want_rss)``: ``calls`` a list of ``EncodedCall``
+2      BATCH         parent    ``(calls, want_rss)``: ``calls`` a list of ``EncodedCall``, as
+                               a pickle with out-of-band buffers (see below)
 3      READY         worker    the worker's pid, once INIT succeeded
 4      INIT_FAILED   worker    ``("Type: message", traceback text, pickled exception or None)``
 5      RESULT        worker    ``(outcomes, rss)``: one ``(ok, payload, run seconds)`` per call,
                                in order; rss in bytes (0 unless asked)
 =====  ============  ========  ===========================================================
+
+A BATCH payload starts with ``struct`` ``<II`` (length of the pickle, number of out-of-band
+buffers N), then N ``<Q`` buffer lengths, the pickle (protocol 5), then the N buffers: large
+arguments travel as ``pickle.PickleBuffer`` and are never copied into the pickle, so the parent
+holds each argument's pickle once.
 
 The first message is INIT, answered by READY or INIT_FAILED (the worker then exits with status
 3). Then BATCH messages are answered by RESULT messages in the order they came: the parent may
@@ -40,17 +46,21 @@ import sys
 import traceback
 import types
 from collections.abc import Callable, Sequence
+from importlib.machinery import SourceFileLoader
 from importlib.util import module_from_spec, spec_from_file_location
 from time import perf_counter
 from typing import Any, BinaryIO
 
+from .._core._exceptions import PartialChunk, map_chunk
 from .._core._names import unwrap
 
 __all__ = [
     "BATCH",
+    "BATCH_HEAD",
     "HEADER",
     "INIT",
     "INIT_FAILED",
+    "PARTIAL",
     "RAISED",
     "READY",
     "RESULT",
@@ -58,10 +68,14 @@ __all__ = [
     "EncodedCall",
     "RawOutcome",
     "main",
+    "read_batch",
+    "rebuild_exception",
     "run_batch",
 ]
 
 HEADER = struct.Struct("<BI")
+#: The start of a BATCH payload: the pickle's length and the number of out-of-band buffers.
+BATCH_HEAD = struct.Struct("<II")
 INIT, BATCH, READY, INIT_FAILED, RESULT = 1, 2, 3, 4, 5
 EXIT_INIT_FAILED = 3
 EXIT_FRAMING = 4
@@ -69,6 +83,7 @@ EXIT_FRAMING = 4
 #: Tags of a failed call's payload (``Outcome.ok`` is False).
 RAISED = "raised"  # (RAISED, pickled exception or None, traceback text, "Type: message")
 UNPICKLABLE = "unpicklable"  # (UNPICKLABLE, what, reason)
+PARTIAL = "partial"  # a map chunk: (PARTIAL, pickled results before the failing item, RAISED tuple)
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
@@ -79,7 +94,7 @@ RawOutcome = tuple[bool, Any, float]
 
 #: One call as the parent sends it: pickled function, pickled arguments, and whether to map the
 #: function over the first argument (a ``map`` chunk). See ``_serialize``.
-EncodedCall = tuple[bytes, bytes, bool]
+EncodedCall = tuple[bytes, "bytes | memoryview | pickle.PickleBuffer", bool]
 
 
 # Module-level functions by their pickled reference: loading one imports and looks up its module
@@ -109,12 +124,45 @@ def _load_function(blob: bytes) -> Callable[..., Any]:
 
 
 def _dumps_exception(exc: BaseException) -> bytes | None:
+    """The exception pickled so that it unpickles, or None when it cannot travel."""
+    blob = _round_trip(exc)
+    return blob if blob is not None else _round_trip(_Rebuilt(exc))
+
+
+def _round_trip(obj: object) -> bytes | None:
     try:
-        blob = pickle.dumps(exc, _PROTOCOL)
+        blob = pickle.dumps(obj, _PROTOCOL)
         pickle.loads(blob)  # an exception with a custom __init__ may pickle but not unpickle
-    except Exception:  # noqa: BLE001 - any failure means "cannot travel"; the parent says so
+    except (Exception, SystemExit):  # noqa: BLE001 - any failure means "cannot travel"
         return None
     return blob
+
+
+class _Rebuilt:
+    """Pickles an exception whose class cannot be rebuilt by calling it with its ``args``.
+
+    A frozen dataclass exception (its ``__init__`` takes fields, not ``args``, and its
+    ``__setattr__`` refuses the state) comes back as itself: made with ``__new__``, then given its
+    ``args`` and attributes without calling ``__init__`` or ``__setattr__``.
+    """
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    def __reduce__(self) -> tuple[object, ...]:
+        exc = self.exc
+        return (rebuild_exception, (type(exc), exc.args, dict(getattr(exc, "__dict__", {}))))
+
+
+def rebuild_exception(
+    cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]
+) -> BaseException:
+    """The other half of ``_Rebuilt``: an exception of ``cls`` with ``args`` and ``state``."""
+    exc = cls.__new__(cls, *args)
+    BaseException.__init__(exc, *args)
+    for name, value in state.items():
+        object.__setattr__(exc, name, value)
+    return exc
 
 
 def _raised(exc: BaseException) -> tuple[str, bytes | None, str, str]:
@@ -122,26 +170,39 @@ def _raised(exc: BaseException) -> tuple[str, bytes | None, str, str]:
     return (RAISED, _dumps_exception(exc), tb, f"{type(exc).__name__}: {exc}")
 
 
+def _unpicklable(what: str, exc: BaseException, elapsed: float = 0.0) -> RawOutcome:
+    return (False, (UNPICKLABLE, what, f"{type(exc).__name__}: {exc}"), elapsed)
+
+
 def _run_one(call: EncodedCall) -> RawOutcome:
+    # SystemExit raised while unpickling or pickling (a __reduce__ or __setstate__ that exits)
+    # fails this call only: the worker goes on serving (CPython's test_deadlock_case family).
     fn_blob, args_blob, mapped = call
     try:
         fn = _load_function(fn_blob)
-    except Exception as exc:  # noqa: BLE001 - reported to the caller as NotPicklable
-        return (False, (UNPICKLABLE, "function", f"{type(exc).__name__}: {exc}"), 0.0)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported to the caller
+        return _unpicklable("function", exc)
     try:
         args = pickle.loads(args_blob)
-    except Exception as exc:  # noqa: BLE001 - reported to the caller as NotPicklable
-        return (False, (UNPICKLABLE, "arguments", f"{type(exc).__name__}: {exc}"), 0.0)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported to the caller
+        return _unpicklable("arguments", exc)
     start = perf_counter()
     try:
-        value = [fn(item) for item in args[0]] if mapped else fn(*args)
+        value = map_chunk(fn, args[0]) if mapped else fn(*args)
+    except PartialChunk as partial:  # a map chunk: the results before the failing item travel too
+        elapsed = perf_counter() - start
+        try:
+            done = pickle.dumps(partial.results, _PROTOCOL)
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported to the caller
+            return _unpicklable("result", exc, elapsed)
+        return (False, (PARTIAL, done, _raised(partial.error)), elapsed)
     except BaseException as exc:  # noqa: BLE001 - the user's exception goes back to the caller
         return (False, _raised(exc), perf_counter() - start)
     elapsed = perf_counter() - start
     try:
         return (True, pickle.dumps(value, _PROTOCOL), elapsed)
-    except Exception as exc:  # noqa: BLE001 - reported to the caller as NotPicklable
-        return (False, (UNPICKLABLE, "result", f"{type(exc).__name__}: {exc}"), elapsed)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported to the caller
+        return _unpicklable("result", exc, elapsed)
 
 
 def _rss_bytes() -> int:
@@ -180,30 +241,66 @@ def _read_frame(stream: BinaryIO) -> tuple[int, bytes] | None:
     return kind, payload
 
 
+def read_batch(payload: bytes) -> tuple[list[EncodedCall], bool]:
+    """Unpickle a BATCH payload, its out-of-band buffers without a copy."""
+    size, count = BATCH_HEAD.unpack_from(payload)
+    view = memoryview(payload)
+    offset = BATCH_HEAD.size
+    lengths = struct.unpack_from(f"<{count}Q", payload, offset) if count else ()
+    offset += 8 * count
+    data = view[offset : offset + size]
+    offset += size
+    buffers = []
+    for length in lengths:
+        buffers.append(view[offset : offset + length])
+        offset += length
+    calls, want_rss = pickle.loads(data, buffers=buffers)
+    return calls, want_rss
+
+
 def _send(sock: socket.socket, kind: int, value: Any) -> None:
     payload = pickle.dumps(value, _PROTOCOL)
     sock.sendall(HEADER.pack(kind, len(payload)) + payload)
 
 
+#: True while this worker imports the parent's main script: a call to a process pool then comes
+#: from an unguarded top level and would start workers without end (see ``ProcessExecutor``).
+bootstrapping = False
+
+
 def _initialise(payload: bytes) -> None:
     """Take the parent's sys.path, import its main module as ``__mp_main__``, run the initializer."""
+    global bootstrapping  # a process-wide state, read by the process executor
     path, main_path, initializer, initargs = pickle.loads(payload)
     sys.path[:] = path
     if main_path:
         # Like multiprocessing: the parent's main script is imported under another name, so that
         # its `if __name__ == "__main__":` block does not run again, and its functions unpickle.
-        spec = spec_from_file_location("__mp_main__", main_path)
+        # A script without a .py suffix (a console-script entry point) is Python source too.
+        loader = SourceFileLoader("__mp_main__", main_path)
+        spec = spec_from_file_location("__mp_main__", main_path, loader=loader)
         if spec is not None and spec.loader is not None:
             module = module_from_spec(spec)
             sys.modules["__mp_main__"] = module
             sys.modules["__main__"] = module
-            spec.loader.exec_module(module)
+            bootstrapping = True
+            try:
+                spec.loader.exec_module(module)
+            finally:
+                bootstrapping = False
     if initializer is not None:
         unwrap(pickle.loads(initializer))(*pickle.loads(initargs))
 
 
 def main(argv: Sequence[str]) -> int:
     """Serve batches on the channel whose file descriptor is ``argv[0]``; return the exit status."""
+    try:
+        return _serve(argv)
+    except (BrokenPipeError, ConnectionResetError):
+        return 0  # the parent went away (killed, say): nobody is left to answer
+
+
+def _serve(argv: Sequence[str]) -> int:
     # Ctrl-C in a terminal reaches the whole process group: the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     fd = int(argv[0])
@@ -232,7 +329,7 @@ def main(argv: Sequence[str]) -> int:
         if kind != BATCH:
             print(f"hybridio worker: unexpected message type {kind}", file=sys.stderr)
             return EXIT_FRAMING
-        calls, want_rss = pickle.loads(payload)
+        calls, want_rss = read_batch(payload)
         _send(sock, RESULT, run_batch(calls, want_rss))
 
 

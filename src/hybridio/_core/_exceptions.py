@@ -9,6 +9,7 @@ The tree::
     │   ├── NotPicklable           a function, argument, result or exception cannot cross processes
     │   ├── Overloaded             admission refused: the queue for that kind is full
     │   └── BackendUnavailable     the kind needs something this interpreter or machine lacks
+    ├── FunctionAborted            the function raised SystemExit, KeyboardInterrupt or a cancellation
     ├── OffloadTimeout             the call missed its deadline (also a builtin ``TimeoutError``)
     ├── RuntimeClosed              the runtime was closed, or is used outside its event loop
     ├── AsyncioRequired            an aiohttp-based part (web, crawl) was run on trio
@@ -16,15 +17,22 @@ The tree::
 
 An exception raised by the user's own function is never wrapped: it is re-raised as itself, and for
 process work the worker's formatted traceback is chained as its ``__cause__`` (a ``RemoteTraceback``).
+The one exception to that rule is a ``BaseException`` that is not an ``Exception`` (``SystemExit``,
+``KeyboardInterrupt``, ``asyncio.CancelledError``...) raised by a function offloaded to a worker: re-raised
+as itself it would end the caller's program or cancel the caller's task, so it arrives as
+``FunctionAborted`` carrying the original.
 """
 
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable, Iterable
+from typing import Any
 
 __all__ = [
     "AsyncioRequired",
     "BackendUnavailable",
+    "FunctionAborted",
     "HybridioError",
     "NotPicklable",
     "OffloadError",
@@ -118,31 +126,44 @@ class WorkerStartFailed(OffloadError):
         retry_in: seconds until the pool tries to start a worker again.
     """
 
-    def __init__(self, kind: str, reason: str, *, failures: int = 1, retry_in: float = 0.0) -> None:
+    def __init__(
+        self,
+        kind: str,
+        reason: str,
+        *,
+        failures: int = 1,
+        retry_in: float = 0.0,
+        hint: str | None = None,
+    ) -> None:
         self.kind = kind
         self.reason = reason
         self.failures = failures
         self.retry_in = retry_in
+        self.hint = hint
         state = (
             f"after {failures} failed starts in a row the {kind} pool is broken and retries in "
             f"{retry_in:.3g} s"
             if failures > 1
             else f"the {kind} pool retries in {retry_in:.3g} s"
         )
-        super().__init__(
-            f"a {kind} worker could not start: {reason}; {state}. If the Runtime's initializer "
-            "or your main module raised, fix that (workers import the main module, as "
-            "multiprocessing does: guard its entry point with `if __name__ == '__main__':`)."
+        advice = hint or (
+            "If the Runtime's initializer or your main module raised, fix that (workers import "
+            "the main module, as multiprocessing does: guard its entry point with "
+            "`if __name__ == '__main__':`)."
         )
+        super().__init__(f"a {kind} worker could not start: {reason}; {state}. {advice}")
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild_start_failed, (self.kind, self.reason, self.failures, self.retry_in))
+        return (
+            _rebuild_start_failed,
+            (self.kind, self.reason, self.failures, self.retry_in, self.hint),
+        )
 
 
 def _rebuild_start_failed(
-    kind: str, reason: str, failures: int, retry_in: float
+    kind: str, reason: str, failures: int, retry_in: float, hint: str | None = None
 ) -> WorkerStartFailed:
-    return WorkerStartFailed(kind, reason, failures=failures, retry_in=retry_in)
+    return WorkerStartFailed(kind, reason, failures=failures, retry_in=retry_in, hint=hint)
 
 
 class NotPicklable(OffloadError):
@@ -216,6 +237,70 @@ class BackendUnavailable(OffloadError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (BackendUnavailable, (self.kind, self.needs))
+
+
+class FunctionAborted(HybridioError):
+    """Raised when an offloaded function raised ``SystemExit``, ``KeyboardInterrupt`` or a cancellation.
+
+    Those exceptions end a program or cancel a task: raised in the caller as themselves, a worker's
+    ``sys.exit()`` or an ``argparse`` error would stop a whole server, and a ``CancelledError``
+    would look like the caller's own cancellation while the error vanished. The worker is fine and
+    keeps serving; only this call failed.
+
+    Attributes:
+        original: the exception the function raised (also chained as ``__cause__``).
+        function: the qualified name of the function.
+    """
+
+    def __init__(self, original: BaseException, function: str) -> None:
+        self.original = original
+        self.function = function
+        super().__init__(
+            f"{function} raised {type(original).__name__}({_arguments(original)}) in a worker. "
+            "It ended that call only, not your program or task; catch it in the function if it "
+            "is expected (the original is the .original attribute)."
+        )
+        self.__cause__ = original
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (FunctionAborted, (self.original, self.function))
+
+
+def _arguments(exc: BaseException) -> str:
+    return ", ".join(map(repr, exc.args))
+
+
+class PartialChunk(Exception):
+    """A ``map`` chunk that stopped at an item's exception: the results before it, and the error.
+
+    ``OffloadMap`` delivers ``results`` first, then raises ``error`` at its position.
+    """
+
+    def __init__(self, results: list[Any], error: BaseException) -> None:
+        super().__init__(len(results), error)
+        self.results = results
+        self.error = error
+
+
+def map_chunk(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+    """``[fn(item) for item in items]``, raising ``PartialChunk`` with the results before a failure."""
+    results: list[Any] = []
+    append = results.append
+    try:
+        for item in items:
+            append(fn(item))
+    except BaseException as exc:  # noqa: BLE001 - travels with the results computed before it
+        raise PartialChunk(results, exc) from None
+    return results
+
+
+def for_caller(name: str, error: BaseException) -> BaseException:
+    """The error a caller gets for ``error`` raised by its offloaded function ``name``."""
+    if isinstance(error, Exception):
+        if isinstance(error, PartialChunk):
+            error.error = for_caller(name, error.error)
+        return error
+    return FunctionAborted(error, name)
 
 
 class OffloadTimeout(HybridioError, TimeoutError):

@@ -2,11 +2,18 @@
 
 The heartbeat sleeps ``interval`` and records how late it woke up. Before each sleep it publishes
 ``(seq, due)``; the watchdog thread sleeps until ``due + threshold`` and, if that heartbeat has
-still not run, samples the loop thread's stack right then, while the loop is still blocked. The
-heartbeat, once it runs again, turns the sample into a ``BlockEvent`` on the loop thread, so the
-histogram and the callbacks are only ever touched from the loop.
+still not run, samples the loop thread's stack right then, while the loop is still blocked, and
+again every ``interval`` while it stays blocked (at most ``_MAX_SAMPLES`` times). The heartbeat,
+once it runs again, turns the samples into a ``BlockEvent`` on the loop thread, so the histogram
+and the callbacks are only ever touched from the loop.
 
-Cost: one timer per ``interval`` on the loop, and the watchdog wakes about once per ``threshold``.
+Late is not the same as blocked by code: on a busy machine the loop can be ready and get no CPU.
+So the heartbeat also reads the loop thread's CPU time and run-queue delay (``ThreadClock``) at
+each beat, and a block is ``code`` only when a sample shows code of yours *and* the loop would
+have been late past the threshold without the time it spent waiting for a CPU.
+
+Cost: one timer and one clock read (a few microseconds) per ``interval`` on the loop, and the
+watchdog wakes about once per ``threshold``.
 """
 
 from __future__ import annotations
@@ -24,14 +31,18 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from .._core._metrics import Histogram
-from ._report import BlockEvent, LoopReport
+from ._report import BlockCause, BlockEvent, LoopReport
 from ._stack import Capture, base_frames, capture
+from ._threadclock import ThreadClock
 
 __all__ = ["LoopMonitor"]
 
 logger = logging.getLogger("hybridio.monitor")
 
 _clock = time.perf_counter
+
+#: Samples the watchdog takes of one block (one per interval): the culprit is the commonest.
+_MAX_SAMPLES = 16
 
 
 def _check_positive(name: str, value: object) -> float:
@@ -96,7 +107,7 @@ class LoopMonitor:
         # Shared with the watchdog thread: each is replaced whole, never mutated, so a plain
         # read is consistent under the GIL.
         self._state: tuple[int, float] | None = None
-        self._pending: tuple[int, Capture] | None = None
+        self._pending: tuple[int, tuple[Capture, ...]] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop_thread = 0
@@ -149,10 +160,12 @@ class LoopMonitor:
         thread = threading.Thread(target=self._watch, name="hybridio-loop-watchdog", daemon=True)
         self._thread = thread
         thread.start()
+        clock = ThreadClock()
         try:
             task_status.started()
-            await self._beat()
+            await self._beat(clock)
         finally:
+            clock.close()
             self._stop.set()
             thread.join(timeout=5.0)  # it wakes at once on the event: this does not block
             self._thread = None
@@ -200,10 +213,11 @@ class LoopMonitor:
 
     # -- the heartbeat (event loop) ----------------------------------------------------------
 
-    async def _beat(self) -> None:
+    async def _beat(self, clock: ThreadClock) -> None:
         interval = self.interval
         threshold = self.threshold
         seq, due = self._state or (0, _clock() + interval)
+        cpu, waited = clock.read()
         while True:
             await anyio.sleep(interval)
             now = _clock()
@@ -215,23 +229,34 @@ class LoopMonitor:
             self._lag.observe(lag)
             self._last_lag = lag
             if lag > threshold:
-                self._record(late_seq, late_due, lag)
+                cpu_now, waited_now = clock.read()
+                self._record(
+                    late_seq,
+                    late_due,
+                    lag,
+                    cpu_now - cpu,
+                    None if waited is None or waited_now is None else waited_now - waited,
+                )
                 seq += 1
                 due = _clock() + interval  # the callbacks took their time
                 self._state = (seq, due)
+            cpu, waited = clock.read()
 
-    def _record(self, seq: int, due: float, lag: float) -> None:
+    def _record(self, seq: int, due: float, lag: float, cpu: float, cpu_wait: float | None) -> None:
         pending, self._pending = self._pending, None
-        sample = pending[1] if pending is not None and pending[0] == seq else None
+        samples = pending[1] if pending is not None and pending[0] == seq else ()
+        cause, sample = _classify(samples, lag, cpu, cpu_wait, self.threshold)
         assert self._started is not None
         offset = due - self._started
         event = BlockEvent(
             start=self._wall_started + offset,
             offset=offset,
             duration=lag,
-            cause=sample.cause if sample is not None else "unknown",
-            culprit=sample.culprit if sample is not None else None,
+            cause=cause,
+            culprit=sample.culprit if sample is not None and cause == "code" else None,
             stack=sample.stack if sample is not None else "",
+            cpu_time=cpu,
+            cpu_wait=cpu_wait,
         )
         self._blocks.append(event)
         self._total_blocks += 1
@@ -257,10 +282,41 @@ class LoopMonitor:
             if wait > 0:
                 stop.wait(wait)
                 continue
-            if self._state is not state:
-                continue
-            sample = capture(self._loop_thread, self._base)
-            if sample is not None and self._state is state:  # still blocked: the right stack
-                self._pending = (state[0], sample)
+            samples: list[Capture] = []
+            while self._state is state and len(samples) < _MAX_SAMPLES:
+                sample = capture(self._loop_thread, self._base)
+                if sample is None or self._state is not state:
+                    break  # the loop came back meanwhile: this stack is not the block's
+                samples.append(sample)
+                self._pending = (state[0], tuple(samples))
+                if stop.wait(self.interval):
+                    return
             while self._state is state and not stop.wait(self.interval):
-                pass  # one sample per block: wait for the loop to come back
+                pass  # enough samples of this block: wait for the loop to come back
+
+
+def _classify(
+    samples: tuple[Capture, ...], lag: float, cpu: float, cpu_wait: float | None, threshold: float
+) -> tuple[BlockCause, Capture | None]:
+    """Why the loop was ``lag`` seconds late, and the sample that shows it.
+
+    ``cpu`` and ``cpu_wait`` are the seconds the loop thread ran on a CPU and waited for one
+    between the two heartbeats (``cpu_wait`` is None where the OS does not say).
+
+    * ``code``: a sample shows code of yours, and without the time spent waiting for a CPU the
+      loop would still have been late past the threshold (it ran that code, or sat in a blocking
+      call). The culprit is the commonest among the samples.
+    * ``stall``: the samples show only the loop waiting (for I/O, timers), or the lateness is the
+      time the loop thread waited for a CPU (a busy machine), or there is no sample and the loop
+      thread hardly ran: the watchdog could not run either (the process was starved or stopped).
+    * ``unknown``: the loop thread ran on a CPU longer than the threshold but no sample names
+      code (a C call holding the GIL, or the loop's own machinery busy).
+    """
+    blamed = [s for s in samples if s.culprit is not None]
+    if blamed:
+        commonest = collections.Counter(str(s.culprit) for s in blamed).most_common(1)[0][0]
+        sample = next(s for s in blamed if str(s.culprit) == commonest)
+        own = lag - (cpu_wait or 0.0)
+        return ("code" if own > threshold else "stall"), sample
+    first = samples[0] if samples else None
+    return ("unknown" if cpu > threshold else "stall"), first

@@ -40,6 +40,10 @@ class BlockEvent:
     begun up to one heartbeat interval earlier). ``culprit`` is the innermost frame of your code
     on the loop thread while it was still blocked (None unless ``cause == "code"``); ``stack`` is
     the loop thread's stack at that moment, from the loop's dispatch to the innermost frame.
+
+    ``cpu_time`` and ``cpu_wait`` are the evidence for the ``cause``: the seconds the loop
+    thread ran on a CPU, and waited for one (Linux; None elsewhere), from the heartbeat before
+    the block to the one after it.
     """
 
     #: Wall-clock time (``time.time()``) the heartbeat was due.
@@ -50,16 +54,29 @@ class BlockEvent:
     cause: BlockCause
     culprit: StackFrame | None
     stack: str
+    #: Seconds the loop thread ran on a CPU over the block (and the heartbeat interval before).
+    cpu_time: float = 0.0
+    #: Seconds the loop thread was ready but waited for a CPU over the same window (Linux only).
+    cpu_wait: float | None = None
 
     def __str__(self) -> str:
         if self.culprit is not None:
             where = f"in {self.culprit}"
             if self.culprit.line:
                 where += f"  ({self.culprit.line})"
-        elif self.cause == "stall":
-            where = "with no code of yours running (the process was starved of CPU?)"
         else:
-            where = "but its stack could not be sampled in time (a C call holding the GIL?)"
+            evidence = f"on a CPU {self.cpu_time * 1000:.1f} ms"
+            if self.cpu_wait is not None:
+                evidence += f", waiting for a CPU {self.cpu_wait * 1000:.1f} ms"
+            if self.cause == "stall":
+                where = (
+                    f"with no code of yours holding it (loop thread {evidence}: a busy machine?)"
+                )
+            else:
+                where = (
+                    f"but its stack could not be sampled (loop thread {evidence}: "
+                    "a C call holding the GIL?)"
+                )
         return f"+{self.offset:.3f}s blocked {self.duration * 1000:.1f} ms {where}"
 
 

@@ -3,6 +3,11 @@
 The watchdog runs this while the loop is still blocked, so the walk over the frames must not do
 I/O (which would release the GIL and let the loop move on): frames are first copied to plain
 tuples, and only then are source lines read.
+
+What the loop runs to wait is never the culprit: the selector or poll call (``selectors``,
+trio's ``epoll.poll``/``kqueue``, uvloop's ``run``, which has no Python frame) is loop machinery,
+and so is the standard library the machinery calls for itself (anyio's trio test runner waits in
+``queue.Queue.get``; trio waits for processes with ``subprocess``).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ _MACHINERY = (
     "hybridio._backends",
     "hybridio._core",
     "hybridio._monitor",
+    "hybridio.pytest_plugin",
     "outcome",
     "selectors",
     "sniffio",
@@ -41,6 +47,8 @@ _PATHS = sysconfig.get_paths()
 _LIBRARY_PATHS = tuple(
     {_PATHS[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in _PATHS}
 )
+_STDLIB_PATHS = tuple({_PATHS[key] for key in ("stdlib", "platstdlib") if key in _PATHS})
+_SITE_PATHS = tuple({_PATHS[key] for key in ("purelib", "platlib") if key in _PATHS})
 # Comprehension frames: the function around them is the culprit (its line is the same).
 _ANONYMOUS = frozenset({"<genexpr>", "<listcomp>", "<setcomp>", "<dictcomp>"})
 _ASYNC_FLAGS = inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE | inspect.CO_ASYNC_GENERATOR
@@ -48,6 +56,16 @@ _ASYNC_FLAGS = inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE | inspect.CO
 
 def _is_machinery(module: str) -> bool:
     return any(module == name or module.startswith(name + ".") for name in _MACHINERY)
+
+
+def _is_stdlib(filename: str) -> bool:
+    if filename.startswith("<frozen "):
+        return True
+    return (
+        filename.startswith(_STDLIB_PATHS)
+        and not filename.startswith(_SITE_PATHS)
+        and "-packages" not in filename  # site-packages / dist-packages below the stdlib
+    )
 
 
 def _is_library(frame: StackFrame) -> bool:
@@ -99,10 +117,27 @@ def _walk(frame: FrameType | None, base: Collection[int]) -> list[StackFrame]:
     return frames  # innermost first
 
 
+def _candidates(frames: list[StackFrame]) -> list[StackFrame]:
+    """The frames that may be blamed, innermost first: not machinery, nor the standard library
+    that the machinery called for itself (walking from the loop outwards, a stdlib frame whose
+    caller is machinery, or such a stdlib frame, belongs to the loop)."""
+    found: list[StackFrame] = []
+    inside_loop = True  # the frames below the cut run the loop
+    for frame in reversed(frames):  # outermost first
+        if _is_machinery(frame.module):
+            inside_loop = True
+        elif not (inside_loop and _is_stdlib(frame.filename)):
+            inside_loop = False
+            if frame.function not in _ANONYMOUS:
+                found.append(frame)
+    found.reverse()
+    return found
+
+
 def pick_culprit(frames: list[StackFrame]) -> StackFrame | None:
     """The innermost frame of your code (not installed, not loop machinery), or else the
     innermost frame that is not loop machinery, or None when the loop ran only its own code."""
-    candidates = [f for f in frames if not _is_machinery(f.module) and f.function not in _ANONYMOUS]
+    candidates = _candidates(frames)
     for frame in candidates:
         if not _is_library(frame):
             return frame

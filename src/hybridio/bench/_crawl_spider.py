@@ -1,14 +1,9 @@
 """The Scrapy side of the crawl benchmark: a breadth-first spider computing hybridio's records.
 
-Run as ``python -m hybridio.bench._crawl_spider URL OUT.jsonl STATS.json``. Scrapy runs with its
-default concurrency (16 requests, 8 per domain) and robots.txt obeyed, as in a new Scrapy project,
-set up to crawl breadth-first the way Scrapy's FAQ says (``DEPTH_PRIORITY = 1`` with FIFO queues).
-The spider keeps its own seen-set (so no request goes through the dupe filter twice) and the link
-graph: Scrapy's ``depth`` is that of whichever parent's answer came first, so, as hybridio does,
-the spider records each page's breadth-first depth (shortest path from the seed, a redirect being
-no extra hop), computed over the graph once the crawl is over, and writes the records then.
-Records come from the very functions hybridio's workers run (``hybridio.crawl._parse``): body and
-``Content-Type`` in, the same decoding, links and record out.
+Run as ``python -m hybridio.bench._crawl_spider URL OUT.jsonl``: Scrapy's default concurrency,
+robots.txt obeyed, breadth-first as Scrapy's FAQ says, its own seen-set, and each page's
+breadth-first depth computed over the link graph once the crawl is over (docs/crawl.md says why).
+Records come from the very functions hybridio's workers run (``hybridio.crawl._parse``).
 """
 
 from __future__ import annotations
@@ -113,7 +108,7 @@ class RecordSpider(scrapy.Spider):
 
 
 def main(argv: list[str]) -> None:
-    start, out, stats_path = argv
+    start, out = argv
     process = CrawlerProcess(
         settings={
             "ROBOTSTXT_OBEY": True,
@@ -129,15 +124,8 @@ def main(argv: list[str]) -> None:
             "DOWNLOAD_TIMEOUT": 10,
         }
     )
-    crawler = process.create_crawler(RecordSpider)
-    process.crawl(crawler, start=start, out=out)
+    process.crawl(RecordSpider, start=start, out=out)
     process.start()
-    assert crawler.stats is not None
-    stats = crawler.stats.get_stats()
-    with open(stats_path, "w") as handle:
-        json.dump(
-            {key: value for key, value in stats.items() if isinstance(value, int | float)}, handle
-        )
 
 
 if __name__ == "__main__":

@@ -17,11 +17,10 @@ from typing import Any
 
 import psutil
 
-__all__ = ["BUSY_SHARE", "Load", "LoadMonitor", "during", "usable_cpus", "watch"]
-
 #: Busy when other processes use this share of the usable CPUs, or the hypervisor steals 10%.
 BUSY_SHARE = 0.25
 BUSY_STEAL = 10.0
+INTERVAL = 0.25
 
 
 def usable_cpus() -> int:
@@ -47,7 +46,7 @@ class Load:
         return self.others >= BUSY_SHARE * self.cpus or self.steal >= BUSY_STEAL
 
     def text(self) -> str:
-        """ "other processes 1.4 of 2 CPUs, steal 0%, load average 3.1"."""
+        """ "other processes used 1.4 of 2 CPUs, steal 0%, load average 3.1"."""
         return (
             f"other processes used {self.others:.1f} of {self.cpus} CPUs, steal "
             f"{self.steal:.0f}%, load average {self.load_average:.1f}"
@@ -74,66 +73,48 @@ def _sample(me: psutil.Process) -> tuple[float, float, float, float]:
     return time.monotonic(), busy, getattr(t, "steal", 0.0), ours
 
 
-class LoadMonitor:
-    """Samples the load in a daemon thread from ``start()`` to ``stop()``."""
+#: (time, other processes' CPUs, steal %, load average) of the enclosing ``watch()``, or None.
+_samples: list[tuple[float, float, float, float]] | None = None
 
-    def __init__(self, interval: float = 0.25) -> None:
-        self.interval = interval
-        self.cpus = usable_cpus()
-        self.samples: list[tuple[float, float, float, float]] = []  # (t, others, steal%, load)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="hybridio-load", daemon=True)
 
-    def _run(self) -> None:
-        me = psutil.Process()
-        ncpu = psutil.cpu_count() or 1
+@contextmanager
+def watch() -> Iterator[None]:
+    """Sample the load in a daemon thread for the duration of the block (``during`` reads it)."""
+    global _samples
+    samples: list[tuple[float, float, float, float]] = []
+    stop = threading.Event()
+
+    def run() -> None:
+        me, ncpu = psutil.Process(), psutil.cpu_count() or 1
         last = _sample(me)
-        while not self._stop.wait(self.interval):
+        while not stop.wait(INTERVAL):
             now = _sample(me)
             wall = now[0] - last[0]
             if wall > 0:
                 others = max(0.0, (now[1] - last[1]) - (now[3] - last[3])) / wall
-                steal = 100 * (now[2] - last[2]) / (wall * ncpu)
                 load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-                self.samples.append((now[0], others, steal, load))
+                samples.append((now[0], others, 100 * (now[2] - last[2]) / (wall * ncpu), load))
             last = now
 
-    def start(self) -> LoadMonitor:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def during(self, start: float, end: float) -> Load | None:
-        """The mean load between two ``time.monotonic()`` readings (None before any sample)."""
-        inside = [s for s in self.samples if start <= s[0] <= end + self.interval]
-        if not inside and self.samples:  # a window shorter than a sample: the nearest one
-            inside = [min(self.samples, key=lambda s: abs(s[0] - end))]
-        if not inside:
-            return None
-        n = len(inside)
-        mean = [sum(s[i] for s in inside) / n for i in (1, 2, 3)]
-        return Load(mean[0], mean[1], mean[2], self.cpus, n)
-
-
-_current: LoadMonitor | None = None
-
-
-@contextmanager
-def watch() -> Iterator[LoadMonitor]:
-    """Sample the load for the duration of the block; ``during`` then answers from it."""
-    global _current
-    monitor = LoadMonitor().start()
-    previous, _current = _current, monitor
+    thread = threading.Thread(target=run, name="hybridio-load", daemon=True)
+    thread.start()
+    previous, _samples = _samples, samples
     try:
-        yield monitor
+        yield
     finally:
-        _current = previous
-        monitor.stop()
+        _samples = previous
+        stop.set()
+        thread.join()
 
 
 def during(start: float, end: float) -> Load | None:
-    """The load in a window, from the monitor of the enclosing ``watch()`` (None outside one)."""
-    return None if _current is None else _current.during(start, end)
+    """The mean load between two ``time.monotonic()`` readings, from the enclosing ``watch()``
+    (None outside one, or before its first sample)."""
+    samples = _samples or []
+    inside = [s for s in samples if start <= s[0] <= end + INTERVAL]
+    if not inside and samples:  # a window shorter than a sample: the nearest one
+        inside = [min(samples, key=lambda s: abs(s[0] - end))]
+    if not inside:
+        return None
+    mean = [sum(s[i] for s in inside) / len(inside) for i in (1, 2, 3)]
+    return Load(mean[0], mean[1], mean[2], usable_cpus(), len(inside))

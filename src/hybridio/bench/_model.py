@@ -10,40 +10,23 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio
+
 from . import _load
 
 T = TypeVar("T")
-
-__all__ = [
-    "INCONCLUSIVE",
-    "MIN_REPEATS",
-    "VERDICTS",
-    "BenchContext",
-    "Row",
-    "Rule",
-    "ScenarioResult",
-    "Series",
-    "Verdict",
-    "format_number",
-    "judge",
-    "median_interval",
-    "paired_ratio",
-    "spread_of",
-]
 
 #: Claims are "confirmed", "refuted" or "qualified" (holds only under the condition in the
 #: note); targets "met" or "not met"; "inconclusive" when the numbers cannot tell (the row says
 #: why); "n/a" for context rows and what cannot be measured here.
 Verdict = str
 INCONCLUSIVE = "inconclusive"
-VERDICTS: tuple[Verdict, ...] = (
-    "confirmed", "refuted", "qualified", "met", "not met", INCONCLUSIVE, "n/a"
-)  # fmt: skip
+VERDICTS = ("confirmed", "refuted", "qualified", "met", "not met", INCONCLUSIVE, "n/a")
 #: A 95% interval of a median needs 6 values (the sign test: 2 x 0.5**6 < 0.05).
 MIN_REPEATS = 6
 CONFIDENCE = 0.95
@@ -58,11 +41,8 @@ def spread_of(values: Sequence[float]) -> float | None:
 
 
 def paired_ratio(values: Sequence[float], baselines: Sequence[float]) -> float | None:
-    """The median of per-repeat ratios ``values[i] / baselines[i]`` (see ``Series.ratio``).
-
-    For scenarios that keep their own lists of paired repeats (the server race): falls back to
-    the ratio of medians when the counts differ.
-    """
+    """The median of per-repeat ratios ``values[i] / baselines[i]`` (the ratio of medians when
+    the counts differ)."""
     if values and len(values) == len(baselines) and all(baselines):
         return statistics.median(v / b for v, b in zip(values, baselines, strict=True))
     baseline = statistics.median(baselines) if baselines else 0.0
@@ -84,11 +64,9 @@ def format_number(value: float) -> str:
 def median_interval(
     values: Sequence[float], confidence: float = CONFIDENCE
 ) -> tuple[float, float] | None:
-    """A distribution-free confidence interval of the median (order statistics, sign test).
-
-    [x(k), x(n-k+1)] of the sorted values, with the largest k for which a median outside it has
-    probability <= (1 - confidence) / 2 on each side. None when there are too few values.
-    """
+    """A distribution-free confidence interval of the median (order statistics, sign test):
+    [x(k), x(n-k+1)] for the largest k that leaves <= (1 - confidence) / 2 outside on each side.
+    None when there are too few values."""
     ordered = sorted(v for v in values if not math.isnan(v))
     n = len(ordered)
     k, cdf = 0, 0.0
@@ -126,6 +104,10 @@ class Rule:
         return text + ("" if self.refute is None else f", refuted {other} {self.refute:.3g}x")
 
 
+def _busy(load: _load.Load, why: str = "") -> str:
+    return f"busy machine ({load.text()}){why}: rerun when it is quiet"
+
+
 def judge(
     rule: Rule, interval: tuple[float, float] | None, n: int, load: _load.Load | None = None
 ) -> tuple[Verdict, str]:
@@ -141,8 +123,7 @@ def judge(
     yes, no = ("met", "not met") if rule.target else ("confirmed", "refuted")
     verdict = yes if holds else no if fails else "qualified" if between else INCONCLUSIVE
     if load is not None and load.busy and (rule.load_sensitive or verdict == no):
-        why = "distort every speedup" if rule.load_sensitive else f"may have made it {verdict}"
-        return INCONCLUSIVE, f"busy machine: {load.text()}, which {why}; rerun when it is quiet"
+        return INCONCLUSIVE, _busy(load, ", which distorts every speedup" * rule.load_sensitive)
     if verdict == INCONCLUSIVE:
         return verdict, (
             f"spread: the 95% interval {lo:.3g}x to {hi:.3g}x straddles a threshold "
@@ -186,7 +167,8 @@ class Series:
     """Repeated measurements of one quantity, each paired with its baseline when there is one.
 
     ``add`` a value (and the baseline measured alongside it) per repeat; ``row`` reports the
-    median, the paired ratio with its interval, and the verdict of ``rule``.
+    median, the paired ratio with its interval, and the verdict of a ``Rule``. ``window`` spans
+    the repeats (``time.monotonic``): the load during it is what can make a verdict inconclusive.
     """
 
     name: str
@@ -229,10 +211,6 @@ class Series:
         """95% interval of the median ratio (of the median value without a baseline)."""
         return median_interval(self.ratios() if self.paired and self.baseline else self.values)
 
-    def value_interval(self) -> tuple[float, float] | None:
-        """95% interval of the median value (error bars of the value itself)."""
-        return median_interval(self.values)
-
     def load(self) -> _load.Load | None:
         return None if self.window is None else _load.during(*self.window)
 
@@ -258,24 +236,75 @@ class Series:
         claim: str | None = None,
         verdict: Verdict | None = None,
         note: str = "",
+        reason: str = "",
     ) -> Row:
-        """The row of this series; ``verdict`` from ``rule`` unless given ("n/a": context)."""
-        reason = ""
+        """The row of this series; ``verdict`` from ``rule`` unless given ("n/a": context).
+
+        A given "refuted" or "not met" measured on a busy machine becomes inconclusive.
+        """
+        load, base = self.load(), self.baseline_values
         if rule is not None and verdict is None:
             verdict, reason = self.verdict(rule)
-        load, base = self.load(), self.baseline_values
+        elif verdict in ("refuted", "not met") and load is not None and load.busy:
+            verdict, reason = INCONCLUSIVE, _busy(load)
         return Row(
-            scenario, self.name, self.median, self.unit, self.n, spread_of(self.values),
-            self.baseline, statistics.median(base) if base else None, self.ratio,
-            None if rule is None else rule.text(), verdict, claim, note,
-            self.baseline_unit or (self.unit if self.baseline else None), self.interval(), reason,
-            list(self.values), list(base), bool(load and load.busy),
-        )  # fmt: skip
+            scenario,
+            self.name,
+            self.median,
+            self.unit,
+            repeats=self.n,
+            spread=spread_of(self.values),
+            baseline=self.baseline,
+            baseline_value=statistics.median(base) if base else None,
+            ratio=self.ratio,
+            target=None if rule is None else rule.text(),
+            verdict=verdict,
+            claim=claim,
+            note=note,
+            baseline_unit=self.baseline_unit or (self.unit if self.baseline else None),
+            interval=self.interval(),
+            reason=reason,
+            values=list(self.values),
+            baseline_values=list(base),
+            busy=bool(load and load.busy),
+        )
+
+
+def fact(
+    name: str,
+    value: float,
+    unit: str,
+    baseline: str | None = None,
+    baseline_value: float | None = None,
+    since: float | None = None,
+) -> Series:
+    """A one-shot measurement as a ``Series`` (its baseline is context, not a ratio to judge);
+    ``since``: when it started (``time.monotonic``), for the load during it."""
+    series = Series(name, unit, baseline, paired=False)
+    series.add(value, baseline_value)
+    if since is not None and series.window is not None:
+        series.window = (since, series.window[1])
+    return series
+
+
+async def gather(calls: Sequence[Callable[[], Awaitable[object]]]) -> None:
+    """Run the calls concurrently and wait for all of them."""
+
+    async def one(call: Callable[[], Awaitable[object]]) -> None:
+        await call()
+
+    async with anyio.create_task_group() as tg:
+        for call in calls:
+            tg.start_soon(one, call)
 
 
 @dataclass
 class ScenarioResult:
-    """A scenario's rows, plots (file names in the output folder) and prose for the report."""
+    """A scenario's rows, plots (file names in the output folder) and prose for the report.
+
+    ``status`` is "ok", "skipped" (not available here: ``reason`` says why) or "error" (it
+    raised: ``reason`` holds the error); the runner sets it, and ``load`` (``Load.to_dict()``).
+    """
 
     name: str
     title: str
@@ -284,11 +313,8 @@ class ScenarioResult:
     plots: list[str] = field(default_factory=list)
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
-    #: "ok", "skipped" (not available here: ``reason`` says why) or "error" (it raised: ``reason``
-    #: holds the error). Set by the runner; a scenario returns "ok".
     status: str = "ok"
     reason: str = ""
-    #: The load while it ran (``Load.to_dict()``), set by the runner.
     load: dict[str, Any] | None = None
 
 
@@ -305,10 +331,6 @@ class BenchContext:
     tiny: bool = False
     progress: Callable[[str], None] = lambda message: None
 
-    def repeats(self, full: int, quick: int = 3, tiny: int = 1) -> int:
-        """How many repeats for this mode (fixed-count measurements)."""
-        return tiny if self.tiny else quick if self.quick else full
-
     @property
     def mode(self) -> str:
         """ "tiny", "quick" or "full"."""
@@ -317,6 +339,10 @@ class BenchContext:
     def pick(self, full: T, quick: T, tiny: T) -> T:
         """The value for this mode (sizes, durations, lists of sizes)."""
         return tiny if self.tiny else quick if self.quick else full
+
+    def repeats(self, full: int, quick: int = 3, tiny: int = 1) -> int:
+        """How many repeats for this mode (fixed-count measurements)."""
+        return self.pick(full, quick, tiny)
 
     def rounds(
         self, *judged: tuple[Series, Rule | None], budget: float | None = None

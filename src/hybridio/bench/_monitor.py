@@ -1,19 +1,15 @@
 """Scenario ``monitor``: what LoopMonitor costs, and whether it names the code that blocks.
 
-* Overhead: a loop-bound workload (many tiny tasks that only yield) timed with and without a
-  monitor, alternating in one event loop (ABBA order, so drift cancels); target < 1%. Backends
-  that are not installed (trio) are skipped with a note.
-* CPU: the process CPU time an otherwise idle loop burns per second, with and without a monitor.
-* Detection: 50 ms blocks injected at random moments in three known functions (blocking I/O,
-  pure-Python CPU, short C calls); a block counts as caught when its culprit is that function;
-  target >= 95%.
-* False blocks: an idle loop (only awaits) must blame no code; target 0.
+On each installed anyio backend: its overhead on a loop-bound workload (ABBA order in one loop),
+the CPU an idle loop burns with it, the share of injected 50 ms blocks it blames on the right
+function, and blocks it blames on code in an idle loop. docs/loop-health.md discusses them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -24,10 +20,9 @@ from typing import Any, TypeVar
 import anyio
 import anyio.lowlevel
 
-from .._monitor._loop_monitor import LoopMonitor
-from .._monitor._report import BlockEvent
-from . import _plots
+from .. import BlockEvent, LoopMonitor
 from ._model import BenchContext, Row, ScenarioResult, Series
+from ._plots import bar_plot
 from ._targets import MONITOR_OVERHEAD
 
 __all__ = ["run"]
@@ -46,9 +41,7 @@ BLOCK = 0.05
 DETECT_THRESHOLD = 0.025
 
 
-# -- the injected culprits: module-level, with names the report must give back -------------------
-
-
+# The injected culprits: module-level, with names the report must give back.
 def _blocking_io_on_the_loop(seconds: float) -> None:
     time.sleep(seconds)  # like a synchronous HTTP call or database query
 
@@ -74,12 +67,8 @@ CULPRITS: tuple[Callable[[float], None], ...] = (
 )
 
 
-# -- measurements ---------------------------------------------------------------------------
-
-
 def _on(backend: str, fn: Callable[[], Awaitable[T]]) -> T:
-    name, options = BACKENDS[backend]
-    return anyio.run(fn, backend=name, backend_options=options)
+    return anyio.run(fn, backend=BACKENDS[backend][0], backend_options=BACKENDS[backend][1])
 
 
 async def _workload(tasks: int, steps: int) -> None:
@@ -159,19 +148,6 @@ async def _detect(count: int, seed: int) -> tuple[int, list[str], list[str]]:
     return len(caught), others, misses
 
 
-# -- the scenario ---------------------------------------------------------------------------
-
-
-def _fact(
-    name: str, value: float, unit: str, target: str, met: bool, note: str, repeats: int = 1
-) -> Row:
-    series = Series(name, unit)
-    series.add(value)
-    row = series.row(SCENARIO, verdict="met" if met else "not met", note=note)
-    row.target, row.repeats = target, repeats
-    return row
-
-
 def _backends(wanted: list[str]) -> tuple[list[str], list[str]]:
     """The wanted backends that are installed here, and those that are not (skipped)."""
     have = [b for b in wanted if b == "asyncio" or importlib.util.find_spec(b) is not None]
@@ -181,63 +157,55 @@ def _backends(wanted: list[str]) -> tuple[list[str], list[str]]:
 def run(ctx: BenchContext) -> ScenarioResult:
     """Measure LoopMonitor's overhead and detection rate on each anyio backend."""
     backends, missing = _backends(["asyncio"] if ctx.tiny else list(BACKENDS))
-    tasks, steps = (100, 20) if ctx.tiny else (500, 40)
-    injections = 3 if ctx.tiny else 20 if ctx.quick else 40
-    idle_seconds = 0.2 if ctx.tiny else 1.0 if ctx.quick else 2.0
+    tasks, steps = ctx.pick((500, 40), (500, 40), (100, 20))
+    injections, idle_seconds = ctx.pick(40, 20, 3), ctx.pick(2.0, 1.0, 0.2)
     rows: list[Row] = []
     overheads: dict[str, tuple[float, tuple[float, float] | None]] = {}
-    extra: dict[str, Any] = {"detect_threshold": DETECT_THRESHOLD, "block_seconds": BLOCK}
-    if missing:
-        extra["skipped_backends"] = {b: f"not installed: pip install {b}" for b in missing}
+    extra: dict[str, Any] = {f"skipped {b}": f"not installed: pip install {b}" for b in missing}
     for backend in backends:
-        overhead = Series(f"loop-bound workload with a monitor, {backend}", "s",
-                          "the same workload without a monitor")  # fmt: skip
+        name = f"loop-bound workload with a monitor, {backend}"
+        overhead = Series(name, "s", "the same workload without a monitor")
         for _ in ctx.rounds((overhead, MONITOR_OVERHEAD)):
             plain, monitored = _on(backend, partial(_overhead, tasks, steps))
             overhead.add(monitored, plain)
-        interval = overhead.interval()
-        overheads[backend] = (
-            ((overhead.ratio or 1.0) - 1) * 100,
-            None if interval is None else ((interval[0] - 1) * 100, (interval[1] - 1) * 100),
-        )
+        low, high = overhead.interval() or (math.nan, math.nan)
+        overheads[backend] = ((overhead.ratio or 1) - 1) * 100, ((low - 1) * 100, (high - 1) * 100)
         ctx.progress(f"overhead on {backend}: {overheads[backend][0]:+.2f}%")
         note = f"{tasks} tasks x {steps} checkpoints; default monitor (50 ms, heartbeat 10 ms)"
         rows.append(overhead.row(SCENARIO, rule=MONITOR_OVERHEAD, note=note))
 
-        cpu = Series(f"CPU used by an idle loop with a monitor, {backend}", "% of a core",
-                     "the idle loop without a monitor")  # fmt: skip
-        cpu.add(_on(backend, partial(_idle_cpu, idle_seconds, True)) * 100,
-                _on(backend, partial(_idle_cpu, idle_seconds, False)) * 100)  # fmt: skip
+        name = f"CPU used by an idle loop with a monitor, {backend}"
+        cpu = Series(name, "% of a core", "the idle loop without a monitor")
+        with_monitor = _on(backend, partial(_idle_cpu, idle_seconds, True))
+        cpu.add(with_monitor * 100, _on(backend, partial(_idle_cpu, idle_seconds, False)) * 100)
         rows.append(cpu.row(SCENARIO, verdict="n/a", note="the monitor's own cost"))
 
         idle = _on(backend, partial(_idle_blocks, idle_seconds))
-        blamed = [b for b in idle if b.culprit is not None]
-        note = (f"{idle_seconds:g} s of awaits only; {len(idle) - len(blamed)} stalls (loop late "
-                "with no code on it: CPU starvation by other processes)")  # fmt: skip
-        rows.append(_fact(f"false blocks on an idle loop, {backend}", len(blamed), "blocks",
-                          "0 blocks blaming code", not blamed, note))  # fmt: skip
+        blamed = len([b for b in idle if b.culprit is not None])
+        note = (
+            f"{idle_seconds:g} s of awaits only; {len(idle) - blamed} stalls with no code to blame"
+        )
+        name, verdict = f"false blocks on an idle loop, {backend}", "not met" if blamed else "met"
+        rows.append(Row(SCENARIO, name, blamed, "blocks", target="0", verdict=verdict, note=note))
+
         hits, others, misses = _on(backend, partial(_detect, injections, seed=len(rows)))
         ctx.progress(f"detection on {backend}: {hits}/{injections}")
         extra[f"misses_{backend}"], extra[f"other_blocks_{backend}"] = misses, others
-        note = (f"{hits} of {injections} blocks in 3 functions (sleep, Python CPU, C calls), "
-                f"threshold {DETECT_THRESHOLD * 1000:g} ms; {len(others)} other blocks reported")  # fmt: skip
-        rows.append(_fact(f"50 ms blocks caught with the right culprit, {backend}",
-                          hits / injections * 100, "%", ">= 95%", hits >= 0.95 * injections, note,
-                          injections))  # fmt: skip
+        note = f"{len(others)} other blocks reported; threshold {DETECT_THRESHOLD * 1000:g} ms"
+        name = f"50 ms blocks caught with the right culprit, {backend}"
+        verdict = "met" if hits >= 0.95 * injections else "not met"
+        share = hits / injections * 100
+        rows.append(
+            Row(SCENARIO, name, share, "%", injections, target=">= 95%", verdict=verdict, note=note)
+        )
     plot = "monitor-overhead.png"
-    _plots.bar_plot(
+    title = "LoopMonitor overhead on a loop-bound workload (median, 95% interval)"
+    bar_plot(
         ctx.out / plot,
-        "LoopMonitor overhead on a loop-bound workload (median, 95% interval)",
+        title,
         "% slower than without a monitor",
         overheads,
         target=(1.0, "target: < 1%"),
     )
-    skipped = "".join(f" Skipped: {b} (not installed: pip install {b})." for b in missing)
-    return ScenarioResult(
-        name=SCENARIO,
-        title="Loop health: LoopMonitor overhead and detection",
-        description=(__doc__ or "").strip() + skipped,
-        rows=rows,
-        plots=[plot],
-        extra=extra,
-    )
+    title = "Loop health: LoopMonitor overhead and detection"
+    return ScenarioResult(SCENARIO, title, __doc__ or "", rows, [plot], extra=extra)

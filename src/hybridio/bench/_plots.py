@@ -12,12 +12,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ._model import Series, format_number
-
-__all__ = ["Line", "bar_plot", "line_plot"]
+from ._model import Series, format_number, median_interval
 
 Interval = tuple[float, float] | None
 
@@ -37,12 +36,15 @@ class Line:
 
 def _errors(values: Sequence[float], intervals: Sequence[Interval]) -> list[list[float]]:
     """Matplotlib's asymmetric error bars: [below, above] distances from each value."""
-    below = [v - i[0] if i else 0.0 for v, i in zip(values, intervals, strict=True)]
-    above = [i[1] - v if i else 0.0 for v, i in zip(values, intervals, strict=True)]
-    return [[max(0.0, b) for b in below], [max(0.0, a) for a in above]]
+    return [
+        [max(0.0, v - i[0]) if i else 0.0 for v, i in zip(values, intervals, strict=True)],
+        [max(0.0, i[1] - v) if i else 0.0 for v, i in zip(values, intervals, strict=True)],
+    ]
 
 
-def _save(figure: Figure, path: Path) -> Path:
+def _save(figure: Figure, axes: Axes, path: Path, title: str, xlabel: str) -> Path:
+    axes.set_title(title)
+    axes.set_xlabel(xlabel)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Figure.savefig on a bare Figure uses the Agg canvas: safe in threads and headless CI.
     figure.savefig(path, dpi=110)
@@ -65,29 +67,22 @@ def line_plot(
     """One line per ``Line`` with error bars; optional labelled reference lines."""
     figure = Figure(figsize=(7.0, 4.4), layout="constrained")
     axes = figure.add_subplot()
-    for line in lines:
-        if line.points:
-            xs, ys, intervals = zip(*sorted(line.points, key=lambda p: p[0]), strict=True)
-            axes.errorbar(
-                xs, ys, yerr=_errors(ys, intervals), marker="o", linestyle=line.style,
-                capsize=4, label=line.name,
-            )  # fmt: skip
+    for line in (line for line in lines if line.points):
+        xs, ys, intervals = zip(*sorted(line.points, key=lambda p: p[0]), strict=True)
+        errors = _errors(ys, intervals)
+        axes.errorbar(xs, ys, errors, marker="o", ls=line.style, capsize=4, label=line.name)
     if hline is not None:
         axes.axhline(hline[0], color="tab:red", linestyle=":", linewidth=1.2, label=hline[1])
     if vline is not None:
         axes.axvline(vline[0], color="tab:purple", linestyle=":", linewidth=1.2, label=vline[1])
-    if logx:
-        axes.set_xscale("log")
-    if logy:
-        axes.set_yscale("log")
+    axes.set_xscale("log" if logx else "linear")
+    axes.set_yscale("log" if logy else "linear")
     if integer_x:
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set_title(title)
-    axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=8)
-    return _save(figure, path)
+    return _save(figure, axes, path, title, xlabel)
 
 
 def bar_plot(
@@ -102,27 +97,22 @@ def bar_plot(
 ) -> Path:
     """One horizontal bar per label: a ``Series``' median value (x ``scale``) with its 95%
     interval, an explicit (value, interval) or a bare value; an optional labelled target line."""
-    labels = list(bars)
     values, intervals = [], []
-    for label in labels:
-        bar = bars[label]
+    for bar in bars.values():
         if isinstance(bar, Series):
-            bar = (bar.median, bar.value_interval())
-        elif not isinstance(bar, tuple):
-            bar = (bar, None)
-        value, interval = bar
+            bar = (bar.median, median_interval(bar.values))
+        value, interval = bar if isinstance(bar, tuple) else (bar, None)
         values.append(0.0 if math.isnan(value) else value * scale)
         intervals.append(None if interval is None else (interval[0] * scale, interval[1] * scale))
-    figure = Figure(figsize=(7.0, 1.4 + 0.42 * len(labels)), layout="constrained")
+    figure = Figure(figsize=(7.0, 1.4 + 0.42 * len(bars)), layout="constrained")
     axes = figure.add_subplot()
-    positions = list(range(len(labels)))[::-1]  # the first label on top
+    positions = list(range(len(bars)))[::-1]  # the first label on top
     axes.barh(positions, values, xerr=_errors(values, intervals), color="tab:blue", capsize=4)
-    axes.set_yticks(positions, labels)
+    axes.set_yticks(positions, list(bars))
     for y, value, interval in zip(positions, values, intervals, strict=True):
-        if value <= 0 and logy:
-            continue  # nothing measured: no bar on a log scale
-        end = interval[1] if interval else value
-        axes.annotate(f" {format_number(value)}", (end, y), va="center", fontsize=8)
+        if value > 0 or not logy:  # nothing measured: no bar (and no label) on a log scale
+            end = interval[1] if interval else value
+            axes.annotate(f" {format_number(value)}", (end, y), va="center", fontsize=8)
     if target is not None:
         axes.axvline(target[0], color="tab:red", linestyle=":", linewidth=1.2, label=target[1])
         axes.legend(fontsize=8, loc="lower right")
@@ -131,7 +121,5 @@ def bar_plot(
         ends = [(i or (v, v)) for v, i in zip(values, intervals, strict=True) if v > 0]
         axes.set_xlim(min(lo for lo, _ in ends) / 3, max(hi for _, hi in ends) * 4)
     axes.margins(x=0.15)
-    axes.set_title(title)
-    axes.set_xlabel(xlabel)
     axes.grid(True, axis="x", which="both", alpha=0.3)
-    return _save(figure, path)
+    return _save(figure, axes, path, title, xlabel)

@@ -1,4 +1,5 @@
-"""The outputs of a bench run: ``results.json``, ``pyperf.json``, ``report.md``, a terminal table.
+"""The outputs of a bench run: ``results.json``, ``pyperf.json``, ``report.md``, a terminal table,
+the comparison of two runs and the docs page of the claims.
 
 Everything is rendered from the JSON document, so a report (or docs/claims.md) can be rebuilt
 from a saved ``results.json`` without measuring again. ``pyperf.json`` holds the repeats of every
@@ -13,11 +14,9 @@ import io
 import json
 import math
 import os
-import platform
 import re
-import shutil
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -26,17 +25,7 @@ from .._doctor import diagnose
 from .._version import __version__
 from ._model import INCONCLUSIVE, ScenarioResult, format_number
 
-__all__ = [
-    "combine_verdicts",
-    "environment",
-    "format_quantity",
-    "render_markdown",
-    "render_table",
-    "results_document",
-    "write_report",
-]
-
-_EXTRA_PACKAGES = ("hybridio", "matplotlib", "psutil", "pyperf", "rich", "prometheus-client")
+Document = dict[str, Any]
 
 
 def environment() -> dict[str, Any]:
@@ -44,7 +33,7 @@ def environment() -> dict[str, Any]:
     import psutil
 
     facts = asdict(diagnose())
-    for name in _EXTRA_PACKAGES:
+    for name in ("hybridio", "matplotlib", "psutil", "pyperf", "rich", "prometheus-client"):
         try:
             facts["packages"][name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -53,7 +42,7 @@ def environment() -> dict[str, Any]:
     models = re.findall(r"model name\s*: (.*)", cpuinfo.read_text() if cpuinfo.exists() else "")
     return {
         **facts,
-        "cpu_model": models[0] if models else platform.processor() or platform.machine(),
+        "cpu_model": models[0] if models else os.uname().machine,
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "physical_cores": psutil.cpu_count(logical=False),
         "memory_bytes": int(psutil.virtual_memory().total),
@@ -62,57 +51,61 @@ def environment() -> dict[str, Any]:
 
 
 def _jsonable(value: Any) -> Any:
-    """Replace NaN/inf (not JSON) with None, recursively."""
+    """Replace NaN/inf (not JSON) with None, recursively; other objects by their text."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
         return {str(key): _jsonable(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(item) for item in value]
-    return value
+    return value if value is None or isinstance(value, str | int | float) else str(value)
 
 
 def results_document(
     results: Sequence[ScenarioResult], mode: str, env: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """The ``results.json`` document for ``results`` (its shape: the dataclasses of _model)."""
-    document = {
-        "schema_version": 2,
-        "hybridio_version": __version__,
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "mode": mode,
-        "environment": environment() if env is None else env,
-        "scenarios": [asdict(result) for result in results],
-    }
-    # default=str: a scenario's free-form ``extra`` may hold paths or other plain objects.
-    jsonable: dict[str, Any] = json.loads(json.dumps(_jsonable(document), default=str))
-    return jsonable
+) -> Document:
+    """The ``results.json`` document for ``results``: the dataclasses of ``_model`` as JSON."""
+    document: Document = _jsonable(
+        {
+            "schema_version": 2,
+            "hybridio_version": __version__,
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "mode": mode,
+            "environment": environment() if env is None else env,
+            "scenarios": [asdict(result) for result in results],
+        }
+    )
+    return document
 
 
-def _pyperf(document: dict[str, Any], path: Path) -> None:
+def _all_rows(document: Document) -> Iterator[tuple[str, dict[str, Any]]]:
+    for scenario in document["scenarios"]:
+        for row in scenario["rows"]:
+            yield scenario["name"], row
+
+
+def _pyperf(document: Document, path: Path) -> None:
     """Write the repeats of timing, rate and memory rows as a pyperf benchmark suite."""
     import pyperf  # type: ignore[import-untyped]
 
-    benchmarks, seen = [], set()
+    benchmarks = {}
     for scenario, row in _all_rows(document):
-        unit, values = row["unit"], [v for v in row.get("values", []) if v]
+        unit, values = row["unit"], [v for v in row["values"] if v]
         name = f"{scenario}: {row['name']}"
-        if name in seen or not values or not (unit in ("s", "bytes") or unit.endswith("/s")):
-            continue
-        seen.add(name)
         if unit.endswith("/s"):  # a rate: pyperf wants time, so seconds per item
-            name, values = (
-                f"{name} (seconds per {unit[:-2].removesuffix('s')})",
-                [1 / v for v in values],
-            )
+            name += f" (seconds per {unit[:-2].removesuffix('s')})"
+            values = [1 / v for v in values]
+        elif unit not in ("s", "bytes"):
+            continue
         meta = {"name": name, "unit": "byte" if unit == "bytes" else "second"}
-        run = pyperf.Run(values, metadata=meta, collect_metadata=False)
-        benchmarks.append(pyperf.Benchmark([run]))
+        if values and name not in benchmarks:
+            run = pyperf.Run(values, metadata=meta, collect_metadata=False)
+            benchmarks[name] = pyperf.Benchmark([run])
     if benchmarks:
-        pyperf.BenchmarkSuite(benchmarks).dump(str(path), replace=True)
+        pyperf.BenchmarkSuite(list(benchmarks.values())).dump(str(path), replace=True)
 
 
-def write_report(out: Path, document: dict[str, Any]) -> Path:
+def write_report(out: Path, document: Document) -> Path:
     """Write results.json, pyperf.json and report.md into ``out``; return report.md."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
@@ -131,27 +124,25 @@ _SCALES = {
 
 
 def format_quantity(value: float | None, unit: str | None) -> str:
-    """A number with its unit, scaled to be readable: 0.00042 s -> "420 µs", 3e7 bytes -> "28.6 MiB"."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    """A number with its unit, scaled to be readable: 0.00042 s -> "420 µs", 3 MiB of bytes."""
+    if value is None or math.isnan(value):
         return "—"
     unit = unit or ""
     for scale, name in _SCALES.get(unit, ()):
         if abs(value) >= scale or scale == _SCALES[unit][-1][0]:
             return f"{format_number(value / scale)} {name}"
-    if unit == "x":
-        return f"{format_number(value)}x"
-    return f"{format_number(value)} {unit}".strip()
+    return f"{format_number(value)}x" if unit == "x" else f"{format_number(value)} {unit}".strip()
 
 
 def format_ratio(row: dict[str, Any]) -> str:
     """ "1.83x (1.71x to 1.90x)": the paired ratio and its 95% interval."""
     if row.get("ratio") is None:
         return "—"
-    text = f"{format_number(row['ratio'])}x"
-    interval = row.get("interval")
-    if interval and row.get("baseline_value") is not None:
-        text += f" ({format_number(interval[0])}x to {format_number(interval[1])}x)"
-    return text
+    interval = row.get("interval") if row.get("baseline_value") is not None else None
+    within = (
+        f" ({format_number(interval[0])}x to {format_number(interval[1])}x)" if interval else ""
+    )
+    return f"{format_number(row['ratio'])}x{within}"
 
 
 def combine_verdicts(verdicts: Iterable[str | None]) -> str:
@@ -164,21 +155,12 @@ def combine_verdicts(verdicts: Iterable[str | None]) -> str:
     return conclusive.pop() if len(conclusive) == 1 else "qualified"
 
 
-def _all_rows(document: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any]]]:
-    for scenario in document["scenarios"]:
-        for row in scenario["rows"]:
-            yield scenario["name"], row
-
-
 def unique(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows once each: a measurement that backs several claims is listed under each claim."""
-    seen: set[tuple[str, Any]] = set()
-    kept = []
+    kept: dict[tuple[str, Any], dict[str, Any]] = {}
     for row in rows:
-        if (row["name"], row["value"]) not in seen:
-            seen.add((row["name"], row["value"]))
-            kept.append(row)
-    return kept
+        kept.setdefault((row["name"], row["value"]), row)
+    return list(kept.values())
 
 
 def _md_row(cells: Iterable[str]) -> str:
@@ -190,57 +172,44 @@ def _measured(row: dict[str, Any]) -> str:
     return "not measured" if row["repeats"] == 0 else format_quantity(row["value"], row["unit"])
 
 
-def _value(row: dict[str, Any]) -> str:
-    """The median value; without a baseline, its 95% interval too."""
-    text = _measured(row)
-    interval = row.get("interval")
-    if interval and row.get("baseline_value") is None:
-        low, high = (format_quantity(v, row["unit"]) for v in interval)
-        text += f" ({low} to {high})"
-    return text
-
-
-def _baseline(row: dict[str, Any]) -> str:
-    if not row.get("baseline"):
-        return "—"
-    value = format_quantity(row.get("baseline_value"), row.get("baseline_unit") or row["unit"])
-    return f"{row['baseline']}: {value}"
-
-
-def _verdict(row: dict[str, Any]) -> str:
-    verdict = row.get("verdict") or ""
-    return f"**{verdict}**" if verdict not in ("", "n/a") else verdict or "—"
-
-
 def rows_table(rows: list[dict[str, Any]]) -> list[str]:
-    """The Markdown table of ``rows`` (each once)."""
+    """The Markdown table of ``rows`` (each once); values without a baseline get their 95%
+    interval, baselines their unit."""
     lines = [
-        "| measurement | value | baseline (same run) | ratio (95% interval) | repeats | rule"
-        + " | verdict | note |",
+        (
+            "| measurement | value | baseline (same run) | ratio (95% interval) | repeats | rule"
+            " | verdict | note |"
+        ),
         "|---|---:|---|---:|---:|---|---|---|",
     ]
     for row in unique(rows):
-        note = "; ".join(text for text in (row.get("reason"), row.get("note")) if text)
-        cells = [
-            row["name"], _value(row), _baseline(row), format_ratio(row), str(row["repeats"]),
-            row.get("target") or "—", _verdict(row), note,
-        ]  # fmt: skip
+        value, interval, verdict = _measured(row), row.get("interval"), row.get("verdict") or "—"
+        if interval and row.get("baseline_value") is None:
+            low, high = (format_quantity(v, row["unit"]) for v in interval)
+            value += f" ({low} to {high})"
+        base = row.get("baseline")
+        if base:
+            unit = row.get("baseline_unit") or row["unit"]
+            base += f": {format_quantity(row['baseline_value'], unit)}"
+        cells = [row["name"], value, base or "—", format_ratio(row), str(row["repeats"])]
+        cells += [
+            row.get("target") or "—",
+            verdict if verdict in ("—", "n/a") else f"**{verdict}**",
+        ]
+        cells.append("; ".join(text for text in (row.get("reason"), row.get("note")) if text))
         lines.append(_md_row(cells))
     return lines
 
 
-def load_summary(document: dict[str, Any]) -> list[str]:
+def load_summary(document: Document) -> list[str]:
     """What the machine was doing during each scenario, measured while it ran."""
-    lines = []
-    for scenario in document["scenarios"]:
-        load = scenario.get("load")
-        if load:
-            state = "**busy**" if load["busy"] else "quiet"
-            lines.append(
-                f"- {scenario['name']}: {state}: other processes used {load['others']:.1f} of "
-                f"{load['cpus']} CPUs, steal {load['steal']:.0f}%, load average "
-                f"{load['load_average']:.1f}"
-            )
+    lines = [
+        f"- {s['name']}: {'**busy**' if s['load']['busy'] else 'quiet'}: other processes used "
+        f"{s['load']['others']:.1f} of {s['load']['cpus']} CPUs, steal {s['load']['steal']:.0f}%, "
+        f"load average {s['load']['load_average']:.1f}"
+        for s in document["scenarios"]
+        if s.get("load")
+    ]
     if any("**busy**" in line for line in lines):
         lines.append(
             "- On a busy machine no claim is refuted, no target is reported not met and no "
@@ -252,7 +221,7 @@ def load_summary(document: dict[str, Any]) -> list[str]:
 def environment_lines(env: dict[str, Any]) -> list[str]:
     """The environment as a Markdown list."""
     build = "free-threaded" if env["free_threaded_build"] else "standard (with GIL)"
-    versions = ", ".join(f"{name} {v}" for name, v in env["packages"].items() if v)
+    gil = "enabled" if env["gil_enabled"] else "disabled"
     return [
         (
             f"- CPU: {env['cpu_model']}, {env['cpus']} logical CPUs ({env.get('cpus_usable')} "
@@ -260,12 +229,11 @@ def environment_lines(env: dict[str, Any]) -> list[str]:
             f"{format_quantity(env.get('memory_bytes'), 'bytes')} RAM"
         ),
         (
-            f"- Python {env['python']} ({env['implementation']}), {build} build, GIL "
-            f"{'enabled' if env['gil_enabled'] else 'disabled'}, start method "
-            f"{env['start_method']}"
+            f"- Python {env['python']} ({env['implementation']}), {build} build, GIL {gil}, start "
+            f"method {env['start_method']}"
         ),
         f"- Platform: {env['platform']}",
-        f"- Packages: {versions}",
+        f"- Packages: {', '.join(f'{name} {v}' for name, v in env['packages'].items() if v)}",
     ]
 
 
@@ -275,27 +243,52 @@ def claims_table(rows: list[dict[str, Any]]) -> tuple[list[str], dict[str, str]]
     for row in rows:
         if row.get("claim"):
             claims.setdefault(row["claim"], []).append(row)
-    verdicts = {c: combine_verdicts(r.get("verdict") for r in rs) for c, rs in claims.items()}
+    verdicts = {c: combine_verdicts(r["verdict"] for r in rs) for c, rs in claims.items()}
     lines = ["| claim | verdict | from |", "|---|---|---|"] if claims else []
     for claim, claim_rows in claims.items():
-        evidence = "; ".join(
-            f"{r['name']}: {r['verdict']}" for r in claim_rows if r["verdict"] != "n/a"
-        )
-        lines.append(_md_row([claim, f"**{verdicts[claim]}**", evidence]))
+        judged = [f"{r['name']}: {r['verdict']}" for r in claim_rows if r["verdict"] != "n/a"]
+        lines.append(_md_row([claim, f"**{verdicts[claim]}**", "; ".join(judged)]))
     return lines, verdicts
 
 
-def render_markdown(document: dict[str, Any]) -> str:
-    """report.md: environment and load, then one section per scenario."""
+def _scenario(scenario: dict[str, Any], image_dir: str) -> list[str]:
+    """A scenario's section: its claims' verdicts, then its rows (under each claim, with what the
+    measurement means, when the scenario explains its claims in ``extra["notes"]``), its plots."""
+    lines = [f"## {scenario['title']}", ""]
+    if scenario["status"] != "ok":
+        lines.append(f"Scenario {scenario['name']}: **{scenario['status']}**: {scenario['reason']}")
+        trace = scenario["extra"].get("traceback")
+        return [*lines, "", "```", trace.rstrip(), "```", ""] if trace else [*lines, ""]
+    # Docstrings use reStructuredText literals; Markdown wants single backticks.
+    about = scenario["description"].replace("``", "`")
+    lines += [f"{about} (scenario {scenario['name']}, {scenario['seconds']:.0f} s)", ""]
+    summary, verdicts = claims_table(rows := scenario["rows"])
+    notes = scenario["extra"].get("notes")
+    lines += [*summary, ""] + ([] if notes else [*rows_table(rows), ""])
+    if notes:
+        for claim, verdict in verdicts.items():
+            lines += [f"### {claim}", "", f"Verdict: **{verdict}**. {notes.get(claim, '')}", ""]
+            lines += [*rows_table([r for r in rows if r["claim"] == claim]), ""]
+    lines += [f"![{plot}]({image_dir}{plot})" for plot in scenario["plots"]]
+    return lines + ([""] if scenario["plots"] else [])
+
+
+def render_markdown(
+    document: Document, image_dir: str = "", title: str = "hybridio bench report"
+) -> str:
+    """report.md: environment and load, then one section per scenario (plots in ``image_dir``)."""
+    names = " ".join(scenario["name"] for scenario in document["scenarios"])
+    flag = "" if document["mode"] == "full" else f" --{document['mode']}"
     lines = [
-        "# hybridio bench report",
+        f"# {title}",
         "",
         (
-            f"hybridio {document['hybridio_version']}, {document['mode']} mode, "
+            f"`hybridio bench {names}{flag}` (hybridio {document['hybridio_version']}) on "
             f"{document['created']}. Each value is the median of its repeats; each ratio is the "
             "median of the per-repeat ratios to a baseline measured in the same run, with its 95% "
             "confidence interval (of the value, without a baseline). A verdict needs 6 repeats "
-            "and an interval clear of the rule's threshold."
+            "and an interval clear of the rule's threshold. The verdicts depend on the cores, the "
+            "load and the Python build: rerun it on your machine."
         ),
         "",
         "## Environment",
@@ -308,37 +301,16 @@ def render_markdown(document: dict[str, Any]) -> str:
         "",
     ]
     for scenario in document["scenarios"]:
-        lines += [f"## {scenario['title']}", ""]
-        if scenario["status"] != "ok":
-            lines += [
-                f"Scenario {scenario['name']}: **{scenario['status']}**: {scenario['reason']}",
-                "",
-            ]
-            if scenario.get("extra", {}).get("traceback"):
-                lines += ["```", scenario["extra"]["traceback"].rstrip(), "```", ""]
-            continue
-        lines += [
-            # Docstrings use reStructuredText literals; Markdown wants single backticks.
-            (
-                f"{scenario['description'].replace('``', '`')} (scenario {scenario['name']}, "
-                f"{scenario['seconds']:.0f} s)"
-            ),
-            "",
-        ]
-        table, _ = claims_table(scenario["rows"])
-        lines += [*table, "", *rows_table(scenario["rows"]), ""]
-        lines += [f"![{plot}]({plot})" for plot in scenario["plots"]]
-        lines += [""] if scenario["plots"] else []
+        lines += _scenario(scenario, image_dir)
     return "\n".join(lines)
 
 
-def render_table(document: dict[str, Any], width: int | None = None) -> str:
-    """A terminal table of every row that fits the terminal (long cells wrap), then the load."""
+def render_table(document: Document, width: int) -> str:
+    """A terminal table of every row that fits ``width`` (long cells wrap), then the load."""
     from rich.console import Console
     from rich.table import Table
 
-    width = width or shutil.get_terminal_size((110, 24)).columns
-    table = Table(show_lines=False, expand=False, pad_edge=False)
+    table = Table(pad_edge=False)
     table.add_column("measurement", ratio=3, overflow="fold")
     table.add_column("value", justify="right", no_wrap=True)
     table.add_column("ratio to baseline (95% interval)", justify="right", ratio=2)
@@ -350,42 +322,37 @@ def render_table(document: dict[str, Any], width: int | None = None) -> str:
             continue
         table.add_row(f"[b]{scenario['title']}[/b]")
         for row in unique(scenario["rows"]):
-            verdict = row.get("verdict") or ""
-            if verdict == INCONCLUSIVE and row.get("reason"):
+            verdict = row["verdict"] or ""
+            if verdict == INCONCLUSIVE and row["reason"]:  # its first words: "busy machine"...
                 verdict += f" ({re.split(r'[:(;]', row['reason'])[0].strip()})"
             table.add_row(row["name"], _measured(row), format_ratio(row), verdict)
     buffer = io.StringIO()
     console = Console(file=buffer, width=width, no_color=True, highlight=False)
     console.print(table)
     for line in load_summary(document):
-        console.print(line.replace("**", ""), highlight=False)
+        console.print(line.replace("**", ""))
     return buffer.getvalue().rstrip()
 
 
-def compare(a: dict[str, Any], b: dict[str, Any]) -> str:
+def compare(a: Document, b: Document) -> str:
     """Rows of two runs side by side: the change of each ratio (or value, without a baseline),
     and whether the 95% intervals of the two runs separate it from noise."""
     before = {(s, r["name"]): r for s, r in _all_rows(a)}
     lines, seen = [f"{'measurement':<58} {'A':>13} {'B':>13}  change"], set()
     for scenario, row in _all_rows(b):
-        key = (scenario, row["name"])
-        old = before.get(key)
-        if old is None or key in seen:
+        old = before.get((scenario, row["name"]))
+        if old is None or (scenario, row["name"]) in seen:
             continue
-        seen.add(key)
-        field = (
-            "ratio" if row.get("ratio") is not None and old.get("ratio") is not None else "value"
-        )
-        x, y = old.get(field), row.get(field)
-        if x is None or y is None or not x:
-            continue
-        ia, ib = old.get("interval"), row.get("interval")
-        clear = bool(ia and ib and (ia[1] < ib[0] or ib[1] < ia[0]))
-        shown = [
-            f"{format_number(v)}x" if field == "ratio" else format_quantity(v, row["unit"])
-            for v in (x, y)
-        ]
-        change = f"{(y / x - 1) * 100:+.0f}%" + ("" if clear else " (within noise)")
-        label = f"{scenario}: {row['name']}"
-        lines.append(f"{label:<58.58} {shown[0]:>13} {shown[1]:>13}  {change}")
+        seen.add((scenario, row["name"]))
+        ratio = row["ratio"] is not None and old["ratio"] is not None
+        x, y = (old["ratio"], row["ratio"]) if ratio else (old["value"], row["value"])
+        if x and y is not None:
+            ia, ib = old["interval"], row["interval"]
+            clear = bool(ia and ib and (ia[1] < ib[0] or ib[1] < ia[0]))
+            shown = [
+                f"{format_number(v)}x" if ratio else format_quantity(v, row["unit"]) for v in (x, y)
+            ]
+            change = f"{(y / x - 1) * 100:+.0f}%" + ("" if clear else " (within noise)")
+            label = f"{scenario}: {row['name']}"
+            lines.append(f"{label:<58.58} {shown[0]:>13} {shown[1]:>13}  {change}")
     return "\n".join(lines)

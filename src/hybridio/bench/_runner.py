@@ -16,15 +16,6 @@ from .._extras import EXTRA_MODULES, install_hint
 from . import _load
 from ._model import INCONCLUSIVE, BenchContext, Scenario, ScenarioResult
 
-__all__ = [
-    "IN_ALL",
-    "SCENARIOS",
-    "ScenarioUnavailable",
-    "expand_names",
-    "prefixed",
-    "run_scenarios",
-]
-
 #: name -> "module:function", in the order ``bench all`` runs them.
 SCENARIOS: dict[str, str] = {
     name: f"hybridio.bench._{name}:run"
@@ -61,23 +52,21 @@ def load_scenario(name: str, registry: dict[str, str]) -> Scenario:
 
 
 def expand_names(names: Iterable[str], registry: dict[str, str] | None = None) -> list[str]:
-    """Resolve ``all`` to every registered scenario, drop duplicates, keep the order given.
+    """Resolve ``all`` (``IN_ALL``, or every scenario of a given ``registry``), drop duplicates,
+    keep the order given.
 
     Raises:
         ValueError: a name is neither ``all`` nor registered.
     """
-    everything = list(IN_ALL) if registry is None else None
+    everything = list(IN_ALL) if registry is None else list(registry)
     registry = SCENARIOS if registry is None else registry
-    chosen: list[str] = []
-    for name in names:
-        for item in (everything or list(registry)) if name == "all" else [name]:
-            if item not in registry:
-                raise ValueError(
-                    f"unknown scenario {item!r}; choose from: all, {', '.join(registry)}"
-                )
-            if item not in chosen:
-                chosen.append(item)
-    return chosen
+    chosen = [item for name in names for item in (everything if name == "all" else [name])]
+    unknown = [name for name in chosen if name not in registry]
+    if unknown:
+        raise ValueError(
+            f"unknown scenario {unknown[0]!r}; choose from: all, {', '.join(registry)}"
+        )
+    return list(dict.fromkeys(chosen))
 
 
 def prefixed(progress: Callable[[str], None], name: str) -> Callable[[str], None]:
@@ -111,24 +100,20 @@ def run_scenarios(
     ``status="skipped"``, one that raises with ``status="error"`` and the traceback in
     ``extra["traceback"]``; the rest still run. Each result records the load while it ran.
     """
-    registry = SCENARIOS if registry is None else registry
     ctx.out.mkdir(parents=True, exist_ok=True)
     results = []
     for name in expand_names(names, registry):
         announce(f"{name}: starting")
         start, clock = time.perf_counter(), time.monotonic()
         try:
-            result = load_scenario(name, registry)(
-                replace(ctx, progress=prefixed(ctx.progress, name))
-            )
+            scenario = load_scenario(name, registry or SCENARIOS)
+            result = scenario(replace(ctx, progress=prefixed(ctx.progress, name)))
         except ScenarioUnavailable as exc:
             result = ScenarioResult(name, name, "", status="skipped", reason=str(exc))
-        # Any failure of one scenario becomes its error section; the others still run.
-        except Exception as exc:  # noqa: BLE001
-            result = ScenarioResult(
-                name, name, "", status="error", reason=f"{type(exc).__name__}: {exc}",
-                extra={"traceback": traceback.format_exc()},
-            )  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - one failure becomes its error section
+            reason = f"{type(exc).__name__}: {exc}"
+            extra = {"traceback": traceback.format_exc()}
+            result = ScenarioResult(name, name, "", status="error", reason=reason, extra=extra)
         result.seconds = time.perf_counter() - start
         load = _load.during(clock, time.monotonic())
         result.load = None if load is None else load.to_dict()

@@ -10,16 +10,12 @@ from __future__ import annotations
 from ._load import usable_cpus
 from ._model import Rule
 
-__all__ = ["CPUS", "parallel_target"]
-
 CPUS = usable_cpus()
 
 
 def parallel_target(cpus: int, efficiency: float = 0.6) -> float:
-    """The speedup that counts as "uses several cores": 1 + efficiency x (cpus - 1).
-
-    On 2 CPUs that is 1.6x: a shared machine rarely gives the ideal 2x, and 1.6x cannot be noise.
-    """
+    """The speedup that counts as "uses several cores": 1 + efficiency x (cpus - 1); 1.6x on 2
+    CPUs (a shared machine rarely gives the ideal 2x, and 1.6x cannot be noise)."""
     return 1.0 + efficiency * (max(1, cpus) - 1)
 
 
@@ -38,12 +34,11 @@ FASTER = Rule(2.0, 1.0)
 #: "Faster access to data": below 0.8x the parent's time, refuted from 1.25x.
 FASTER_ACCESS = Rule(0.8, 1.25, higher=False)
 
-# -- design targets: dispatch ---------------------------------------------------------------
+# -- design targets (docs/benchmarks.md) ----------------------------------------------------
 #: A lone caller of run_cpu is at least as fast as plain anyio.to_process.
 LONE_CALL = Rule(1.0, target=True)
 #: Queued tiny calls (32 and 256 callers): at least the minimal batching sketch measured in the
-#: same run (DESIGN.md's D1: the sketch shows what this machine allows batching; a fixed multiple
-#: of plain anyio.to_process depended on how fast plain anyio happened to be).
+#: same run (DESIGN.md's D1: what this machine allows batching).
 AGAINST_SKETCH = Rule(1.0, target=True)
 #: run_blocking with 32 callers: at least ThreadPoolExecutor, twice anyio.to_thread.
 THREADS_VS_EXECUTOR = Rule(1.0, target=True)
@@ -52,7 +47,5 @@ THREADS_VS_ANYIO = Rule(2.0, target=True)
 CPU_SPEEDUP = Rule(0.95 * CPUS, target=True, load_sensitive=True)
 #: map_cpu of tiny items: 20x one anyio.to_process call per item.
 MAP_CPU = Rule(20.0, target=True)
-
-# -- design targets: loop monitor -----------------------------------------------------------
 #: LoopMonitor slows a loop-bound workload by less than 1%.
 MONITOR_OVERHEAD = Rule(1.01, higher=False, target=True)

@@ -1,4 +1,4 @@
-"""The workloads of the bench scenarios (the CPU loop itself is ``hybridio._workloads.spin``).
+"""What worker processes run for the bench (the CPU loop itself is ``hybridio._workloads.spin``).
 
 Module-level, apart from the measuring code, because worker processes import them by name, and
 free of heavy imports, because a spawned child re-imports the module of its target.
@@ -11,16 +11,14 @@ import pickle
 import sys
 import threading
 import time
-import zlib
 from collections.abc import MutableMapping
 from typing import Any
 
 import hybridio
 
-#: State that a worker process changes to show that the parent does not see it.
-SHARED: dict[str, Any] = {"value": 0}
-#: Set by the parent before starting a child, to see whether the child inherits it.
-MARK: dict[str, bool] = {"set": False}
+#: A worker changes "value" to show the parent does not see it; the parent sets "mark" before
+#: starting a child, to see whether the child inherits it.
+STATE: dict[str, Any] = {"value": 0, "mark": False}
 #: A large structure each worker builds once (``build_table`` as the pool initializer).
 _TABLE: list[int] = []
 
@@ -44,16 +42,6 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def compress_len(data: bytes) -> int:
-    """zlib compression: C code that releases the GIL while it works."""
-    return len(zlib.compress(data, 6))
-
-
-def payload_len(data: bytes) -> int:
-    """Receive a payload and return something tiny: the cost is the payload's trip."""
-    return len(data)
-
-
 def sleep_for(seconds: float) -> None:
     """A blocking I/O stand-in: the GIL is released while it waits."""
     time.sleep(seconds)
@@ -71,10 +59,8 @@ def runaway(seconds: float, cooperative: bool, record: MutableMapping[str, float
 
 
 def racy_add(box: MutableMapping[str, int], times: int, lock: threading.Lock | None) -> None:
-    """Increment ``box["n"]`` with a read-modify-write; with ``lock`` None, updates get lost.
-
-    ``time.sleep(0)`` between the read and the write releases the GIL there, as any I/O would.
-    """
+    """Increment ``box["n"]`` with a read-modify-write; with ``lock`` None, updates get lost
+    (``time.sleep(0)`` between the read and the write releases the GIL, as any I/O would)."""
     for _ in range(times):
         if lock is not None:
             lock.acquire()
@@ -85,21 +71,16 @@ def racy_add(box: MutableMapping[str, int], times: int, lock: threading.Lock | N
             lock.release()
 
 
-def set_shared(value: int) -> int:
-    """Change this process's ``SHARED`` and return what it now holds."""
-    SHARED["value"] = value
-    return int(SHARED["value"])
-
-
-def append_and_len(items: list[int]) -> int:
-    """Mutate the list received; the caller's list changes only if memory is shared."""
+def mutate(value: int, items: list[int]) -> None:
+    """Change this process's ``STATE`` and the list received: the caller sees both only if
+    memory is shared."""
+    STATE["value"] = value
     items.append(-1)
-    return len(items)
 
 
 def exit_with_mark() -> None:
-    """Exit 1 when this child inherited the parent's ``MARK`` (fork copies memory), else 0."""
-    sys.exit(1 if MARK["set"] else 0)
+    """Exit 1 when this child inherited the parent's mark (fork copies memory), else 0."""
+    sys.exit(1 if STATE["mark"] else 0)
 
 
 def build_table(n: int) -> None:
@@ -110,8 +91,3 @@ def build_table(n: int) -> None:
 def sum_table() -> int:
     """Read the whole per-worker structure (built by ``build_table``)."""
     return sum(_TABLE)
-
-
-def sum_list(items: list[int]) -> int:
-    """Read a structure that was sent along with the call."""
-    return sum(items)

@@ -36,12 +36,18 @@ from ._testsite import generate_site as generate_site
 
 if TYPE_CHECKING:
     from ._crawler import Crawler as Crawler
+    from ._sink import CrawlFileError as CrawlFileError
     from ._testserver import Faults as Faults
     from ._testserver import TestSiteServer as TestSiteServer
 
 # The parse workers import this package to reach ``_parse``: the aiohttp side is imported on
 # first use only, which keeps a worker's start-up (and so a short crawl) fast.
-_LAZY = {"Crawler": "._crawler", "Faults": "._testserver", "TestSiteServer": "._testserver"}
+_LAZY = {
+    "CrawlFileError": "._sink",
+    "Crawler": "._crawler",
+    "Faults": "._testserver",
+    "TestSiteServer": "._testserver",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -55,6 +61,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DEFAULT_USER_AGENT",
     "CrawlConfig",
+    "CrawlFileError",
     "CrawlStats",
     "Crawler",
     "Extractor",

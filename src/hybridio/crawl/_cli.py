@@ -17,6 +17,7 @@ from .._cluster_cli import cluster_option
 from ._config import DEFAULT_USER_AGENT, CrawlConfig, Extractor
 from ._crawler import Crawler
 from ._progress import Progress
+from ._sink import CrawlFileError
 from ._stats import CrawlStats
 from ._testserver import Faults, TestSiteServer
 from ._testsite import generate_site
@@ -176,6 +177,36 @@ def _run_asyncio(fn: Any) -> Any:
     help="Pages sent to a parse process in one round trip (at most).",
 )
 @click.option(
+    "--parse-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds one page may take in a parse process (parsing and --extract); a page that "
+    "takes longer fails as parse_timeout and its process is killed and replaced.",
+)
+@click.option(
+    "--max-crawl-delay",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds: a longer robots.txt Crawl-delay is capped to this.",
+)
+@click.option(
+    "--max-links-per-page",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Links read from one page, at most (in document order); the rest are counted.",
+)
+@click.option(
+    "--max-queued",
+    type=click.IntRange(min=1),
+    default=1_000_000,
+    show_default=True,
+    help="URLs waiting to be fetched, at most; new links found while the queue is full are "
+    "refused and counted (bounds memory on a spider trap).",
+)
+@click.option(
     "--stats-json",
     type=click.Path(path_type=Path),
     help="Write the statistics (failed URLs included) to this JSON file.",
@@ -202,6 +233,10 @@ def crawl(
     extract_spec: str | None,
     workers: int | None,
     batch_size: int,
+    parse_timeout: float,
+    max_crawl_delay: float,
+    max_links_per_page: int,
+    max_queued: int,
     stats_json: Path | None,
     quiet: bool,
 ) -> None:
@@ -232,14 +267,23 @@ def crawl(
             extract=load_extractor(extract_spec) if extract_spec else None,
             batch_size=batch_size,
             cpu_workers=workers,
+            parse_timeout=parse_timeout,
+            max_crawl_delay=max_crawl_delay,
+            max_links_per_page=max_links_per_page,
+            max_queued=max_queued,
         )
         crawler = Crawler(config, progress=Progress(enabled=False if quiet else None))
     except (ValueError, TypeError) as exc:
         raise click.UsageError(str(exc)) from exc
+    if stats_json is not None and (stats_json.is_dir() or not stats_json.parent.is_dir()):
+        raise click.BadParameter(
+            f"{stats_json} cannot be written: give a file in an existing directory",
+            param_hint="--stats-json",
+        )
     try:
         stats: CrawlStats = _run_asyncio(crawler.run)
-    except FileExistsError as exc:
-        raise click.ClickException(str(exc)) from exc
+    except (FileExistsError, CrawlFileError) as exc:
+        raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         saved = crawler.stats.pages + crawler.stats.resumed_pages
         click.echo(
@@ -249,7 +293,10 @@ def crawl(
         )
         sys.exit(130)
     if stats_json is not None:
-        stats_json.write_text(json.dumps(stats.to_dict(), indent=1))
+        try:
+            stats_json.write_text(json.dumps(stats.to_dict(), indent=1))
+        except OSError as exc:
+            click.echo(f"error: cannot write --stats-json {stats_json}: {exc.strerror}", err=True)
     if not quiet:
         click.echo(stats.summary(), err=True)
     if stats.failed and stats.pages == 0:

@@ -65,6 +65,20 @@ class CrawlConfig:
         extract: a module-level function ``fn(page: Page) -> dict`` run in the worker processes;
             None: the default record (see ``default_extract``).
         batch_size: pages sent to a worker process in one round trip.
+        parse_timeout: seconds one page may take in a worker (decoding, parsing, links and
+            ``extract``). A batch that takes longer is parsed again page by page; a page that
+            alone takes longer fails as ``parse_timeout`` (not retried on resume) and its worker
+            process is killed and replaced. None: no limit.
+        max_crawl_delay: a robots.txt ``Crawl-delay`` longer than this many seconds is capped
+            to it (the host is listed in ``CrawlStats.crawl_delay_capped``).
+        max_links_per_page: links read from one page, at most (in document order): the
+            ``<a href>`` elements after the one that reached it are not read (counted in
+            ``CrawlStats.links_dropped``). With ``max_bytes`` and the pipeline's size, this
+            bounds the URLs in transit between the workers and the frontier.
+        max_queued: URLs the frontier may hold waiting to be fetched. Links found while it is
+            full are refused and counted (``CrawlStats.links_refused``): neither queued, nor
+            logged, nor remembered (a later page may offer them again). This bounds the
+            crawler's memory and its state log on a spider trap (pages of endless new links).
         cpu_workers: parse processes (None: the number of CPUs).
         out: JSONL output file; ``state``: resume log (default ``<out>.state``).
     """
@@ -89,6 +103,10 @@ class CrawlConfig:
     extract: Extractor | None = None
     batch_size: int = 16
     cpu_workers: int | None = None
+    parse_timeout: float | None = 30.0
+    max_crawl_delay: float = 30.0
+    max_links_per_page: int = 10_000
+    max_queued: int = 1_000_000
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -96,7 +114,7 @@ class CrawlConfig:
             object.__setattr__(self, "seeds", (self.seeds,))
         if not self.seeds:
             raise ValueError("give at least one seed URL to start the crawl from")
-        for name in ("concurrency", "per_host", "batch_size"):
+        for name in ("concurrency", "per_host", "batch_size", "max_queued", "max_links_per_page"):
             _check_int(name, getattr(self, name), 1)
         for name in ("retries", "max_redirects"):
             _check_int(name, getattr(self, name), 0)
@@ -110,6 +128,9 @@ class CrawlConfig:
         _check_number("timeout", self.timeout)
         _check_number("backoff", self.backoff, allow_zero=True)
         _check_number("max_retry_after", self.max_retry_after, allow_zero=True)
+        _check_number("max_crawl_delay", self.max_crawl_delay, allow_zero=True)
+        if self.parse_timeout is not None:
+            _check_number("parse_timeout", self.parse_timeout)
         if self.extract is not None and not callable(self.extract):
             raise TypeError(f"extract must be a callable, got {self.extract!r}")
         if self.out is not None:

@@ -4,31 +4,38 @@ Pipeline: ``concurrency`` fetch tasks take URLs from the frontier and put HTML b
 bounded stream; one batcher task takes as many bodies as are waiting (up to ``batch_size``) per
 free parse slot and sends them to a worker process in one ``run_cpu`` call; the results add links
 to the frontier and records to the output. Bodies exist only between a fetch and its parse, so
-memory is bounded by the concurrency and batch size, not by the size of the site.
+memory is bounded by the concurrency and batch size, not by the size of the site; URLs are
+bounded by ``max_queued``.
+
+A batch that takes longer than ``parse_timeout`` is parsed again page by page, each page with
+the same time box: a page that alone exceeds it (a pathological document, an extraction that
+loops) fails as ``parse_timeout``, and ``run_cpu``'s timeout kills its worker, which the
+runtime replaces.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import pickle
 import time
-from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from .._core._exceptions import AsyncioRequired, WorkerCrashed
+from .._core._exceptions import AsyncioRequired, OffloadTimeout, WorkerCrashed
 from .._runtime._runtime import Runtime
 from ._config import CrawlConfig
 from ._fetcher import RETRYABLE, Fetcher, FetchResult, retry_delay
 from ._frontier import Frontier, Scope, host_port, normalize_url, origin
-from ._parse import FetchedPage, parse_batch, warm_up
+from ._parse import FetchedPage, ParsedPage, parse_batch, warm_up
 from ._progress import Progress
 from ._robots import Robots, Verdict
-from ._sink import Sink, load_resume_state
+from ._sink import OutputLock, Sink, load_resume_state
 from ._sitemaps import sitemap_urls
 from ._stats import CrawlStats
 
@@ -40,6 +47,11 @@ _Fetched = tuple[str, FetchedPage]
 #: Failures that may go away: not logged as done, so a resumed crawl fetches these URLs again.
 TRANSIENT_ERRORS = frozenset(RETRYABLE | {"robots_unreachable", "worker_crashed"})
 
+#: The seed may be parsed on the event loop while the workers start (see ``_parse_and_store``),
+#: when it is at most this large: parsing is superlinear on some documents (deep nesting), and
+#: the event loop has no time box.
+_INLINE_PARSE_BYTES = 64 * 1024
+
 
 class Crawler:
     """Crawl from ``config.seeds``; records go to ``config.out`` (JSONL) and ``on_record``.
@@ -50,6 +62,10 @@ class Crawler:
 
     Raises:
         TypeError: ``config.extract`` cannot be sent to a worker process (not module-level).
+
+    ``run()`` raises ``CrawlFileError`` (an ``OSError``) when the output or the state log cannot
+    be used (another crawl is writing them, a bad path, a damaged state log), and
+    ``FileExistsError`` when the output has records but no state log.
 
     Example::
 
@@ -79,11 +95,12 @@ class Crawler:
         self._runtime = runtime
         self._on_record = on_record
         self._progress = progress
-        self._frontier = Frontier(config.max_depth)
+        self._frontier = Frontier(config.max_depth, config.max_queued)
         self._accepted = 0  # HTML pages sent to parsing or recorded: the page limit counts these
         self._changed = anyio.Event()
         self._finished: list[str] = []  # given up on for good (not parsed): logged as done
         self._workers_ready = anyio.Event()  # set once a worker process has started
+        self._pool = _SharedOrAlone()
 
     # -- public ------------------------------------------------------------------------------
 
@@ -98,16 +115,27 @@ class Crawler:
             ) from None
         config = self.config
         start = time.monotonic()
-        # Reading a long resume log takes a while: not on the event loop.
-        resume = await anyio.to_thread.run_sync(load_resume_state, config.out, config.state_path)
         async with AsyncExitStack() as stack:
+            lock = OutputLock(config.out or config.state_path)
+            await anyio.to_thread.run_sync(lock.acquire)
+            stack.callback(lock.release)
+            # Reading a long resume log takes a while: not on the event loop.
+            resume = await anyio.to_thread.run_sync(
+                load_resume_state, config.out, config.state_path
+            )
             runtime = self._runtime
             if runtime is None:
                 runtime = Runtime(cpu_workers=config.cpu_workers)
                 await stack.enter_async_context(runtime)
             self._fetcher = await stack.enter_async_context(Fetcher(config))
-            self._sink = sink = await stack.enter_async_context(Sink(config.out, config.state_path))
-            self._robots = Robots(self._fetch_robots, config.user_agent, obey=config.obey_robots)
+            sink = Sink(config.out, config.state_path, resume)
+            self._sink = await stack.enter_async_context(sink)
+            self._robots = Robots(
+                self._fetch_robots,
+                config.user_agent,
+                obey=config.obey_robots,
+                max_delay=config.max_crawl_delay,
+            )
             self._runtime_used = runtime
             if resume is not None:
                 self.stats.resumed_pages = self._accepted = resume.records
@@ -134,12 +162,19 @@ class Crawler:
                     async with send:
                         for _ in range(config.concurrency):
                             work.start_soon(self._fetch_loop, send.clone())
-                await sink.log_done(self._finished)
+                await sink.commit([], self._finished)
+                self._finished = []
                 outer.cancel_scope.cancel()
         if self._progress is not None:
             self._progress.close()
+        self._update_stats()
         self.stats.duration = time.monotonic() - start
         return self.stats
+
+    def _update_stats(self) -> None:
+        """Copy the counters kept elsewhere (frontier, robots) into the statistics."""
+        self.stats.links_refused = self._frontier.refused
+        self.stats.crawl_delay_capped = dict(self._robots.capped)
 
     # -- fetching ----------------------------------------------------------------------------
 
@@ -297,50 +332,100 @@ class Crawler:
         await runtime.run_cpu(warm_up)
         self._workers_ready.set()
 
+    async def _parse(self, pages: list[FetchedPage]) -> list[ParsedPage]:
+        """Parse ``pages`` in a worker, each page within ``parse_timeout``.
+
+        A batch that times out or loses its worker is parsed again page by page, alone on the
+        pool (see ``_parse_alone``), so that only the page at fault fails.
+        """
+        config = self.config
+        try:
+            async with self._pool.shared():
+                return await self._runtime_used.run_cpu(
+                    parse_batch,
+                    pages,
+                    self.scope,
+                    config.extract,
+                    config.max_links_per_page,
+                    timeout=config.parse_timeout,
+                )
+        except (OffloadTimeout, WorkerCrashed):
+            pass
+        # Its time included the wait behind other calls (a looping page in another batch, say):
+        # that is no proof against any page of it.
+        async with self._pool.exclusive():
+            return [await self._parse_alone(page) for page in pages]
+
+    async def _parse_alone(self, page: FetchedPage) -> ParsedPage:
+        """Parse one page with nothing else on the pool: its time box measures the page only.
+
+        A page over ``parse_timeout`` fails as ``parse_timeout``; ``run_cpu`` kills its worker,
+        which the runtime replaces.
+        """
+        runtime, config, url = self._runtime_used, self.config, page[0]
+        try:
+            # Wait (without a time box) until a worker is started and idle: a replacement for a
+            # killed one may still be starting, and that is no time of the page's.
+            await runtime.run_cpu(warm_up)
+            [parsed] = await runtime.run_cpu(
+                parse_batch,
+                [page],
+                self.scope,
+                config.extract,
+                config.max_links_per_page,
+                timeout=config.parse_timeout,
+            )
+        except OffloadTimeout:
+            detail = f"parsing took over {config.parse_timeout:g} s; its worker was killed"
+            return ParsedPage(url, [], None, f"parse_timeout: {detail}")
+        except WorkerCrashed as exc:
+            return ParsedPage(url, [], None, f"worker_crashed: {exc}")
+        return parsed
+
     async def _parse_and_store(self, batch: list[_Fetched], limiter: anyio.Semaphore) -> None:
         config, stats, sink, frontier = self.config, self.stats, self._sink, self._frontier
         try:
             pages = [page for _, page in batch]
-            try:
-                if (
-                    config.extract is None
-                    and not self._workers_ready.is_set()
-                    and frontier.in_flight == len(batch)
-                ):
-                    # Nothing else is in flight (the seed, which every other page waits for):
-                    # rather than wait for a worker process to start, parse here, where it
-                    # delays no other request. Only the default record: the user's function
-                    # always runs in a worker.
-                    parsed = parse_batch(pages, self.scope, None)
-                else:
-                    parsed = await self._runtime_used.run_cpu(
-                        parse_batch, pages, self.scope, config.extract
-                    )
-            except WorkerCrashed as exc:
-                self._accepted -= len(batch)
-                for url, _ in batch:
-                    self._fail(url, "worker_crashed", str(exc))
-                return
+            if (
+                config.extract is None
+                and not self._workers_ready.is_set()
+                and frontier.in_flight == len(batch)
+                and all(len(body) <= _INLINE_PARSE_BYTES for _, _, _, body, _ in pages)
+            ):
+                # Nothing else is in flight (the seed, which every other page waits for):
+                # rather than wait for a worker process to start, parse here, where it
+                # delays no other request. Only the default record of a small page: the
+                # user's function, and large pages, always run in a worker (time-boxed).
+                parsed = parse_batch(pages, self.scope, None, config.max_links_per_page)
+            else:
+                parsed = await self._parse(pages)
             queued: list[tuple[str, int]] = []
-            records: list[dict[str, Any]] = []
+            lines: list[bytes] = []
+            recorded: list[str] = []
             for (url, (_, _, depth, _, _)), result in zip(batch, parsed, strict=True):
-                if result.record is None:
+                stats.links_dropped += result.links_dropped
+                if result.line is None:
                     self._accepted -= 1
-                    self._fail(url, "extract", (result.error or "").partition(": ")[2])
+                    self._fail(url, result.error_kind, result.error_detail)
                 else:
-                    records.append(result.record)
+                    lines.append(result.line)
+                    recorded.append(url)
                 queued += [(u, depth + 1) for u in result.links if frontier.add(u, depth + 1)]
             # A lowered depth is logged again: a resume takes each URL's smallest depth.
             queued += frontier.take_lowered()
-            # The order of these three writes is what makes resuming safe (see _sink).
+            # The order of these writes is what makes resuming safe (see _sink): the links
+            # first, then the records with the commit naming their pages (and the URLs given
+            # up on for good since the last commit; transient failures are not named).
             await sink.log_queued(queued)
-            await sink.write_records(records)
-            stats.pages += len(records)
+            done, self._finished = recorded + self._finished, []
+            # Shielded: a cancelled crawl (Ctrl-C) still writes the commit of records it wrote,
+            # so the pages it reports as saved are exactly those a resume keeps.
+            with anyio.CancelScope(shield=True):
+                await sink.commit(lines, done)
+                stats.pages += len(lines)
             if self._on_record is not None:
-                for record in records:
-                    self._on_record(record)
-            done, self._finished = [url for url, _ in batch] + self._finished, []
-            await sink.log_done(done)
+                for line in lines:
+                    self._on_record(json.loads(line))
         finally:
             for _, (_, _, depth, _, _) in batch:
                 frontier.parsed(depth)
@@ -350,5 +435,36 @@ class Crawler:
     async def _show_progress(self) -> None:
         assert self._progress is not None
         while True:
+            self._update_stats()
             self._progress.update(self.stats, len(self._frontier), self._frontier.in_flight)
             await anyio.sleep(0.5)
+
+
+class _SharedOrAlone:
+    """A readers-writer gate on the parse pool: calls share it, or one caller has it alone."""
+
+    def __init__(self) -> None:
+        self._alone = anyio.Lock()  # held by the one caller alone; shared callers queue behind
+        self._sharing = 0
+        self._idle = anyio.Event()
+        self._idle.set()
+
+    @asynccontextmanager
+    async def shared(self) -> AsyncIterator[None]:
+        async with self._alone:  # wait while someone has the pool alone
+            if not self._sharing:
+                self._idle = anyio.Event()
+            self._sharing += 1
+        try:
+            yield
+        finally:
+            self._sharing -= 1
+            if not self._sharing:
+                self._idle.set()
+
+    @asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        async with self._alone:
+            while self._sharing:
+                await self._idle.wait()
+            yield

@@ -57,9 +57,10 @@ class FetchResult:
 
     ``outcome`` is ``"ok"`` (``body`` holds the HTML, ``content_type`` the Content-Type
     header), ``"redirect"`` (``location``), or why the page gives no record: ``"not_html"``,
-    ``"too_large"``, ``"http_4xx"``, ``"http_429"``, ``"http_5xx"``, ``"timeout"``,
-    ``"connection"``. ``retry_after`` is the ``Retry-After`` of a 429 or 503 answer, in
-    seconds; ``detail`` says what went wrong, for people.
+    ``"too_large"``, ``"bad_redirect"`` (a 3xx redirect without ``Location``), ``"http_4xx"``,
+    ``"http_429"``, ``"http_5xx"``, ``"timeout"``, ``"connection"``. ``nbytes`` counts the body
+    bytes actually read (0 for a body never read). ``retry_after`` is the ``Retry-After`` of a
+    429 or 503 answer, in seconds; ``detail`` says what went wrong, for people.
     """
 
     outcome: str
@@ -120,7 +121,10 @@ class Fetcher:
         # encoded=True: the URL is already in its WHATWG form; send it byte for byte.
         async with self._session.get(URL(url, encoded=True), allow_redirects=False) as response:
             status = response.status
-            if status in _REDIRECTS and "Location" in response.headers:
+            if status in _REDIRECTS:
+                if "Location" not in response.headers:  # RFC 9110: a redirect names its target
+                    detail = f"HTTP {status} without a Location header"
+                    return FetchResult("bad_redirect", status, detail=detail)
                 return FetchResult("redirect", status, location=response.headers["Location"])
             if status >= 400:
                 return _http_error(response)
@@ -128,7 +132,8 @@ class Fetcher:
                 return FetchResult("not_html", status, detail=response.content_type)
             limit = self.config.max_bytes
             if response.content_length is not None and response.content_length > limit:
-                return FetchResult("too_large", status, nbytes=response.content_length)
+                # Not read: nbytes (the bytes received) stays 0; the size is in the detail.
+                return FetchResult("too_large", status, detail=f"{response.content_length} bytes")
             body = await _read(response, limit + 1)
             if len(body) > limit:  # no (or a lying) Content-Length: stopped at the limit
                 return FetchResult("too_large", status, nbytes=len(body))
@@ -140,8 +145,8 @@ class Fetcher:
         async with self._session.get(URL(url, encoded=True)) as response:
             if response.status >= 400:
                 return _http_error(response)
-            body = (await _read(response, limit))[:limit]
-            return FetchResult("ok", response.status, body=body, nbytes=len(body))
+            body = await _read(response, limit)
+            return FetchResult("ok", response.status, body=body[:limit], nbytes=len(body))
 
 
 async def _read(response: aiohttp.ClientResponse, limit: int) -> bytes:

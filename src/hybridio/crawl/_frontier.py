@@ -108,11 +108,15 @@ class Frontier:
     on to parsing, or not) and ``parsed``.
 
     Holds URL strings and depths only; page bodies live in the fetch/parse pipeline, whose size
-    is bounded by the concurrency and batch size.
+    is bounded by the concurrency and batch size. At most ``max_queued`` URLs wait at once: a
+    new URL offered while the queue is full is refused (counted in ``refused``) and not
+    remembered as seen, so the memory held is bounded by ``max_queued`` plus the URLs fetched.
     """
 
-    def __init__(self, max_depth: int | None = None) -> None:
+    def __init__(self, max_depth: int | None = None, max_queued: int | None = None) -> None:
         self.max_depth = max_depth
+        self.max_queued = max_queued
+        self.refused = 0  # new URLs turned away because the queue was full
         self._levels: dict[int, deque[str]] = {}  # depth -> URLs (stale entries skipped)
         self._depth: dict[str, int] = {}  # queued URL -> its depth (lowered if found shallower)
         self._queued: Counter[int] = Counter()  # depth -> queued URLs
@@ -163,11 +167,14 @@ class Frontier:
             self._lowered.append((url, depth))
 
     def add(self, url: str, depth: int) -> bool:
-        """Queue ``url`` unless seen before or too deep; True when newly queued."""
+        """Queue ``url`` unless seen before, too deep or the queue is full; True when queued."""
         if self.max_depth is not None and depth > self.max_depth:
             return False
         if url in self._seen:
             self._lower(url, depth)
+            return False
+        if self.max_queued is not None and len(self._depth) >= self.max_queued:
+            self.refused += 1
             return False
         self._seen.add(url)
         self._enqueue(url, depth)

@@ -8,6 +8,7 @@ records with the very same code.
 from __future__ import annotations
 
 import heapq
+import json
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -25,6 +26,8 @@ __all__ = [
     "Page",
     "ParsedPage",
     "default_extract",
+    "describe_error",
+    "encode_record",
     "extract_links",
     "paragraph_text",
     "parse_batch",
@@ -83,19 +86,80 @@ class Page:
 
 @dataclass
 class ParsedPage:
-    """What a worker sends back for one page: its links, its record, or why extraction failed."""
+    """What a worker sends back for one page: its links, and its record or why there is none.
+
+    ``line`` is the record as one line of strict JSON (UTF-8, ending in a newline), encoded in
+    the worker, so a record JSON cannot hold fails its own page there and never reaches the
+    output. ``error`` is ``"<kind>: <detail>"``, kind ``parse`` (no links could be read) or
+    ``extract`` (no record).
+    """
 
     url: str
     links: list[str]
-    record: dict[str, Any] | None
+    line: bytes | None
     error: str | None = None
+    links_dropped: int = 0  # <a href> elements not read: the page had max_links links before
+
+    @property
+    def record(self) -> dict[str, Any] | None:
+        """The record, decoded from ``line`` (None when extraction failed)."""
+        return None if self.line is None else json.loads(self.line)
+
+    @property
+    def error_kind(self) -> str:
+        return (self.error or "").partition(": ")[0]
+
+    @property
+    def error_detail(self) -> str:
+        return (self.error or "").partition(": ")[2]
 
 
-def extract_links(tree: LexborHTMLParser, url: str, scope: Scope | None) -> list[str]:
+#: The most of an exception's message kept in the statistics.
+_DETAIL_CHARS = 300
+
+
+def describe_error(exc: BaseException) -> str:
+    """``Type: message`` of an exception, shortened, even when its ``__str__`` fails."""
+    try:
+        message = str(exc)
+    except Exception:  # noqa: BLE001 - a user's exception class may break its own __str__
+        message = "<unprintable>"
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return text if len(text) <= _DETAIL_CHARS else text[: _DETAIL_CHARS - 3] + "..."
+
+
+def encode_record(record: object) -> bytes:
+    """``record`` as one line of strict JSON, UTF-8, newline-terminated.
+
+    Raises:
+        TypeError: not a dict, or holds a value JSON has no type for (a set, bytes...).
+        ValueError: NaN or infinity, a lone surrogate, a circular reference.
+    """
+    if not isinstance(record, dict):
+        raise TypeError(f"returned {type(record).__name__}, expected a dict")
+    try:
+        text = json.dumps(record, ensure_ascii=False, allow_nan=False)
+    except RecursionError:
+        raise ValueError("the record is nested too deeply") from None
+    # A lone surrogate ("\ud800") is in no encoding: UnicodeEncodeError, a ValueError.
+    return (text + "\n").encode("utf-8")
+
+
+def extract_links(
+    tree: LexborHTMLParser, url: str, scope: Scope | None, limit: int | None = None
+) -> list[str]:
     """Distinct normalised links of ``<a href>`` elements, in document order, in ``scope``.
 
-    Relative links resolve against ``<base href>`` when the page has one, else ``url``.
+    Relative links resolve against ``<base href>`` when the page has one, else ``url``. At most
+    ``limit`` links: the ``<a href>`` elements after the one that reached it are not read.
     """
+    return _links(tree, url, scope, limit)[0]
+
+
+def _links(
+    tree: LexborHTMLParser, url: str, scope: Scope | None, limit: int | None
+) -> tuple[list[str], int]:
+    """``extract_links`` and the number of ``<a href>`` elements left unread by ``limit``."""
     base = url
     base_node = tree.css_first("base[href]")
     if base_node is not None:
@@ -103,14 +167,17 @@ def extract_links(tree: LexborHTMLParser, url: str, scope: Scope | None) -> list
     found: dict[str, None] = {}
     # href without its fragment -> link: pages repeat those (index pages thousands of times).
     resolved: dict[str, str | None] = {}
-    for node in tree.css("a[href]"):
+    nodes = tree.css("a[href]")
+    for index, node in enumerate(nodes):
+        if limit is not None and len(found) >= limit:
+            return list(found), len(nodes) - index
         href = (node.attrs.get("href") or "").partition("#")[0]
         if href in resolved:
             continue
         link = resolved[href] = normalize_url(href, base)
         if link is not None and link not in found and (scope is None or link in scope):
             found[link] = None
-    return list(found)
+    return list(found), 0
 
 
 def paragraph_text(tree: LexborHTMLParser) -> str:
@@ -162,21 +229,27 @@ def parse_page(
     content_type: str | None,
     scope: Scope | None,
     extract: Extractor | None,
+    max_links: int | None = None,
 ) -> ParsedPage:
-    """Links and record of one page; an exception of ``extract`` becomes ``error``."""
+    """Links (at most ``max_links``) and record of one page; an exception of ``extract``, or a
+    record JSON cannot hold, becomes ``error``."""
     page = Page(url, status, depth, body, content_type=content_type)
     try:
-        page.links = extract_links(page.tree, url, scope)
+        page.links, dropped = _links(page.tree, url, scope, max_links)
     except Exception as exc:  # noqa: BLE001 - one odd page must not fail its whole batch
-        return ParsedPage(url, [], None, f"parse: {type(exc).__name__}: {exc}")
+        return ParsedPage(url, [], None, f"parse: {describe_error(exc)}")
     try:
         record = (extract or default_extract)(page)
-    except Exception as exc:  # noqa: BLE001 - the user's code: reported per page
-        return ParsedPage(url, page.links, None, f"extract: {type(exc).__name__}: {exc}")
-    if not isinstance(record, dict):
-        error = f"extract: returned {type(record).__name__}, expected a dict"
-        return ParsedPage(url, page.links, None, error)
-    return ParsedPage(url, page.links, record)
+    # The user's code, reported per page. SystemExit too: a sys.exit() or an argparse error in
+    # an extraction function is that page's error, not the end of the worker or of the crawl.
+    except (Exception, SystemExit) as exc:  # noqa: BLE001
+        return ParsedPage(url, page.links, None, f"extract: {describe_error(exc)}", dropped)
+    try:
+        line = encode_record(record)
+    except (TypeError, ValueError) as exc:
+        detail = f"the record cannot be written as JSON: {describe_error(exc)}"
+        return ParsedPage(url, page.links, None, f"extract: {detail}", dropped)
+    return ParsedPage(url, page.links, line, links_dropped=dropped)
 
 
 def warm_up() -> int:
@@ -190,7 +263,10 @@ FetchedPage = tuple[str, int, int, bytes, str | None]
 
 
 def parse_batch(
-    pages: Sequence[FetchedPage], scope: Scope | None, extract: Extractor | None
+    pages: Sequence[FetchedPage],
+    scope: Scope | None,
+    extract: Extractor | None,
+    max_links: int | None = None,
 ) -> list[ParsedPage]:
     """Parse a batch of ``(url, status, depth, body, content_type)`` pages in one round trip."""
-    return [parse_page(*page, scope, extract) for page in pages]
+    return [parse_page(*page, scope, extract, max_links) for page in pages]

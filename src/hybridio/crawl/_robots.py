@@ -13,6 +13,7 @@ RFC 9309 section 2.3.1 says:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable
 from enum import Enum
@@ -45,14 +46,24 @@ class _Unreachable:
 class Robots:
     """Which URLs a user agent may fetch, and how long to wait before the next request to a host.
 
-    ``wait_turn`` paces requests to one origin: by robots.txt's Crawl-delay (when obeyed), and
-    after a ``Retry-After`` answer (see ``hold``), whether robots.txt is obeyed or not.
+    ``wait_turn`` paces requests to one origin: by robots.txt's Crawl-delay (when obeyed, at most
+    ``max_delay`` seconds: the origins whose delay was capped are in ``capped``), and after a
+    ``Retry-After`` answer (see ``hold``), whether robots.txt is obeyed or not.
     """
 
-    def __init__(self, fetch: RobotsFetch, user_agent: str, *, obey: bool = True) -> None:
+    def __init__(
+        self,
+        fetch: RobotsFetch,
+        user_agent: str,
+        *,
+        obey: bool = True,
+        max_delay: float = math.inf,
+    ) -> None:
         self._fetch = fetch
         self._agent = user_agent
         self._obey = obey
+        self._max_delay = max_delay
+        self.capped: dict[str, float] = {}  # origin -> the Crawl-delay it asked for, if capped
         self._rules: dict[str, Protego | _Unreachable | None] = {}
         self._locks: dict[str, anyio.Lock] = {}
         self._next_slot: dict[str, float] = {}
@@ -109,6 +120,9 @@ class Robots:
             rules = await self._rules_for(site)
             if isinstance(rules, Protego):
                 delay = float(rules.crawl_delay(self._agent) or 0.0)
+                if delay > self._max_delay:
+                    self.capped.setdefault(site, delay)
+                    delay = self._max_delay
         now = time.monotonic()
         slot = self._next_slot.get(site, now)
         if not delay and slot <= now:

@@ -16,12 +16,19 @@ class CrawlStats:
     ``pages`` counts records written (this run); ``errors`` counts pages given up on, by kind
     (``http_5xx``, ``http_429``, ``http_4xx``, ``timeout``, ``connection``,
     ``robots_unreachable``, ``worker_crashed``, ``redirect_loop``, ``too_many_redirects``,
-    ``extract``); ``failed`` names each of those URLs with what went wrong; ``retry_on_resume``
-    counts the URLs among them that a later run with the same ``out`` fetches again (the
-    transient kinds: ``http_5xx``, ``http_429``, ``timeout``, ``connection``,
-    ``robots_unreachable``, ``worker_crashed``). ``skipped`` counts pages deliberately not
-    recorded, by kind (``not_html``, ``too_large``, ``offsite_redirect``,
-    ``duplicate_redirect``); ``hosts`` counts requests per host:port, robots.txt included.
+    ``bad_redirect`` (a redirect without ``Location``), ``parse`` (no links could be read),
+    ``parse_timeout`` (the page took over ``parse_timeout`` in a worker), ``extract`` (the
+    extraction raised, or returned what JSON cannot hold)); ``failed`` names each of those URLs
+    with what went wrong; ``retry_on_resume`` counts the URLs among them that a later run with
+    the same ``out`` fetches again (the transient kinds: ``http_5xx``, ``http_429``,
+    ``timeout``, ``connection``, ``robots_unreachable``, ``worker_crashed``). ``skipped``
+    counts pages deliberately not recorded, by kind (``not_html``, ``too_large``,
+    ``offsite_redirect``, ``duplicate_redirect``); ``hosts`` counts requests per host:port,
+    robots.txt included; ``bytes`` counts the body bytes read (a body skipped unread counts 0).
+    ``links_refused`` counts new links turned away because the frontier held ``max_queued``
+    URLs; ``links_dropped`` the ``<a href>`` elements not read on pages that had
+    ``max_links_per_page`` links before them; ``crawl_delay_capped`` maps each origin whose robots.txt Crawl-delay was over
+    ``max_crawl_delay`` to the delay it asked for.
     """
 
     pages: int = 0
@@ -35,6 +42,9 @@ class CrawlStats:
     hosts: Counter[str] = field(default_factory=Counter)
     failed: dict[str, str] = field(default_factory=dict)
     retry_on_resume: int = 0
+    links_refused: int = 0
+    links_dropped: int = 0
+    crawl_delay_capped: dict[str, float] = field(default_factory=dict)
     duration: float = 0.0
 
     @property
@@ -71,9 +81,22 @@ class CrawlStats:
                 ),
                 f"errors    {kinds(self.errors)}",
                 f"skipped   {kinds(self.skipped)}, robots-blocked {self.robots_blocked}",
+                *self._limit_lines(),
                 *self._failed_lines(),
             ]
         )
+
+    def _limit_lines(self) -> list[str]:
+        lines = []
+        if self.links_dropped:
+            lines.append(f"dropped   {self.links_dropped} links of pages over max_links_per_page")
+        if self.links_refused:
+            lines.append(
+                f"refused   {self.links_refused} new links: the queue was full (max_queued)"
+            )
+        for site, delay in self.crawl_delay_capped.items():
+            lines.append(f"capped    {site} asked for Crawl-delay {delay:g} s (max_crawl_delay)")
+        return lines
 
     def _failed_lines(self, shown: int = 5) -> list[str]:
         if not self.failed:

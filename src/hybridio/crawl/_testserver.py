@@ -33,6 +33,15 @@ _TYPES = {
 }
 
 
+_TRAP_PAGE = b"<!doctype html><title>trap</title><p>More pages below.</p>%s"
+
+
+def _trap_page(path: str, links: int) -> bytes:
+    """A page of ``links`` links to pages nobody linked before: ``<path>/<i>``."""
+    base = path.rstrip("/").encode()
+    return _TRAP_PAGE % b"".join(b'<a href="%s/%d">%d</a>\n' % (base, i, i) for i in range(links))
+
+
 @dataclass(frozen=True)
 class Faults:
     """Faults the server injects.
@@ -47,6 +56,10 @@ class Faults:
             ``Retry-After: <retry_after>`` the first time, then 200.
         retry_after: the ``Retry-After`` of throttled pages, in whole seconds.
         robots_status: robots.txt answers this HTTP status with an empty body (None: the file).
+        bare_redirects: these paths answer ``302 Found`` without a ``Location`` header, with an
+            HTML body (a broken server).
+        trap_links: when > 0, every path under ``/trap/`` is an HTML page with this many links
+            to new ``/trap/`` pages (a wide spider trap: the site never ends).
         seed: picks which pages (a hash of seed and path, stable across runs).
     """
 
@@ -60,6 +73,8 @@ class Faults:
     throttle_rate: float = 0.0
     retry_after: int = 1
     robots_status: int | None = None
+    bare_redirects: tuple[str, ...] = ()
+    trap_links: int = 0
     seed: int = 0
 
     def _draw(self, kind: str, path: str) -> float:
@@ -157,6 +172,10 @@ class TestSiteServer:
             return web.Response(status=faults.robots_status)
         if path in self.manifest.redirects:
             raise web.HTTPFound(quote(self.manifest.redirects[path], safe="/%"))
+        if path in faults.bare_redirects:
+            return web.Response(status=302, body=_TRAP_PAGE % b"", content_type="text/html")
+        if faults.trap_links and path.startswith("/trap/"):
+            return web.Response(body=_trap_page(path, faults.trap_links), content_type="text/html")
         body = self._file(path)
         if body is None:
             raise web.HTTPNotFound()

@@ -4,7 +4,9 @@
 admission control per offload kind (a request queues only when it can be served within its
 deadline, else 503 + ``Retry-After``), per-request deadlines (``X-Request-Timeout``; only
 hybridio's own deadline is 504), ``/metrics`` and ``/healthz``; ``create_app()`` does it on a new
-app; ``run_app()`` serves it with graceful shutdown and access logs. ``hybridio.web.asgi`` gives
+app; ``serve()``/``run_app()`` serve it with graceful shutdown, access logs and bounded
+connections (a cap, a request-head deadline, an idle timeout; a client that hangs up has its
+request cancelled and its process work killed). ``hybridio.web.asgi`` gives
 Starlette/FastAPI apps the same as a middleware; ``HybridioCollector`` puts the metrics into a
 ``prometheus_client`` registry. aiohttp needs asyncio (uvloop is used when installed): under trio
 ``serve`` refuses with ``AsyncioRequired``.

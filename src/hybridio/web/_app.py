@@ -29,6 +29,7 @@ from ._hybrid import (
     Hybrid,
     HybridOptions,
     error_answer,
+    log_server_error,
     offload_current,
     positive,
     reset_request,
@@ -148,17 +149,22 @@ async def _hybrid_middleware(request: web.Request, handler: Handler) -> web.Stre
                 return await handler(request)
         # Only reached when the deadline cancelled the handler.
         raise DeadlineExceeded(timeout)
+    except web.HTTPException:
+        raise  # a response: aiohttp sends it
     except Exception as exc:
         answer = error_answer(exc, timeout)
         if answer is not None:
+            log_server_error(request.method, request.path, answer[0], exc)
             await hybrid.pause(exc)
             return _error(*answer)
+        # Any other error is the handler's: logged with its traceback, answered 500 in JSON like
+        # every error hybridio answers (aiohttp's own answer is plain text; it would also
+        # answer a handler's own TimeoutError 504 and log it only at debug level, when it is
+        # the handler's error, not the request's deadline).
+        logger.error("Error handling request %s %s", request.method, request.path, exc_info=exc)
         if isinstance(exc, TimeoutError):
-            # aiohttp would answer a handler's own TimeoutError 504 and log it only at debug
-            # level: it is the handler's error, not the request's deadline.
-            logger.error("Error handling request %s %s", request.method, request.path, exc_info=exc)
             return _error(500, "internal server error: the handler raised TimeoutError")
-        raise
+        return _error(500, "internal server error")
     finally:
         reset_request(token)
 

@@ -20,11 +20,17 @@ from typing import Any, TypedDict, TypeVar
 
 import anyio
 
-from .._core._exceptions import HybridioError, OffloadTimeout, Overloaded, RuntimeClosed
+from .._core._exceptions import (
+    HybridioError,
+    OffloadTimeout,
+    Overloaded,
+    RuntimeClosed,
+    WorkerCrashed,
+)
 from .._monitor._loop_monitor import LoopMonitor
 from .._runtime._runtime import KINDS, Kind, Runtime
 from ._admission import Admission, Limit, Rejected, default_limits, retry_after_header
-from ._observe import metrics_text, recent_lag
+from ._observe import ConnectionCounts, metrics_text, recent_lag
 from ._work import prepare_worker
 
 __all__ = [
@@ -33,6 +39,7 @@ __all__ = [
     "HybridOptions",
     "RequestState",
     "error_answer",
+    "log_server_error",
     "offload_current",
     "positive",
 ]
@@ -142,6 +149,8 @@ class Hybrid:
         self.monitor = LoopMonitor(
             threshold=threshold, interval=min(_MONITOR_INTERVAL, threshold / 2)
         )
+        #: The connection counts of the server serving the app (set by ``hybridio.web.serve``).
+        self.connections: ConnectionCounts | None = None
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Hybrid]:
@@ -180,7 +189,7 @@ class Hybrid:
 
     def metrics(self) -> str:
         """Prometheus text of the runtime, the loop monitor and the admission gates."""
-        return metrics_text(self.runtime, self.monitor, self.admission)
+        return metrics_text(self.runtime, self.monitor, self.admission, self.connections)
 
     def health(self) -> tuple[int, dict[str, Any]]:
         """``(status, body)`` of the health endpoint: 503 while the loop lags past ``max_lag``."""
@@ -259,8 +268,10 @@ Answer = tuple[int, str, dict[str, str]]
 def error_answer(exc: BaseException, timeout: float) -> Answer | None:
     """``(status, message, headers)`` for an error hybridio answers itself, else None.
 
-    Refusals are 503 with ``Retry-After``; only hybridio's own deadline is 504. Any other error
-    (a handler's own ``TimeoutError`` included) is the framework's 500.
+    Refusals are 503 with ``Retry-After``; only hybridio's own deadline is 504; a worker process
+    that crashed is 500 (``log_server_error`` logs it in one line: its traceback is hybridio's,
+    the same for every request). Any other error (a handler's own ``TimeoutError`` included) is
+    the framework's 500.
     """
     if isinstance(exc, Rejected):
         return 503, str(exc), {"Retry-After": retry_after_header(exc.retry_after)}
@@ -270,7 +281,16 @@ def error_answer(exc: BaseException, timeout: float) -> Answer | None:
         return 503, "server shutting down", {"Retry-After": "1"}
     if isinstance(exc, DeadlineExceeded):
         return 504, str(exc), {}
+    if isinstance(exc, WorkerCrashed):
+        # The details (pid, signal, function) go to the log, not to the client.
+        return 500, "internal server error: the worker process running this request crashed", {}
     return None
+
+
+def log_server_error(method: str, path: str, status: int, exc: BaseException) -> None:
+    """Log an error answered by ``error_answer`` with a 500: one line, no traceback."""
+    if status == 500:
+        logger.error("%s %s answered 500: %s: %s", method, path, type(exc).__name__, exc)
 
 
 def set_request(state: RequestState) -> Any:

@@ -19,11 +19,49 @@ from .._monitor._loop_monitor import LoopMonitor
 from .._runtime._runtime import Runtime
 from ._admission import Admission
 
-__all__ = ["HybridioCollector", "metrics_text", "recent_lag"]
+__all__ = ["ConnectionCounts", "HybridioCollector", "metrics_text", "recent_lag"]
 
 
 class _HasMetrics(Protocol):
     def metrics(self) -> str: ...
+
+
+class ConnectionCounts(Protocol):
+    """What a server's connection guard counts (``hybridio.web.serve``)."""
+
+    max_connections: int
+    open: int
+    refused: int
+    evicted: int
+    timed_out: int
+
+
+class _ConnectionCollector:
+    """A prometheus_client collector reading a server's connection guard."""
+
+    def __init__(self, connections: ConnectionCounts) -> None:
+        self.connections = connections
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self.connections
+        yield GaugeMetricFamily(
+            "hybridio_web_connections", "Open client connections", value=counts.open
+        )
+        yield GaugeMetricFamily(
+            "hybridio_web_max_connections",
+            "Open client connections allowed at once",
+            value=counts.max_connections,
+        )
+        closed = CounterMetricFamily(
+            "hybridio_web_connections_closed",
+            "Connections closed by the server's bounds: refused (503 at the cap), evicted (at "
+            "the cap, no request head yet), header_timeout (no complete request head in time)",
+            labels=["reason"],
+        )
+        closed.add_metric(["refused"], counts.refused)
+        closed.add_metric(["evicted"], counts.evicted)
+        closed.add_metric(["header_timeout"], counts.timed_out)
+        yield closed
 
 
 class _AdmissionCollector:
@@ -58,10 +96,17 @@ class _AdmissionCollector:
             yield counter
 
 
-def metrics_text(runtime: Runtime, monitor: LoopMonitor, admission: Admission) -> str:
-    """Prometheus text of the runtime, the loop monitor and the admission gates."""
+def metrics_text(
+    runtime: Runtime,
+    monitor: LoopMonitor,
+    admission: Admission,
+    connections: ConnectionCounts | None = None,
+) -> str:
+    """Prometheus text of the runtime, the loop monitor, the admission gates and connections."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_AdmissionCollector(admission))
+    if connections is not None:
+        registry.register(_ConnectionCollector(connections))
     return prometheus_text(runtime, monitor) + generate_latest(registry).decode()
 
 

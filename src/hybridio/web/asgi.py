@@ -42,6 +42,7 @@ from ._hybrid import (
     HybridOptions,
     current_request,
     error_answer,
+    log_server_error,
     offload_current,
     reset_request,
     set_request,
@@ -234,7 +235,7 @@ class HybridioMiddleware:
             if started:
                 raise
             await self.hybrid.pause(exc)
-            if await _answer(send, exc, timeout):
+            if await _answer(send, exc, timeout, scope):
                 return
             if not isinstance(exc, TimeoutError):
                 raise
@@ -246,11 +247,15 @@ class HybridioMiddleware:
             reset_request(token)
 
 
-async def _answer(send: Send, exc: BaseException, timeout: float) -> bool:
+async def _answer(
+    send: Send, exc: BaseException, timeout: float, scope: Scope | None = None
+) -> bool:
     answer = error_answer(exc, timeout)
     if answer is None:
         return False
     status, message, headers = answer
+    if scope is not None:
+        log_server_error(scope.get("method", ""), scope.get("path", ""), status, exc)
     await _json(send, status, {"error": message, "status": status},
                 {k.lower(): v for k, v in headers.items()})  # fmt: skip
     return True

@@ -1,0 +1,149 @@
+"""What several scenarios share: rows from quantities measured in each repeat, and helper
+processes (servers, load generators, crawlers, a Dask cluster) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from ._model import Row, Rule, Series
+
+__all__ = ["ensure_debian_packages", "free_port", "measure_tree", "rows", "running", "tree_rss"]
+
+#: (row, baseline, rule): a row reports the quantity its name starts with (up to " vs "),
+#: paired repeat by repeat with the baseline quantity when there is one.
+Plan = Iterable[tuple[str, str | None, Rule | None]]
+
+
+def rows(
+    scenario: str,
+    measured: dict[str, list[float]],
+    window: tuple[float, float],
+    plan: Plan,
+    unit: Callable[[str], str],
+) -> list[Row]:
+    """The rows of ``plan`` from the quantities ``measured`` in each repeat during ``window``
+    (``time.monotonic()`` readings: the load then decides whether a verdict may be given)."""
+    made = []
+    for name, base, rule in plan:
+        values, paired = measured[name.split(" vs ")[0]], measured[base] if base else []
+        series, lost = Series(name, unit(name), base), 0
+        for i, value in enumerate(values):
+            baseline = paired[i] if paired else None
+            if math.isnan(value) or (baseline is not None and math.isnan(baseline)):
+                lost += 1  # nothing measured in that repeat (say, no answer in time)
+            else:
+                series.add(value, baseline)
+        series.window = window  # the whole run, not the moment the rows are built
+        note = f"{lost} repeat(s) without a measurement left out" if lost else ""
+        made.append(series.row(scenario, rule=rule, note=note))
+    return made
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running(
+    command: Sequence[str], *, listen: int | None = None, **popen: Any
+) -> Iterator[subprocess.Popen[Any]]:
+    """Run ``command`` for the block (once it accepts connections on ``listen``, if given), then
+    terminate it, and kill it if it does not exit within 10 s."""
+    popen.setdefault("stderr", subprocess.DEVNULL)
+    process = subprocess.Popen(command, **popen)
+    try:
+        deadline = time.monotonic() + 30
+        while listen is not None:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{command[0]} did not listen on port {listen}")
+            try:
+                socket.create_connection(("127.0.0.1", listen), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def _tree(process: psutil.Process) -> list[psutil.Process]:
+    try:
+        return [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def tree_rss(process: psutil.Process) -> float:
+    """Resident memory of a process and its descendants, in MiB."""
+    total = 0
+    for member in _tree(process):
+        try:
+            total += member.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total / 2**20
+
+
+def measure_tree(command: Sequence[str]) -> tuple[float, float, float]:
+    """Run ``command`` to its end: wall seconds, CPU seconds of it and the children it waited
+    for, and the peak RSS of its process tree in MiB (sampled every 50 ms)."""
+    started, peak = time.perf_counter(), 0.0
+    with tempfile.TemporaryFile() as errors:  # a file: a chatty child never blocks on a pipe
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
+        tree = psutil.Process(process.pid)
+        while not (ended := os.wait4(process.pid, os.WNOHANG))[0]:
+            peak = max(peak, tree_rss(tree))
+            time.sleep(0.05)
+        process.returncode = os.waitstatus_to_exitcode(ended[1])
+        if process.returncode != 0:
+            errors.seek(0)
+            raise RuntimeError(
+                f"{command} failed:\n{errors.read().decode(errors='replace')[-2000:]}"
+            )
+    usage = ended[2]
+    return time.perf_counter() - started, usage.ru_utime + usage.ru_stime, peak
+
+
+def ensure_debian_packages(packages: dict[str, Path]) -> str:
+    """Install the Debian ``packages`` whose marker path is missing; '' when all are there, else
+    why they could not be installed (not Debian, not root, apt-get failed)."""
+    missing, apt = (
+        [name for name, path in packages.items() if not path.exists()],
+        shutil.which("apt-get"),
+    )
+    if not missing:
+        return ""
+    if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return f"{', '.join(missing)} not installed (needs apt-get as root)"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for attempt in range(2):
+        command = [apt, "install", "-y", "--no-install-recommends", *missing]
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        if done.returncode == 0:
+            return ""
+        if attempt == 0:  # maybe an old package list: refresh it once
+            subprocess.run([apt, "update"], capture_output=True, env=env, check=False)
+    return f"apt-get install {' '.join(missing)} failed: {done.stderr.strip()[-300:]}"
