@@ -120,11 +120,6 @@ async def test_nonexistent_main_module(monkeypatch: pytest.MonkeyPatch, tmp_path
 
 
 # anyio tests/test_to_process.py::test_entrypoint_main_module
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 19: a main script without .py (console-script entry point) is not imported "
-    "as __mp_main__ in the worker: spec_from_file_location returns None (_worker._initialise)",
-)
 async def test_entrypoint_main_module(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     script_path = tmp_path / "my-entrypoint"
     script_path.write_text("foo=3")

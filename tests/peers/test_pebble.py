@@ -96,11 +96,6 @@ async def test_process_pool_pickling_error_result() -> None:
 
 
 # pebble test/test_process_pool_spawn.py::test_process_pool_frozen_error
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 19: a frozen-dataclass exception comes back as NotPicklable "
-    "(FrozenInstanceError: cannot assign to field '__cause__')",
-)
 async def test_process_pool_frozen_error() -> None:
     async with Runtime(cpu_workers=1) as pool:
         with pytest.raises(f.FrozenError):
@@ -146,11 +141,6 @@ async def test_process_pool_different_process(tmp_path: Path) -> None:
 
 
 # pebble test/test_process_pool_spawn.py::test_process_pool_future_limit
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 19: max_tasks_per_worker is not honoured when calls are batched: 4 queued "
-    "calls ran in 1 worker with max_tasks_per_worker=2",
-)
 async def test_process_pool_future_limit() -> None:
     pids: list[int] = []
 
@@ -359,11 +349,6 @@ async def test_process_pool_child_pool() -> None:
 
 # pebble test/test_process_pool_spawn.py::test_process_pool_pickle_function (a bound method of a
 # multiprocessing.Manager proxy as the function)
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 19: workers do not share the parent's multiprocessing authkey, so a Manager "
-    "proxy fails to connect in the worker (AuthenticationError, reported as NotPicklable)",
-)
 async def test_process_pool_pickle_function() -> None:
     with multiprocessing.Manager() as manager:
         queue = manager.Queue()

@@ -161,12 +161,6 @@ async def test_context_waits(tmp_path: Path) -> None:
             assert finished == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 19: an unguarded script is not refused: each worker re-runs its top level "
-    "while importing it as __mp_main__ and starts worker processes of its own; the program "
-    "exits 0 (multiprocessing refuses to start a process during bootstrap)",
-)
 def test_startup_failure_doesnt_hang(tmp_path: Path) -> None:
     """trio-parallel _tests/test_defaults.py::test_startup_failure_doesnt_hang.
 
@@ -504,11 +498,6 @@ async def test_no_trio_in_subproc() -> None:
 # trio-parallel _tests/test_cache.py::test_prune_cache (a dead idle worker is pruned, not used).
 # Not strict: whether the loop noticed the death before the next call is a race (it fails about
 # one run in three on asyncio+uvloop); a poll before use would make it hold every time.
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 19: a worker that died while idle can still be handed the next call, which "
-    "then fails with WorkerCrashed (no check before use)",
-)
 async def test_prune_cache() -> None:
     async with Runtime(cpu_workers=1) as rt:
         dead = await rt.run_cpu(os.getpid)

@@ -159,6 +159,7 @@ class OffloadMap(AsyncIterator[R], Generic[T, R]):
                 self._results.extend(partial.results)
                 self._error = partial.error
                 return await self.__anext__()
+            call.value = None  # the results are the map's now: hold them in one place only
             self._in_flight.popleft()
             self._learn(call.run_time, size)
             self._results.extend(chunk)

@@ -296,7 +296,11 @@ class ProcessExecutor:
                 initargs = pickle.dumps(self._initargs, _PROTOCOL)
             except Exception as exc:
                 raise WorkerStartError(f"{type(exc).__name__}: {exc}") from exc
-        return _frame(_worker.INIT, (sys.path, main_path(), initializer, initargs))
+        # multiprocessing's authkey, as its own children get it: a Manager proxy passed to a
+        # worker can then connect to its manager (only when the program uses multiprocessing).
+        process = sys.modules.get("multiprocessing.process")
+        authkey = None if process is None else bytes(process.current_process().authkey)
+        return _frame(_worker.INIT, (sys.path, main_path(), initializer, initargs, authkey))
 
     async def start(self) -> _Process:
         task_group = self._task_group

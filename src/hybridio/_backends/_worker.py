@@ -11,8 +11,9 @@ in bytes), followed by that many bytes of pickle.
 =====  ============  ========  ===========================================================
 type   name          from      payload
 =====  ============  ========  ===========================================================
-1      INIT          parent    ``(sys.path, main path or None, initializer or None, initargs)``
-                               with the initializer and its arguments pickled apart (bytes)
+1      INIT          parent    ``(sys.path, main path or None, initializer or None, initargs,
+                               authkey or None)`` with the initializer and its arguments
+                               pickled apart (bytes); authkey is multiprocessing's, when used
 2      BATCH         parent    ``(calls, want_rss)``: ``calls`` a list of ``EncodedCall``, as
                                a pickle with out-of-band buffers (see below)
 3      READY         worker    the worker's pid, once INIT succeeded
@@ -271,8 +272,12 @@ bootstrapping = False
 def _initialise(payload: bytes) -> None:
     """Take the parent's sys.path, import its main module as ``__mp_main__``, run the initializer."""
     global bootstrapping  # a process-wide state, read by the process executor
-    path, main_path, initializer, initargs = pickle.loads(payload)
+    path, main_path, initializer, initargs, *more = pickle.loads(payload)
     sys.path[:] = path
+    if more and more[0] is not None:  # the parent's multiprocessing authkey (Manager proxies)
+        import multiprocessing.process
+
+        multiprocessing.process.current_process().authkey = more[0]
     if main_path:
         # Like multiprocessing: the parent's main script is imported under another name, so that
         # its `if __name__ == "__main__":` block does not run again, and its functions unpickle.
