@@ -183,11 +183,6 @@ def read_caller() -> int:
 
 # anyio tests/test_to_thread.py::test_contextvar_propagation, under 32 concurrent callers (issue
 # 19: queued thread calls share hand-offs; each must still see its own caller's values)
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 19: queued run_blocking calls batched into one hand-off run in another "
-    "caller's context (contextvars not per call)",
-)
 async def test_contextvar_propagation_concurrent_callers() -> None:
     seen: dict[int, int] = {}
 
@@ -241,14 +236,6 @@ def run_bare_loop_case(name: str) -> None:
     assert result.stdout.split() == ["ok"]
 
 
-_LEFT_THREADS = pytest.mark.xfail(
-    strict=True,
-    reason="issue 19: a loop run with run_forever()/stop() and closed without asyncio.run "
-    "leaves the default runtime's (anyio, non-daemon) worker threads alive: the interpreter "
-    "cannot exit",
-)
-
-
 # anyio tests/test_to_thread.py::test_asyncio_no_root_task
 # anyio tests/test_to_thread.py::test_asyncio_future_callback_partial
 # anyio tests/test_to_thread.py::test_asyncio_run_sync_no_asyncio_run
@@ -258,7 +245,7 @@ _LEFT_THREADS = pytest.mark.xfail(
 @pytest.mark.parametrize(
     "case",
     [
-        pytest.param("no_root_task", marks=_LEFT_THREADS),
+        pytest.param("no_root_task"),
         pytest.param("future_callback_partial"),
         pytest.param("run_sync_no_asyncio_run"),
         pytest.param("run_sync_multiple"),
@@ -284,11 +271,6 @@ class Foo:
 
 
 # anyio tests/test_to_thread.py::test_run_sync_worker_cyclic_references
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 19: the runtime's background tasks keep the first caller's contextvars "
-    "Context, and the last thread payload (fn, args) stays referenced after the call",
-)
 async def test_run_sync_worker_cyclic_references() -> None:
     def foo(_: Foo) -> None:
         pass
@@ -309,11 +291,6 @@ async def test_run_sync_worker_cyclic_references() -> None:
 
 
 # anyio tests/test_to_thread.py::test_asyncio_run_does_not_leak_event_loop
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 19: the default runtime stays in anyio's RunVar map (weak-keyed by the loop) "
-    "and its Dispatcher holds loop methods: the loop is never freed",
-)
 def test_asyncio_run_does_not_leak_event_loop() -> None:
     def thread_worker() -> None:
         pass

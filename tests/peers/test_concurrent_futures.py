@@ -158,15 +158,7 @@ async def test_shutdown_race_issue12456(kind: Kind) -> None:
     "kind",
     [
         pytest.param("cpu", id="process"),
-        pytest.param(
-            "blocking",
-            id="thread",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="issue 19: the last thread payload (fn, args) stays referenced after "
-                "run_blocking returns",
-            ),
-        ),
+        pytest.param("blocking", id="thread"),
     ],
 )
 async def test_no_stale_references(executor: Runtime, kind: Kind) -> None:
