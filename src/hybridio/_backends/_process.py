@@ -518,6 +518,9 @@ class ProcessExecutor:
             if worker.lost is None:
                 worker.lost = WorkerLost(pid=worker.pid, reason="stopped")
             worker.kill_now()
+            if worker.exit_fd is not None:  # nobody will reap it here: close its pidfd now
+                os.close(worker.exit_fd)
+                worker.exit_fd = None
 
     def describe(self, worker: _Process) -> int | None:
         return worker.pid
