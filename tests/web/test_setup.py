@@ -21,6 +21,8 @@ from hybridio.web import HYBRID, Limit, Rejected
 from hybridio.web._admission import Gate
 from hybridio.web._work import sleep_ms, spin
 
+from ._serving import until_healthy
+
 pytestmark = pytest.mark.anyio
 
 Client = TestClient[Any, Any]
@@ -83,7 +85,13 @@ async def test_setup_adds_runtime_routes_and_keeps_the_apps_own(client: Client) 
     metrics = await client.get("/metrics")
     assert metrics.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
     assert 'hybridio_web_admitted_total{kind="cpu"} 1.0' in await metrics.text()
-    assert (await client.get("/healthz")).status == 200
+
+    async def health() -> int:
+        response = await client.get("/healthz")
+        await response.read()
+        return response.status
+
+    await until_healthy(health)  # the route is there; a busy machine's loop lag comes and goes
 
 
 async def test_setup_stops_the_runtime_with_the_app() -> None:
