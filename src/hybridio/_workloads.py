@@ -1,4 +1,4 @@
-"""The CPU workloads shared by ``hybridio bench`` and the demo server: one spin, one calibrator.
+"""The workloads shared by ``hybridio bench`` and the demo server: one spin, one calibrator.
 
 Module-level and free of heavy imports, because worker processes import these functions by name
 when they unpickle a call, and a spawned child re-imports the module of its target.
@@ -6,9 +6,20 @@ when they unpickle a call, and a spawned child re-imports the module of its targ
 
 from __future__ import annotations
 
+import hashlib
 import time
+from typing import Any
 
-__all__ = ["busy_for", "calibrate", "loops_for", "spin"]
+__all__ = [
+    "busy_for",
+    "calibrate",
+    "echo",
+    "loops_for",
+    "noop",
+    "sha256_hex",
+    "sleep_for",
+    "spin",
+]
 
 
 def spin(loops: int) -> int:
@@ -44,3 +55,22 @@ def busy_for(seconds: float) -> int:
     while time.perf_counter() < deadline:
         loops += 1
     return loops
+
+
+def noop() -> None:
+    """Do nothing: what a start-up or a round trip costs on its own."""
+
+
+def echo(x: Any) -> Any:
+    """A tiny call: returns its argument. Its cost is all dispatch."""
+    return x
+
+
+def sha256_hex(data: bytes) -> str:
+    """C code that releases the GIL on large buffers (hashlib does for more than 2 kB)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sleep_for(seconds: float) -> None:
+    """A blocking I/O stand-in: the GIL is released while it waits."""
+    time.sleep(seconds)

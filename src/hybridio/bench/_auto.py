@@ -18,24 +18,15 @@ import anyio
 
 import hybridio
 
-from .._workloads import loops_for, spin
+from .._workloads import echo, loops_for, sha256_hex, sleep_for, spin
+from . import _targets as t
 from ._dispatch import throughput
 from ._harness import Plan, rows
 from ._model import MIN_REPEATS, BenchContext, Row, Rule, ScenarioResult, Series
-from ._work import echo, sha256_hex, sleep_for
 
 __all__ = ["run"]
 
 SCENARIO = "auto"
-#: Auto against the kind it should find: a tiny call 3x kind="cpu", pure Python 1.5x inline,
-#: sha256 1.2x inline; in the mixed workload 0.9x the best kind per function and 1.3x the best
-#: single kind for all; the loop never stalls 15 ms once auto has learned.
-TINY = Rule(3.0, target=True)
-PYTHON = Rule(1.5, target=True)
-SHA256 = Rule(1.2, target=True)
-MIXED = Rule(0.9, target=True)
-OVERALL = Rule(1.3, target=True)
-LAG = Rule(0.015, higher=False, target=True)
 FIXED: tuple[hybridio.Kind, ...] = ("inline", "blocking", "cpu")
 #: The mixed workload: function, callers, and its best fixed kind (what auto should find).
 MIXED_WORK: dict[str, tuple[Callable[[Any], Any], int, hybridio.Kind]] = {
@@ -71,26 +62,30 @@ async def _mixed(
 
 def _plan(best: Mapping[str, str]) -> Plan:
     """Every row; ``best``: each function's best single kind for all, and the best overall."""
-    plan: list[tuple[str, str | None, Rule | None]] = [("tiny x32: auto", "tiny x32: cpu", TINY)]
+    plan: list[tuple[str, str | None, Rule | None]] = [
+        ("tiny x32: auto", "tiny x32: cpu", t.AUTO_TINY)
+    ]
     plan += [("tiny x32: cpu", None, None)]
     for name, kind, rule in (
-        ("python 25 ms x8", "cpu", PYTHON),
-        ("sha256 8 MB x4", "blocking", SHA256),
+        ("python 25 ms x8", "cpu", t.AUTO_PYTHON),
+        ("sha256 8 MB x4", "blocking", t.AUTO_SHA256),
     ):
         plan += [
             (f"{name}: auto", f"{name}: inline", rule),
             (f"{name}: {kind}", f"{name}: inline", None),
         ]
-    plan += [("python 25 ms x8: auto, loop max lag", None, LAG)]
+    plan += [("python 25 ms x8: auto, loop max lag", None, t.AUTO_LAG)]
     plan += [("python 25 ms x8: cpu, loop max lag", None, None)]
     # Each function against its best fixed kind, and against its best single kind for all (for
     # the record: inline for all gives one function the whole loop while the others starve).
     for function in MIXED_WORK:
         mixed = f"mixed {function}: "
-        plan.append((mixed + "auto vs best per function", mixed + "best per function", MIXED))
+        plan.append(
+            (mixed + "auto vs best per function", mixed + "best per function", t.AUTO_MIXED)
+        )
         plan.append((f"{mixed}auto vs {best[function]}", mixed + best[function], None))
     for strategy in ("best per function", *FIXED):
-        judge = OVERALL if strategy == best["overall"] else None
+        judge = t.AUTO_OVERALL if strategy == best["overall"] else None
         plan.append((f"mixed overall: auto vs {strategy}", f"mixed overall: {strategy}", judge))
     return plan
 

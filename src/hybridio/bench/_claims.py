@@ -31,7 +31,6 @@ import hybridio
 
 from .. import _workloads
 from . import _claims_cost, _claims_safety
-from . import _work as work
 from ._claims_common import NOTES, SCENARIO, Part, claim_rows, rates
 from ._load import usable_cpus
 from ._model import INCONCLUSIVE, BenchContext, Row, Rule, ScenarioResult, Series, Verdict, fact
@@ -107,7 +106,7 @@ def gil_release(ctx: BenchContext, result: ScenarioResult) -> None:
     cpus = usable_cpus()
     tasks = max(4, 2 * cpus)
     cases = [
-        ("hashlib.sha256", work.sha256_hex, ctx.pick(16_000_000, 8_000_000, 1_000_000)),
+        ("hashlib.sha256", _workloads.sha256_hex, ctx.pick(16_000_000, 8_000_000, 1_000_000)),
         ("zlib.compress", zlib.compress, ctx.pick(4_000_000, 2_000_000, 200_000)),
     ]
 
@@ -137,9 +136,11 @@ def io_threads(ctx: BenchContext, result: ScenarioResult) -> None:
 
     async def main() -> None:
         async with hybridio.Runtime(threads=calls) as rt:
-            await rates(rt, calls, ["blocking"], work.sleep_for, wait)
+            await rates(rt, calls, ["blocking"], _workloads.sleep_for, wait)
             for _ in ctx.rounds((series, rule)):
-                series.add(*(await rates(rt, calls, ["blocking", "inline"], work.sleep_for, wait)))
+                series.add(
+                    *(await rates(rt, calls, ["blocking", "inline"], _workloads.sleep_for, wait))
+                )
 
     anyio.run(main)
     result.rows += claim_rows(series, "thread_io", rule, note=f"ideal {calls}x")

@@ -29,7 +29,7 @@ def _thread_start(count: int = 5) -> float:
     times = []
     for _ in range(count):
         start = time.perf_counter()
-        thread = threading.Thread(target=work.noop)
+        thread = threading.Thread(target=_workloads.noop)
         thread.start()
         thread.join()
         times.append(time.perf_counter() - start)
@@ -70,9 +70,9 @@ def startup(ctx: BenchContext, result: ScenarioResult) -> None:
     async def fresh_pool() -> tuple[float, float]:
         start = time.perf_counter()
         async with hybridio.Runtime(cpu_workers=1) as rt:
-            await rt.run_cpu(work.noop)
+            await rt.run_cpu(_workloads.noop)
             first = time.perf_counter() - start
-            (rate,) = await rates(rt, 1, ["cpu"], work.noop)
+            (rate,) = await rates(rt, 1, ["cpu"], _workloads.noop)
         return first, 1 / rate
 
     pool = bars["hybridio pool"] = Series("fresh hybridio pool: first run_cpu call", "s", base)
@@ -153,7 +153,7 @@ def ipc(ctx: BenchContext, result: ScenarioResult) -> None:
     async def main() -> None:
         nonlocal share
         async with hybridio.Runtime(cpu_workers=1, threads=1) as rt:
-            await rates(rt, 1, ["cpu", "blocking"], work.noop)
+            await rates(rt, 1, ["cpu", "blocking"], _workloads.noop)
             for size in sizes:
                 payload = bytes(size)
                 name = f"round trip of {size:,} bytes to a worker process"

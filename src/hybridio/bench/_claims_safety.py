@@ -39,7 +39,7 @@ def killability(ctx: BenchContext, result: ScenarioResult) -> None:
 
     async def main() -> None:
         async with hybridio.Runtime(cpu_workers=1, threads=2) as rt:
-            await rt.run_cpu(work.noop)
+            await rt.run_cpu(_workloads.noop)
             (pid,) = rt.worker_pids()
             start, since = time.perf_counter(), time.monotonic()
             killed = False

@@ -24,11 +24,10 @@ import anyio.lowlevel
 
 import hybridio
 
-from .._workloads import busy_for
+from .._workloads import busy_for, echo, noop
 from ._harness import free_port, running
 from ._load import usable_cpus
 from ._model import BenchContext, Row, ScenarioResult, Series
-from ._work import echo, noop
 
 __all__ = ["local_cluster", "run"]
 

@@ -20,15 +20,13 @@ from typing import Any
 
 from ..crawl._testsite import generate_site
 from ._harness import ensure_debian_packages, free_port, measure_tree, running
-from ._model import BenchContext, Row, Rule, ScenarioResult, Series
+from ._model import BenchContext, Row, ScenarioResult, Series
 from ._plots import bar_plot
+from ._targets import CRAWL_GENERATED, CRAWL_REAL
 
 __all__ = ["run"]
 
 SCENARIO = "crawl"
-#: hybridio crawls the generated site 3x as fast as Scrapy, CPython's docs 5x.
-GENERATED_TARGET = Rule(3.0, target=True)
-REAL_TARGET = Rule(5.0, target=True)
 PYTHON_DOCS = Path("/usr/share/doc/python3.11/html")
 #: The Debian packages of the real site, and a file each installs.
 REAL_SITE = {"python3.11-doc": PYTHON_DOCS / "index.html", "nginx-light": Path("/usr/sbin/nginx")}
@@ -120,7 +118,7 @@ def _race(
         paired = crawler == "hybridio" and what != "CPU"
         baseline = f"{label}scrapy {what}" if paired else None
         made[crawler, what] = Series(f"{label}{crawler} {what}", unit, baseline)
-    ratio, rule = made["hybridio", "pages/s"], REAL_TARGET if label else GENERATED_TARGET
+    ratio, rule = made["hybridio", "pages/s"], CRAWL_REAL if label else CRAWL_GENERATED
     records: dict[str, list[dict[str, Any]]] = {crawler: [] for crawler in crawlers}
     for repeat in ctx.rounds((ratio, rule)):
         runs = {}

@@ -28,13 +28,13 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 import hybridio
 
-from .._workloads import loops_for, spin
+from .._workloads import echo, loops_for, spin
 from . import _targets as t
 from ._harness import rows
 from ._load import usable_cpus
 from ._model import MIN_REPEATS, BenchContext, Rule, ScenarioResult, median_interval
 from ._plots import bar_plot
-from ._work import echo, run_batch
+from ._work import run_batch
 
 __all__ = ["run", "throughput"]
 

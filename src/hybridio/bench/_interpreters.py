@@ -22,9 +22,8 @@ import psutil
 from hybridio import Kind, Runtime
 
 from .._runtime._gil import gil_enabled
-from .._workloads import loops_for, spin
+from .._workloads import loops_for, noop, spin
 from ._load import usable_cpus
-from ._work import noop
 
 __all__ = ["measure"]
 

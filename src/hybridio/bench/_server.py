@@ -32,6 +32,15 @@ from ._harness import ensure_debian_packages, free_port, rows, running, tree_rss
 from ._load import usable_cpus
 from ._model import MIN_REPEATS, BenchContext, Rule, ScenarioResult, median_interval
 from ._plots import bar_plot
+from ._targets import (
+    AT_LEAST,
+    AT_MOST,
+    FLAT_MEMORY,
+    MUCH_BETTER_P99,
+    PROCESS_P99,
+    PROCESS_THROUGHPUT,
+    STORM_KEEPS,
+)
 
 __all__ = ["parse_wrk", "render_numbers", "replace_between_markers", "run"]
 
@@ -55,15 +64,6 @@ LOADS = {
     for endpoint, path in (("/cpu", CPU), ("/hash", "/hash?mb=16"))
     for mode in ("inline", "thread", "process")
 }
-AT_LEAST = Rule(1.0, target=True)
-AT_MOST = Rule(1.0, higher=False, target=True)
-#: The hybrid design against one process per core: a 10x better ``/io`` p99.
-MUCH_BETTER_P99 = Rule(10.0, target=True)
-#: A retry storm keeps 90% of the server's own ok req/s.
-STORM_KEEPS = Rule(0.9, target=True)
-PROCESS_P99 = Rule(1.5, higher=False, target=True)
-PROCESS_THROUGHPUT = Rule(1.6, target=True)
-FLAT_MEMORY = Rule(1.1, higher=False, target=True)
 
 
 @dataclass

@@ -49,3 +49,32 @@ CPU_SPEEDUP = Rule(0.95 * CPUS, target=True, load_sensitive=True)
 MAP_CPU = Rule(20.0, target=True)
 #: LoopMonitor slows a loop-bound workload by less than 1%.
 MONITOR_OVERHEAD = Rule(1.01, higher=False, target=True)
+
+# -- the server (docs/benchmarks.md "server"), hybridio against plain aiohttp + a process pool --
+AT_LEAST = Rule(1.0, target=True)
+AT_MOST = Rule(1.0, higher=False, target=True)
+#: The hybrid design against one process per core: a 10x better ``/io`` p99.
+MUCH_BETTER_P99 = Rule(10.0, target=True)
+#: A retry storm keeps 90% of the server's own ok req/s.
+STORM_KEEPS = Rule(0.9, target=True)
+#: ``/cpu`` in a process: ``/io`` p99 at most 1.5x idle, throughput 1.6x inline.
+PROCESS_P99 = Rule(1.5, higher=False, target=True)
+PROCESS_THROUGHPUT = Rule(1.6, target=True)
+#: Overload at 4x capacity: the server's memory grows under 10%.
+FLAT_MEMORY = Rule(1.1, higher=False, target=True)
+
+# -- kind="auto" against the kind it should find (docs/core.md "Choosing a kind") -----------
+#: A tiny call 3x kind="cpu", pure Python 1.5x inline, sha256 1.2x inline; in the mixed
+#: workload 0.9x the best kind per function and 1.3x the best single kind for all; the loop
+#: never stalls 15 ms once auto has learned.
+AUTO_TINY = Rule(3.0, target=True)
+AUTO_PYTHON = Rule(1.5, target=True)
+AUTO_SHA256 = Rule(1.2, target=True)
+AUTO_MIXED = Rule(0.9, target=True)
+AUTO_OVERALL = Rule(1.3, target=True)
+AUTO_LAG = Rule(0.015, higher=False, target=True)
+
+# -- the crawler against Scrapy (docs/crawl.md) ------------------------------------------------
+#: hybridio crawls the generated site 3x as fast as Scrapy, CPython's docs 5x.
+CRAWL_GENERATED = Rule(3.0, target=True)
+CRAWL_REAL = Rule(5.0, target=True)

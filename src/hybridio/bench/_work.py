@@ -6,7 +6,6 @@ free of heavy imports, because a spawned child re-imports the module of its targ
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import sys
 import threading
@@ -23,28 +22,9 @@ STATE: dict[str, Any] = {"value": 0, "mark": False}
 _TABLE: list[int] = []
 
 
-def noop() -> None:
-    """Do nothing: what a start-up or a round trip costs on its own."""
-
-
-def echo(x: Any) -> Any:
-    """A tiny call: returns its argument. Its cost is all dispatch."""
-    return x
-
-
 def run_batch(calls: list[tuple[bytes, bytes]]) -> list[Any]:
     """Run pickled (function, arguments) pairs one after the other: the batching sketch's job."""
     return [pickle.loads(fn)(*pickle.loads(args)) for fn, args in calls]
-
-
-def sha256_hex(data: bytes) -> str:
-    """C code that releases the GIL on large buffers (hashlib does for more than 2 kB)."""
-    return hashlib.sha256(data).hexdigest()
-
-
-def sleep_for(seconds: float) -> None:
-    """A blocking I/O stand-in: the GIL is released while it waits."""
-    time.sleep(seconds)
 
 
 def runaway(seconds: float, cooperative: bool, record: MutableMapping[str, float]) -> None:
