@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -65,45 +65,36 @@ def running(
     """Run ``command`` for the block (once it accepts connections on ``listen``, if given), then
     terminate it, and kill it if it does not exit within 10 s."""
     popen.setdefault("stderr", subprocess.DEVNULL)
-    process = subprocess.Popen(command, **popen)
-    try:
-        deadline = time.monotonic() + 30
-        while listen is not None:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{command[0]} did not listen on port {listen}")
-            try:
-                socket.create_connection(("127.0.0.1", listen), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield process
-    finally:
-        process.terminate()
+    with subprocess.Popen(command, **popen) as process:  # closes its pipes, waits at the end
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
-
-
-def _tree(process: psutil.Process) -> list[psutil.Process]:
-    try:
-        return [process, *process.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
+            deadline = time.monotonic() + 30
+            while listen is not None:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{command[0]} did not listen on port {listen}")
+                try:
+                    socket.create_connection(("127.0.0.1", listen), timeout=0.2).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def tree_rss(process: psutil.Process) -> float:
     """Resident memory of a process and its descendants, in MiB."""
+    try:
+        members = [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
     total = 0
-    for member in _tree(process):
-        try:
+    for member in members:
+        with suppress(psutil.NoSuchProcess):  # it exited meanwhile
             total += member.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
     return total / 2**20
 
 

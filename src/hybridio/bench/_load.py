@@ -1,8 +1,7 @@
 """How busy the machine is while the bench runs: other processes' CPU use, steal, load average.
 
 A sampler thread reads the machine's CPU times and this process tree's every quarter second; the
-difference is what *other* processes used. Every measured series asks for the load during its own
-time window, and a busy window can never turn into a "refuted" (see ``_model.judge``).
+difference is what *other* processes used. Each series asks for the load during its own window.
 """
 
 from __future__ import annotations
@@ -18,9 +17,7 @@ from typing import Any
 import psutil
 
 #: Busy when other processes use this share of the usable CPUs, or the hypervisor steals 10%.
-BUSY_SHARE = 0.25
-BUSY_STEAL = 10.0
-INTERVAL = 0.25
+BUSY_SHARE, BUSY_STEAL, INTERVAL = 0.25, 10.0, 0.25
 
 
 def usable_cpus() -> int:
@@ -53,7 +50,6 @@ class Load:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, with ``busy``."""
         return {**asdict(self), "busy": self.busy}
 
 
@@ -89,11 +85,10 @@ def watch() -> Iterator[None]:
         last = _sample(me)
         while not stop.wait(INTERVAL):
             now = _sample(me)
-            wall = now[0] - last[0]
-            if wall > 0:
+            if (wall := now[0] - last[0]) > 0:
                 others = max(0.0, (now[1] - last[1]) - (now[3] - last[3])) / wall
-                load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-                samples.append((now[0], others, 100 * (now[2] - last[2]) / (wall * ncpu), load))
+                steal = 100 * (now[2] - last[2]) / (wall * ncpu)
+                samples.append((now[0], others, steal, os.getloadavg()[0]))
             last = now
 
     thread = threading.Thread(target=run, name="hybridio-load", daemon=True)
@@ -109,12 +104,12 @@ def watch() -> Iterator[None]:
 
 def during(start: float, end: float) -> Load | None:
     """The mean load between two ``time.monotonic()`` readings, from the enclosing ``watch()``
-    (None outside one, or before its first sample)."""
+    (None outside one, or before its first sample); a short window gets the nearest sample."""
     samples = _samples or []
     inside = [s for s in samples if start <= s[0] <= end + INTERVAL]
-    if not inside and samples:  # a window shorter than a sample: the nearest one
+    if not inside and samples:
         inside = [min(samples, key=lambda s: abs(s[0] - end))]
     if not inside:
         return None
-    mean = [sum(s[i] for s in inside) / len(inside) for i in (1, 2, 3)]
-    return Load(mean[0], mean[1], mean[2], usable_cpus(), len(inside))
+    others, steal, load = (sum(s[i] for s in inside) / len(inside) for i in (1, 2, 3))
+    return Load(others, steal, load, usable_cpus(), len(inside))

@@ -1,4 +1,4 @@
-"""What every scenario measures and returns: ``Series`` of paired repeats, ``Row``s, verdicts.
+"""What every scenario measures and returns: a ``Series`` of paired repeats becomes a ``Row``.
 
 A verdict needs ``MIN_REPEATS`` repeats and a 95% interval of the median ratio clear of its
 threshold (``judge``), else it is "inconclusive" with the reason and the rerun that would settle
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,54 +22,21 @@ from . import _load
 T = TypeVar("T")
 
 #: Claims are "confirmed", "refuted" or "qualified" (holds only under the condition in the
-#: note); targets "met" or "not met"; "inconclusive" when the numbers cannot tell (the row says
-#: why); "n/a" for context rows and what cannot be measured here.
+#: note); targets "met" or "not met"; "n/a" for context rows.
 Verdict = str
 INCONCLUSIVE = "inconclusive"
 VERDICTS = ("confirmed", "refuted", "qualified", "met", "not met", INCONCLUSIVE, "n/a")
 #: A 95% interval of a median needs 6 values (the sign test: 2 x 0.5**6 < 0.05).
 MIN_REPEATS = 6
-CONFIDENCE = 0.95
-
-
-def spread_of(values: Sequence[float]) -> float | None:
-    """Relative spread of repeated measurements: (max - min) / median, None for one value."""
-    if len(values) < 2:
-        return None
-    median = statistics.median(values)
-    return (max(values) - min(values)) / median if median else None
-
-
-def paired_ratio(values: Sequence[float], baselines: Sequence[float]) -> float | None:
-    """The median of per-repeat ratios ``values[i] / baselines[i]`` (the ratio of medians when
-    the counts differ)."""
-    if values and len(values) == len(baselines) and all(baselines):
-        return statistics.median(v / b for v, b in zip(values, baselines, strict=True))
-    baseline = statistics.median(baselines) if baselines else 0.0
-    return statistics.median(values) / baseline if baseline and values else None
-
-
-def format_number(value: float) -> str:
-    """3 significant digits without scientific notation: 12,820 / 512 / 1.83 / 0.00042."""
-    magnitude = abs(value)
-    if magnitude >= 100 or (value == int(value) and magnitude < 1e15):
-        return f"{value:,.0f}"
-    if magnitude >= 10:
-        return f"{value:.1f}"
-    if magnitude >= 0.01 or magnitude == 0:
-        return f"{value:.3g}"
-    return f"{value:.{2 - math.floor(math.log10(magnitude))}f}"
 
 
 def median_interval(
-    values: Sequence[float], confidence: float = CONFIDENCE
+    values: Sequence[float], confidence: float = 0.95
 ) -> tuple[float, float] | None:
-    """A distribution-free confidence interval of the median (order statistics, sign test):
-    [x(k), x(n-k+1)] for the largest k that leaves <= (1 - confidence) / 2 outside on each side.
-    None when there are too few values."""
+    """A distribution-free interval of the median (order statistics of the sign test): [x(k),
+    x(n-k+1)] for the largest k leaving <= (1 - confidence) / 2 outside on each side, or None."""
     ordered = sorted(v for v in values if not math.isnan(v))
-    n = len(ordered)
-    k, cdf = 0, 0.0
+    n, k, cdf = len(ordered), 0, 0.0
     for j in range(n):
         cdf += math.comb(n, j) / 2**n
         if cdf > (1 - confidence) / 2:
@@ -80,14 +47,10 @@ def median_interval(
 
 @dataclass(frozen=True)
 class Rule:
-    """How a ratio becomes a verdict.
-
-    The claim (or target) says the ratio is high (``higher``: >= ``confirm``) or low (<
-    ``confirm``); ``refute`` is where it is clearly false, and between the two it is
-    "qualified". A target has no ``refute``: met or not met. ``load_sensitive``: other work on
-    the CPUs distorts this ratio either way (a speedup: workers lose cores to the other work, but
-    more runnable workers also win a bigger share of them), so a busy machine decides nothing.
-    """
+    """How a ratio becomes a verdict: the claim says it is high (``higher``: >= ``confirm``) or
+    low (< ``confirm``); ``refute`` is where it is clearly false, "qualified" in between; a
+    ``target`` is met or not met. ``load_sensitive``: other work on the CPUs distorts this ratio
+    either way (a speedup), so a busy machine decides nothing."""
 
     confirm: float
     refute: float | None = None
@@ -104,7 +67,8 @@ class Rule:
         return text + ("" if self.refute is None else f", refuted {other} {self.refute:.3g}x")
 
 
-def _busy(load: _load.Load, why: str = "") -> str:
+def busy_reason(load: _load.Load, why: str = "") -> str:
+    """Why a verdict measured under ``load`` is inconclusive."""
     return f"busy machine ({load.text()}){why}: rerun when it is quiet"
 
 
@@ -123,7 +87,9 @@ def judge(
     yes, no = ("met", "not met") if rule.target else ("confirmed", "refuted")
     verdict = yes if holds else no if fails else "qualified" if between else INCONCLUSIVE
     if load is not None and load.busy and (rule.load_sensitive or verdict == no):
-        return INCONCLUSIVE, _busy(load, ", which distorts every speedup" * rule.load_sensitive)
+        return INCONCLUSIVE, busy_reason(
+            load, ", which distorts every speedup" * rule.load_sensitive
+        )
     if verdict == INCONCLUSIVE:
         return verdict, (
             f"spread: the 95% interval {lo:.3g}x to {hi:.3g}x straddles a threshold "
@@ -134,19 +100,15 @@ def judge(
 
 @dataclass
 class Row:
-    """One reported number: the median ``value`` of ``repeats``, its baseline and verdict.
-
-    ``ratio`` is the median of the per-repeat ratios value / baseline; ``interval`` its 95%
-    confidence interval (of the value when there is no baseline); ``reason`` says why a verdict
-    is inconclusive.
-    """
+    """One reported number: the median ``value`` of its ``values``, its baseline, the median
+    per-repeat ``ratio`` with its 95% ``interval`` (of the value without a baseline), the
+    ``verdict`` of its ``target`` and the ``reason`` when inconclusive."""
 
     scenario: str
     name: str
     value: float
     unit: str
     repeats: int = 1
-    spread: float | None = None
     baseline: str | None = None
     baseline_value: float | None = None
     ratio: float | None = None
@@ -166,9 +128,8 @@ class Row:
 class Series:
     """Repeated measurements of one quantity, each paired with its baseline when there is one.
 
-    ``add`` a value (and the baseline measured alongside it) per repeat; ``row`` reports the
-    median, the paired ratio with its interval, and the verdict of a ``Rule``. ``window`` spans
-    the repeats (``time.monotonic``): the load during it is what can make a verdict inconclusive.
+    ``window`` spans the repeats (``time.monotonic``): the load during it can make a verdict
+    inconclusive. ``paired=False``: the baseline is context, not a ratio to judge.
     """
 
     name: str
@@ -178,7 +139,6 @@ class Series:
     values: list[float] = field(default_factory=list)
     baseline_values: list[float] = field(default_factory=list)
     window: tuple[float, float] | None = None
-    #: False: the baseline is context (a one-shot fact), not a ratio to judge.
     paired: bool = True
 
     def add(self, value: float, baseline: float | None = None) -> None:
@@ -214,16 +174,13 @@ class Series:
     def load(self) -> _load.Load | None:
         return None if self.window is None else _load.during(*self.window)
 
-    def verdict(self, rule: Rule) -> tuple[Verdict, str]:
-        return judge(rule, self.interval(), self.n, self.load())
-
     def settled(self, rule: Rule | None, tight: float = 0.1) -> bool:
-        """Enough repeats: a verdict (or a busy machine), or (no rule) an interval within
-        +-``tight``."""
+        """Enough repeats: a verdict or a busy machine (more repeats cannot make it quiet), or
+        without a rule an interval within +-``tight``."""
         if self.n < MIN_REPEATS:
             return False
-        if rule is not None:  # more repeats cannot make a busy machine quiet
-            verdict, reason = self.verdict(rule)
+        if rule is not None:
+            verdict, reason = judge(rule, self.interval(), self.n, self.load())
             return verdict != INCONCLUSIVE or reason.startswith("busy")
         interval, middle = self.interval(), self.ratio or self.median
         return interval is not None and (interval[1] - interval[0]) <= 2 * tight * abs(middle)
@@ -238,22 +195,19 @@ class Series:
         note: str = "",
         reason: str = "",
     ) -> Row:
-        """The row of this series; ``verdict`` from ``rule`` unless given ("n/a": context).
-
-        A given "refuted" or "not met" measured on a busy machine becomes inconclusive.
-        """
+        """The row of this series; ``verdict`` from ``rule`` unless given ("n/a": context). A
+        given "refuted" or "not met" measured on a busy machine becomes inconclusive."""
         load, base = self.load(), self.baseline_values
         if rule is not None and verdict is None:
-            verdict, reason = self.verdict(rule)
+            verdict, reason = judge(rule, self.interval(), self.n, load)
         elif verdict in ("refuted", "not met") and load is not None and load.busy:
-            verdict, reason = INCONCLUSIVE, _busy(load)
+            verdict, reason = INCONCLUSIVE, busy_reason(load)
         return Row(
             scenario,
             self.name,
             self.median,
             self.unit,
             repeats=self.n,
-            spread=spread_of(self.values),
             baseline=self.baseline,
             baseline_value=statistics.median(base) if base else None,
             ratio=self.ratio,
@@ -278,8 +232,8 @@ def fact(
     baseline_value: float | None = None,
     since: float | None = None,
 ) -> Series:
-    """A one-shot measurement as a ``Series`` (its baseline is context, not a ratio to judge);
-    ``since``: when it started (``time.monotonic``), for the load during it."""
+    """A one-shot measurement (its baseline is context); ``since``: when it started
+    (``time.monotonic``), for the load during it."""
     series = Series(name, unit, baseline, paired=False)
     series.add(value, baseline_value)
     if since is not None and series.window is not None:
@@ -287,24 +241,18 @@ def fact(
     return series
 
 
-async def gather(calls: Sequence[Callable[[], Awaitable[object]]]) -> None:
+async def gather(calls: Sequence[Callable[[], Coroutine[Any, Any, object]]]) -> None:
     """Run the calls concurrently and wait for all of them."""
-
-    async def one(call: Callable[[], Awaitable[object]]) -> None:
-        await call()
-
     async with anyio.create_task_group() as tg:
         for call in calls:
-            tg.start_soon(one, call)
+            tg.start_soon(call)
 
 
 @dataclass
 class ScenarioResult:
-    """A scenario's rows, plots (file names in the output folder) and prose for the report.
-
-    ``status`` is "ok", "skipped" (not available here: ``reason`` says why) or "error" (it
-    raised: ``reason`` holds the error); the runner sets it, and ``load`` (``Load.to_dict()``).
-    """
+    """A scenario's rows, plots (file names in the output folder) and prose for the report;
+    the runner sets ``status`` ("ok", "skipped" or "error", ``reason`` says why), ``seconds``
+    and ``load``."""
 
     name: str
     title: str
@@ -320,11 +268,8 @@ class ScenarioResult:
 
 @dataclass
 class BenchContext:
-    """What a scenario is told: how long it may take and where to write.
-
-    ``quick`` is the ~1 minute mode of ``--quick``; ``tiny`` is the seconds-long mode the test
-    suite uses (numbers meaningless, shapes checked). ``progress`` reports a line of progress.
-    """
+    """What a scenario is told: where to write, how long it may take (``quick``: about a minute;
+    ``tiny``: seconds, for the tests, numbers meaningless) and where progress goes."""
 
     out: Path
     quick: bool = False
@@ -333,7 +278,6 @@ class BenchContext:
 
     @property
     def mode(self) -> str:
-        """ "tiny", "quick" or "full"."""
         return "tiny" if self.tiny else "quick" if self.quick else "full"
 
     def pick(self, full: T, quick: T, tiny: T) -> T:
@@ -347,11 +291,8 @@ class BenchContext:
     def rounds(
         self, *judged: tuple[Series, Rule | None], budget: float | None = None
     ) -> Iterator[int]:
-        """Repeat numbers until every series is ``settled`` (or the repeats or time run out).
-
-        At least ``MIN_REPEATS`` (1 in tiny mode), at most 15 (quick) or 30 (full), and no new
-        repeat after ``budget`` seconds (20 quick, 60 full) once the minimum is reached.
-        """
+        """Repeat numbers until every series is ``settled``: at least ``MIN_REPEATS`` (1 tiny),
+        at most 15 (quick) or 30 (full), none after ``budget`` seconds (20 quick, 60 full)."""
         least, most = self.pick((MIN_REPEATS, 30), (MIN_REPEATS, 15), (1, 1))
         budget = budget if budget is not None else self.pick(60.0, 20.0, 0.0)
         start = time.monotonic()

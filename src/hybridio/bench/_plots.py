@@ -1,9 +1,6 @@
-"""PNG plots for the report, drawn with matplotlib's Agg canvas (no display, no global state).
-
-Every point and bar carries its 95% interval from the repeats as an error bar; reference lines
-(targets, ideal, break-even) are drawn and labelled. Bars are horizontal, so long labels never
-overlap.
-"""
+"""PNG plots drawn with matplotlib's Agg canvas (no display, no global state): every point and
+bar has its 95% interval as an error bar, reference lines are labelled, bars are horizontal so
+that long labels never overlap."""
 
 from __future__ import annotations
 
@@ -16,7 +13,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ._model import Series, format_number, median_interval
+from ._model import Series, median_interval
+from ._report import format_number
 
 Interval = tuple[float, float] | None
 

@@ -1,9 +1,7 @@
-"""The outputs of a bench run: ``results.json``, ``pyperf.json``, ``report.md``, a terminal table,
-the comparison of two runs and the docs page of the claims.
-
-Everything is rendered from the JSON document, so a report (or docs/claims.md) can be rebuilt
-from a saved ``results.json`` without measuring again. ``pyperf.json`` holds the repeats of every
-timing, throughput and memory row in pyperf's format (``python -m pyperf compare_to A B``).
+"""The outputs of a bench run, all rendered from its JSON document (so they can be rebuilt from
+a saved ``results.json``): ``results.json``, ``pyperf.json`` (the repeats of every timing, rate and
+memory row: ``python -m pyperf compare_to A B``), ``report.md``, the terminal table, the comparison
+of two runs and the tables the docs embed.
 """
 
 from __future__ import annotations
@@ -23,9 +21,10 @@ from typing import Any
 
 from .._doctor import diagnose
 from .._version import __version__
-from ._model import INCONCLUSIVE, ScenarioResult, format_number
+from ._model import INCONCLUSIVE, ScenarioResult
 
 Document = dict[str, Any]
+_PACKAGES = ("hybridio", "matplotlib", "psutil", "pyperf", "rich", "prometheus-client")
 
 
 def environment() -> dict[str, Any]:
@@ -33,7 +32,7 @@ def environment() -> dict[str, Any]:
     import psutil
 
     facts = asdict(diagnose())
-    for name in ("hybridio", "matplotlib", "psutil", "pyperf", "rich", "prometheus-client"):
+    for name in _PACKAGES:
         try:
             facts["packages"][name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -51,7 +50,7 @@ def environment() -> dict[str, Any]:
 
 
 def _jsonable(value: Any) -> Any:
-    """Replace NaN/inf (not JSON) with None, recursively; other objects by their text."""
+    """NaN and infinities (not JSON) as None, recursively; unknown objects as their text."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
@@ -64,7 +63,7 @@ def _jsonable(value: Any) -> Any:
 def results_document(
     results: Sequence[ScenarioResult], mode: str, env: dict[str, Any] | None = None
 ) -> Document:
-    """The ``results.json`` document for ``results``: the dataclasses of ``_model`` as JSON."""
+    """The ``results.json`` document: the dataclasses of ``_model`` as JSON."""
     document: Document = _jsonable(
         {
             "schema_version": 2,
@@ -85,14 +84,17 @@ def _all_rows(document: Document) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def _pyperf(document: Document, path: Path) -> None:
-    """Write the repeats of timing, rate and memory rows as a pyperf benchmark suite."""
+    """The repeats of timing, rate (as seconds per item) and memory rows as a pyperf suite."""
     import pyperf  # type: ignore[import-untyped]
 
     benchmarks = {}
     for scenario, row in _all_rows(document):
-        unit, values = row["unit"], [v for v in row["values"] if v]
-        name = f"{scenario}: {row['name']}"
-        if unit.endswith("/s"):  # a rate: pyperf wants time, so seconds per item
+        unit, values, name = (
+            row["unit"],
+            [v for v in row["values"] if v],
+            f"{scenario}: {row['name']}",
+        )
+        if unit.endswith("/s"):
             name += f" (seconds per {unit[:-2].removesuffix('s')})"
             values = [1 / v for v in values]
         elif unit not in ("s", "bytes"):
@@ -110,8 +112,7 @@ def write_report(out: Path, document: Document) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
     _pyperf(document, out / "pyperf.json")
-    report = out / "report.md"
-    report.write_text(render_markdown(document))
+    (report := out / "report.md").write_text(render_markdown(document))
     return report
 
 
@@ -121,6 +122,18 @@ _SCALES = {
     "s": ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns")),
     "bytes": ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"), (1.0, "B")),
 }
+
+
+def format_number(value: float) -> str:
+    """3 significant digits without scientific notation: 12,820 / 512 / 1.83 / 0.00042."""
+    magnitude = abs(value)
+    if magnitude >= 100 or (value == int(value) and magnitude < 1e15):
+        return f"{value:,.0f}"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    if magnitude >= 0.01 or magnitude == 0:
+        return f"{value:.3g}"
+    return f"{value:.{2 - math.floor(math.log10(magnitude))}f}"
 
 
 def format_quantity(value: float | None, unit: str | None) -> str:
@@ -139,10 +152,8 @@ def format_ratio(row: dict[str, Any]) -> str:
     if row.get("ratio") is None:
         return "—"
     interval = row.get("interval") if row.get("baseline_value") is not None else None
-    within = (
-        f" ({format_number(interval[0])}x to {format_number(interval[1])}x)" if interval else ""
-    )
-    return f"{format_number(row['ratio'])}x{within}"
+    low_high = " ({}x to {}x)".format(*map(format_number, interval)) if interval else ""
+    return f"{format_number(row['ratio'])}x{low_high}"
 
 
 def combine_verdicts(verdicts: Iterable[str | None]) -> str:
@@ -163,6 +174,10 @@ def unique(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(kept.values())
 
 
+_COLUMNS = ["measurement", "value", "baseline (same run)", "ratio (95% interval)", "repeats"]
+_COLUMNS += ["rule", "verdict", "note"]
+
+
 def _md_row(cells: Iterable[str]) -> str:
     return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
 
@@ -173,44 +188,34 @@ def _measured(row: dict[str, Any]) -> str:
 
 
 def rows_table(rows: list[dict[str, Any]]) -> list[str]:
-    """The Markdown table of ``rows`` (each once); values without a baseline get their 95%
-    interval, baselines their unit."""
-    lines = [
-        (
-            "| measurement | value | baseline (same run) | ratio (95% interval) | repeats | rule"
-            " | verdict | note |"
-        ),
-        "|---|---:|---|---:|---:|---|---|---|",
-    ]
+    """The Markdown table of ``rows``: values without a baseline get their 95% interval."""
+    lines = [_md_row(_COLUMNS), "|---|---:|---|---:|---:|---|---|---|"]
     for row in unique(rows):
         value, interval, verdict = _measured(row), row.get("interval"), row.get("verdict") or "—"
         if interval and row.get("baseline_value") is None:
-            low, high = (format_quantity(v, row["unit"]) for v in interval)
-            value += f" ({low} to {high})"
-        base = row.get("baseline")
-        if base:
-            unit = row.get("baseline_unit") or row["unit"]
-            base += f": {format_quantity(row['baseline_value'], unit)}"
-        cells = [row["name"], value, base or "—", format_ratio(row), str(row["repeats"])]
+            value += " ({} to {})".format(*(format_quantity(v, row["unit"]) for v in interval))
+        base = row.get("baseline") or "—"
+        if row.get("baseline"):
+            base += f": {format_quantity(row['baseline_value'], row['baseline_unit'])}"
+        cells = [row["name"], value, base, format_ratio(row), str(row["repeats"])]
         cells += [
             row.get("target") or "—",
             verdict if verdict in ("—", "n/a") else f"**{verdict}**",
         ]
-        cells.append("; ".join(text for text in (row.get("reason"), row.get("note")) if text))
-        lines.append(_md_row(cells))
+        lines.append(_md_row([*cells, "; ".join(filter(None, (row["reason"], row["note"])))]))
     return lines
 
 
-def load_summary(document: Document) -> list[str]:
+def load_summary(scenarios: list[dict[str, Any]]) -> list[str]:
     """What the machine was doing during each scenario, measured while it ran."""
-    lines = [
-        f"- {s['name']}: {'**busy**' if s['load']['busy'] else 'quiet'}: other processes used "
-        f"{s['load']['others']:.1f} of {s['load']['cpus']} CPUs, steal {s['load']['steal']:.0f}%, "
-        f"load average {s['load']['load_average']:.1f}"
-        for s in document["scenarios"]
-        if s.get("load")
-    ]
-    if any("**busy**" in line for line in lines):
+    lines = []
+    for s in (s for s in scenarios if s.get("load")):
+        load, busy = s["load"], "**busy**" if s["load"]["busy"] else "quiet"
+        lines.append(
+            f"- {s['name']}: {busy}: other processes used {load['others']:.1f} of {load['cpus']} "
+            f"CPUs, steal {load['steal']:.0f}%, load average {load['load_average']:.1f}"
+        )
+    if any(s["load"]["busy"] for s in scenarios if s.get("load")):
         lines.append(
             "- On a busy machine no claim is refuted, no target is reported not met and no "
             "speedup decides a verdict: such rows say inconclusive, and why."
@@ -218,90 +223,76 @@ def load_summary(document: Document) -> list[str]:
     return lines
 
 
-def environment_lines(env: dict[str, Any]) -> list[str]:
-    """The environment as a Markdown list."""
+def _preamble(document: Document, scenarios: list[dict[str, Any]], heading: str) -> list[str]:
+    """How the numbers were made, the environment and the load while ``scenarios`` ran; the
+    ``heading`` format gives each part its title."""
+    env, names = document["environment"], " ".join(s["name"] for s in scenarios)
     build = "free-threaded" if env["free_threaded_build"] else "standard (with GIL)"
+    memory = format_quantity(env.get("memory_bytes"), "bytes")
+    flag = "" if document["mode"] == "full" else f" --{document['mode']}"
+    packages = ", ".join(f"{name} {v}" for name, v in env["packages"].items() if v)
+    cpu = f"{env.get('cpus_usable')} usable, {env.get('physical_cores')} physical"
+    python = f"Python {env['python']} ({env['implementation']}), {build} build"
     gil = "enabled" if env["gil_enabled"] else "disabled"
     return [
-        (
-            f"- CPU: {env['cpu_model']}, {env['cpus']} logical CPUs ({env.get('cpus_usable')} "
-            f"usable, {env.get('physical_cores')} physical), "
-            f"{format_quantity(env.get('memory_bytes'), 'bytes')} RAM"
-        ),
-        (
-            f"- Python {env['python']} ({env['implementation']}), {build} build, GIL {gil}, start "
-            f"method {env['start_method']}"
-        ),
+        f"`hybridio bench {names}{flag}` ({document['created']}). {_METHOD}",
+        "",
+        heading.format("Environment"),
+        "",
+        f"- CPU: {env['cpu_model']}, {env['cpus']} logical CPUs ({cpu}), {memory} RAM",
+        f"- {python}, GIL {gil}, start method {env['start_method']}",
         f"- Platform: {env['platform']}",
-        f"- Packages: {', '.join(f'{name} {v}' for name, v in env['packages'].items() if v)}",
+        f"- Packages: {packages}",
+        "",
+        heading.format("Machine load during the run"),
+        "",
+        *load_summary(scenarios),
+        "",
     ]
 
 
-def claims_table(rows: list[dict[str, Any]]) -> tuple[list[str], dict[str, str]]:
-    """The claim | verdict | evidence table, and each claim's combined verdict."""
-    claims: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        if row.get("claim"):
-            claims.setdefault(row["claim"], []).append(row)
-    verdicts = {c: combine_verdicts(r["verdict"] for r in rs) for c, rs in claims.items()}
-    lines = ["| claim | verdict | from |", "|---|---|---|"] if claims else []
-    for claim, claim_rows in claims.items():
-        judged = [f"{r['name']}: {r['verdict']}" for r in claim_rows if r["verdict"] != "n/a"]
-        lines.append(_md_row([claim, f"**{verdicts[claim]}**", "; ".join(judged)]))
-    return lines, verdicts
+_METHOD = (
+    "Each value is the median of its repeats; each ratio is the median of the per-repeat ratios "
+    "to a baseline measured in the same run, with its 95% confidence interval (of the value, "
+    "without a baseline). A verdict needs 6 repeats and an interval clear of the rule's "
+    "threshold. The verdicts depend on the cores, the load and the Python build: rerun it on "
+    "your machine."
+)
 
 
 def _scenario(scenario: dict[str, Any], image_dir: str) -> list[str]:
-    """A scenario's section: its claims' verdicts, then its rows (under each claim, with what the
-    measurement means, when the scenario explains its claims in ``extra["notes"]``), its plots."""
-    lines = [f"## {scenario['title']}", ""]
+    """A scenario's section: its claims and their verdicts, its rows (under each claim, with what
+    it means, when the scenario has ``extra["notes"]``), its plots."""
     if scenario["status"] != "ok":
-        lines.append(f"Scenario {scenario['name']}: **{scenario['status']}**: {scenario['reason']}")
+        lines = [f"Scenario {scenario['name']}: **{scenario['status']}**: {scenario['reason']}"]
         trace = scenario["extra"].get("traceback")
         return [*lines, "", "```", trace.rstrip(), "```", ""] if trace else [*lines, ""]
-    # Docstrings use reStructuredText literals; Markdown wants single backticks.
-    about = scenario["description"].replace("``", "`")
-    lines += [f"{about} (scenario {scenario['name']}, {scenario['seconds']:.0f} s)", ""]
-    summary, verdicts = claims_table(rows := scenario["rows"])
+    about = scenario["description"].replace("``", "`")  # reStructuredText literals
+    lines = [f"{about} (scenario {scenario['name']}, {scenario['seconds']:.0f} s)", ""]
+    claims: dict[str, list[dict[str, Any]]] = {}
+    for row in scenario["rows"]:
+        if row.get("claim"):
+            claims.setdefault(row["claim"], []).append(row)
+    verdicts = {c: combine_verdicts(r["verdict"] for r in rows) for c, rows in claims.items()}
+    if claims:
+        lines += ["| claim | verdict | from |", "|---|---|---|"]
+    for claim, rows in claims.items():
+        judged = "; ".join(f"{r['name']}: {r['verdict']}" for r in rows if r["verdict"] != "n/a")
+        lines.append(_md_row([claim, f"**{verdicts[claim]}**", judged]))
     notes = scenario["extra"].get("notes")
-    lines += [*summary, ""] + ([] if notes else [*rows_table(rows), ""])
-    if notes:
-        for claim, verdict in verdicts.items():
-            lines += [f"### {claim}", "", f"Verdict: **{verdict}**. {notes.get(claim, '')}", ""]
-            lines += [*rows_table([r for r in rows if r["claim"] == claim]), ""]
+    lines += [""] + ([] if notes else [*rows_table(scenario["rows"]), ""])
+    for claim, rows in claims.items() if notes else ():
+        lines += [f"### {claim}", "", f"Verdict: **{verdicts[claim]}**. {notes.get(claim, '')}", ""]
+        lines += [*rows_table(rows), ""]
     lines += [f"![{plot}]({image_dir}{plot})" for plot in scenario["plots"]]
     return lines + ([""] if scenario["plots"] else [])
 
 
-def render_markdown(
-    document: Document, image_dir: str = "", title: str = "hybridio bench report"
-) -> str:
-    """report.md: environment and load, then one section per scenario (plots in ``image_dir``)."""
-    names = " ".join(scenario["name"] for scenario in document["scenarios"])
-    flag = "" if document["mode"] == "full" else f" --{document['mode']}"
-    lines = [
-        f"# {title}",
-        "",
-        (
-            f"`hybridio bench {names}{flag}` (hybridio {document['hybridio_version']}) on "
-            f"{document['created']}. Each value is the median of its repeats; each ratio is the "
-            "median of the per-repeat ratios to a baseline measured in the same run, with its 95% "
-            "confidence interval (of the value, without a baseline). A verdict needs 6 repeats "
-            "and an interval clear of the rule's threshold. The verdicts depend on the cores, the "
-            "load and the Python build: rerun it on your machine."
-        ),
-        "",
-        "## Environment",
-        "",
-        *environment_lines(document["environment"]),
-        "",
-        "## Machine load during the run",
-        "",
-        *load_summary(document),
-        "",
-    ]
+def render_markdown(document: Document) -> str:
+    """report.md: how, where and under which load, then a section per scenario."""
+    lines = ["# hybridio bench report", "", *_preamble(document, document["scenarios"], "## {}")]
     for scenario in document["scenarios"]:
-        lines += _scenario(scenario, image_dir)
+        lines += [f"## {scenario['title']}", "", *_scenario(scenario, "")]
     return "\n".join(lines)
 
 
@@ -326,33 +317,30 @@ def render_table(document: Document, width: int) -> str:
             if verdict == INCONCLUSIVE and row["reason"]:  # its first words: "busy machine"...
                 verdict += f" ({re.split(r'[:(;]', row['reason'])[0].strip()})"
             table.add_row(row["name"], _measured(row), format_ratio(row), verdict)
-    buffer = io.StringIO()
-    console = Console(file=buffer, width=width, no_color=True, highlight=False)
+    console = Console(file=(buffer := io.StringIO()), width=width, no_color=True, highlight=False)
     console.print(table)
-    for line in load_summary(document):
+    for line in load_summary(document["scenarios"]):
         console.print(line.replace("**", ""))
     return buffer.getvalue().rstrip()
 
 
-def compare(a: Document, b: Document) -> str:
-    """Rows of two runs side by side: the change of each ratio (or value, without a baseline),
-    and whether the 95% intervals of the two runs separate it from noise."""
-    before = {(s, r["name"]): r for s, r in _all_rows(a)}
-    lines, seen = [f"{'measurement':<58} {'A':>13} {'B':>13}  change"], set()
-    for scenario, row in _all_rows(b):
-        old = before.get((scenario, row["name"]))
-        if old is None or (scenario, row["name"]) in seen:
-            continue
-        seen.add((scenario, row["name"]))
-        ratio = row["ratio"] is not None and old["ratio"] is not None
-        x, y = (old["ratio"], row["ratio"]) if ratio else (old["value"], row["value"])
-        if x and y is not None:
-            ia, ib = old["interval"], row["interval"]
-            clear = bool(ia and ib and (ia[1] < ib[0] or ib[1] < ia[0]))
-            shown = [
-                f"{format_number(v)}x" if ratio else format_quantity(v, row["unit"]) for v in (x, y)
-            ]
-            change = f"{(y / x - 1) * 100:+.0f}%" + ("" if clear else " (within noise)")
-            label = f"{scenario}: {row['name']}"
-            lines.append(f"{label:<58.58} {shown[0]:>13} {shown[1]:>13}  {change}")
-    return "\n".join(lines)
+# -- numbers embedded in the docs ------------------------------------------------------------
+
+
+def embed(text: str, document: Document) -> tuple[str, list[str]]:
+    """``text`` (a docs page) with each ``<!-- bench:NAME:start -->`` ... ``<!-- bench:NAME:end
+    -->`` section replaced by scenario NAME of ``document`` (plots in ``img/``), and the names
+    replaced; a section whose scenario did not run successfully is left as it is."""
+    runs = {s["name"]: s for s in document["scenarios"] if s["status"] == "ok"}
+    done: list[str] = []
+
+    def section(match: re.Match[str]) -> str:
+        if (scenario := runs.get(match[1])) is None:
+            return match[0]
+        done.append(scenario["name"])
+        lines = ["<!-- Generated by `hybridio bench docs`; do not edit. -->", ""]
+        lines += [*_preamble(document, [scenario], "**{}**"), *_scenario(scenario, "img/")]
+        return f"<!-- bench:{match[1]}:start -->\n" + "\n".join(lines) + match[2]
+
+    pattern = r"<!-- bench:(\w+):start -->.*?(<!-- bench:\1:end -->)"
+    return re.sub(pattern, section, text, flags=re.DOTALL), done
