@@ -1,11 +1,9 @@
-"""What worker processes run for the bench (the CPU loop itself is ``hybridio._workloads.spin``).
-
-Module-level, apart from the measuring code, because worker processes import them by name, and
-free of heavy imports, because a spawned child re-imports the module of its target.
-"""
+"""What worker processes run for the claims and the batching sketch, at module level because
+workers import them by name; no heavy imports, as a spawned child re-imports this module."""
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import sys
 import threading
@@ -28,32 +26,26 @@ def run_batch(calls: list[tuple[bytes, bytes]]) -> list[Any]:
 
 
 def runaway(seconds: float, cooperative: bool, record: MutableMapping[str, float]) -> None:
-    """Run for ``seconds`` in a thread, noting in ``record`` (shared with the caller) when it is
-    ``done``; stop early when cancelled if ``cooperative``."""
+    """Run for ``seconds`` in a thread, then note when in ``record["done"]``; stop early when
+    cancelled if ``cooperative``."""
     deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        if cooperative and hybridio.cancel_requested():
-            break
+    while time.perf_counter() < deadline and not (cooperative and hybridio.cancel_requested()):
         time.sleep(0.001)
     record["done"] = time.perf_counter()
 
 
 def racy_add(box: MutableMapping[str, int], times: int, lock: threading.Lock | None) -> None:
-    """Increment ``box["n"]`` with a read-modify-write; with ``lock`` None, updates get lost
-    (``time.sleep(0)`` between the read and the write releases the GIL, as any I/O would)."""
+    """Increment ``box["n"]`` by read-modify-write, losing updates without ``lock``:
+    ``time.sleep(0)`` between the read and the write releases the GIL, as any I/O would."""
     for _ in range(times):
-        if lock is not None:
-            lock.acquire()
-        value = box["n"]
-        time.sleep(0)
-        box["n"] = value + 1
-        if lock is not None:
-            lock.release()
+        with lock or contextlib.nullcontext():
+            value = box["n"]
+            time.sleep(0)
+            box["n"] = value + 1
 
 
 def mutate(value: int, items: list[int]) -> None:
-    """Change this process's ``STATE`` and the list received: the caller sees both only if
-    memory is shared."""
+    """Change ``STATE`` and the list received: the caller sees both only if memory is shared."""
     STATE["value"] = value
     items.append(-1)
 
