@@ -59,6 +59,8 @@ _SECTIONS = _SECTION.findall(_NOTES_MD)
 CLAIMS: dict[str, str] = {claim_id: quote for claim_id, quote, _ in _SECTIONS}
 NOTES: dict[str, str] = {quote: " ".join(text.split()) for _, quote, text in _SECTIONS}
 _SPEEDUP = "speedup over inline (x, median, 95% interval)"
+#: A process counts as killable when it is gone this soon after its deadline.
+KILL_WITHIN = 1.0
 
 
 def claim_rows(series: Series, claims: str, rule: Rule | None = None, **more: Any) -> list[Row]:
@@ -74,8 +76,7 @@ def one_shot(holds: bool, fails: bool) -> Verdict:
 async def rates(
     rt: hybridio.Runtime, count: int, kinds: Sequence[hybridio.Kind], fn: Any, *args: Any
 ) -> list[float]:
-    """Calls per second of ``count`` calls of ``fn(*args)`` for each kind in turn ("inline" one
-    after the other, the others all at once), so a shared machine's load hits them alike."""
+    """Calls/s of ``count`` calls of ``fn(*args)`` per kind: inline one by one, others at once."""
     result = []
     for kind in kinds:
         call, start = functools.partial(rt.run, fn, *args, kind=kind), time.perf_counter()
@@ -184,8 +185,7 @@ async def io_threads(ctx: BenchContext, result: ScenarioResult) -> None:
 
 
 def crossover_point(points: list[tuple[float, float]], at: float = 1.0) -> float | None:
-    """The task duration where the speedup first reaches ``at``, interpolated on a log scale
-    (the shortest duration when all reach it, None when none does)."""
+    """The task duration where the speedup first reaches ``at`` (log-interpolated), or None."""
     ordered = sorted(points)
     if ordered and ordered[0][1] >= at:
         return ordered[0][0]
@@ -198,8 +198,7 @@ def crossover_point(points: list[tuple[float, float]], at: float = 1.0) -> float
 def verdict_crossover(
     intervals: list[tuple[float, tuple[float, float] | None]], gain: float
 ) -> tuple[Verdict, str]:
-    """From (task seconds, speedup interval) per task length: confirmed when even the shortest
-    task clearly gains ``gain``, qualified when only longer ones do, refuted when none does."""
+    """Shortest task gains ``gain``: confirmed; only longer ones: qualified; none: refuted."""
     known = sorted((d, i) for d, i in intervals if i is not None)
     if not known:
         return _model.INCONCLUSIVE, "too few repeats for an interval"
@@ -247,42 +246,33 @@ async def crossover(ctx: BenchContext, result: ScenarioResult) -> None:
 
 
 # -- What a process costs ----------------------------------------------------------------------
+def _start_join(worker: Any) -> float:
+    """Seconds to start and join a thread or a process (forking warns on 3.12+: it is measured)."""
+    start = time.perf_counter()
+    with warnings.catch_warnings(action="ignore", category=DeprecationWarning):
+        worker.start()
+    worker.join()
+    return time.perf_counter() - start
+
+
 def _thread_start() -> float:
     """Start and join a thread: the median of 5 (seconds)."""
-    times = []
-    for _ in range(5):
-        start, thread = time.perf_counter(), threading.Thread(target=_workloads.noop)
-        thread.start()
-        thread.join()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def _start_process(method: str, target: Callable[[], object] = os.getpid) -> tuple[float, int]:
-    """Start and join a process: (seconds, exit code). The default target imports nothing."""
-    process = multiprocessing.get_context(method).Process(target=target)  # type: ignore[attr-defined]
-    start = time.perf_counter()
-    # Python 3.12+ warns about fork in a process with threads; forking is what is measured.
-    with warnings.catch_warnings(action="ignore", category=DeprecationWarning):
-        process.start()
-    process.join()
-    elapsed, code = time.perf_counter() - start, process.exitcode
-    process.close()
-    return elapsed, code
+    return statistics.median(_start_join(threading.Thread()) for _ in range(5))
 
 
 async def startup(ctx: BenchContext, result: ScenarioResult) -> None:
     """Start and join a thread vs a process per start method; first call of a fresh pool."""
     base = "start + join a thread"
     wanted = ("fork", "spawn") if ctx.tiny else ("fork", "forkserver", "spawn")
-    methods = [m for m in wanted if m in multiprocessing.get_all_start_methods()]
+    available = multiprocessing.get_all_start_methods()
+    contexts: dict[str, Any] = {m: multiprocessing.get_context(m) for m in wanted if m in available}
     bars: dict[str, Series] = {}
-    for method in methods:
+    for method, context in contexts.items():
         if method == "forkserver":
-            _start_process(method)  # the first start also starts the fork server: not counted
+            _start_join(context.Process())  # its first start starts the fork server: not counted
         series = bars[method] = Series(f"start + join a process ({method})", "s", base)
         for _ in ctx.rounds((series, MUCH), (series, FASTER)):
-            series.add(_start_process(method)[0], _thread_start())
+            series.add(_start_join(context.Process()), _thread_start())
         ctx.progress(f"{method} {series.median * 1000:.1f} ms")
         result.rows += claim_rows(series, "slow_start heavyweight", MUCH)
         result.rows += claim_rows(series, "thread_fast_start", FASTER)
@@ -299,8 +289,11 @@ async def startup(ctx: BenchContext, result: ScenarioResult) -> None:
     result.rows += claim_rows(pool, "slow_start", MUCH, note=note)
     # Fork copies the parent, spawn starts a fresh interpreter: "independent" depends on it.
     work.STATE["mark"] = True
-    children = [m for m in ("fork", "spawn") if m in methods]
-    inherits = {m: _start_process(m, work.exit_with_mark)[1] == 1 for m in children}
+    children = {m: c.Process(target=work.exit_with_mark) for m, c in contexts.items()}
+    children.pop("forkserver", None)
+    for child in children.values():
+        _start_join(child)
+    inherits = {m: child.exitcode == 1 for m, child in children.items()}
     work.STATE["mark"] = False
     name = "start methods whose children inherit the parent's state"
     count = fact(name, sum(inherits.values()), f"of {len(inherits)}")
@@ -315,8 +308,7 @@ async def startup(ctx: BenchContext, result: ScenarioResult) -> None:
 
 
 async def memory(ctx: BenchContext, result: ScenarioResult) -> None:
-    """Memory per worker process (RSS, USS) vs per extra thread (growth of our RSS), judged on
-    the smallest and largest worker: memory is not a timing with an interval."""
+    """Memory per worker process (RSS, USS) vs per extra thread, judged on min and max workers."""
     workers, thread_count = ctx.pick(4, 2, 1), ctx.pick(64, 32, 8)
     async with hybridio.Runtime(cpu_workers=workers) as rt:
         await rates(rt, workers, ["cpu"], _workloads.spin, 1000)
@@ -334,17 +326,15 @@ async def memory(ctx: BenchContext, result: ScenarioResult) -> None:
         series = Series(f"{label} per worker process", "bytes", base)
         for info in infos:
             series.add(float(getattr(info, field)), per_thread)
-        verdict, _ = _model.judge(
-            MUCH, (min(series.ratios()), max(series.ratios())), _model.MIN_REPEATS
-        )
+        spread = (min(series.ratios()), max(series.ratios()))
+        verdict, _ = _model.judge(MUCH, spread, _model.MIN_REPEATS)
         result.rows += claim_rows(series, "more_memory thread_memory heavyweight", verdict=verdict)
 
 
 async def ipc(ctx: BenchContext, result: ScenarioResult) -> None:
     """Round trip of a payload to a worker process vs to a thread vs pickling it in place."""
-    sizes = ctx.pick(
-        [100, 10**4, 10**6, 10**7, 5 * 10**7], [100, 10**4, 10**6, 10**7], [100, 10**5]
-    )
+    sizes = [100, 10**4, 10**6, 10**7, 5 * 10**7]
+    sizes = ctx.pick(sizes, sizes[:-1], [100, 10**5])
     lines = [Line(name) for name in ("process", "thread", "pickle only")]
     async with hybridio.Runtime(cpu_workers=1, threads=1) as rt:
         await rates(rt, 1, ["cpu", "blocking"], _workloads.noop)
@@ -394,10 +384,6 @@ async def faster_access(ctx: BenchContext, result: ScenarioResult) -> None:
 
 
 # -- What isolation buys -----------------------------------------------------------------------
-#: A process counts as killable when it is gone this soon after its deadline.
-KILL_WITHIN = 1.0
-
-
 async def _wait_gone(pid: int, limit: float) -> float:
     """Seconds until process ``pid`` no longer runs (gone or a zombie), at most ``limit``."""
     start = time.perf_counter()
@@ -408,15 +394,14 @@ async def _wait_gone(pid: int, limit: float) -> float:
 
 
 async def killability(ctx: BenchContext, result: ScenarioResult) -> None:
-    """Runaway work past its timeout: a process is killed; a thread runs on unless it cooperates
-    (then it is interrupted, not killed)."""
+    """Runaway work past its timeout: a process is killed, a thread runs on unless it polls."""
     timeout, runtime = ctx.pick(0.5, 0.2, 0.1), ctx.pick(3.0, 1.5, 0.5)
     rest = runtime - timeout
-    # cooperative?, row name, share of its planned rest it runs on when it cannot be stopped
-    threads = [(False, "runaway work in a thread: ran on after its deadline", 0.8)]
-    threads += [
-        (True, "cooperative thread (polls cancel_requested()): ran on after its deadline", 0.2)
-    ]
+    # row name -> cooperative?, share of its planned rest it runs on when it cannot be stopped
+    threads = {
+        "runaway work in a thread": (False, 0.8),
+        "cooperative thread (polls cancel_requested())": (True, 0.2),
+    }
     async with hybridio.Runtime(cpu_workers=1, threads=2) as rt:
         await rt.run_cpu(_workloads.noop)
         (pid,), start, since = rt.worker_pids(), time.perf_counter(), time.monotonic()
@@ -430,7 +415,7 @@ async def killability(ctx: BenchContext, result: ScenarioResult) -> None:
         note, dead = f"timeout={timeout:g} s kills the worker", killed and gone < KILL_WITHIN
         row = fact(name, gone, "s", since=since)
         result.rows += claim_rows(row, "killable", verdict=one_shot(dead, not dead), note=note)
-        for cooperative, name, share in threads:
+        for thread, (cooperative, share) in threads.items():
             record: dict[str, float] = {}
             deadline = time.perf_counter() + timeout
             with contextlib.suppress(hybridio.OffloadTimeout):
@@ -440,14 +425,14 @@ async def killability(ctx: BenchContext, result: ScenarioResult) -> None:
                     await anyio.sleep(0.01)
             ran_on = record["done"] - deadline
             planned = None if cooperative else "its planned rest"
+            name = f"{thread}: ran on after its deadline"
             row = fact(name, ran_on, "s", planned, None if cooperative else rest)
             verdict = one_shot(holds=ran_on >= share * rest, fails=False)
             result.rows += claim_rows(row, "thread_unkillable", verdict=verdict)
 
 
 async def races(ctx: BenchContext, result: ScenarioResult) -> None:
-    """A shared counter incremented from threads: without a lock updates are lost, with one not
-    (no loss without a lock is "qualified": the race did not fire in this run)."""
+    """A counter incremented from threads: updates are lost without a lock, not with one."""
     threads, times = 4, ctx.pick(5000, 2000, 200)
     lost = {}
     for label, lock in (("no lock", None), ("with a lock", threading.Lock())):
@@ -511,6 +496,7 @@ out = {"free_threaded": not getattr(sys, "_is_gil_enabled", lambda: True)(),
 for i in ids: _interpreters.destroy(i)
 print(json.dumps({**out, "errors": errors}))
 """
+_ELSEWHERE = "not available here: see docs/claims.md for how to get it"
 
 
 def find_interpreters() -> list[str]:
@@ -529,8 +515,7 @@ def _run(*command: str, timeout: float = 300) -> Any:
 
 
 async def alternatives(ctx: BenchContext, result: ScenarioResult) -> None:
-    """Free-threaded CPython threads and subinterpreters (k CPU tasks against sequential), in the
-    first such Python found here; hybridio's own kind="interpreter" in a 3.13 environment."""
+    """Free-threaded CPython and subinterpreters in a Python found here; Jython, the GIL."""
     k, loops = max(2, usable_cpus()), _workloads.loops_for(ctx.pick(0.1, 0.05, 0.005))
     args = [str(loops), str(k), str(ctx.pick(12, 8, 1)), inspect.getsource(_workloads.spin)]
     runs: dict[str, tuple[str, dict[str, Any]]] = {}
@@ -552,15 +537,12 @@ async def alternatives(ctx: BenchContext, result: ScenarioResult) -> None:
         ("subinterpreters", f"subinterpreters: {k} CPU tasks in {k} interpreters"),
     ):
         series = Series(title, "tasks/s", f"the same {k} tasks one after the other")
-        where, data = runs.get(
-            kind, ("not available here: see docs/claims.md for how to get it", {})
-        )
+        where, data = runs.get(kind, (_ELSEWHERE, {}))
         for seq, par in zip(data.get("sequential", []), data.get(kind, []), strict=True):
             series.add(k / par, k / seq)
         rule, verdict = (PARALLEL, None) if series.n else (None, "n/a")
-        result.rows += claim_rows(
-            series, "other_implementations", rule, verdict=verdict, note=where
-        )
+        claim = "other_implementations"
+        result.rows += claim_rows(series, claim, rule, verdict=verdict, note=where)
     result.rows += _hybridio_interpreters(ctx)
     for name, claim in (
         ("Jython / IronPython as the way around the GIL", "other_implementations"),
@@ -571,8 +553,7 @@ async def alternatives(ctx: BenchContext, result: ScenarioResult) -> None:
 
 
 def _hybridio_interpreters(ctx: BenchContext) -> list[Row]:
-    """hybridio's ``kind="interpreter"`` as context, measured in a Python 3.13 environment
-    (``make test`` builds ``.venv313``) by ``python -m hybridio.bench._interpreters``."""
+    """hybridio's ``kind="interpreter"`` (context), measured in ``make test``'s ``.venv313``."""
     name = 'hybridio kind="interpreter": 4 x ~50 ms calls on 2 interpreters, vs inline'
     venvs = sorted(map(str, Path(sys.prefix).parent.glob(".venv31[3-9]*/bin/python")))
     speedup, note = math.nan, "no Python 3.13 environment with hybridio here (`make test`)"

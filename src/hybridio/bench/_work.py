@@ -1,5 +1,5 @@
-"""What worker processes run for the claims and the batching sketch, at module level because
-workers import them by name; no heavy imports, as a spawned child re-imports this module."""
+"""What worker processes run for the claims and the batching sketch: module-level, so workers
+import them by name, and free of heavy imports, as a spawned child re-imports this module."""
 
 from __future__ import annotations
 
@@ -13,11 +13,10 @@ from typing import Any
 
 import hybridio
 
-#: A worker changes "value" to show the parent does not see it; the parent sets "mark" before
-#: starting a child, to see whether the child inherits it.
+#: A worker sets "value" (the parent must not see it); a child started with "mark" set shows
+#: whether it inherited the parent's memory.
 STATE: dict[str, Any] = {"value": 0, "mark": False}
-#: A large structure each worker builds once (``build_table`` as the pool initializer).
-_TABLE: list[int] = []
+_TABLE: list[int] = []  # each worker's own copy of a large structure (``build_table``)
 
 
 def run_batch(calls: list[tuple[bytes, bytes]]) -> list[Any]:
@@ -26,8 +25,7 @@ def run_batch(calls: list[tuple[bytes, bytes]]) -> list[Any]:
 
 
 def runaway(seconds: float, cooperative: bool, record: MutableMapping[str, float]) -> None:
-    """Run for ``seconds`` in a thread, then note when in ``record["done"]``; stop early when
-    cancelled if ``cooperative``."""
+    """Run in a thread for ``seconds`` (less if ``cooperative`` and cancelled); note when done."""
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline and not (cooperative and hybridio.cancel_requested()):
         time.sleep(0.001)
@@ -35,8 +33,7 @@ def runaway(seconds: float, cooperative: bool, record: MutableMapping[str, float
 
 
 def racy_add(box: MutableMapping[str, int], times: int, lock: threading.Lock | None) -> None:
-    """Increment ``box["n"]`` by read-modify-write, losing updates without ``lock``:
-    ``time.sleep(0)`` between the read and the write releases the GIL, as any I/O would."""
+    """Read-modify-write ``box["n"]``; ``sleep(0)`` releases the GIL mid-way, as I/O would."""
     for _ in range(times):
         with lock or contextlib.nullcontext():
             value = box["n"]
