@@ -41,7 +41,7 @@ from .. import _workloads
 from . import _model
 from . import _work as work
 from ._load import usable_cpus
-from ._model import BenchContext, Row, Rule, ScenarioResult, Series, Verdict, fact, gather
+from ._model import INCONCLUSIVE, BenchContext, Row, Rule, ScenarioResult, Series, Verdict, fact
 from ._plots import Line, bar_plot, line_plot
 from ._runner import prefixed
 from ._targets import FASTER, FASTER_ACCESS, MUCH, NO_GAIN, PARALLEL
@@ -84,7 +84,7 @@ async def rates(
             for _ in range(count):
                 await call()
         else:
-            await gather([call] * count)
+            await _model.gather([call] * count)
         result.append(count / (time.perf_counter() - start))
     return result
 
@@ -178,9 +178,8 @@ async def io_threads(ctx: BenchContext, result: ScenarioResult) -> None:
     name = f"{calls} blocking waits of {wait * 1000:g} ms on {calls} threads"
     series = Series(name, "waits/s", f"inline ({calls} waits one after the other)")
     judged: list[Judged] = [("blocking", series, rule)]
-    await _against_inline(
-        ctx, hybridio.Runtime(threads=calls), calls, judged, _workloads.sleep_for, wait
-    )
+    runtime = hybridio.Runtime(threads=calls)
+    await _against_inline(ctx, runtime, calls, judged, _workloads.sleep_for, wait)
     result.rows += claim_rows(series, "thread_io", rule, note=f"ideal {calls}x")
 
 
@@ -201,17 +200,14 @@ def verdict_crossover(
     """Shortest task gains ``gain``: confirmed; only longer ones: qualified; none: refuted."""
     known = sorted((d, i) for d, i in intervals if i is not None)
     if not known:
-        return _model.INCONCLUSIVE, "too few repeats for an interval"
+        return INCONCLUSIVE, "too few repeats for an interval"
     if known[0][1][0] >= gain:
         return "confirmed", ""
     if known[0][1][1] < gain and any(lo >= gain for _, (lo, _) in known):
         return "qualified", ""
     if all(hi < gain for _, (_, hi) in known):
         return "refuted", ""
-    return (
-        _model.INCONCLUSIVE,
-        "the speedup intervals straddle the threshold; rerun without --quick",
-    )
+    return INCONCLUSIVE, "the speedup intervals straddle the threshold; rerun without --quick"
 
 
 async def crossover(ctx: BenchContext, result: ScenarioResult) -> None:
@@ -233,7 +229,7 @@ async def crossover(ctx: BenchContext, result: ScenarioResult) -> None:
     intervals = [(d, s.interval()) for d, s in measured.items()]
     verdict, reason = verdict_crossover(intervals, NO_GAIN.confirm)
     if busy := _busy(list(measured.values())):  # other processes distort every speedup
-        verdict, reason = _model.INCONCLUSIVE, "busy machine: rerun when it is quiet"
+        verdict, reason = INCONCLUSIVE, "busy machine: rerun when it is quiet"
     note = "no measured duration paid off" if point is None else "interpolated"
     name = "task duration from which offloading pays (speedup >= 1)"
     crossing = fact(name, math.nan if point is None else point, "s", since=start)
@@ -247,7 +243,7 @@ async def crossover(ctx: BenchContext, result: ScenarioResult) -> None:
 
 # -- What a process costs ----------------------------------------------------------------------
 def _start_join(worker: Any) -> float:
-    """Seconds to start and join a thread or a process (forking warns on 3.12+: it is measured)."""
+    """Seconds to start and join a thread or a process (3.12+ warnings about fork silenced)."""
     start = time.perf_counter()
     with warnings.catch_warnings(action="ignore", category=DeprecationWarning):
         worker.start()
@@ -439,7 +435,7 @@ async def races(ctx: BenchContext, result: ScenarioResult) -> None:
         box = {"n": 0}
         async with hybridio.Runtime(threads=threads) as rt:
             call = functools.partial(rt.run_blocking, work.racy_add, box, times, lock)
-            await gather([call] * threads)
+            await _model.gather([call] * threads)
         lost[label] = threads * times - box["n"]
     verdict = one_shot(holds=lost["no lock"] > 0, fails=lost["with a lock"] > 0)
     for label, count in lost.items():
