@@ -47,8 +47,6 @@ from ._runner import prefixed
 from ._targets import FASTER, FASTER_ACCESS, MUCH, NO_GAIN, PARALLEL
 
 SCENARIO = "claims"
-#: What one sub-scenario adds to the scenario's result (rows and plots).
-Part = Callable[[BenchContext, ScenarioResult], Awaitable[None]]
 #: A kind of call measured against inline, its series, and the rule its repeats must settle.
 Judged = tuple[hybridio.Kind, Series, Rule | None]
 _NOTES_MD = (resources.files(__package__) / "claims_notes.md").read_text()
@@ -59,8 +57,6 @@ _SECTIONS = _SECTION.findall(_NOTES_MD)
 CLAIMS: dict[str, str] = {claim_id: quote for claim_id, quote, _ in _SECTIONS}
 NOTES: dict[str, str] = {quote: " ".join(text.split()) for _, quote, text in _SECTIONS}
 _SPEEDUP = "speedup over inline (x, median, 95% interval)"
-#: A process counts as killable when it is gone this soon after its deadline.
-KILL_WITHIN = 1.0
 
 
 def claim_rows(series: Series, claims: str, rule: Rule | None = None, **more: Any) -> list[Row]:
@@ -408,7 +404,8 @@ async def killability(ctx: BenchContext, result: ScenarioResult) -> None:
             killed = True
         gone = time.perf_counter() - start - timeout + await _wait_gone(pid, 5.0)
         name = "runaway work in a process: gone after its deadline"
-        note, dead = f"timeout={timeout:g} s kills the worker", killed and gone < KILL_WITHIN
+        dead = killed and gone < 1.0  # killable: gone within a second of its deadline
+        note = f"timeout={timeout:g} s kills the worker"
         row = fact(name, gone, "s", since=since)
         result.rows += claim_rows(row, "killable", verdict=one_shot(dead, not dead), note=note)
         for thread, (cooperative, share) in threads.items():
@@ -565,7 +562,7 @@ def _hybridio_interpreters(ctx: BenchContext) -> list[Row]:
 
 
 #: Name -> measurement, in the order they run (cheap and robust first).
-SUB_SCENARIOS: dict[str, Part] = {
+SUB_SCENARIOS: dict[str, Callable[[BenchContext, ScenarioResult], Awaitable[None]]] = {
     part.__name__.replace("_", "-"): part
     for part in itertools.chain(
         (parallel, gil_release, io_threads, startup, memory, ipc, crossover),
