@@ -6,18 +6,18 @@ import json
 import math
 from pathlib import Path
 
+import anyio
 import pytest
 from click.testing import CliRunner
 
-from hybridio.bench._claims import SUB_SCENARIOS
-from hybridio.bench._claims_common import CLAIMS
+from hybridio.bench._claims import CLAIMS, SUB_SCENARIOS
 from hybridio.bench._cli import bench
 from hybridio.bench._model import VERDICTS, BenchContext, ScenarioResult
 
 
 def _part(name: str, tmp_path: Path) -> ScenarioResult:
     part = ScenarioResult("claims", "", "")
-    SUB_SCENARIOS[name](BenchContext(out=tmp_path, tiny=True), part)
+    anyio.run(SUB_SCENARIOS[name], BenchContext(out=tmp_path, tiny=True), part)
     return part
 
 

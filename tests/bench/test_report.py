@@ -153,7 +153,7 @@ def test_compare_two_runs_with_pyperf(tmp_path: Path) -> None:
 
 
 def test_docs_sections_are_generated_from_results(tmp_path: Path) -> None:
-    from hybridio.bench._claims_common import CLAIMS, NOTES
+    from hybridio.bench._claims import CLAIMS, NOTES
 
     assert len(CLAIMS) == 21, "every seed claim has its section in claims_notes.md"
     assert all(NOTES[quote] for quote in CLAIMS.values()), "and its explanation"

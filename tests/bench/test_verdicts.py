@@ -8,8 +8,7 @@ import random
 import pytest
 
 from hybridio.bench import _load
-from hybridio.bench._claims import crossover_point, verdict_crossover
-from hybridio.bench._claims_common import one_shot
+from hybridio.bench._claims import crossover_point, one_shot, verdict_crossover
 from hybridio.bench._load import Load
 from hybridio.bench._model import INCONCLUSIVE, MIN_REPEATS, Rule, fact, judge, median_interval
 from hybridio.bench._report import combine_verdicts

@@ -1,172 +1,199 @@
-"""The ``claims`` scenario: every claim of the seed notes about processes, threads and the GIL,
-measured on this machine and judged by the rules of ``_targets`` (what each measurement means is
-in ``claims_notes.md``). This module holds the measurements of cores, threads and the GIL.
-
-Sub-scenarios run one after the other; one that fails becomes an "n/a" row naming the error and
-the others still run.
-"""
+"""The ``claims`` scenario: each claim of the seed notes on processes, threads and the GIL,
+measured here and judged by the rules of ``_targets`` (docs/benchmarks.md lists the
+sub-scenarios, ``claims_notes.md`` says what each measurement means). A sub-scenario that fails
+becomes an "n/a" row naming the error; the others still run."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import inspect
 import itertools
 import json
 import math
+import multiprocessing
 import os
+import pickle
 import random
+import re
 import shutil
+import statistics
 import subprocess
 import sys
+import threading
 import time
 import traceback
+import warnings
 import zlib
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from glob import glob
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import anyio
+import psutil
 
 import hybridio
 
 from .. import _workloads
-from . import _claims_cost, _claims_safety
-from ._claims_common import NOTES, SCENARIO, Part, claim_rows, rates
+from . import _model
+from . import _work as work
 from ._load import usable_cpus
 from ._model import INCONCLUSIVE, BenchContext, Row, Rule, ScenarioResult, Series, Verdict, fact
-from ._plots import Line, line_plot
+from ._plots import Line, bar_plot, line_plot
 from ._runner import prefixed
-from ._targets import NO_GAIN, PARALLEL
+from ._targets import FASTER, FASTER_ACCESS, MUCH, NO_GAIN, PARALLEL
+
+SCENARIO = "claims"
+#: A kind of call measured against inline, its series, and the rule its repeats must settle.
+Judged = tuple[hybridio.Kind, Series, Rule | None]
+_NOTES_MD = (resources.files(__package__) / "claims_notes.md").read_text()
+_SECTION = re.compile(r"^## (\w+): ([^\n]+)\n(.*?)(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+_SECTIONS = _SECTION.findall(_NOTES_MD)
+#: id -> the seed notes' claim, from the "## id: quote" sections of claims_notes.md; quote ->
+#: what its measurement means (the section's text, which the report shows under the claim).
+CLAIMS: dict[str, str] = {claim_id: quote for claim_id, quote, _ in _SECTIONS}
+NOTES: dict[str, str] = {quote: " ".join(text.split()) for _, quote, text in _SECTIONS}
+_SPEEDUP = "speedup over inline (x, median, 95% interval)"
 
 
-def _busy(series: list[Series]) -> str:
+def claim_rows(series: Series, claims: str, rule: Rule | None = None, **more: Any) -> list[Row]:
+    """The row of ``series`` for each claim id in ``claims`` (one measurement, several claims)."""
+    return [series.row(SCENARIO, rule=rule, claim=CLAIMS[c], **more) for c in claims.split()]
+
+
+def one_shot(holds: bool, fails: bool) -> Verdict:
+    """A claim checked once: refuted when it fails, confirmed when it holds, else qualified."""
+    return "refuted" if fails else "confirmed" if holds else "qualified"
+
+
+async def rates(
+    rt: hybridio.Runtime, count: int, kinds: Sequence[hybridio.Kind], fn: Any, *args: Any
+) -> list[float]:
+    """Calls/s of ``count`` calls of ``fn(*args)`` per kind: inline one by one, others at once."""
+    result = []
+    for kind in kinds:
+        call, start = functools.partial(rt.run, fn, *args, kind=kind), time.perf_counter()
+        if kind == "inline" or count == 1:
+            for _ in range(count):
+                await call()
+        else:
+            await _model.gather([call] * count)
+        result.append(count / (time.perf_counter() - start))
+    return result
+
+
+async def _against_inline(
+    ctx: BenchContext,
+    runtime: hybridio.Runtime,
+    tasks: int,
+    judged: list[Judged],
+    *call: Any,
+    budget: float | None = None,
+) -> None:
+    """In ``runtime``, per round: ``tasks`` calls inline, then by each kind (rate vs inline)."""
+    by_kind = {kind: series for kind, series, _ in judged}
+    async with runtime as rt:
+        await rates(rt, tasks, list(by_kind), _workloads.noop)  # start the workers
+        for _ in ctx.rounds(*[(series, rule) for _, series, rule in judged], budget=budget):
+            inline, *offloaded = await rates(rt, tasks, ["inline", *by_kind], *call)
+            for series, rate in zip(by_kind.values(), offloaded, strict=True):
+                series.add(rate, inline)
+
+
+def _busy(series: Sequence[Series]) -> str:
     """A plot title's warning when other processes distorted the speedups it shows."""
-    if any((load := s.load()) is not None and load.busy for s in series):
-        return "\n(busy machine: other processes distorted these speedups)"
-    return ""
+    busy = any((load := s.load()) is not None and load.busy for s in series)
+    return "\n(busy machine: other processes distorted these speedups)" if busy else ""
 
 
-def parallel(ctx: BenchContext, result: ScenarioResult) -> None:
+# -- The cores, threads and the GIL ------------------------------------------------------------
+async def parallel(ctx: BenchContext, result: ScenarioResult) -> None:
     """Pure-Python work: inline vs k worker processes vs k worker threads (speedup vs workers)."""
     cpus = usable_cpus()
-    workers = sorted({1, cpus, 2 * cpus} if not ctx.tiny else {1, 2})
-    n = _workloads.loops_for(ctx.pick(0.08, 0.04, 0.004))
-    tasks = max(4, 2 * max(workers))
-    lines = {kind: Line(kind) for kind in ("processes", "threads")}
-    ideal = Line("ideal (min(workers, CPUs))", style="--")
-    measured: list[Series] = []
-
-    async def main() -> None:
-        nonlocal measured
-        for k in workers:
-            base = f"inline ({tasks} tasks one after the other)"
-            name = f"{tasks} pure-Python tasks on {k} worker"
-            proc = Series(f"{name} process{'es' * (k > 1)}", "tasks/s", base)
-            thr = Series(f"{name} thread{'s' * (k > 1)}", "tasks/s", base)
-            judged = k == cpus  # the verdict is judged with as many workers as CPUs
-            async with hybridio.Runtime(cpu_workers=k, threads=k) as rt:
-                await rates(rt, k, ["cpu"], _workloads.spin, 1000)  # start the workers
-                for _ in ctx.rounds(
-                    (proc, PARALLEL if judged else None),
-                    (thr, NO_GAIN if judged else None),
-                    budget=None if judged else ctx.pick(20.0, 6.0, 0.0),
-                ):
-                    inline, cpu, blocking = await rates(
-                        rt, tasks, ["inline", "cpu", "blocking"], _workloads.spin, n
-                    )
-                    proc.add(cpu, inline)
-                    thr.add(blocking, inline)
-            ctx.progress(f"{k} workers: processes {proc.ratio:.2f}x, threads {thr.ratio:.2f}x")
-            lines["processes"].add(k, proc.ratio, proc.interval())
-            lines["threads"].add(k, thr.ratio, thr.interval())
-            ideal.add(k, float(min(k, cpus)))
-            measured += [proc, thr]
+    workers = sorted({1, 2} if ctx.tiny else {1, cpus, 2 * cpus})
+    tasks, n = max(4, 2 * max(workers)), _workloads.loops_for(ctx.pick(0.08, 0.04, 0.004))
+    base = f"inline ({tasks} tasks one after the other)"
+    lines = {"cpu": Line("processes"), "blocking": Line("threads")}
+    ideal, measured = Line("ideal (min(workers, CPUs))", style="--"), []
+    for k in workers:
+        name, judged = f"{tasks} pure-Python tasks on {k} worker", k == cpus
+        proc = Series(f"{name} process{'es' * (k > 1)}", "tasks/s", base)
+        thr = Series(f"{name} thread{'s' * (k > 1)}", "tasks/s", base)
+        # Judged with as many workers as CPUs; with other counts, context for the first claim.
+        cases: list[tuple[hybridio.Kind, Series, Rule, str]] = [
+            ("cpu", proc, PARALLEL, "multicore own_gil cpu_bound"),
+            ("blocking", thr, NO_GAIN, "thread_no_cpu gil_single"),
+        ]
+        rounds: list[Judged] = [(kind, s, rule if judged else None) for kind, s, rule, _ in cases]
+        runtime, budget = hybridio.Runtime(cpu_workers=k, threads=k), ctx.pick(20.0, 6.0, 0.0)
+        call = (_workloads.spin, n)
+        await _against_inline(ctx, runtime, tasks, rounds, *call, budget=None if judged else budget)
+        ctx.progress(f"{k} workers: processes {proc.ratio:.2f}x, threads {thr.ratio:.2f}x")
+        ideal.add(k, float(min(k, cpus)))
+        for kind, series, rule, claims in cases:
+            lines[kind].add(k, series.ratio, series.interval())
+            measured.append(series)
             if judged:
-                result.rows += claim_rows(proc, "multicore own_gil cpu_bound", PARALLEL)
-                result.rows += claim_rows(thr, "thread_no_cpu gil_single", NO_GAIN)
+                result.rows += claim_rows(series, claims, rule)
             else:
-                result.rows += claim_rows(proc, "multicore", verdict="n/a")
-                result.rows += claim_rows(thr, "thread_no_cpu", verdict="n/a")
-
-    anyio.run(main)
-    path = line_plot(
-        ctx.out / "claims-speedup-vs-workers.png",
-        f"Pure-Python CPU work: speedup over inline ({cpus} usable CPUs){_busy(measured)}",
-        "worker processes or threads",
-        "speedup over inline (x, median, 95% interval)",
-        [*lines.values(), ideal],
-        hline=(PARALLEL.confirm, f"'uses the cores' from {PARALLEL.confirm:.2g}x"),
-        integer_x=True,
-    )
+                result.rows += claim_rows(series, claims.split()[0], verdict="n/a")
+    title = f"Pure-Python CPU work: speedup over inline ({cpus} usable CPUs){_busy(measured)}"
+    target = (PARALLEL.confirm, f"'uses the cores' from {PARALLEL.confirm:.2g}x")
+    path, x = ctx.out / "claims-speedup-vs-workers.png", "worker processes or threads"
+    line_plot(path, title, x, _SPEEDUP, [*lines.values(), ideal], hline=target, integer_x=True)
     result.plots.append(path.name)
 
 
-def gil_release(ctx: BenchContext, result: ScenarioResult) -> None:
+async def gil_release(ctx: BenchContext, result: ScenarioResult) -> None:
     """C code that releases the GIL (hashlib, zlib) on large buffers: inline vs threads."""
     cpus = usable_cpus()
     tasks = max(4, 2 * cpus)
-    cases = [
-        ("hashlib.sha256", _workloads.sha256_hex, ctx.pick(16_000_000, 8_000_000, 1_000_000)),
-        ("zlib.compress", zlib.compress, ctx.pick(4_000_000, 2_000_000, 200_000)),
-    ]
-
-    async def main() -> None:
-        async with hybridio.Runtime(threads=cpus) as rt:
-            for label, fn, size in cases:
-                # Half random, half zeros: zlib has real work to do, and it is reproducible.
-                data = random.Random(8).randbytes(size // 2) + bytes(size - size // 2)
-                name = f"{label} of {size / 1e6:g} MB, {tasks} calls on {cpus} threads"
-                series = Series(name, "calls/s", f"inline ({tasks} calls one after the other)")
-                await rates(rt, tasks, ["blocking"], fn, data)  # start the threads
-                for _ in ctx.rounds((series, NO_GAIN), (series, PARALLEL)):
-                    series.add(*(await rates(rt, tasks, ["blocking", "inline"], fn, data)))
-                ctx.progress(f"{label}: {series.ratio:.2f}x")
-                result.rows += claim_rows(series, "thread_no_cpu gil_single", NO_GAIN)
-                result.rows += claim_rows(series, "c_libraries", PARALLEL)
-
-    anyio.run(main)
+    cases = {
+        "hashlib.sha256": (_workloads.sha256_hex, ctx.pick(16_000_000, 8_000_000, 1_000_000)),
+        "zlib.compress": (zlib.compress, ctx.pick(4_000_000, 2_000_000, 200_000)),
+    }
+    for label, (fn, size) in cases.items():
+        # Half random, half zeros: zlib has real work to do, and it is reproducible.
+        data = random.Random(8).randbytes(size // 2) + bytes(size - size // 2)
+        name = f"{label} of {size / 1e6:g} MB, {tasks} calls on {cpus} threads"
+        series = Series(name, "calls/s", f"inline ({tasks} calls one after the other)")
+        judged: list[Judged] = [("blocking", series, NO_GAIN), ("blocking", series, PARALLEL)]
+        await _against_inline(ctx, hybridio.Runtime(threads=cpus), tasks, judged, fn, data)
+        ctx.progress(f"{label}: {series.ratio:.2f}x")
+        result.rows += claim_rows(series, "thread_no_cpu gil_single", NO_GAIN)
+        result.rows += claim_rows(series, "c_libraries", PARALLEL)
 
 
-def io_threads(ctx: BenchContext, result: ScenarioResult) -> None:
+async def io_threads(ctx: BenchContext, result: ScenarioResult) -> None:
     """Blocking I/O (sleep stands in for a socket or disk wait): inline vs one thread per call."""
     calls, wait = ctx.pick(16, 8, 4), ctx.pick(0.05, 0.02, 0.01)
     rule = Rule(max(NO_GAIN.confirm, 0.5 * calls), NO_GAIN.confirm)
     name = f"{calls} blocking waits of {wait * 1000:g} ms on {calls} threads"
     series = Series(name, "waits/s", f"inline ({calls} waits one after the other)")
-
-    async def main() -> None:
-        async with hybridio.Runtime(threads=calls) as rt:
-            await rates(rt, calls, ["blocking"], _workloads.sleep_for, wait)
-            for _ in ctx.rounds((series, rule)):
-                series.add(
-                    *(await rates(rt, calls, ["blocking", "inline"], _workloads.sleep_for, wait))
-                )
-
-    anyio.run(main)
+    judged: list[Judged] = [("blocking", series, rule)]
+    runtime = hybridio.Runtime(threads=calls)
+    await _against_inline(ctx, runtime, calls, judged, _workloads.sleep_for, wait)
     result.rows += claim_rows(series, "thread_io", rule, note=f"ideal {calls}x")
 
 
 def crossover_point(points: list[tuple[float, float]], at: float = 1.0) -> float | None:
-    """The task duration where the speedup reaches ``at``, interpolated on a log scale: None
-    when no measured duration reaches it, the shortest duration when all do."""
+    """The task duration where the speedup first reaches ``at`` (log-interpolated), or None."""
     ordered = sorted(points)
-    if not ordered or max(s for _, s in ordered) < at:
-        return None
-    if ordered[0][1] >= at:
+    if ordered and ordered[0][1] >= at:
         return ordered[0][0]
     for (d0, s0), (d1, s1) in itertools.pairwise(ordered):
         if s0 < at <= s1:
-            fraction = (at - s0) / (s1 - s0)
-            return math.exp(math.log(d0) + fraction * (math.log(d1) - math.log(d0)))
+            return math.exp(math.log(d0) + (at - s0) / (s1 - s0) * math.log(d1 / d0))
     return None
 
 
 def verdict_crossover(
     intervals: list[tuple[float, tuple[float, float] | None]], gain: float
 ) -> tuple[Verdict, str]:
-    """Offloading CPU work, from (task seconds, 95% interval of the speedup) per task length:
-    confirmed when even the shortest task clearly gains ``gain``, qualified when only longer
-    tasks clearly do, refuted when no task length gains, else inconclusive."""
+    """Shortest task gains ``gain``: confirmed; only longer ones: qualified; none: refuted."""
     known = sorted((d, i) for d, i in intervals if i is not None)
     if not known:
         return INCONCLUSIVE, "too few repeats for an interval"
@@ -179,135 +206,337 @@ def verdict_crossover(
     return INCONCLUSIVE, "the speedup intervals straddle the threshold; rerun without --quick"
 
 
-def crossover(ctx: BenchContext, result: ScenarioResult) -> None:
+async def crossover(ctx: BenchContext, result: ScenarioResult) -> None:
     """Tasks of a given duration: inline one after the other vs offloaded to all cores."""
-    cpus = usable_cpus()
+    cpus, start = usable_cpus(), time.monotonic()
     durations = ctx.pick([1e-5, 1e-4, 1e-3, 1e-2, 5e-2], [1e-4, 1e-3, 1e-2, 3e-2], [1e-4, 5e-3])
-    tasks = max(4, 4 * cpus)
-    line = Line("hybridio.run_cpu")
-    measured: list[Series] = []
-    start = time.monotonic()
-
-    async def main() -> None:
-        async with hybridio.Runtime(cpu_workers=cpus) as rt:
-            await rates(rt, cpus, ["cpu"], _workloads.spin, 1000)
-            for duration in durations:
-                name = f"{tasks} tasks of {duration * 1000:g} ms offloaded to {cpus} processes"
-                series = Series(name, "tasks/s", "inline, one after the other")
-                for _ in ctx.rounds((series, NO_GAIN), budget=ctx.pick(20.0, 8.0, 0.0)):
-                    kinds: list[hybridio.Kind] = ["cpu", "inline"]
-                    series.add(*(await rates(rt, tasks, kinds, _workloads.busy_for, duration)))
-                ctx.progress(f"{duration * 1000:g} ms tasks: {series.ratio:.2f}x")
-                line.add(duration, series.ratio, series.interval())
-                measured.append(series)
-
-    anyio.run(main)
-    point = crossover_point([(d, s.ratio or 0.0) for d, s in zip(durations, measured, strict=True)])
-    verdict, reason = verdict_crossover(
-        [(d, s.interval()) for d, s in zip(durations, measured, strict=True)], NO_GAIN.confirm
-    )
-    if _busy(measured):  # other processes distort every speedup: no verdict from them
-        verdict, reason = INCONCLUSIVE, "busy machine: rerun when it is quiet"
-    for series in measured:
+    tasks, line, measured = max(4, 4 * cpus), Line("hybridio.run_cpu"), {}
+    for duration in durations:
+        name = f"{tasks} tasks of {duration * 1000:g} ms offloaded to {cpus} processes"
+        series = measured[duration] = Series(name, "tasks/s", "inline, one after the other")
+        runtime, budget = hybridio.Runtime(cpu_workers=cpus), ctx.pick(20.0, 8.0, 0.0)
+        judged: list[Judged] = [("cpu", series, NO_GAIN)]
+        call = (_workloads.busy_for, duration)
+        await _against_inline(ctx, runtime, tasks, judged, *call, budget=budget)
+        ctx.progress(f"{duration * 1000:g} ms tasks: {series.ratio:.2f}x")
+        line.add(duration, series.ratio, series.interval())
         result.rows += claim_rows(series, "cpu_bound", verdict="n/a")
+    point = crossover_point([(d, s.ratio or 0.0) for d, s in measured.items()])
+    intervals = [(d, s.interval()) for d, s in measured.items()]
+    verdict, reason = verdict_crossover(intervals, NO_GAIN.confirm)
+    if busy := _busy(list(measured.values())):  # other processes distort every speedup
+        verdict, reason = INCONCLUSIVE, "busy machine: rerun when it is quiet"
     note = "no measured duration paid off" if point is None else "interpolated"
     name = "task duration from which offloading pays (speedup >= 1)"
-    value = math.nan if point is None else point
-    crossing = fact(name, value, "s", since=start)
+    crossing = fact(name, math.nan if point is None else point, "s", since=start)
     result.rows += claim_rows(crossing, "cpu_bound", verdict=verdict, reason=reason, note=note)
-    path = line_plot(
-        ctx.out / "claims-offload-crossover.png",
-        f"Offloading {tasks} tasks to {cpus} processes: speedup vs task length{_busy(measured)}",
-        "task duration (s, log scale)",
-        "speedup over inline (x, median, 95% interval)",
-        [line],
-        logx=True,
-        hline=(1.0, "break-even"),
-        vline=None if point is None else (point, f"crossover ~{point * 1000:.2g} ms"),
-    )
+    title = f"Offloading {tasks} tasks to {cpus} processes: speedup vs task length{busy}"
+    mark = None if point is None else (point, f"crossover ~{point * 1000:.2g} ms")
+    path, x = ctx.out / "claims-offload-crossover.png", "task duration (s, log scale)"
+    line_plot(path, title, x, _SPEEDUP, [line], logx=True, hline=(1.0, "break-even"), vline=mark)
     result.plots.append(path.name)
 
 
-# Runs in another interpreter (stdlib only): k tasks one after the other, in k threads, in k
-# subinterpreters; SPIN is the source of ``hybridio._workloads.spin``.
+# -- What a process costs ----------------------------------------------------------------------
+def _start_join(worker: Any) -> float:
+    """Seconds to start and join a thread or a process (3.12+ warnings about fork silenced)."""
+    start = time.perf_counter()
+    with warnings.catch_warnings(action="ignore", category=DeprecationWarning):
+        worker.start()
+    worker.join()
+    return time.perf_counter() - start
+
+
+def _thread_start() -> float:
+    """Start and join a thread: the median of 5 (seconds)."""
+    return statistics.median(_start_join(threading.Thread()) for _ in range(5))
+
+
+async def startup(ctx: BenchContext, result: ScenarioResult) -> None:
+    """Start and join a thread vs a process per start method; first call of a fresh pool."""
+    base = "start + join a thread"
+    wanted = ("fork", "spawn") if ctx.tiny else ("fork", "forkserver", "spawn")
+    available = multiprocessing.get_all_start_methods()
+    contexts: dict[str, Any] = {m: multiprocessing.get_context(m) for m in wanted if m in available}
+    bars: dict[str, Series] = {}
+    for method, context in contexts.items():
+        if method == "forkserver":
+            _start_join(context.Process())  # its first start starts the fork server: not counted
+        series = bars[method] = Series(f"start + join a process ({method})", "s", base)
+        for _ in ctx.rounds((series, MUCH), (series, FASTER)):
+            series.add(_start_join(context.Process()), _thread_start())
+        ctx.progress(f"{method} {series.median * 1000:.1f} ms")
+        result.rows += claim_rows(series, "slow_start heavyweight", MUCH)
+        result.rows += claim_rows(series, "thread_fast_start", FASTER)
+    pool = bars["hybridio pool"] = Series("fresh hybridio pool: first run_cpu call", "s", base)
+    warm = Series("warm call", "s")
+    for _ in ctx.rounds((pool, MUCH), budget=ctx.pick(30.0, 10.0, 0.0)):
+        start = time.perf_counter()
+        async with hybridio.Runtime(cpu_workers=1) as rt:
+            await rt.run_cpu(_workloads.noop)
+            first = time.perf_counter() - start
+            warm.add(1 / (await rates(rt, 1, ["cpu"], _workloads.noop))[0])
+        pool.add(first, _thread_start())
+    note = f"a warm call then takes {warm.median * 1e6:.0f} µs: pay start-up once per pool"
+    result.rows += claim_rows(pool, "slow_start", MUCH, note=note)
+    # Fork copies the parent, spawn starts a fresh interpreter: "independent" depends on it.
+    work.STATE["mark"] = True
+    children = {m: c.Process(target=work.exit_with_mark) for m, c in contexts.items()}
+    children.pop("forkserver", None)
+    for child in children.values():
+        _start_join(child)
+    inherits = {m: child.exitcode == 1 for m, child in children.items()}
+    work.STATE["mark"] = False
+    name = "start methods whose children inherit the parent's state"
+    count = fact(name, sum(inherits.values()), f"of {len(inherits)}")
+    verdict = one_shot(holds=not any(inherits.values()), fails=all(inherits.values()))
+    summary = ", ".join(f"{m}: {'inherits' if v else 'fresh'}" for m, v in inherits.items())
+    result.rows += claim_rows(count, "independent", verdict=verdict, note=summary)
+    thread = Series("thread", "s", values=[v for s in bars.values() for v in s.baseline_values])
+    path, title = ctx.out / "claims-startup.png", "Start-up: start + join (median, 95% interval)"
+    bars = {"thread": thread, **bars}
+    bar_plot(path, title, "milliseconds (log scale)", bars, scale=1000, logy=True)
+    result.plots.append(path.name)
+
+
+async def memory(ctx: BenchContext, result: ScenarioResult) -> None:
+    """Memory per worker process (RSS, USS) vs per extra thread, judged on min and max workers."""
+    workers, thread_count = ctx.pick(4, 2, 1), ctx.pick(64, 32, 8)
+    async with hybridio.Runtime(cpu_workers=workers) as rt:
+        await rates(rt, workers, ["cpu"], _workloads.spin, 1000)
+        infos = [psutil.Process(pid).memory_full_info() for pid in rt.worker_pids()]
+    stop, before = threading.Event(), psutil.Process().memory_info().rss
+    with ThreadPoolExecutor(thread_count) as pool:  # each blocked call gets a new thread
+        for _ in range(thread_count):
+            pool.submit(stop.wait)
+        after = psutil.Process().memory_info().rss
+        stop.set()
+    # RSS moves by whole pages and other threads allocate too: floor at one page per thread.
+    per_thread = max(4096.0, (after - before) / thread_count)
+    base = f"RSS growth per thread ({thread_count} idle threads)"
+    for label, field in (("RSS", "rss"), ("USS (memory only it uses)", "uss")):
+        series = Series(f"{label} per worker process", "bytes", base)
+        for info in infos:
+            series.add(float(getattr(info, field)), per_thread)
+        spread = (min(series.ratios()), max(series.ratios()))
+        verdict, _ = _model.judge(MUCH, spread, _model.MIN_REPEATS)
+        result.rows += claim_rows(series, "more_memory thread_memory heavyweight", verdict=verdict)
+
+
+async def ipc(ctx: BenchContext, result: ScenarioResult) -> None:
+    """Round trip of a payload to a worker process vs to a thread vs pickling it in place."""
+    sizes = [100, 10**4, 10**6, 10**7, 5 * 10**7]
+    sizes = ctx.pick(sizes, sizes[:-1], [100, 10**5])
+    lines = [Line(name) for name in ("process", "thread", "pickle only")]
+    async with hybridio.Runtime(cpu_workers=1, threads=1) as rt:
+        await rates(rt, 1, ["cpu", "blocking"], _workloads.noop)
+        for size in sizes:
+            payload, pickled = bytes(size), Series("pickle only", "s")
+            name = f"round trip of {size:,} bytes to a worker process"
+            proc = Series(name, "s", "the same call to a worker thread")
+            for _ in ctx.rounds((proc, MUCH), budget=ctx.pick(20.0, 6.0, 0.0)):
+                cpu, blocking = await rates(rt, 1, ["cpu", "blocking"], len, payload)
+                start = time.perf_counter()
+                pickle.loads(pickle.dumps(payload, 5))
+                pickled.add(time.perf_counter() - start)
+                proc.add(1 / cpu, 1 / blocking)
+            measured = (proc.values, proc.baseline_values, pickled.values)
+            for line, values in zip(lines, measured, strict=True):
+                line.add(size, statistics.median(values), _model.median_interval(values))
+            ctx.progress(f"{size:,} B: {proc.median * 1000:.2f} ms")
+            note = f"pickling alone {pickled.median * 1e6:.0f} µs"
+            result.rows += claim_rows(proc, "ipc", MUCH, note=note)
+    # In code, IPC through hybridio is one call: what remains is a cost, measured here.
+    name = f"share of pickling in the {sizes[-1]:,}-byte round trip"
+    share = fact(name, 100 * pickled.median / proc.median, "%")
+    result.rows += claim_rows(share, "ipc", verdict="qualified", note="one call to use")
+    path, title = ctx.out / "claims-ipc-vs-payload.png", "Round trip vs payload size"
+    x, y = "payload (bytes, log scale)", "seconds (log scale)"
+    line_plot(path, f"{title} (median, 95% interval)", x, y, lines, logx=True, logy=True)
+    result.plots.append(path.name)
+
+
+async def faster_access(ctx: BenchContext, result: ScenarioResult) -> None:
+    """Reading a large structure: in the parent vs a worker's own copy vs sent with each call."""
+    size = ctx.pick(3_000_000, 1_000_000, 100_000)
+    table, base = list(range(size)), "the same sum in the parent process"
+    own = Series(f"sum of a {size:,}-item list: the worker's own copy", "s", base)
+    sent = Series(f"sum of a {size:,}-item list sent with each call", "s", base)
+    runtime = hybridio.Runtime(cpu_workers=1, initializer=work.build_table, initargs=(size,))
+    async with runtime as rt:
+        await rt.run_cpu(work.sum_table)
+        judged = ((own, FASTER_ACCESS), (sent, FASTER_ACCESS))
+        for _ in ctx.rounds(*judged, budget=ctx.pick(20.0, 8.0, 0.0)):
+            for series, fn, args in ((own, work.sum_table, ()), (sent, sum, (table,))):
+                (inline,) = await rates(rt, 1, ["inline"], sum, table)
+                (offloaded,) = await rates(rt, 1, ["cpu"], fn, *args)
+                series.add(1 / offloaded, 1 / inline)
+    for series in (own, sent):
+        result.rows += claim_rows(series, "faster_access", FASTER_ACCESS)
+
+
+# -- What isolation buys -----------------------------------------------------------------------
+async def _wait_gone(pid: int, limit: float) -> float:
+    """Seconds until process ``pid`` no longer runs (gone or a zombie), at most ``limit``."""
+    start = time.perf_counter()
+    with anyio.move_on_after(limit), contextlib.suppress(psutil.NoSuchProcess):
+        while psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:  # noqa: ASYNC110 - polled
+            await anyio.sleep(0.005)
+    return time.perf_counter() - start
+
+
+async def killability(ctx: BenchContext, result: ScenarioResult) -> None:
+    """Runaway work past its timeout: a process is killed, a thread runs on unless it polls."""
+    timeout, runtime = ctx.pick(0.5, 0.2, 0.1), ctx.pick(3.0, 1.5, 0.5)
+    rest = runtime - timeout
+    # row name -> cooperative?, share of its planned rest it runs on when it cannot be stopped
+    threads = {
+        "runaway work in a thread": (False, 0.8),
+        "cooperative thread (polls cancel_requested())": (True, 0.2),
+    }
+    async with hybridio.Runtime(cpu_workers=1, threads=2) as rt:
+        await rt.run_cpu(_workloads.noop)
+        (pid,), start, since = rt.worker_pids(), time.perf_counter(), time.monotonic()
+        killed = False
+        try:
+            await rt.run_cpu(_workloads.busy_for, 60.0, timeout=timeout)
+        except hybridio.OffloadTimeout:
+            killed = True
+        gone = time.perf_counter() - start - timeout + await _wait_gone(pid, 5.0)
+        name = "runaway work in a process: gone after its deadline"
+        dead = killed and gone < 1.0  # killable: gone within a second of its deadline
+        note = f"timeout={timeout:g} s kills the worker"
+        row = fact(name, gone, "s", since=since)
+        result.rows += claim_rows(row, "killable", verdict=one_shot(dead, not dead), note=note)
+        for thread, (cooperative, share) in threads.items():
+            record: dict[str, float] = {}
+            deadline = time.perf_counter() + timeout
+            with contextlib.suppress(hybridio.OffloadTimeout):
+                await rt.run_blocking(work.runaway, runtime, cooperative, record, timeout=timeout)
+            with anyio.fail_after(runtime + 5):
+                while "done" not in record:  # noqa: ASYNC110 - the thread reports in memory
+                    await anyio.sleep(0.01)
+            ran_on = record["done"] - deadline
+            planned = None if cooperative else "its planned rest"
+            name = f"{thread}: ran on after its deadline"
+            row = fact(name, ran_on, "s", planned, None if cooperative else rest)
+            verdict = one_shot(holds=ran_on >= share * rest, fails=False)
+            result.rows += claim_rows(row, "thread_unkillable", verdict=verdict)
+
+
+async def races(ctx: BenchContext, result: ScenarioResult) -> None:
+    """A counter incremented from threads: updates are lost without a lock, not with one."""
+    threads, times = 4, ctx.pick(5000, 2000, 200)
+    lost = {}
+    for label, lock in (("no lock", None), ("with a lock", threading.Lock())):
+        box = {"n": 0}
+        async with hybridio.Runtime(threads=threads) as rt:
+            call = functools.partial(rt.run_blocking, work.racy_add, box, times, lock)
+            await _model.gather([call] * threads)
+        lost[label] = threads * times - box["n"]
+    verdict = one_shot(holds=lost["no lock"] > 0, fails=lost["with a lock"] > 0)
+    for label, count in lost.items():
+        name = f"{threads} threads x {times} read-modify-writes, {label}: lost updates"
+        row = fact(name, count, "updates", "updates made", threads * times)
+        result.rows += claim_rows(row, "race", verdict=verdict)
+
+
+async def isolation(ctx: BenchContext, result: ScenarioResult) -> None:
+    """A change made in a worker process is not seen by the parent; one made in a thread is."""
+    items = [1, 2, 3]
+    async with hybridio.Runtime(cpu_workers=1, threads=1) as rt:
+        await rt.run_cpu(work.mutate, 42, items)
+        process_sees = work.STATE["value"] == 42 or len(items) != 3
+        await rt.run_blocking(work.mutate, 7, items)
+        thread_sees = work.STATE["value"] == 7 and len(items) == 4
+    work.STATE["value"] = 0
+    name = "changes made in a worker process that the parent sees"
+    thread = "changes made in a thread that the parent sees"
+    row = fact(name, int(process_sees), "of 1", thread, int(thread_sees))
+    verdict = one_shot(holds=thread_sees, fails=process_sees)
+    result.rows += claim_rows(row, "separate_memory", verdict=verdict)
+
+
+# -- Other Pythons -----------------------------------------------------------------------------
+# Runs in another Python (stdlib only): k spins one after the other, in k threads, in k
+# subinterpreters (each one's first run is a warm-up); SPIN is ``_workloads.spin``'s source.
 _SCRIPT = r"""
 import json, sys, threading, time
 n, k, repeats, SPIN = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 exec(SPIN)
-def timed(fn):
-    start = time.perf_counter(); fn(); return time.perf_counter() - start
-def in_threads(targets):
+def timed(targets):
     threads = [threading.Thread(target=t) for t in targets]
+    start = time.perf_counter()
     for t in threads: t.start()
     for t in threads: t.join()
-out = {"free_threaded": not getattr(sys, "_is_gil_enabled", lambda: True)(), "errors": [],
-       "version": sys.version.split()[0]}
-out["sequential"] = [timed(lambda: [spin(n) for _ in range(k)]) for _ in range(repeats)]
-out["threads"] = [timed(lambda: in_threads([lambda: spin(n)] * k)) for _ in range(repeats)]
+    return time.perf_counter() - start
 try:
     import _interpreters
-except ImportError:
-    out["subinterpreters"] = []
-else:
     ids = [_interpreters.create() for _ in range(k)]
-    def run_in(i):
-        failure = _interpreters.exec(i, SPIN + f"spin({n})\n")
-        if failure is not None: out["errors"].append(str(failure))
-    in_threads([lambda i=i: run_in(i) for i in ids])  # warm: each interpreter's first run
-    out["subinterpreters"] = [timed(lambda: in_threads([lambda i=i: run_in(i) for i in ids]))
-                              for _ in range(repeats)]
-    for i in ids: _interpreters.destroy(i)
-print(json.dumps(out))
+except ImportError:
+    ids = []
+errors = []
+def run_in(i):
+    failure = _interpreters.exec(i, SPIN + f"spin({n})\n")
+    if failure is not None: errors.append(str(failure))
+in_interpreters = [lambda i=i: run_in(i) for i in ids]
+timed(in_interpreters)
+out = {"free_threaded": not getattr(sys, "_is_gil_enabled", lambda: True)(),
+       "version": sys.version.split()[0],
+       "sequential": [timed([lambda: [spin(n) for _ in range(k)]]) for _ in range(repeats)],
+       "threads": [timed([lambda: spin(n)] * k) for _ in range(repeats)],
+       "subinterpreters": [timed(in_interpreters) for _ in range(repeats) if ids]}
+for i in ids: _interpreters.destroy(i)
+print(json.dumps({**out, "errors": errors}))
 """
+_ELSEWHERE = "not available here: see docs/claims.md for how to get it"
 
 
 def find_interpreters() -> list[str]:
     """Pythons 3.13+ here: this one, then on PATH and pyenv's (free-threaded "t" builds too)."""
-    root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"), "versions")
     found = [sys.executable] if sys.version_info >= (3, 13) else []
     found += [shutil.which(f"python3.{minor}{t}") or "" for minor in (13, 14, 15) for t in "t "]
-    found += sorted(glob(f"{root}/versions/3.1[3-9]*/bin/python3.1[3-9]*"))
+    found += sorted(map(str, pyenv.glob("3.1[3-9]*/bin/python3.1[3-9]*")))
     return [p for p in dict.fromkeys(found) if p.strip() and not p.endswith("-config")][:8]
 
 
-def _run(*command: str, timeout: float = 300) -> str:
+def _run(*command: str, timeout: float = 300) -> Any:
+    """The JSON that ``command`` prints (raises when it fails or times out)."""
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=True)
-    return done.stdout
+    return json.loads(done.stdout)
 
 
-def alternatives(ctx: BenchContext, result: ScenarioResult) -> None:
-    """Free-threaded CPython threads and subinterpreters (k CPU tasks against sequential), in the
-    first such Python found here; hybridio's own kind="interpreter" in a 3.13 environment."""
-    k = max(2, usable_cpus())
-    args = [str(_workloads.loops_for(ctx.pick(0.1, 0.05, 0.005))), str(k), str(ctx.pick(12, 8, 1))]
+async def alternatives(ctx: BenchContext, result: ScenarioResult) -> None:
+    """Free-threaded CPython and subinterpreters in a Python found here; Jython, the GIL."""
+    k, loops = max(2, usable_cpus()), _workloads.loops_for(ctx.pick(0.1, 0.05, 0.005))
+    args = [str(loops), str(k), str(ctx.pick(12, 8, 1)), inspect.getsource(_workloads.spin)]
     runs: dict[str, tuple[str, dict[str, Any]]] = {}
     for path in find_interpreters():
         if "subinterpreters" in runs and not path.endswith("t"):
             continue  # only a free-threaded build ("python3.13t") can add something now
         try:
-            data = json.loads(_run(path, "-c", _SCRIPT, *args, inspect.getsource(_workloads.spin)))
+            data = _run(path, "-c", _SCRIPT, *args)
         except (OSError, subprocess.SubprocessError, ValueError):
             continue  # a pyenv shim for a version not selected, a broken install...
+        where = f"Python {data['version']}: {path}"
         if data["free_threaded"]:
-            runs.setdefault("threads", (f"Python {data['version']}: {path}", data))
+            runs.setdefault("threads", (where, data))
         if data["subinterpreters"] and not data["errors"]:
-            runs.setdefault("subinterpreters", (f"Python {data['version']}: {path}", data))
+            runs.setdefault("subinterpreters", (where, data))
     ctx.progress(f"found {', '.join(f'{kind}: {p}' for kind, (p, _) in runs.items()) or 'none'}")
     for kind, title in (
         ("threads", f"free-threaded CPython: {k} CPU tasks on {k} threads"),
         ("subinterpreters", f"subinterpreters: {k} CPU tasks in {k} interpreters"),
     ):
         series = Series(title, "tasks/s", f"the same {k} tasks one after the other")
-        where, data = runs.get(
-            kind, ("not available here: see docs/claims.md for how to get it", {})
-        )
+        where, data = runs.get(kind, (_ELSEWHERE, {}))
         for seq, par in zip(data.get("sequential", []), data.get(kind, []), strict=True):
             series.add(k / par, k / seq)
         rule, verdict = (PARALLEL, None) if series.n else (None, "n/a")
-        result.rows += claim_rows(
-            series, "other_implementations", rule, verdict=verdict, note=where
-        )
-    result.rows.append(_hybridio_interpreters(ctx))
+        claim = "other_implementations"
+        result.rows += claim_rows(series, claim, rule, verdict=verdict, note=where)
+    result.rows += _hybridio_interpreters(ctx)
     for name, claim in (
         ("Jython / IronPython as the way around the GIL", "other_implementations"),
         ("is the GIL required? (free-threaded CPython 3.13t runs without it)", "gil_required"),
@@ -316,38 +545,29 @@ def alternatives(ctx: BenchContext, result: ScenarioResult) -> None:
         result.rows += claim_rows(unmeasured, claim, verdict="qualified", note="see docs/claims.md")
 
 
-def _hybridio_interpreters(ctx: BenchContext) -> Row:
-    """hybridio's own ``kind="interpreter"`` (context): 4 x ~50 ms calls against inline, run by
-    ``_interpreters`` in a Python 3.13 environment (``make test`` builds ``.venv313``)."""
+def _hybridio_interpreters(ctx: BenchContext) -> list[Row]:
+    """hybridio's ``kind="interpreter"`` (context), measured in ``make test``'s ``.venv313``."""
     name = 'hybridio kind="interpreter": 4 x ~50 ms calls on 2 interpreters, vs inline'
-    venvs = sorted(glob(str(Path(sys.prefix).parent / ".venv31[3-9]*/bin/python")))
+    venvs = sorted(map(str, Path(sys.prefix).parent.glob(".venv31[3-9]*/bin/python")))
     speedup, note = math.nan, "no Python 3.13 environment with hybridio here (`make test`)"
     if venvs and not ctx.tiny:
         command = [venvs[0], "-m", "hybridio.bench._interpreters"] + ["--full"] * (not ctx.quick)
         try:
-            rows = {row["name"]: row for row in json.loads(_run(*command, timeout=600))}
+            rows = {row["name"]: row for row in _run(*command, timeout=600)}
             speedup = float(rows["parallel/interpreter/speed-up"]["value"])
             note = f"best of several rounds (context, not judged); {venvs[0]}"
         except (OSError, subprocess.SubprocessError, ValueError, KeyError) as exc:
             note = f"failed: {exc!r}"
-    (row,) = claim_rows(fact(name, speedup, "x"), "other_implementations", verdict="n/a", note=note)
-    return row
+    return claim_rows(fact(name, speedup, "x"), "other_implementations", verdict="n/a", note=note)
 
 
 #: Name -> measurement, in the order they run (cheap and robust first).
-SUB_SCENARIOS: dict[str, Part] = {
-    "parallel": parallel,
-    "gil-release": gil_release,
-    "io-threads": io_threads,
-    "startup": _claims_cost.startup,
-    "memory": _claims_cost.memory,
-    "ipc": _claims_cost.ipc,
-    "crossover": crossover,
-    "killability": _claims_safety.killability,
-    "races": _claims_safety.races,
-    "isolation": _claims_safety.isolation,
-    "faster-access": _claims_cost.faster_access,
-    "alternatives": alternatives,
+SUB_SCENARIOS: dict[str, Callable[[BenchContext, ScenarioResult], Awaitable[None]]] = {
+    part.__name__.replace("_", "-"): part
+    for part in itertools.chain(
+        (parallel, gil_release, io_threads, startup, memory, ipc, crossover),
+        (killability, races, isolation, faster_access, alternatives),
+    )
 }
 
 
@@ -359,18 +579,17 @@ def run(ctx: BenchContext) -> ScenarioResult:
         "Each claim of the seed notes on processes vs threads, measured here against a baseline "
         "measured in the same run, repeat by repeat. 'qualified' holds only under a condition "
         "(docs/claims.md), 'n/a' rows give context.",
-        extra={"notes": NOTES},
+        extra={"notes": NOTES, "sub_scenario_seconds": {}},
     )
     for name, measure in SUB_SCENARIOS.items():
         ctx.progress(f"{name}...")
         start = time.perf_counter()
         try:
-            measure(replace(ctx, progress=prefixed(ctx.progress, name)), result)
+            anyio.run(measure, replace(ctx, progress=prefixed(ctx.progress, name)), result)
         except Exception as exc:  # noqa: BLE001 - one broken measurement must not hide the rest
             result.extra.setdefault("errors", {})[name] = traceback.format_exc()
             failed = fact(f"{name}: measurement failed", math.nan, "")
-            result.rows.append(
-                failed.row(SCENARIO, verdict="n/a", note=f"{type(exc).__name__}: {exc}")
-            )
-        result.extra.setdefault("sub_scenario_seconds", {})[name] = time.perf_counter() - start
+            note = f"{type(exc).__name__}: {exc}"
+            result.rows.append(failed.row(SCENARIO, verdict="n/a", note=note))
+        result.extra["sub_scenario_seconds"][name] = time.perf_counter() - start
     return result

@@ -1,11 +1,9 @@
-"""What worker processes run for the bench (the CPU loop itself is ``hybridio._workloads.spin``).
-
-Module-level, apart from the measuring code, because worker processes import them by name, and
-free of heavy imports, because a spawned child re-imports the module of its target.
-"""
+"""What worker processes run for the claims and the batching sketch: module-level, so workers
+import them by name, and free of heavy imports, as a spawned child re-imports this module."""
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import sys
 import threading
@@ -15,11 +13,10 @@ from typing import Any
 
 import hybridio
 
-#: A worker changes "value" to show the parent does not see it; the parent sets "mark" before
-#: starting a child, to see whether the child inherits it.
+#: A worker sets "value" (the parent must not see it); a child started with "mark" set shows
+#: whether it inherited the parent's memory.
 STATE: dict[str, Any] = {"value": 0, "mark": False}
-#: A large structure each worker builds once (``build_table`` as the pool initializer).
-_TABLE: list[int] = []
+_TABLE: list[int] = []  # each worker's own copy of a large structure (``build_table``)
 
 
 def run_batch(calls: list[tuple[bytes, bytes]]) -> list[Any]:
@@ -28,32 +25,24 @@ def run_batch(calls: list[tuple[bytes, bytes]]) -> list[Any]:
 
 
 def runaway(seconds: float, cooperative: bool, record: MutableMapping[str, float]) -> None:
-    """Run for ``seconds`` in a thread, noting in ``record`` (shared with the caller) when it is
-    ``done``; stop early when cancelled if ``cooperative``."""
+    """Run in a thread for ``seconds`` (less if ``cooperative`` and cancelled); note when done."""
     deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        if cooperative and hybridio.cancel_requested():
-            break
+    while time.perf_counter() < deadline and not (cooperative and hybridio.cancel_requested()):
         time.sleep(0.001)
     record["done"] = time.perf_counter()
 
 
 def racy_add(box: MutableMapping[str, int], times: int, lock: threading.Lock | None) -> None:
-    """Increment ``box["n"]`` with a read-modify-write; with ``lock`` None, updates get lost
-    (``time.sleep(0)`` between the read and the write releases the GIL, as any I/O would)."""
+    """Read-modify-write ``box["n"]``; ``sleep(0)`` releases the GIL mid-way, as I/O would."""
     for _ in range(times):
-        if lock is not None:
-            lock.acquire()
-        value = box["n"]
-        time.sleep(0)
-        box["n"] = value + 1
-        if lock is not None:
-            lock.release()
+        with lock or contextlib.nullcontext():
+            value = box["n"]
+            time.sleep(0)
+            box["n"] = value + 1
 
 
 def mutate(value: int, items: list[int]) -> None:
-    """Change this process's ``STATE`` and the list received: the caller sees both only if
-    memory is shared."""
+    """Change ``STATE`` and the list received: the caller sees both only if memory is shared."""
     STATE["value"] = value
     items.append(-1)
 
