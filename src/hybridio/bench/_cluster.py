@@ -57,7 +57,7 @@ async def _serial(rt: hybridio.Runtime, seconds: float) -> float:
 
 async def _burst(rt: hybridio.Runtime, size: float, calls: int) -> float:
     """Seconds for ``calls`` concurrent calls of ``size`` seconds of work each."""
-    return await burst(lambda: rt.run_cpu(busy_for, size), calls)
+    return await burst(calls, rt.run_cpu, busy_for, size)
 
 
 async def _pairs(
