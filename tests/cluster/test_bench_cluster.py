@@ -17,8 +17,7 @@ def test_the_cluster_scenario_measures_both_sides(tmp_path: Path) -> None:
     assert names[0] == "overhead per call (serial no-op calls)"
     assert any(name.startswith("map_cpu throughput") for name in names)
     assert any(name.startswith("crossover") for name in names)
-    bridges = [row for row in result.rows if row.name.startswith("bridge")]
-    assert [row.name.rsplit(", ", 1)[1] for row in bridges] == ["asyncio", "trio"]
+    assert not any(name.startswith("bridge") for name in names)  # inside "overhead per call"
     for row in result.rows:
         if not row.name.startswith("crossover"):
             assert row.value > 0

@@ -1,53 +1,51 @@
-"""Subinterpreters and free-threaded threads against inline and processes.
-
-``measure(quick=True)`` returns rows ``{"name", "value", "unit", "detail"}`` (ratios against a
-baseline of the same run); ``python -m hybridio.bench._interpreters [--full]`` prints them as JSON
-(the ``claims`` scenario runs it under Python 3.13). docs/benchmarks.md describes each row.
-"""
+"""Subinterpreters and free-threaded threads against inline and processes: docs/benchmarks.md
+("interpreters"). ``python -m hybridio.bench._interpreters [--full]`` prints the rows as JSON
+(``claims`` runs it in .venv313, which has no bench extra: keep this module's imports light)."""
 
 from __future__ import annotations
 
 import json
-import math
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from functools import partial
 from typing import Any
 
 import anyio
 import psutil
 
-from hybridio import Kind, Runtime
+from hybridio import Runtime
 
 from .._runtime._gil import gil_enabled
 from .._workloads import loops_for, noop, spin
 from ._load import usable_cpus
+from ._model import gather
 
-__all__ = ["measure"]
+__all__ = ["burst", "measure"]
+
+#: Each kind measured: a runtime of ``n`` such workers, where its calls go by default.
+RUNTIMES: dict[str, Callable[[int], Runtime]] = {
+    "interpreter": lambda n: Runtime(interpreters=n, default_kind="interpreter"),
+    "process": lambda n: Runtime(cpu_workers=n, cpu_backend="process"),
+    "thread-cpu": lambda n: Runtime(cpu_workers=n, cpu_backend="thread"),
+}
 
 
-def _runtime(kind: str, workers: int) -> Runtime:
-    if kind == "interpreter":
-        return Runtime(interpreters=workers)
-    return Runtime(cpu_workers=workers, cpu_backend="thread" if kind == "thread-cpu" else "process")
-
-
-async def _burst(rt: Runtime, kind: str, fn: Callable[..., Any], *args: Any, calls: int) -> float:
+async def burst(calls: int, fn: Callable[..., Awaitable[object]], *args: Any) -> float:
     """Seconds for ``calls`` concurrent calls of ``fn(*args)``."""
-    where: Kind = "interpreter" if kind == "interpreter" else "cpu"
     start = time.perf_counter()
-    async with anyio.create_task_group() as tg:
-        for _ in range(calls):
-            tg.start_soon(lambda: rt.run(fn, *args, kind=where))
+    await gather([partial(fn, *args)] * calls)
     return time.perf_counter() - start
 
 
 async def _measure(quick: bool) -> list[dict[str, Any]]:
+    """Every row, in the order printed."""
     kinds = ["interpreter"] if sys.version_info >= (3, 13) else []
     kinds += ["process"] + ([] if gil_enabled() else ["thread-cpu"])
-    rounds, n = 3 if quick else 7, loops_for(0.05)
+    (rounds, trips), n = (3, 199) if quick else (7, 999), loops_for(0.05)
     rows = []
 
     def add(name: str, value: float, unit: str, detail: str) -> None:
@@ -55,35 +53,37 @@ async def _measure(quick: bool) -> list[dict[str, Any]]:
 
     add("machine/cpus", usable_cpus(), "", "usable here, shared with other work: see the ratios")
     add("machine/gil", float(gil_enabled()), "", f"Python {sys.version.split()[0]}")
-    best = dict.fromkeys(["inline", *kinds], math.inf)
-    tiny = dict.fromkeys(kinds, math.inf)
+    times: dict[str, list[float]] = defaultdict(list)
     async with AsyncExitStack() as stack:
-        runtimes = {kind: await stack.enter_async_context(_runtime(kind, 2)) for kind in kinds}
-        for kind, rt in runtimes.items():  # the workers start (and learn the cost)
-            await _burst(rt, kind, spin, n, calls=2)
+        runtimes = {kind: await stack.enter_async_context(RUNTIMES[kind](2)) for kind in kinds}
+        for rt in runtimes.values():  # the workers start (and learn the cost)
+            await burst(2, rt.run, spin, n)
+        inline = partial(runtimes["process"].run, kind="inline")
         for _ in range(rounds):  # every kind in each round: a busy spell hits them all
-            best["inline"] = min(best["inline"], _timed(lambda: [spin(n) for _ in range(4)]))
+            times["inline"].append(await burst(4, inline, spin, n))
             for kind, rt in runtimes.items():
-                best[kind] = min(best[kind], await _burst(rt, kind, spin, n, calls=4))
-                tiny[kind] = min(tiny[kind], await _burst(rt, kind, noop, calls=1000))
-    add("parallel/inline", best["inline"], "s", "4 x ~50 ms in a row, best of the rounds")
+                times[kind].append(await burst(4, rt.run, spin, n))
+                times[f"tiny/{kind}"].append(await burst(1000, rt.run, noop))
+    add("parallel/inline", min(times["inline"]), "s", "4 x ~50 ms in a row, best of the rounds")
     for kind in kinds:
-        add(f"parallel/{kind}", best[kind], "s", "4 x ~50 ms on 2 workers")
-        add(f"parallel/{kind}/speed-up", best["inline"] / best[kind], "x", "inline / this")
-        add(f"tiny/{kind}", 1000 / tiny[kind], "calls/s", "1000 concurrent no-op calls")
+        add(f"parallel/{kind}", min(times[kind]), "s", "4 x ~50 ms on 2 workers")
+        speedup = min(times["inline"]) / min(times[kind])
+        add(f"parallel/{kind}/speed-up", speedup, "x", "inline / this")
+        tiny = 1000 / min(times[f"tiny/{kind}"])
+        add(f"tiny/{kind}", tiny, "calls/s", "1000 concurrent no-op calls")
     for kind in kinds:
-        async with _runtime(kind, 1) as rt:
-            trips = [await _burst(rt, kind, noop, calls=1) for _ in range(200 if quick else 1000)]
-        add(f"round_trip/{kind}", statistics.median(trips[1:]) * 1e6, "us", "median, one by one")
-        starts = []
+        async with RUNTIMES[kind](1) as rt:  # one by one, after the first call
+            alone = [await burst(1, rt.run, noop) for _ in range(trips + 1)][1:]
+        add(f"round_trip/{kind}", statistics.median(alone) * 1e6, "us", "median, one by one")
         for _ in range(rounds):
-            async with _runtime(kind, 1) as rt:
-                starts.append(await _burst(rt, kind, noop, calls=1))
-        add(f"start_up/{kind}", statistics.median(starts) * 1e3, "ms", "first call, median")
+            async with RUNTIMES[kind](1) as rt:
+                times[f"start_up/{kind}"].append(await burst(1, rt.run, noop))
+        start = statistics.median(times[f"start_up/{kind}"]) * 1e3
+        add(f"start_up/{kind}", start, "ms", "first call, median")
         if kind != "thread-cpu":
             before = psutil.Process().memory_full_info().uss
-            async with _runtime(kind, 2) as rt:
-                await _burst(rt, kind, spin, 10_000, calls=4)
+            async with RUNTIMES[kind](2) as rt:
+                await burst(4, rt.run, spin, 10_000)
                 if kind == "interpreter":
                     grown = (psutil.Process().memory_full_info().uss - before) / 2 / 2**20
                     add("memory/interpreter", grown, "MiB", "parent USS growth per interpreter")
@@ -93,14 +93,8 @@ async def _measure(quick: bool) -> list[dict[str, Any]]:
     return rows
 
 
-def _timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def measure(quick: bool = True) -> list[dict[str, Any]]:
-    """Run every measurement on asyncio and return the rows (see the module docstring)."""
+    """Run every measurement on asyncio and return the rows."""
     return anyio.run(_measure, quick)
 
 
