@@ -32,7 +32,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "bench": (
         *("click", "aiohttp", "prometheus_client", "aiofiles", "protego", "selectolax", "yarl"),
         *("ada_url", "webencodings"),
-        *("matplotlib", "psutil", "pyperf", "rich"),
+        *("jinja2", "matplotlib", "psutil", "pyperf", "rich"),
     ),
     "scrapy": ("scrapy",),
     "cluster": ("distributed",),

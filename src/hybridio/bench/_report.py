@@ -16,8 +16,11 @@ import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
+from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import jinja2
 
 from .._doctor import diagnose
 from .._version import __version__
@@ -174,10 +177,6 @@ def unique(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(kept.values())
 
 
-_COLUMNS = ["measurement", "value", "baseline (same run)", "ratio (95% interval)", "repeats"]
-_COLUMNS += ["rule", "verdict", "note"]
-
-
 def _md_row(cells: Iterable[str]) -> str:
     return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
 
@@ -187,23 +186,27 @@ def _measured(row: dict[str, Any]) -> str:
     return "not measured" if row["repeats"] == 0 else format_quantity(row["value"], row["unit"])
 
 
-def rows_table(rows: list[dict[str, Any]]) -> list[str]:
-    """The Markdown table of ``rows``: values without a baseline get their 95% interval."""
-    lines = [_md_row(_COLUMNS), "|---|---:|---|---:|---:|---|---|---|"]
-    for row in unique(rows):
-        value, interval, verdict = _measured(row), row.get("interval"), row.get("verdict") or "—"
-        if interval and row.get("baseline_value") is None:
-            value += " ({} to {})".format(*(format_quantity(v, row["unit"]) for v in interval))
-        base = row.get("baseline") or "—"
-        if row.get("baseline"):
-            base += f": {format_quantity(row['baseline_value'], row['baseline_unit'])}"
-        cells = [row["name"], value, base, format_ratio(row), str(row["repeats"])]
-        cells += [
-            row.get("target") or "—",
-            verdict if verdict in ("—", "n/a") else f"**{verdict}**",
-        ]
-        lines.append(_md_row([*cells, "; ".join(filter(None, (row["reason"], row["note"])))]))
-    return lines
+def _cells(row: dict[str, Any]) -> str:
+    """A row as a Markdown table line; a value without a baseline gets its 95% interval."""
+    value, interval, verdict = _measured(row), row.get("interval"), row.get("verdict") or "—"
+    if interval and row.get("baseline_value") is None:
+        value += " ({} to {})".format(*(format_quantity(v, row["unit"]) for v in interval))
+    base = row.get("baseline") or "—"
+    if row.get("baseline"):
+        base += f": {format_quantity(row['baseline_value'], row['baseline_unit'])}"
+    verdict = verdict if verdict in ("—", "n/a") else f"**{verdict}**"
+    note = "; ".join(filter(None, (row["reason"], row["note"])))
+    cells = [row["name"], value, base, format_ratio(row), str(row["repeats"])]
+    return _md_row([*cells, row.get("target") or "—", verdict, note])
+
+
+def _claims(rows: list[dict[str, Any]]) -> dict[str, tuple[str, list[dict[str, Any]]]]:
+    """claim -> (its combined verdict, its rows), in the order the claims first appear."""
+    claims: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row.get("claim"):
+            claims.setdefault(row["claim"], []).append(row)
+    return {c: (combine_verdicts(r["verdict"] for r in rows), rows) for c, rows in claims.items()}
 
 
 def load_summary(scenarios: list[dict[str, Any]]) -> list[str]:
@@ -223,77 +226,22 @@ def load_summary(scenarios: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _preamble(document: Document, scenarios: list[dict[str, Any]], heading: str) -> list[str]:
-    """How the numbers were made, the environment and the load while ``scenarios`` ran; the
-    ``heading`` format gives each part its title."""
-    env, names = document["environment"], " ".join(s["name"] for s in scenarios)
-    build = "free-threaded" if env["free_threaded_build"] else "standard (with GIL)"
-    memory = format_quantity(env.get("memory_bytes"), "bytes")
-    flag = "" if document["mode"] == "full" else f" --{document['mode']}"
-    packages = ", ".join(f"{name} {v}" for name, v in env["packages"].items() if v)
-    cpu = f"{env.get('cpus_usable')} usable, {env.get('physical_cores')} physical"
-    python = f"Python {env['python']} ({env['implementation']}), {build} build"
-    gil = "enabled" if env["gil_enabled"] else "disabled"
-    return [
-        f"`hybridio bench {names}{flag}` ({document['created']}). {_METHOD}",
-        "",
-        heading.format("Environment"),
-        "",
-        f"- CPU: {env['cpu_model']}, {env['cpus']} logical CPUs ({cpu}), {memory} RAM",
-        f"- {python}, GIL {gil}, start method {env['start_method']}",
-        f"- Platform: {env['platform']}",
-        f"- Packages: {packages}",
-        "",
-        heading.format("Machine load during the run"),
-        "",
-        *load_summary(scenarios),
-        "",
-    ]
+def _template() -> jinja2.Template:
+    environment = jinja2.Environment(autoescape=False, keep_trailing_newline=True)
+    environment.filters |= {"cells": _cells, "claims": _claims, "unique": unique}
+    environment.filters |= {"quantity": format_quantity, "load_summary": load_summary}
+    return environment.from_string((resources.files(__package__) / "report.md.j2").read_text())
 
 
-_METHOD = (
-    "Each value is the median of its repeats; each ratio is the median of the per-repeat ratios "
-    "to a baseline measured in the same run, with its 95% confidence interval (of the value, "
-    "without a baseline). A verdict needs 6 repeats and an interval clear of the rule's "
-    "threshold. The verdicts depend on the cores, the load and the Python build: rerun it on "
-    "your machine."
-)
-
-
-def _scenario(scenario: dict[str, Any], image_dir: str) -> list[str]:
-    """A scenario's section: its claims and their verdicts, its rows (under each claim, with what
-    it means, when the scenario has ``extra["notes"]``), its plots."""
-    if scenario["status"] != "ok":
-        lines = [f"Scenario {scenario['name']}: **{scenario['status']}**: {scenario['reason']}"]
-        trace = scenario["extra"].get("traceback")
-        return [*lines, "", "```", trace.rstrip(), "```", ""] if trace else [*lines, ""]
-    about = scenario["description"].replace("``", "`")  # reStructuredText literals
-    lines = [f"{about} (scenario {scenario['name']}, {scenario['seconds']:.0f} s)", ""]
-    claims: dict[str, list[dict[str, Any]]] = {}
-    for row in scenario["rows"]:
-        if row.get("claim"):
-            claims.setdefault(row["claim"], []).append(row)
-    verdicts = {c: combine_verdicts(r["verdict"] for r in rows) for c, rows in claims.items()}
-    if claims:
-        lines += ["| claim | verdict | from |", "|---|---|---|"]
-    for claim, rows in claims.items():
-        judged = "; ".join(f"{r['name']}: {r['verdict']}" for r in rows if r["verdict"] != "n/a")
-        lines.append(_md_row([claim, f"**{verdicts[claim]}**", judged]))
-    notes = scenario["extra"].get("notes")
-    lines += [""] + ([] if notes else [*rows_table(scenario["rows"]), ""])
-    for claim, rows in claims.items() if notes else ():
-        lines += [f"### {claim}", "", f"Verdict: **{verdicts[claim]}**. {notes.get(claim, '')}", ""]
-        lines += [*rows_table(rows), ""]
-    lines += [f"![{plot}]({image_dir}{plot})" for plot in scenario["plots"]]
-    return lines + ([""] if scenario["plots"] else [])
-
-
-def render_markdown(document: Document) -> str:
-    """report.md: how, where and under which load, then a section per scenario."""
-    lines = ["# hybridio bench report", "", *_preamble(document, document["scenarios"], "## {}")]
-    for scenario in document["scenarios"]:
-        lines += [f"## {scenario['title']}", "", *_scenario(scenario, "")]
-    return "\n".join(lines)
+def render_markdown(
+    document: Document, scenarios: list[dict[str, Any]] | None = None, image_dir: str = ""
+) -> str:
+    """report.md (every scenario), or the section of ``scenarios`` for a docs page (plots in
+    ``image_dir``), from ``report.md.j2``: environment, load, then each scenario's claims and
+    rows."""
+    full, chosen = scenarios is None, document["scenarios"] if scenarios is None else scenarios
+    context = {"document": document, "scenarios": chosen, "image_dir": image_dir, "full": full}
+    return _template().render(context)
 
 
 def render_table(document: Document, width: int) -> str:
@@ -338,9 +286,9 @@ def embed(text: str, document: Document) -> tuple[str, list[str]]:
         if (scenario := runs.get(match[1])) is None:
             return match[0]
         done.append(scenario["name"])
-        lines = ["<!-- Generated by `hybridio bench docs`; do not edit. -->", ""]
-        lines += [*_preamble(document, [scenario], "**{}**"), *_scenario(scenario, "img/")]
-        return f"<!-- bench:{match[1]}:start -->\n" + "\n".join(lines) + match[2]
+        text = render_markdown(document, [scenario], "img/")
+        generated = "<!-- Generated by `hybridio bench docs`; do not edit. -->"
+        return f"<!-- bench:{match[1]}:start -->\n{generated}\n\n{text}{match[2]}"
 
     pattern = r"<!-- bench:(\w+):start -->.*?(<!-- bench:\1:end -->)"
     return re.sub(pattern, section, text, flags=re.DOTALL), done
