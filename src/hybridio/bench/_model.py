@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -241,11 +241,15 @@ def fact(
     return series
 
 
-async def gather(calls: Sequence[Callable[[], Coroutine[Any, Any, object]]]) -> None:
+async def gather(calls: Sequence[Callable[[], Awaitable[object]]]) -> None:
     """Run the calls concurrently and wait for all of them."""
+
+    async def one(call: Callable[[], Awaitable[object]]) -> None:
+        await call()
+
     async with anyio.create_task_group() as tg:
         for call in calls:
-            tg.start_soon(call)
+            tg.start_soon(one, call)
 
 
 @dataclass
