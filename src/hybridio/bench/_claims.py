@@ -39,7 +39,6 @@ import hybridio
 
 from .. import _workloads
 from . import _model
-from . import _work as work
 from ._load import usable_cpus
 from ._model import INCONCLUSIVE, BenchContext, Row, Rule, ScenarioResult, Series, Verdict, fact
 from ._plots import Line, bar_plot, line_plot
@@ -280,13 +279,13 @@ async def startup(ctx: BenchContext, result: ScenarioResult) -> None:
     note = f"a warm call then takes {warm.median * 1e6:.0f} µs: pay start-up once per pool"
     result.rows += claim_rows(pool, "slow_start", MUCH, note=note)
     # Fork copies the parent, spawn starts a fresh interpreter: "independent" depends on it.
-    work.STATE["mark"] = True
-    children = {m: c.Process(target=work.exit_with_mark) for m, c in contexts.items()}
+    _workloads.STATE["mark"] = True
+    children = {m: c.Process(target=_workloads.exit_with_mark) for m, c in contexts.items()}
     children.pop("forkserver", None)
     for child in children.values():
         _start_join(child)
     inherits = {m: child.exitcode == 1 for m, child in children.items()}
-    work.STATE["mark"] = False
+    _workloads.STATE["mark"] = False
     name = "start methods whose children inherit the parent's state"
     count = fact(name, sum(inherits.values()), f"of {len(inherits)}")
     verdict = one_shot(holds=not any(inherits.values()), fails=all(inherits.values()))
@@ -362,12 +361,12 @@ async def faster_access(ctx: BenchContext, result: ScenarioResult) -> None:
     table, base = list(range(size)), "the same sum in the parent process"
     own = Series(f"sum of a {size:,}-item list: the worker's own copy", "s", base)
     sent = Series(f"sum of a {size:,}-item list sent with each call", "s", base)
-    runtime = hybridio.Runtime(cpu_workers=1, initializer=work.build_table, initargs=(size,))
+    runtime = hybridio.Runtime(cpu_workers=1, initializer=_workloads.build_table, initargs=(size,))
     async with runtime as rt:
-        await rt.run_cpu(work.sum_table)
+        await rt.run_cpu(_workloads.sum_table)
         judged = ((own, FASTER_ACCESS), (sent, FASTER_ACCESS))
         for _ in ctx.rounds(*judged, budget=ctx.pick(20.0, 8.0, 0.0)):
-            for series, fn, args in ((own, work.sum_table, ()), (sent, sum, (table,))):
+            for series, fn, args in ((own, _workloads.sum_table, ()), (sent, sum, (table,))):
                 (inline,) = await rates(rt, 1, ["inline"], sum, table)
                 (offloaded,) = await rates(rt, 1, ["cpu"], fn, *args)
                 series.add(1 / offloaded, 1 / inline)
@@ -412,7 +411,9 @@ async def killability(ctx: BenchContext, result: ScenarioResult) -> None:
             record: dict[str, float] = {}
             deadline = time.perf_counter() + timeout
             with contextlib.suppress(hybridio.OffloadTimeout):
-                await rt.run_blocking(work.runaway, runtime, cooperative, record, timeout=timeout)
+                await rt.run_blocking(
+                    _workloads.runaway, runtime, cooperative, record, timeout=timeout
+                )
             with anyio.fail_after(runtime + 5):
                 while "done" not in record:  # noqa: ASYNC110 - the thread reports in memory
                     await anyio.sleep(0.01)
@@ -431,7 +432,7 @@ async def races(ctx: BenchContext, result: ScenarioResult) -> None:
     for label, lock in (("no lock", None), ("with a lock", threading.Lock())):
         box = {"n": 0}
         async with hybridio.Runtime(threads=threads) as rt:
-            call = functools.partial(rt.run_blocking, work.racy_add, box, times, lock)
+            call = functools.partial(rt.run_blocking, _workloads.racy_add, box, times, lock)
             await _model.gather([call] * threads)
         lost[label] = threads * times - box["n"]
     verdict = one_shot(holds=lost["no lock"] > 0, fails=lost["with a lock"] > 0)
@@ -445,11 +446,11 @@ async def isolation(ctx: BenchContext, result: ScenarioResult) -> None:
     """A change made in a worker process is not seen by the parent; one made in a thread is."""
     items = [1, 2, 3]
     async with hybridio.Runtime(cpu_workers=1, threads=1) as rt:
-        await rt.run_cpu(work.mutate, 42, items)
-        process_sees = work.STATE["value"] == 42 or len(items) != 3
-        await rt.run_blocking(work.mutate, 7, items)
-        thread_sees = work.STATE["value"] == 7 and len(items) == 4
-    work.STATE["value"] = 0
+        await rt.run_cpu(_workloads.mutate, 42, items)
+        process_sees = _workloads.STATE["value"] == 42 or len(items) != 3
+        await rt.run_blocking(_workloads.mutate, 7, items)
+        thread_sees = _workloads.STATE["value"] == 7 and len(items) == 4
+    _workloads.STATE["value"] = 0
     name = "changes made in a worker process that the parent sees"
     thread = "changes made in a thread that the parent sees"
     row = fact(name, int(process_sees), "of 1", thread, int(thread_sees))

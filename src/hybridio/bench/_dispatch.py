@@ -24,13 +24,12 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 import hybridio
 
-from .._workloads import echo, loops_for, spin
+from .._workloads import echo, loops_for, run_batch, spin
 from . import _targets as t
 from ._harness import rows
 from ._load import usable_cpus
 from ._model import MIN_REPEATS, BenchContext, ScenarioResult, Series, gather
 from ._plots import bar_plot
-from ._work import run_batch
 
 __all__ = ["batching_sketch", "map_rate", "run", "throughput"]
 
