@@ -1,8 +1,5 @@
-"""Scenario ``crawl``: ``hybridio crawl`` against a breadth-first Scrapy spider (``_crawl_spider``).
-
-Both crawl a generated site, then CPython's docs, served on 127.0.0.1 by nginx (else the test-site
-server), alternately, each in a fresh process; docs/crawl.md ("Against Scrapy") has the method.
-"""
+"""Scenario ``crawl``: ``hybridio crawl`` against a breadth-first Scrapy spider (``_crawl_spider``)
+on a generated site and on CPython's docs; docs/crawl.md ("Against Scrapy") gives the method."""
 
 from __future__ import annotations
 
@@ -123,14 +120,9 @@ def _race(ctx: BenchContext, result: ScenarioResult, url: str, label: str, pages
 def run(ctx: BenchContext) -> ScenarioResult:
     """Race both crawlers on a generated site, then (outside the tiny mode) on CPython's docs."""
     pages, words = ctx.pick(2000, 400, 40), ctx.pick(1500, 1500, 60)
-    server = "nginx" if _nginx() else "the test-site server"
-    result = ScenarioResult(
-        SCENARIO,
-        "Crawler vs Scrapy on a local site",
-        f"A generated site of {pages} pages (with the quirk pages), then CPython's docs, served by "
-        f"{server} on 127.0.0.1, crawled alternately by `hybridio crawl` and a breadth-first "
-        "Scrapy spider at Scrapy's default concurrency (16, 8 per host); see docs/crawl.md.",
-    )
+    about = f"A generated site of {pages} pages, then CPython's docs, served on 127.0.0.1 by "
+    about += f"{'nginx' if _nginx() else 'the test-site server'}, crawled by each in turn."
+    result = ScenarioResult(SCENARIO, "Crawler vs Scrapy on a local site", about)
     with tempfile.TemporaryDirectory(prefix="hybridio-site-") as root:
         ctx.progress(f"generating a {pages}-page site")
         site = generate_site(Path(root), pages=pages, seed=7, words_per_page=words, quirks=True)

@@ -1,8 +1,5 @@
-"""The Scrapy side of ``hybridio bench crawl``: ``python -m hybridio.bench._crawl_spider OUT URL``.
-
-A breadth-first spider writing hybridio's default records with hybridio's own functions
-(``hybridio.crawl._parse``); docs/crawl.md ("Against Scrapy") says how it is kept fair.
-"""
+"""``python -m hybridio.bench._crawl_spider OUT URL``: the breadth-first Scrapy spider of ``hybridio
+bench crawl``, writing hybridio's records with its own functions; docs/crawl.md says why so."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Scenario ``monitor``: what LoopMonitor costs, and whether it names the code that blocks.
-
-On each installed anyio backend: overhead, idle CPU, false blocks and detection of injected blocks;
-docs/benchmarks.md ("monitor") gives the method, docs/loop-health.md discusses the numbers.
-"""
+"""Scenario ``monitor``: what LoopMonitor costs, and whether it names the code that blocks, on each
+installed anyio backend; docs/benchmarks.md ("monitor") gives the method."""
 
 from __future__ import annotations
 
@@ -11,9 +8,9 @@ import importlib.util
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from contextlib import nullcontext
-from typing import TypeVar, TypeVarTuple
+from typing import Any
 
 import anyio
 
@@ -24,11 +21,10 @@ from ._targets import MONITOR_OVERHEAD
 
 __all__ = ["run"]
 
-T = TypeVar("T")
-Ts = TypeVarTuple("Ts")
-
 SCENARIO = "monitor"
-BACKENDS = {
+TITLE = "Loop health: LoopMonitor overhead and detection"
+#: Each backend's anyio name and options.
+BACKENDS: dict[str, tuple[str, dict[str, Any]]] = {
     "asyncio": ("asyncio", {}),
     "uvloop": ("asyncio", {"use_uvloop": True}),
     "trio": ("trio", {}),
@@ -59,12 +55,6 @@ def _c_calls_on_the_loop(seconds: float) -> None:
 CULPRITS = (_blocking_io_on_the_loop, _python_cpu_on_the_loop, _c_calls_on_the_loop)
 
 
-def _on(backend: str, fn: Callable[[*Ts], Awaitable[T]], *args: *Ts) -> T:
-    """``fn(*args)`` run on ``backend``."""
-    name, options = BACKENDS[backend]
-    return anyio.run(fn, *args, backend=name, backend_options=options)
-
-
 async def _workload(tasks: int, steps: int, pause: float = 0.0) -> None:
     """``tasks`` tasks awaiting ``steps`` times each: a checkpoint, or a sleep of ``pause``."""
 
@@ -77,31 +67,12 @@ async def _workload(tasks: int, steps: int, pause: float = 0.0) -> None:
             tg.start_soon(task)
 
 
-async def _overhead(tasks: int, steps: int) -> tuple[float, float]:
-    """One ABBA-ordered pair of times of the workload: (monitored, plain)."""
-    await _workload(tasks, steps)  # warm-up
-    times = {False: 0.0, True: 0.0}
-    for monitored in (False, True, True, False):
-        start = time.perf_counter()
-        async with LoopMonitor() if monitored else nullcontext():
-            await _workload(tasks, steps)
-        times[monitored] += time.perf_counter() - start
-    return times[True], times[False]
-
-
-async def _idle_cpu(seconds: float, monitored: bool) -> float:
-    """Percent of a core burnt by a loop that only sleeps."""
-    start_cpu, start = time.process_time(), time.perf_counter()
+async def _timed(work: Awaitable[None], monitored: bool) -> tuple[float, float]:
+    """Wall and CPU seconds of awaiting ``work`` with a default LoopMonitor, or without."""
+    wall, cpu = time.perf_counter(), time.process_time()
     async with LoopMonitor() if monitored else nullcontext():
-        await anyio.sleep(seconds)
-    return 100 * (time.process_time() - start_cpu) / (time.perf_counter() - start)
-
-
-async def _idle_blocks(seconds: float) -> list[BlockEvent]:
-    """The blocks reported on a loop whose tasks only await (3 ms sleeps) for ``seconds``."""
-    async with LoopMonitor() as monitor:
-        await _workload(5, int(seconds / 0.003), 0.003)
-    return list(monitor.report().blocks)
+        await work
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 async def _detect(count: int, seed: int) -> tuple[list[str], list[str]]:
@@ -132,6 +103,45 @@ async def _detect(count: int, seed: int) -> tuple[list[str], list[str]]:
     return misses, others
 
 
+async def _measure(ctx: BenchContext, backend: str, result: ScenarioResult) -> Series:
+    """Add the rows of ``backend`` to ``result``; return its overhead series."""
+    tasks, steps = ctx.pick((500, 40), (500, 40), (100, 20))
+    injections, idle_seconds = ctx.pick(40, 20, 3), ctx.pick(2.0, 1.0, 0.2)
+    rows = result.rows
+    name = f"loop-bound workload with a monitor, {backend}"
+    overhead = Series(name, "s", "the same workload without a monitor")
+    for _ in ctx.rounds((overhead, MONITOR_OVERHEAD)):
+        await _workload(tasks, steps)  # warm-up
+        times = {False: 0.0, True: 0.0}
+        for monitored in (False, True, True, False):  # ABBA
+            times[monitored] += (await _timed(_workload(tasks, steps), monitored))[0]
+        overhead.add(times[True], times[False])
+    note = f"{tasks} tasks x {steps} checkpoints; default monitor (50 ms, heartbeat 10 ms)"
+    rows.append(overhead.row(SCENARIO, rule=MONITOR_OVERHEAD, note=note))
+    name = f"CPU used by an idle loop with a monitor, {backend}"
+    cpu = Series(name, "% of a core", "the idle loop without a monitor")
+    idle = [await _timed(anyio.sleep(idle_seconds), monitored) for monitored in (True, False)]
+    cpu.add(*(100 * used / wall for wall, used in idle))
+    rows.append(cpu.row(SCENARIO, verdict="n/a", note="the monitor's own cost"))
+    async with LoopMonitor() as monitor:  # tasks that only await (3 ms sleeps)
+        await _workload(5, int(idle_seconds / 0.003), 0.003)
+    stalls = monitor.report().blocks
+    blamed = len([block for block in stalls if block.culprit is not None])
+    name, verdict = f"false blocks on an idle loop, {backend}", "not met" if blamed else "met"
+    note = f"{idle_seconds:g} s of awaits only; {len(stalls) - blamed} stalls blaming no code"
+    rows.append(Row(SCENARIO, name, blamed, "blocks", target="0", verdict=verdict, note=note))
+    misses, others = await _detect(injections, len(rows))
+    hits = injections - len(misses)
+    ctx.progress(f"detection on {backend}: {hits}/{injections}")
+    result.extra |= {f"misses_{backend}": misses, f"other_blocks_{backend}": others}
+    name, share = f"50 ms blocks caught with the right culprit, {backend}", 100 * hits / injections
+    verdict, target = "met" if share >= 95 else "not met", ">= 95%"
+    note = f"{len(others)} other blocks reported; threshold {DETECT_THRESHOLD * 1000:g} ms"
+    row = Row(SCENARIO, name, share, "%", injections, target=target, verdict=verdict, note=note)
+    rows.append(row)
+    return overhead
+
+
 def _backends(wanted: list[str]) -> tuple[list[str], list[str]]:
     """The wanted backends that are installed here, and those that are not (skipped)."""
     have = [b for b in wanted if b == "asyncio" or importlib.util.find_spec(b) is not None]
@@ -141,42 +151,15 @@ def _backends(wanted: list[str]) -> tuple[list[str], list[str]]:
 def run(ctx: BenchContext) -> ScenarioResult:
     """Measure LoopMonitor's overhead and detection rate on each anyio backend."""
     backends, missing = _backends(["asyncio"] if ctx.tiny else list(BACKENDS))
-    tasks, steps = ctx.pick((500, 40), (500, 40), (100, 20))
-    injections, idle_seconds = ctx.pick(40, 20, 3), ctx.pick(2.0, 1.0, 0.2)
-    title = "Loop health: LoopMonitor overhead and detection"
-    result = ScenarioResult(SCENARIO, title, __doc__ or "", plots=["monitor-overhead.png"])
+    result = ScenarioResult(SCENARIO, TITLE, __doc__ or "", plots=["monitor-overhead.png"])
     result.extra = {f"skipped {b}": f"not installed: pip install {b}" for b in missing}
-    rows, overheads = result.rows, {}
+    overheads = {}
     for backend in backends:
-        name = f"loop-bound workload with a monitor, {backend}"
-        overhead = Series(name, "s", "the same workload without a monitor")
-        for _ in ctx.rounds((overhead, MONITOR_OVERHEAD)):
-            overhead.add(*_on(backend, _overhead, tasks, steps))
-        low, high = overhead.interval() or (math.nan, math.nan)
-        overheads[backend] = ((overhead.ratio or 1) - 1) * 100, ((low - 1) * 100, (high - 1) * 100)
+        name, options = BACKENDS[backend]
+        series = anyio.run(_measure, ctx, backend, result, backend=name, backend_options=options)
+        low, high = series.interval() or (math.nan, math.nan)
+        overheads[backend] = ((series.ratio or 1) - 1) * 100, ((low - 1) * 100, (high - 1) * 100)
         ctx.progress(f"overhead on {backend}: {overheads[backend][0]:+.2f}%")
-        note = f"{tasks} tasks x {steps} checkpoints; default monitor (50 ms, heartbeat 10 ms)"
-        rows.append(overhead.row(SCENARIO, rule=MONITOR_OVERHEAD, note=note))
-        name = f"CPU used by an idle loop with a monitor, {backend}"
-        cpu = Series(name, "% of a core", "the idle loop without a monitor")
-        cpu.add(*(_on(backend, _idle_cpu, idle_seconds, monitored) for monitored in (True, False)))
-        rows.append(cpu.row(SCENARIO, verdict="n/a", note="the monitor's own cost"))
-        idle = _on(backend, _idle_blocks, idle_seconds)
-        blamed = len([block for block in idle if block.culprit is not None])
-        name, verdict = f"false blocks on an idle loop, {backend}", "not met" if blamed else "met"
-        note = f"{idle_seconds:g} s of awaits only; {len(idle) - blamed} stalls blaming no code"
-        rows.append(Row(SCENARIO, name, blamed, "blocks", target="0", verdict=verdict, note=note))
-        misses, others = _on(backend, _detect, injections, len(rows))
-        hits = injections - len(misses)
-        ctx.progress(f"detection on {backend}: {hits}/{injections}")
-        result.extra |= {f"misses_{backend}": misses, f"other_blocks_{backend}": others}
-        name = f"50 ms blocks caught with the right culprit, {backend}"
-        verdict = "met" if hits >= 0.95 * injections else "not met"
-        note = f"{len(others)} other blocks reported; threshold {DETECT_THRESHOLD * 1000:g} ms"
-        share, target = 100 * hits / injections, ">= 95%"
-        rows.append(
-            Row(SCENARIO, name, share, "%", injections, target=target, verdict=verdict, note=note)
-        )
     title = "LoopMonitor overhead on a loop-bound workload (median, 95% interval)"
     xlabel, goal = "% slower than without a monitor", (1.0, "target: < 1%")
     bar_plot(ctx.out / result.plots[0], title, xlabel, overheads, target=goal)

@@ -1,8 +1,5 @@
-"""Scenario ``server``: the hybrid server under load, against what users would write instead.
-
-A race of four servers, a retry storm, where the work runs, and an overload, each server in its
-own process on 127.0.0.1 loaded by ``wrk``; docs/benchmarks.md ("server") gives the method.
-"""
+"""Scenario ``server``: hybridio's server under load against the servers users write instead (a
+race, a retry storm, where the work runs, an overload); the method is in docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -15,9 +12,9 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from contextlib import ExitStack, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy
@@ -33,6 +30,7 @@ from ._plots import bar_plot
 __all__ = ["parse_wrk", "run"]
 
 SCENARIO = "server"
+TITLE = "Hybrid server under load, against the servers users write instead"
 CPU = "/cpu?ms=20"
 CONNECTIONS = (4, 16)
 STORM, STORM_DEADLINE = 256, 1.0
@@ -46,6 +44,7 @@ SERVERS = {
     "multi-process": (["hybridio.web._rivals", "multiproc"], CPU),
 }
 BASELINE = "plain+pool"
+STORM_LABELS = ("hybridio", BASELINE)
 #: Where the work runs: the demo server's endpoints saturated inline, in a thread, in a process.
 LOADS = {
     f"{endpoint} {mode}": f"{path}&mode={mode}"
@@ -60,31 +59,15 @@ class _Server:
     label: str
     base: str
     process: psutil.Process
-    #: CPU seconds last seen per child (a worker that exits keeps its last reading).
-    seen: dict[int, float] = field(default_factory=dict)
 
     def cpu(self) -> tuple[float, float]:
-        """CPU seconds so far of the loop (main thread) and of the rest (other threads, children);
-        the multi-process server's processes are all loop."""
-        try:
-            threads = {t.id: t.user_time + t.system_time for t in self.process.threads()}
-            for child in self.process.children(recursive=True):
-                self.seen[child.pid] = sum(child.cpu_times()[:2])
-        except psutil.NoSuchProcess:  # it or a child exited meanwhile: the next reading counts
-            threads = {}
-        loop = threads.pop(self.process.pid, 0.0)
-        other = sum(threads.values()) + sum(self.seen.values())
-        return (loop + other, 0.0) if self.label == "multi-process" else (loop, other)
-
-
-@contextmanager
-def _server(label: str, workers: int, loops_per_ms: float) -> Iterator[_Server]:
-    """Run the server ``label`` for the block."""
-    port = free_port()
-    command = [sys.executable, "-m", *SERVERS[label][0], "--port", str(port)]
-    command += ["--workers", str(workers), "--loops-per-ms", f"{loops_per_ms:.1f}"]
-    with running(command, listen=port, stdout=subprocess.DEVNULL) as process:
-        yield _Server(label, f"http://127.0.0.1:{port}", psutil.Process(process.pid))
+        """CPU seconds so far of the loop (main thread; all of multi-process) and of the rest."""
+        total = sum(self.process.cpu_times()[:4])  # with the children it waited for
+        for child in self.process.children(recursive=True):
+            with suppress(psutil.NoSuchProcess):
+                total += sum(child.cpu_times()[:2])
+        loop = sum(next(t for t in self.process.threads() if t.id == self.process.pid)[1:])
+        return (total, 0.0) if self.label == "multi-process" else (loop, total - loop)
 
 
 def parse_wrk(text: str) -> dict[str, float]:
@@ -120,23 +103,6 @@ def _wrk(seconds: float, *loads: list[str]) -> tuple[list[dict[str, float]], flo
     return [parse_wrk(out) for out in outs], client
 
 
-def _race(server: _Server, connections: int, seconds: float, *header: str) -> dict[str, float]:
-    """Saturate ``server``'s CPU endpoint while timing ``/io``: ok/s, 503/s, ``/io`` p99 and the
-    CPU (share of one core) of its loop, of its workers and of the clients."""
-    cpu = [f"-c{connections}", *header, server.base + SERVERS[server.label][1]]
-    loop, other = server.cpu()
-    (load, probe), client = _wrk(seconds, cpu, ["-c1", f"{server.base}/io?ms=1"])
-    loop_after, other_after = server.cpu()
-    return {
-        "ok req/s": load["ok"],
-        "503/s": load["503"],
-        "/io p99": probe["p99"],
-        "loop": (loop_after - loop) / load["seconds"],
-        "workers": (other_after - other) / load["seconds"],
-        "client": client / load["seconds"],
-    }
-
-
 def _settle(server: _Server) -> None:
     """Wait (15 s at most) until ``server`` uses under 20% of a core: requests whose client left
     still run after a load."""
@@ -152,19 +118,25 @@ def _repeat(
     ctx: BenchContext, servers: dict[str, _Server], loads: Sequence[str], seconds: float, flip: bool
 ) -> dict[str, float]:
     """One repeat of every part: each quantity by name."""
+    order = list(servers)[:: -1 if flip else 1]  # no server always goes first
+    races = [(f"{label} at {c} connections", label, c) for c in CONNECTIONS for label in order]
+    races += [(f"{STORM_NAME}, {label}", label, STORM) for label in STORM_LABELS]
     got: dict[str, float] = {}
-    for c in CONNECTIONS:
-        for label in list(servers)[:: -1 if flip else 1]:  # no server always goes first
-            ctx.progress(f"{label}, {c} connections")
-            race = _race(servers[label], c, seconds)
-            got |= {f"{label} at {c} connections: {key}": value for key, value in race.items()}
-    storm = ("-H", f"X-Request-Timeout: {STORM_DEADLINE:g}")
-    for label in ("hybridio", BASELINE):
-        ctx.progress(f"retry storm, {label}")
-        # Longer: a full queue takes a second or so to give its first answers.
-        race = _race(servers[label], STORM, seconds + 2, *storm)
-        got |= {f"{STORM_NAME}, {label}: {key}": value for key, value in race.items()}
-        _settle(servers[label])
+    for name, label, connections in races:  # saturate the CPU endpoint, time /io
+        storm = ["-H", f"X-Request-Timeout: {STORM_DEADLINE:g}"] if connections == STORM else []
+        ctx.progress(name)
+        server, (loop, other) = servers[label], servers[label].cpu()
+        saturate = [f"-c{connections}", *storm, server.base + SERVERS[label][1]]
+        # A retry storm lasts longer: a full queue takes a second or so to give its first answers.
+        length = seconds + 2 if storm else seconds
+        (cpu, probe), client = _wrk(length, saturate, ["-c1", f"{server.base}/io?ms=1"])
+        loop_after, other_after = server.cpu()
+        spent = {"loop": loop_after - loop, "workers": other_after - other, "client": client}
+        got |= {f"{name}: {key}": value / cpu["seconds"] for key, value in spent.items()}
+        got |= {f"{name}: ok req/s": cpu["ok"], f"{name}: 503/s": cpu["503"]}
+        got[f"{name}: /io p99"] = probe["p99"]
+        if storm:
+            _settle(server)
     hybrid = servers["hybridio"]
     io = ["-c1", f"{hybrid.base}/io?ms=1"]
     (idle,), _ = _wrk(seconds, io)
@@ -178,10 +150,12 @@ def _repeat(
     ctx.progress(f"overload at {OVERLOAD:g}x capacity")
     got["RSS before"], (loop, _) = tree_rss(hybrid.process), hybrid.cpu()
     rate = OVERLOAD * got["hybridio at 16 connections: ok req/s"]
-    url = hybrid.base + SERVERS["hybridio"][1]
-    command = [sys.executable, "-m", "hybridio.web._loadgen", "open", url]
+    url, deadline = (
+        hybrid.base + SERVERS["hybridio"][1],
+        f"X-Request-Timeout: {OVERLOAD_DEADLINE:g}",
+    )
+    command = [sys.executable, "-m", "hybridio.web._loadgen", "open", url, "--header", deadline]
     command += ["--rate", f"{rate:.1f}", "--duration", str(seconds + 1)]
-    command += ["--header", f"X-Request-Timeout: {OVERLOAD_DEADLINE:g}"]
     out = json.loads(subprocess.run(command, capture_output=True, check=True).stdout)
     answered, latencies = max(1, sum(out["statuses"].values())), out["latencies_ms"]
     got["overload: server + workers RSS after"] = tree_rss(hybrid.process)
@@ -208,7 +182,7 @@ def _plan(labels: Sequence[str], loads: Sequence[str]) -> Plan:
             mine, multi = at["hybridio"], at["multi-process"]
             yield multi + "/io p99 vs hybridio", mine + "/io p99", targets.MUCH_BETTER_P99
             yield mine + "ok req/s vs multi-process", multi + "ok req/s", targets.AT_LEAST
-    for label in ("hybridio", BASELINE):
+    for label in STORM_LABELS:
         rule = targets.STORM_KEEPS if label == "hybridio" else None
         yield f"{STORM_NAME}, {label}: ok req/s", f"{label} at 16 connections: ok req/s", rule
     yield from (("/io p50, idle", None, None), ("/io p99, idle", None, None))
@@ -241,9 +215,8 @@ def _note(name: str, median: dict[str, float]) -> str:
         )
     if f"{load}: loop" not in median:
         return ""
-    cpu = ", ".join(
-        f"{part} {median[f'{load}: {part}']:.0%}" for part in ("loop", "workers", "client")
-    )
+    parts = ("loop", "workers", "client")
+    cpu = ", ".join(f"{part} {median[f'{load}: {part}']:.0%}" for part in parts)
     return f"{median[f'{load}: 503/s']:.0f} x 503/s; CPU of one core: {cpu}"
 
 
@@ -253,15 +226,18 @@ def run(ctx: BenchContext) -> ScenarioResult:
         raise RuntimeError("the server scenario needs wrk: apt-get install wrk")
     workers, seconds = usable_cpus(), ctx.pick(full=4.0, quick=1.0, tiny=1.0)
     ctx.progress("calibrating the spin loop")
-    loops_per_ms = calibrate() / 1000
+    loops = f"{calibrate() / 1000:.1f}"  # spin loops per ms, the same in every server
     labels = [BASELINE, "hybridio"] if ctx.tiny else list(SERVERS)
     loads = [load for load in LOADS if not (ctx.tiny and load.startswith("/hash"))]
     measured: dict[str, list[float]] = {}
     start = time.monotonic()
     with ExitStack() as stack:
-        servers = {
-            label: stack.enter_context(_server(label, workers, loops_per_ms)) for label in labels
-        }
+        servers = {}
+        for label in labels:
+            port, options = free_port(), ["--workers", str(workers), "--loops-per-ms", f"{loops}"]
+            command = [sys.executable, "-m", *SERVERS[label][0], "--port", str(port), *options]
+            process = stack.enter_context(running(command, listen=port, stdout=subprocess.DEVNULL))
+            servers[label] = _Server(label, f"http://127.0.0.1:{port}", psutil.Process(process.pid))
         for repeat in range(ctx.repeats(MIN_REPEATS, quick=MIN_REPEATS)):
             ctx.progress(f"repeat {repeat + 1}")
             for key, value in _repeat(ctx, servers, loads, seconds, repeat % 2 == 1).items():
@@ -275,12 +251,6 @@ def run(ctx: BenchContext) -> ScenarioResult:
     bars |= {load.lstrip("/"): p99[f"/io p99 under {load} load"] for load in loads}
     title = "/io?ms=1 p99 while each endpoint is saturated (median, 95% interval)"
     bar_plot(ctx.out / "server_io_p99.png", title, "p99 latency (ms, log scale)", bars, logy=True)
-    return ScenarioResult(
-        SCENARIO,
-        "Hybrid server under load, against the servers users write instead",
-        f"Servers on 127.0.0.1 ({workers} workers each), load from wrk, {seconds:g} s per load, "
-        "the servers' order alternating between repeats; see docs/benchmarks.md.",
-        made,
-        ["server_io_p99.png"],
-        extra={"workers": workers, "loops_per_ms": loops_per_ms, "measured": measured},
-    )
+    about = f"Servers on 127.0.0.1 ({workers} workers each) loaded by wrk, {seconds:g} s per load."
+    extra = {"workers": workers, "loops_per_ms": float(loops), "measured": measured}
+    return ScenarioResult(SCENARIO, TITLE, about, made, ["server_io_p99.png"], extra=extra)
