@@ -142,15 +142,10 @@ async def _measure(ctx: BenchContext, backend: str, result: ScenarioResult) -> S
     return overhead
 
 
-def _backends(wanted: list[str]) -> tuple[list[str], list[str]]:
-    """The wanted backends that are installed here, and those that are not (skipped)."""
-    have = [b for b in wanted if b == "asyncio" or importlib.util.find_spec(b) is not None]
-    return have, [b for b in wanted if b not in have]
-
-
 def run(ctx: BenchContext) -> ScenarioResult:
-    """Measure LoopMonitor's overhead and detection rate on each anyio backend."""
-    backends, missing = _backends(["asyncio"] if ctx.tiny else list(BACKENDS))
+    """Measure LoopMonitor's overhead and detection rate on each installed anyio backend."""
+    backends = [b for b in BACKENDS if b == "asyncio" or importlib.util.find_spec(b) is not None]
+    missing = [backend for backend in BACKENDS if backend not in backends]
     result = ScenarioResult(SCENARIO, TITLE, __doc__ or "", plots=["monitor-overhead.png"])
     result.extra = {f"skipped {b}": f"not installed: pip install {b}" for b in missing}
     overheads = {}

@@ -150,24 +150,18 @@ def _repeat(
     ctx.progress(f"overload at {OVERLOAD:g}x capacity")
     got["RSS before"], (loop, _) = tree_rss(hybrid.process), hybrid.cpu()
     rate = OVERLOAD * got["hybridio at 16 connections: ok req/s"]
-    url, deadline = (
-        hybrid.base + SERVERS["hybridio"][1],
-        f"X-Request-Timeout: {OVERLOAD_DEADLINE:g}",
-    )
-    command = [sys.executable, "-m", "hybridio.web._loadgen", "open", url, "--header", deadline]
-    command += ["--rate", f"{rate:.1f}", "--duration", str(seconds + 1)]
+    url, deadline = hybrid.base + SERVERS["hybridio"][1], OVERLOAD_DEADLINE
+    command = [sys.executable, "-m", "hybridio.web._loadgen", "open", url, "--rate", f"{rate:.1f}"]
+    command += ["--duration", str(seconds + 1), "--header", f"X-Request-Timeout: {deadline:g}"]
     out = json.loads(subprocess.run(command, capture_output=True, check=True).stdout)
     answered, latencies = max(1, sum(out["statuses"].values())), out["latencies_ms"]
     got["overload: server + workers RSS after"] = tree_rss(hybrid.process)
     got["overload: loop CPU per request"] = (hybrid.cpu()[0] - loop) / answered
-    got["overload: 503 latency p99"] = _p99(latencies.get("503", []))
+    p99 = {status: float(numpy.percentile(values, 99)) for status, values in latencies.items()}
+    got["overload: 503 latency p99"] = p99.get("503", math.nan)
+    got["ok p99"] = p99.get("200", math.nan)
     got["refused"] = out["statuses"].get("503", 0) / answered
-    got["ok p99"] = _p99(latencies.get("200", []))
     return got
-
-
-def _p99(values: Sequence[float]) -> float:
-    return float(numpy.percentile(values, 99)) if len(values) else math.nan
 
 
 def _plan(labels: Sequence[str], loads: Sequence[str]) -> Plan:
@@ -234,7 +228,7 @@ def run(ctx: BenchContext) -> ScenarioResult:
     with ExitStack() as stack:
         servers = {}
         for label in labels:
-            port, options = free_port(), ["--workers", str(workers), "--loops-per-ms", f"{loops}"]
+            port, options = free_port(), ["--workers", str(workers), "--loops-per-ms", loops]
             command = [sys.executable, "-m", *SERVERS[label][0], "--port", str(port), *options]
             process = stack.enter_context(running(command, listen=port, stdout=subprocess.DEVNULL))
             servers[label] = _Server(label, f"http://127.0.0.1:{port}", psutil.Process(process.pid))
