@@ -72,18 +72,6 @@ def _crawl(crawler: str, url: str, work: Path) -> tuple[dict[str, float], dict[s
     return {"pages/s": len(records) / seconds, "CPU": 100 * cpu / seconds, "peak RSS": rss}, records
 
 
-def _differences(crawls: list[tuple[str, dict[str, Any]]]) -> list[str]:
-    """How each crawl's URLs and records differ from the first crawl's."""
-    (first, a), problems = crawls[0], []
-    for name, b in crawls[1:]:
-        if only := sorted(a.keys() ^ b.keys())[:3]:
-            problems.append(f"URLs differ ({first}, {name}), e.g. {only}")
-        elif url := next((url for url in sorted(a) if a[url] != b[url]), None):
-            fields = {k: (v, b[url].get(k)) for k, v in a[url].items() if v != b[url].get(k)}
-            problems.append(f"records differ ({first}, {name}), e.g. {url}: {fields}")
-    return problems
-
-
 def _race(ctx: BenchContext, result: ScenarioResult, url: str, label: str, pages: int = 0) -> None:
     """Crawl ``url`` with each crawler in turn until the pages/s ratio is settled; add the rows."""
     made = {}
@@ -101,11 +89,17 @@ def _race(ctx: BenchContext, result: ScenarioResult, url: str, label: str, pages
                 crawls.append((f"{crawler} run {repeat + 1}", records))
             for (crawler, what), series in made.items():
                 series.add(runs[crawler][what], runs["scrapy"][what] if series.baseline else None)
-    problems, pages_seen = _differences(crawls), len(crawls[0][1])
-    if pages and pages_seen != pages:
+    (first, a), problems = crawls[0], []
+    for name, b in crawls[1:]:  # every crawl against the first
+        if only := sorted(a.keys() ^ b.keys())[:3]:
+            problems.append(f"URLs differ ({first}, {name}), e.g. {only}")
+        elif page := next((page for page in sorted(a) if a[page] != b[page]), None):
+            fields = {k: (v, b[page].get(k)) for k, v in a[page].items() if v != b[page].get(k)}
+            problems.append(f"records differ ({first}, {name}), e.g. {page}: {fields}")
+    if pages and len(a) != pages:
         problems.append(f"hybridio missed some of the {pages} pages")
     name, verdict = f"{label}identical URLs and records", "not met" if problems else "met"
-    note = "; ".join(problems) or f"{pages_seen} pages, every record equal in every run"
+    note = "; ".join(problems) or f"{len(a)} pages, every record equal in every run"
     value = float(not problems)
     same = Row(SCENARIO, name, value, "bool", ratio.n, target=SAME, verdict=verdict, note=note)
     result.rows += [s.row(SCENARIO, rule=rule if s is ratio else None) for s in made.values()]

@@ -44,7 +44,6 @@ SERVERS = {
     "multi-process": (["hybridio.web._rivals", "multiproc"], CPU),
 }
 BASELINE = "plain+pool"
-STORM_LABELS = ("hybridio", BASELINE)
 #: Where the work runs: the demo server's endpoints saturated inline, in a thread, in a process.
 LOADS = {
     f"{endpoint} {mode}": f"{path}&mode={mode}"
@@ -52,6 +51,7 @@ LOADS = {
     for mode in ("inline", "thread", "process")
 }
 _MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
+_UNITS = {"p50": "ms", "p99": "ms", "CPU": "s", "RSS": "MiB"}  # of a row, by its name
 
 
 @dataclass
@@ -120,7 +120,7 @@ def _repeat(
     """One repeat of every part: each quantity by name."""
     order = list(servers)[:: -1 if flip else 1]  # no server always goes first
     races = [(f"{label} at {c} connections", label, c) for c in CONNECTIONS for label in order]
-    races += [(f"{STORM_NAME}, {label}", label, STORM) for label in STORM_LABELS]
+    races += [(f"{STORM_NAME}, {label}", label, STORM) for label in ("hybridio", BASELINE)]
     got: dict[str, float] = {}
     for name, label, connections in races:  # saturate the CPU endpoint, time /io
         storm = ["-H", f"X-Request-Timeout: {STORM_DEADLINE:g}"] if connections == STORM else []
@@ -176,7 +176,7 @@ def _plan(labels: Sequence[str], loads: Sequence[str]) -> Plan:
             mine, multi = at["hybridio"], at["multi-process"]
             yield multi + "/io p99 vs hybridio", mine + "/io p99", targets.MUCH_BETTER_P99
             yield mine + "ok req/s vs multi-process", multi + "ok req/s", targets.AT_LEAST
-    for label in STORM_LABELS:
+    for label in ("hybridio", BASELINE):
         rule = targets.STORM_KEEPS if label == "hybridio" else None
         yield f"{STORM_NAME}, {label}: ok req/s", f"{label} at 16 connections: ok req/s", rule
     yield from (("/io p50, idle", None, None), ("/io p99, idle", None, None))
@@ -193,9 +193,7 @@ def _plan(labels: Sequence[str], loads: Sequence[str]) -> Plan:
 
 
 def _unit(name: str) -> str:
-    if "p99" in name or "p50" in name:
-        return "ms"
-    return "s" if "CPU" in name else "MiB" if "RSS" in name else "req/s"
+    return next((unit for key, unit in _UNITS.items() if key in name), "req/s")
 
 
 def _note(name: str, median: dict[str, float]) -> str:
