@@ -23,7 +23,6 @@ __all__ = ["run"]
 
 SCENARIO = "monitor"
 TITLE = "Loop health: LoopMonitor overhead and detection"
-#: Each backend's anyio name and options.
 BACKENDS: dict[str, tuple[str, dict[str, Any]]] = {
     "asyncio": ("asyncio", {}),
     "uvloop": ("asyncio", {"use_uvloop": True}),

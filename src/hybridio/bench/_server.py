@@ -12,7 +12,6 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,19 +102,8 @@ def _wrk(seconds: float, *loads: list[str]) -> tuple[list[dict[str, float]], flo
     return [parse_wrk(out) for out in outs], client
 
 
-def _settle(server: _Server) -> None:
-    """Wait (15 s at most) until ``server`` uses under 20% of a core: requests whose client left
-    still run after a load."""
-    before = sum(server.cpu())
-    for _ in range(60):
-        time.sleep(0.25)
-        if (now := sum(server.cpu())) - before < 0.05:
-            return
-        before = now
-
-
 def _repeat(
-    ctx: BenchContext, servers: dict[str, _Server], loads: Sequence[str], seconds: float, flip: bool
+    ctx: BenchContext, servers: dict[str, _Server], loads: list[str], seconds: float, flip: bool
 ) -> dict[str, float]:
     """One repeat of every part: each quantity by name."""
     order = list(servers)[:: -1 if flip else 1]  # no server always goes first
@@ -124,28 +112,29 @@ def _repeat(
     got: dict[str, float] = {}
     for name, label, connections in races:  # saturate the CPU endpoint, time /io
         storm = ["-H", f"X-Request-Timeout: {STORM_DEADLINE:g}"] if connections == STORM else []
+        length = seconds + 2 if storm else seconds  # a full queue takes ~1 s to answer at all
         ctx.progress(name)
         server, (loop, other) = servers[label], servers[label].cpu()
         saturate = [f"-c{connections}", *storm, server.base + SERVERS[label][1]]
-        # A retry storm lasts longer: a full queue takes a second or so to give its first answers.
-        length = seconds + 2 if storm else seconds
         (cpu, probe), client = _wrk(length, saturate, ["-c1", f"{server.base}/io?ms=1"])
         loop_after, other_after = server.cpu()
         spent = {"loop": loop_after - loop, "workers": other_after - other, "client": client}
         got |= {f"{name}: {key}": value / cpu["seconds"] for key, value in spent.items()}
         got |= {f"{name}: ok req/s": cpu["ok"], f"{name}: 503/s": cpu["503"]}
         got[f"{name}: /io p99"] = probe["p99"]
-        if storm:
-            _settle(server)
+        for _ in range(60 if storm else 0):  # 15 s at most for requests whose client left
+            before = sum(server.cpu())
+            time.sleep(0.25)
+            if sum(server.cpu()) - before < 0.05:  # the server is idle: under 20% of a core
+                break
     hybrid = servers["hybridio"]
     io = ["-c1", f"{hybrid.base}/io?ms=1"]
     (idle,), _ = _wrk(seconds, io)
-    got["/io p50, idle"], got["/io p99, idle"] = idle["p50"], idle["p99"]
+    got |= {f"/io {q}, idle": idle[q] for q in ("p50", "p99")}
     for load in loads:
         ctx.progress(f"where the work runs: {load}")
         (cpu, probe), _ = _wrk(seconds, ["-c4", hybrid.base + LOADS[load]], io)
-        got[f"/io p50 under {load} load"] = probe["p50"]
-        got[f"/io p99 under {load} load"] = probe["p99"]
+        got |= {f"/io {q} under {load} load": probe[q] for q in ("p50", "p99")}
         got[f"{load} throughput"] = cpu["ok"]
     ctx.progress(f"overload at {OVERLOAD:g}x capacity")
     got["RSS before"], (loop, _) = tree_rss(hybrid.process), hybrid.cpu()
@@ -164,7 +153,7 @@ def _repeat(
     return got
 
 
-def _plan(labels: Sequence[str], loads: Sequence[str]) -> Plan:
+def _plan(labels: list[str], loads: list[str]) -> Plan:
     """(row, baseline, rule) of every row, as ``_harness.rows`` takes them."""
     for c in CONNECTIONS:
         at = {label: f"{label} at {c} connections: " for label in SERVERS}
@@ -196,22 +185,6 @@ def _unit(name: str) -> str:
     return next((unit for key, unit in _UNITS.items() if key in name), "req/s")
 
 
-def _note(name: str, median: dict[str, float]) -> str:
-    """503s and CPU shares of the load a row comes from; what the overload refused."""
-    load = name.split(":")[0]
-    if name.startswith("overload: 503"):
-        return (
-            f"open loop at {OVERLOAD:g}x capacity, {OVERLOAD_DEADLINE:g} s deadline: "
-            f"{median['refused']:.0%} refused with 503, each held 0.5 s on purpose; "
-            f"ok p99 {median['ok p99']:.0f} ms"
-        )
-    if f"{load}: loop" not in median:
-        return ""
-    parts = ("loop", "workers", "client")
-    cpu = ", ".join(f"{part} {median[f'{load}: {part}']:.0%}" for part in parts)
-    return f"{median[f'{load}: 503/s']:.0f} x 503/s; CPU of one core: {cpu}"
-
-
 def run(ctx: BenchContext) -> ScenarioResult:
     """Race the servers, then the retry storm, where the work runs, and an overload."""
     if not shutil.which("wrk") and ensure_debian_packages({"wrk": Path("/usr/bin/wrk")}):
@@ -236,8 +209,18 @@ def run(ctx: BenchContext) -> ScenarioResult:
                 measured.setdefault(key, []).append(value)
     made = rows(SCENARIO, measured, (start, time.monotonic()), _plan(labels, loads), _unit)
     median = {key: statistics.median(values) for key, values in measured.items()}
-    for row in made:
-        row.note = "; ".join(filter(None, (_note(row.name, median), row.note)))
+    for row in made:  # the 503s and CPU shares of the load a row comes from; what was refused
+        load, note = row.name.split(":")[0], ""
+        if f"{load}: loop" in median:
+            cpu = (f"{p} {median[f'{load}: {p}']:.0%}" for p in ("loop", "workers", "client"))
+            note = f"{median[f'{load}: 503/s']:.0f} x 503/s; CPU of one core: {', '.join(cpu)}"
+        elif row.name == "overload: 503 latency p99":
+            note = (
+                f"open loop at {OVERLOAD:g}x capacity, {OVERLOAD_DEADLINE:g} s deadline: "
+                f"{median['refused']:.0%} refused with 503, each held 0.5 s on purpose; ok p99 "
+                f"{median['ok p99']:.0f} ms"
+            )
+        row.note = "; ".join(filter(None, (note, row.note)))
     p99 = {row.name: (row.value, median_interval(row.values)) for row in made}
     bars = {"idle": p99["/io p99, idle"]}
     bars |= {load.lstrip("/"): p99[f"/io p99 under {load} load"] for load in loads}
