@@ -76,9 +76,7 @@ async def _timed(work: Awaitable[None], monitored: bool) -> tuple[float, float]:
 
 async def _detect(count: int, seed: int) -> tuple[list[str], list[str]]:
     """Inject ``count`` blocks at random moments: the culprits missed, and the other blocks."""
-    rng, name, caught = random.Random(seed), "", False
-    misses: list[str] = []
-    others: list[str] = []
+    rng, name, caught, misses, others = random.Random(seed), "", False, [], []
 
     def on_block(event: BlockEvent) -> None:
         nonlocal caught

@@ -88,15 +88,12 @@ def parse_wrk(text: str) -> dict[str, float]:
 def _wrk(seconds: float, *loads: list[str]) -> tuple[list[dict[str, float]], float]:
     """Closed-loop loads (``wrk`` options and URL) run at once for ``seconds`` (whole seconds):
     each one's numbers, and the CPU seconds the ``wrk`` processes used."""
+    wrk = ["wrk", "-t1", f"-d{max(1, round(seconds))}s", "--latency"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    duration = f"-d{max(1, round(seconds))}s"
-    processes = [
-        subprocess.Popen(["wrk", "-t1", duration, "--latency", *load], stdout=subprocess.PIPE)
-        for load in loads
-    ]
-    outs = [process.communicate()[0].decode() for process in processes]
-    if failed := [process.returncode for process in processes if process.returncode]:
-        raise RuntimeError(f"wrk failed (exit {failed[0]})")
+    wrks = [subprocess.Popen([*wrk, *load], stdout=subprocess.PIPE, text=True) for load in loads]
+    outs = [each.communicate()[0] for each in wrks]
+    if any(each.returncode for each in wrks):
+        raise RuntimeError(f"wrk failed: {outs}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     client = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     return [parse_wrk(out) for out in outs], client
