@@ -84,10 +84,9 @@ class RecordSpider(scrapy.Spider):
         page = Page(url, response.status, 0, response.body, content_type=content_type)
         self.links[url] = page.links = extract_links(page.tree, url, self.scope)
         self.records[url] = default_extract(page)
-        for link in page.links:
-            if link not in self.seen:
-                self.seen.add(link)
-                yield self._request(link)
+        new = [link for link in page.links if link not in self.seen]  # links are distinct
+        self.seen.update(new)
+        yield from map(self._request, new)
 
     def closed(self, reason: str) -> None:
         depths = breadth_first_depths(self.seed, self.links, self.redirects)
