@@ -42,14 +42,10 @@ CRAWLERS = {
 _NGINX = string.Template(resources.files(__package__).joinpath("nginx.conf.in").read_text())
 
 
-def _nginx() -> str | None:
-    return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
-
-
 @contextmanager
 def _site(root: Path) -> Iterator[str]:
     """Serve ``root`` on 127.0.0.1 in a process of its own: nginx when installed."""
-    port, nginx = free_port(), _nginx()
+    port, nginx = free_port(), shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
     with tempfile.TemporaryDirectory(prefix="hybridio-site-") as tmp:
         if nginx:
             conf = Path(tmp, "nginx.conf")
@@ -65,7 +61,7 @@ def _site(root: Path) -> Iterator[str]:
 def _crawl(crawler: str, url: str, work: Path) -> tuple[dict[str, float], dict[str, Any]]:
     """One crawl in a fresh process: pages/s, CPU (% of a core) and peak RSS (MiB); its records."""
     out = work / f"{crawler}.jsonl"
-    for stale in (out, out.with_name(out.name + ".state")):
+    for stale in (out, out.with_name(out.name + ".state")):  # else hybridio crawl resumes
         stale.unlink(missing_ok=True)
     seconds, cpu, rss = measure_tree([sys.executable, "-m", *CRAWLERS[crawler], str(out), url])
     records = {record["url"]: record for record in map(json.loads, out.read_text().splitlines())}
@@ -114,8 +110,8 @@ def _race(ctx: BenchContext, result: ScenarioResult, url: str, label: str, pages
 def run(ctx: BenchContext) -> ScenarioResult:
     """Race both crawlers on a generated site, then (outside the tiny mode) on CPython's docs."""
     pages, words = ctx.pick(2000, 400, 40), ctx.pick(1500, 1500, 60)
-    about = f"A generated site of {pages} pages, then CPython's docs, served on 127.0.0.1 by "
-    about += f"{'nginx' if _nginx() else 'the test-site server'}, crawled by each in turn."
+    about = f"A generated site of {pages} pages, then CPython's docs, served on 127.0.0.1 by nginx "
+    about += "(else the test-site server) and crawled by each in turn; see docs/crawl.md."
     result = ScenarioResult(SCENARIO, "Crawler vs Scrapy on a local site", about)
     with tempfile.TemporaryDirectory(prefix="hybridio-site-") as root:
         ctx.progress(f"generating a {pages}-page site")

@@ -76,8 +76,7 @@ def parse_wrk(text: str) -> dict[str, float]:
     if done is None:
         raise RuntimeError(f"cannot read wrk's output: {text!r}")
     answered, seconds = int(done[1]), float(done[2]) * _MS[done[3]] / 1e3
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-    refused = int(bad[1]) if bad else 0
+    refused = sum(map(int, re.findall(r"Non-2xx or 3xx responses: (\d+)", text)))
     found = re.findall(r"^\s+(50|99)%\s+([\d.]+)(\w+)", text, re.MULTILINE)
     # Without an answer in time no latency is known (wrk prints zeros).
     q = {q: float(value) * _MS[unit] if answered else math.nan for q, value, unit in found}
