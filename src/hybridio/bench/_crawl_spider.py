@@ -1,5 +1,5 @@
 """``python -m hybridio.bench._crawl_spider OUT URL``: the breadth-first Scrapy spider of ``hybridio
-bench crawl``, writing hybridio's records with its own functions; docs/crawl.md says why so."""
+bench crawl``, writing hybridio's records with its own functions; docs/crawl.md says why."""
 
 from __future__ import annotations
 
