@@ -61,10 +61,10 @@ class _Server:
 
     def cpu(self) -> tuple[float, float]:
         """CPU seconds so far of the loop (main thread; all of multi-process) and of the rest."""
-        total = sum(self.process.cpu_times()[:4])  # with the children it waited for
-        for child in self.process.children(recursive=True):
-            with suppress(psutil.NoSuchProcess):
-                total += sum(child.cpu_times()[:2])
+        total = 0.0
+        for member in [self.process, *self.process.children(recursive=True)]:
+            with suppress(psutil.NoSuchProcess):  # each with the children it waited for
+                total += sum(member.cpu_times()[:4])
         loop = sum(next(t for t in self.process.threads() if t.id == self.process.pid)[1:])
         return (total, 0.0) if self.label == "multi-process" else (loop, total - loop)
 
