@@ -33,8 +33,7 @@ PYTHON_DOCS = Path("/usr/share/doc/python3.11/html")
 REAL_SITE = {"python3.11-doc": PYTHON_DOCS / "index.html", "nginx-light": Path("/usr/sbin/nginx")}
 UNITS = {"pages/s": "pages/s", "CPU": "% of one core", "peak RSS": "MiB"}
 SAME = "same records, every run"
-#: Each crawler's command after ``python -m``, then OUT.jsonl and the URL: both at Scrapy's
-#: default concurrency (16, 8 per host).
+#: Each crawler after ``python -m`` (then OUT.jsonl, URL), at Scrapy's concurrency (16, 8 per host).
 CRAWLERS = {
     "hybridio": ["hybridio", "crawl", "--quiet", "-c", "16", "--per-host", "8", "--out"],
     "scrapy": ["hybridio.bench._crawl_spider"],

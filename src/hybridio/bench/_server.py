@@ -70,8 +70,7 @@ class _Server:
 
 
 def parse_wrk(text: str) -> dict[str, float]:
-    """seconds, ok/s, 503/s and p50/p99 ms from ``wrk --latency`` output (wrk counts every
-    non-2xx together: under these loads, 503s)."""
+    """seconds, ok/s, 503/s (every non-2xx) and p50/p99 ms from ``wrk --latency`` output."""
     done = re.search(r"(\d+) requests in ([\d.]+)(\w+)", text)
     if done is None:
         raise RuntimeError(f"cannot read wrk's output: {text!r}")
@@ -85,8 +84,7 @@ def parse_wrk(text: str) -> dict[str, float]:
 
 
 def _wrk(seconds: float, *loads: list[str]) -> tuple[list[dict[str, float]], float]:
-    """Closed-loop loads (``wrk`` options and URL) run at once for ``seconds`` (whole seconds):
-    each one's numbers, and the CPU seconds the ``wrk`` processes used."""
+    """``wrk`` loads (options, URL) run at once: their numbers, and the CPU seconds of wrk."""
     wrk = ["wrk", "-t1", f"-d{max(1, round(seconds))}s", "--latency"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     wrks = [subprocess.Popen([*wrk, *load], stdout=subprocess.PIPE, text=True) for load in loads]
