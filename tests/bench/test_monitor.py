@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hybridio.bench._model import BenchContext
-from hybridio.bench._monitor import CULPRITS, _backends, run
+from hybridio.bench._monitor import CULPRITS, run
 
 
 def test_tiny_run_reports_overhead_detection_and_false_blocks(tmp_path: Path) -> None:
@@ -38,9 +38,15 @@ def test_tiny_run_reports_overhead_detection_and_false_blocks(tmp_path: Path) ->
     assert any("detection" in line for line in progress)
 
 
-def test_a_backend_that_is_not_installed_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_backend_that_is_not_installed_is_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "trio" else real(name, *a)
     )
-    assert _backends(["asyncio", "uvloop", "trio"]) == (["asyncio", "uvloop"], ["trio"])
+    result = run(BenchContext(out=tmp_path, tiny=True))
+    names = {row.name for row in result.rows}
+    assert "50 ms blocks caught with the right culprit, asyncio" in names
+    assert not any(name.endswith(", trio") for name in names)
+    assert result.extra["skipped trio"] == "not installed: pip install trio"

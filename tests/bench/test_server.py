@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import threading
 from pathlib import Path
 
+import psutil
+
 from hybridio.bench._model import BenchContext
-from hybridio.bench._server import parse_wrk, run
+from hybridio.bench._server import _Server, parse_wrk, run
 
 WRK = """\
 Running 1s test @ http://127.0.0.1:8000/cpu?ms=20
@@ -24,6 +27,17 @@ Requests/sec:    100.00
 
 def test_wrk_output_is_read_in_milliseconds_and_rates() -> None:
     assert parse_wrk(WRK) == {"seconds": 2.0, "ok": 75.0, "503": 25.0, "p50": 1.2, "p99": 15.5}
+
+
+def test_cpu_is_split_between_the_loop_and_the_rest() -> None:
+    burn = threading.Thread(target=sum, args=(range(3_000_000),))  # CPU off the main thread
+    burn.start()
+    burn.join()
+    loop, rest = _Server("plain+pool", "", psutil.Process()).cpu()
+    assert loop > 0
+    assert rest > 0  # the thread's time stays with the process after it ended
+    # The multi-process server's processes all run a loop: nothing is "the rest".
+    assert _Server("multi-process", "", psutil.Process()).cpu()[1] == 0.0
 
 
 def test_server_scenario_tiny(tmp_path: Path) -> None:

@@ -1,17 +1,13 @@
-"""The Scrapy side of the crawl benchmark: a breadth-first spider computing hybridio's records.
-
-Run as ``python -m hybridio.bench._crawl_spider URL OUT.jsonl``: Scrapy's default concurrency,
-robots.txt obeyed, breadth-first as Scrapy's FAQ says, its own seen-set, and each page's
-breadth-first depth computed over the link graph once the crawl is over (docs/crawl.md says why).
-Records come from the very functions hybridio's workers run (``hybridio.crawl._parse``).
-"""
+"""``python -m hybridio.bench._crawl_spider OUT URL``: the breadth-first Scrapy spider of ``hybridio
+bench crawl``, writing hybridio's records with its own functions; docs/crawl.md says why."""
 
 from __future__ import annotations
 
 import json
 import sys
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import scrapy
@@ -21,26 +17,34 @@ from scrapy.http import HtmlResponse, Response
 from ..crawl._frontier import Scope, normalize_url
 from ..crawl._parse import Page, default_extract, extract_links
 
-__all__ = ["RecordSpider", "breadth_first_depths", "main"]
+__all__ = ["SETTINGS", "RecordSpider", "breadth_first_depths"]
+
+#: Breadth-first as Scrapy's FAQ says, with the limits hybridio crawl has by default.
+SETTINGS = {
+    "ROBOTSTXT_OBEY": True,
+    "LOG_LEVEL": "WARNING",
+    "TELNETCONSOLE_ENABLED": False,
+    "DEPTH_PRIORITY": 1,
+    "SCHEDULER_DISK_QUEUE": "scrapy.squeues.PickleFifoDiskQueue",
+    "SCHEDULER_MEMORY_QUEUE": "scrapy.squeues.FifoMemoryQueue",
+    "DOWNLOAD_MAXSIZE": 5 * 1024 * 1024,
+    "REDIRECT_MAX_TIMES": 5,
+    "DOWNLOAD_TIMEOUT": 10,
+}
 
 
 def breadth_first_depths(
     seed: str, links: dict[str, list[str]], redirects: dict[str, str]
 ) -> dict[str, int]:
     """Depth of every URL reachable from ``seed``: links are one hop, redirects none (0-1 BFS)."""
-    depth = {seed: 0}
-    queue = deque([seed])
+    depth, queue = {seed: 0}, deque([seed])
     while queue:
         url = queue.popleft()
         steps = [(redirects[url], 0)] if url in redirects else []
-        steps += [(link, 1) for link in links.get(url, [])]
-        for target, hop in steps:
+        for target, hop in steps + [(link, 1) for link in links.get(url, [])]:
             if target not in depth or depth[url] + hop < depth[target]:
                 depth[target] = depth[url] + hop
-                if hop:
-                    queue.append(target)
-                else:
-                    queue.appendleft(target)
+                (queue.append if hop else queue.appendleft)(target)
     return depth
 
 
@@ -53,80 +57,45 @@ class RecordSpider(scrapy.Spider):
         super().__init__(**kwargs)
         seed = normalize_url(start)
         assert seed is not None, f"not an http(s) URL: {start!r}"
-        self.seed = seed
-        self.out = out
-        self.scope = Scope.for_seeds([seed])
-        self.seen = {seed}
+        self.seed, self.out, self.scope, self.seen = seed, out, Scope.for_seeds([seed]), {seed}
         self.records: dict[str, dict[str, Any]] = {}
         self.links: dict[str, list[str]] = {}
         self.redirects: dict[str, str] = {}
 
-    async def start(self) -> Any:  # Scrapy >= 2.13
-        for request in self.start_requests():
-            yield request
-
-    def start_requests(self) -> Iterator[scrapy.Request]:
+    async def start(self) -> AsyncIterator[scrapy.Request]:
         yield self._request(self.seed)
 
     def _request(self, url: str) -> scrapy.Request:
         # The spider's own seen-set decides what is fetched: the dupe filter is not consulted.
         return scrapy.Request(url, callback=self.parse, dont_filter=True, meta={"url": url})
 
-    def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
+    def parse(self, response: Response, **kwargs: Any) -> Iterator[scrapy.Request]:
         if not isinstance(response, HtmlResponse):
             return
-        asked = response.meta["url"]
-        url = asked
+        url = asked = response.meta["url"]
         if response.meta.get("redirect_urls"):
-            url = normalize_url(response.url) or response.url
-            self.redirects[asked] = url
+            url = self.redirects[asked] = normalize_url(response.url) or response.url
             self.seen.add(url)
         if url in self.links:
             return  # reached twice (a link and a redirect): recorded once, as hybridio does
-        content_type = response.headers.get("Content-Type")
-        page = Page(
-            url,
-            response.status,
-            0,  # replaced by the breadth-first depth when the crawl is over
-            response.body,
-            content_type=content_type.decode("latin-1") if content_type else None,
-        )
-        page.links = extract_links(page.tree, url, self.scope)
+        header = response.headers.get("Content-Type")
+        content_type = header.decode("latin-1") if header else None
+        # Depth 0 for now: the breadth-first depth replaces it once the crawl is over.
+        page = Page(url, response.status, 0, response.body, content_type=content_type)
+        self.links[url] = page.links = extract_links(page.tree, url, self.scope)
         self.records[url] = default_extract(page)
-        self.links[url] = page.links
-        for link in page.links:
-            if link not in self.seen:
-                self.seen.add(link)
-                yield self._request(link)
+        new = [link for link in page.links if link not in self.seen]  # links are distinct
+        self.seen.update(new)
+        yield from map(self._request, new)
 
     def closed(self, reason: str) -> None:
         depths = breadth_first_depths(self.seed, self.links, self.redirects)
-        with open(self.out, "w", encoding="utf-8") as handle:
-            for url, record in self.records.items():
-                record["depth"] = depths[url]
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-
-def main(argv: list[str]) -> None:
-    start, out = argv
-    process = CrawlerProcess(
-        settings={
-            "ROBOTSTXT_OBEY": True,
-            "LOG_LEVEL": "WARNING",
-            "TELNETCONSOLE_ENABLED": False,
-            # Breadth-first, as Scrapy's FAQ says.
-            "DEPTH_PRIORITY": 1,
-            "SCHEDULER_DISK_QUEUE": "scrapy.squeues.PickleFifoDiskQueue",
-            "SCHEDULER_MEMORY_QUEUE": "scrapy.squeues.FifoMemoryQueue",
-            # The limits hybridio crawl has by default, so that both skip the same pages.
-            "DOWNLOAD_MAXSIZE": 5 * 1024 * 1024,
-            "REDIRECT_MAX_TIMES": 5,
-            "DOWNLOAD_TIMEOUT": 10,
-        }
-    )
-    process.crawl(RecordSpider, start=start, out=out)
-    process.start()
+        records = [{**record, "depth": depths[url]} for url, record in self.records.items()]
+        text = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+        Path(self.out).write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    process = CrawlerProcess(settings=SETTINGS)
+    process.crawl(RecordSpider, out=sys.argv[1], start=sys.argv[2])
+    process.start()
