@@ -24,7 +24,7 @@ def test_tiny_crawl_scenario(tmp_path: Path) -> None:
 
 
 def test_spider_depths_are_breadth_first_over_the_graph() -> None:
-    from hybridio.bench._crawl_spider import breadth_first_depths
+    from hybridio.crawl._scrapy_rival import breadth_first_depths
 
     links = {"/": ["/a", "/b", "/r"], "/b": ["/c"], "/c": ["/x", "/z"], "/a": ["/x"]}
     # A redirect is no extra hop: /r (depth 1) leads to /z at depth 1, not 3 via /c.

@@ -1,5 +1,6 @@
-"""Scenario ``crawl``: ``hybridio crawl`` against a breadth-first Scrapy spider (``_crawl_spider``)
-on a generated site and on CPython's docs; docs/crawl.md ("Against Scrapy") gives the method."""
+"""Scenario ``crawl``: ``hybridio crawl`` against a breadth-first Scrapy spider
+(``hybridio.crawl._scrapy_rival``) on a generated site and on CPython's docs; docs/crawl.md
+("Against Scrapy") gives the method."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ SAME = "same records, every run"
 #: Each crawler after ``python -m`` (then OUT.jsonl, URL), at Scrapy's concurrency (16, 8 per host).
 CRAWLERS = {
     "hybridio": ["hybridio", "crawl", "--quiet", "-c", "16", "--per-host", "8", "--out"],
-    "scrapy": ["hybridio.bench._crawl_spider"],
+    "scrapy": ["hybridio.crawl._scrapy_rival"],
 }
 _NGINX = string.Template(resources.files(__package__).joinpath("nginx.conf.in").read_text())
 

@@ -1,5 +1,8 @@
-"""``python -m hybridio.bench._crawl_spider OUT URL``: the breadth-first Scrapy spider of ``hybridio
-bench crawl``, writing hybridio's records with its own functions; docs/crawl.md says why."""
+"""What users write instead of hybridio.crawl: the Scrapy spider ``hybridio bench crawl`` races.
+
+``python -m hybridio.crawl._scrapy_rival OUT URL``: breadth-first, writing hybridio's records with
+hybridio's own parsing functions (beside the crawler, as the rival servers are beside the web
+kit); docs/crawl.md says why it is built this way."""
 
 from __future__ import annotations
 
