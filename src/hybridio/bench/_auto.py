@@ -19,8 +19,7 @@ from hybridio import Kind
 
 from .._workloads import echo, loops_for, sha256_hex, sleep_for, spin
 from . import _targets as t
-from ._dispatch import throughput
-from ._harness import Plan, rows
+from ._harness import Plan, rows, throughput
 from ._model import MIN_REPEATS, BenchContext, Row, Rule, ScenarioResult
 
 __all__ = ["run"]

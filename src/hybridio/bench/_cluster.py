@@ -18,9 +18,7 @@ import anyio
 import hybridio
 
 from .._workloads import busy_for, echo, noop
-from ._dispatch import map_rate, throughput
-from ._harness import free_port, running
-from ._interpreters import burst
+from ._harness import burst, free_port, map_rate, running, throughput
 from ._load import usable_cpus
 from ._model import BenchContext, Row, ScenarioResult, Series
 

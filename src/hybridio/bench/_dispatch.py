@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -26,14 +26,13 @@ import hybridio
 
 from .._workloads import echo, loops_for, run_batch, spin
 from . import _targets as t
-from ._harness import rows
+from ._harness import Call, map_rate, rows, throughput
 from ._load import usable_cpus
-from ._model import MIN_REPEATS, BenchContext, ScenarioResult, Series, gather
+from ._model import MIN_REPEATS, BenchContext, ScenarioResult, Series
 from ._plots import bar_plot
 
-__all__ = ["batching_sketch", "map_rate", "run", "throughput"]
+__all__ = ["batching_sketch", "run"]
 
-Call = Callable[[], Awaitable[Any]]
 SKETCH = "batching sketch"
 _ECHO = pickle.dumps(echo)
 #: The tiny-call strategies (1 and 32 callers, the first three also 256), in the plot's order.
@@ -66,35 +65,6 @@ ROWS = {
     "map_cpu vs anyio.to_process x32": t.MAP_CPU,
 }
 PLOT = "dispatch-throughput.png"
-
-
-async def throughput(call: Call, callers: int, seconds: float, *, yield_every: int = 0) -> float:
-    """Calls per second of ``callers`` tasks calling back to back for ``seconds``; with
-    ``yield_every``, each lets the others run every that many calls (inline calls never yield)."""
-    done, start = 0, time.perf_counter()
-    deadline = start + seconds
-
-    async def caller() -> None:
-        nonlocal done
-        i = 0
-        while not i or time.perf_counter() < deadline:  # one call at least, however late
-            await call()
-            i += 1
-            if yield_every and i % yield_every == 0:
-                await anyio.lowlevel.checkpoint()
-        done += i
-
-    await gather([caller] * callers)
-    return done / (time.perf_counter() - start)
-
-
-async def map_rate(rt: hybridio.Runtime, fn: Callable[[Any], Any], items: Sequence[Any]) -> float:
-    """Items per second of ``rt.map_cpu(fn, items)``."""
-    start = time.perf_counter()
-    async with rt.map_cpu(fn, items) as results:
-        async for _ in results:
-            pass
-    return len(items) / (time.perf_counter() - start)
 
 
 @asynccontextmanager

@@ -1,5 +1,5 @@
-"""What several scenarios share: rows from quantities measured in each repeat, and helper
-processes (servers, load generators, crawlers, a Dask cluster) on 127.0.0.1."""
+"""What several scenarios share: closed-loop measurements, rows from quantities measured in each
+repeat, and helper processes (servers, load generators, crawlers, a Dask cluster) on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -10,16 +10,23 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import anyio.lowlevel
 import psutil
 
-from ._model import Row, Rule, Series
+import hybridio
 
-__all__ = ["ensure_debian_packages", "free_port", "measure_tree", "rows", "running", "tree_rss"]
+from ._model import Row, Rule, Series, gather
+
+__all__ = ["burst", "ensure_debian_packages", "free_port", "map_rate", "measure_tree", "rows"]
+__all__ += ["running", "throughput", "tree_rss"]
+
+Call = Callable[[], Awaitable[Any]]
 
 #: (row, baseline, rule): a row reports the quantity its name starts with (up to " vs "),
 #: paired repeat by repeat with the baseline quantity when there is one.
@@ -49,6 +56,42 @@ def rows(
         note = f"{lost} repeat(s) without a measurement left out" if lost else ""
         made.append(series.row(scenario, rule=rule, note=note))
     return made
+
+
+async def throughput(call: Call, callers: int, seconds: float, *, yield_every: int = 0) -> float:
+    """Calls per second of ``callers`` tasks calling back to back for ``seconds``; with
+    ``yield_every``, each lets the others run every that many calls (inline calls never yield)."""
+    done, start = 0, time.perf_counter()
+    deadline = start + seconds
+
+    async def caller() -> None:
+        nonlocal done
+        i = 0
+        while not i or time.perf_counter() < deadline:  # one call at least, however late
+            await call()
+            i += 1
+            if yield_every and i % yield_every == 0:
+                await anyio.lowlevel.checkpoint()
+        done += i
+
+    await gather([caller] * callers)
+    return done / (time.perf_counter() - start)
+
+
+async def map_rate(rt: hybridio.Runtime, fn: Callable[[Any], Any], items: Sequence[Any]) -> float:
+    """Items per second of ``rt.map_cpu(fn, items)``."""
+    start = time.perf_counter()
+    async with rt.map_cpu(fn, items) as results:
+        async for _ in results:
+            pass
+    return len(items) / (time.perf_counter() - start)
+
+
+async def burst(calls: int, fn: Callable[..., Awaitable[object]], *args: Any) -> float:
+    """Seconds for ``calls`` concurrent calls of ``fn(*args)``."""
+    start = time.perf_counter()
+    await gather([partial(fn, *args)] * calls)
+    return time.perf_counter() - start
 
 
 def free_port() -> int:

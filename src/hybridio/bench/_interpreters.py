@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from functools import partial
 from typing import Any
@@ -21,10 +20,10 @@ from hybridio import Runtime
 
 from .._runtime._gil import gil_enabled
 from .._workloads import loops_for, noop, spin
+from ._harness import burst
 from ._load import usable_cpus
-from ._model import gather
 
-__all__ = ["burst", "measure"]
+__all__ = ["measure"]
 
 #: Each kind measured: a runtime of ``n`` such workers, where its calls go by default.
 RUNTIMES: dict[str, Callable[[int], Runtime]] = {
@@ -32,13 +31,6 @@ RUNTIMES: dict[str, Callable[[int], Runtime]] = {
     "process": lambda n: Runtime(cpu_workers=n, cpu_backend="process"),
     "thread-cpu": lambda n: Runtime(cpu_workers=n, cpu_backend="thread"),
 }
-
-
-async def burst(calls: int, fn: Callable[..., Awaitable[object]], *args: Any) -> float:
-    """Seconds for ``calls`` concurrent calls of ``fn(*args)``."""
-    start = time.perf_counter()
-    await gather([partial(fn, *args)] * calls)
-    return time.perf_counter() - start
 
 
 async def _measure(quick: bool) -> list[dict[str, Any]]:
