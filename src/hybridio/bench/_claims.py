@@ -38,7 +38,8 @@ import psutil
 import hybridio
 
 from .. import _workloads
-from . import _model
+from . import _load, _model
+from ._harness import burst
 from ._load import usable_cpus
 from ._model import INCONCLUSIVE, BenchContext, Row, Rule, ScenarioResult, Series, Verdict, fact
 from ._plots import Line, bar_plot, line_plot
@@ -72,16 +73,8 @@ async def rates(
     rt: hybridio.Runtime, count: int, kinds: Sequence[hybridio.Kind], fn: Any, *args: Any
 ) -> list[float]:
     """Calls/s of ``count`` calls of ``fn(*args)`` per kind: inline one by one, others at once."""
-    result = []
-    for kind in kinds:
-        call, start = functools.partial(rt.run, fn, *args, kind=kind), time.perf_counter()
-        if kind == "inline" or count == 1:
-            for _ in range(count):
-                await call()
-        else:
-            await _model.gather([call] * count)
-        result.append(count / (time.perf_counter() - start))
-    return result
+    calls = [functools.partial(rt.run, fn, *args, kind=kind) for kind in kinds]
+    return [count / await burst(count, call) for call in calls]  # inline calls never yield
 
 
 async def _against_inline(
@@ -93,12 +86,13 @@ async def _against_inline(
     budget: float | None = None,
 ) -> None:
     """In ``runtime``, per round: ``tasks`` calls inline, then by each kind (rate vs inline)."""
-    by_kind = {kind: series for kind, series, _ in judged}
+    measured = {series.name: (kind, series) for kind, series, _ in judged}  # once each
+    kinds = [kind for kind, _ in measured.values()]
     async with runtime as rt:
-        await rates(rt, tasks, list(by_kind), _workloads.noop)  # start the workers
+        await rates(rt, tasks, kinds, _workloads.noop)  # start the workers
         for _ in ctx.rounds(*[(series, rule) for _, series, rule in judged], budget=budget):
-            inline, *offloaded = await rates(rt, tasks, ["inline", *by_kind], *call)
-            for series, rate in zip(by_kind.values(), offloaded, strict=True):
+            inline, *offloaded = await rates(rt, tasks, ["inline", *kinds], *call)
+            for (_, series), rate in zip(measured.values(), offloaded, strict=True):
                 series.add(rate, inline)
 
 
@@ -223,12 +217,14 @@ async def crossover(ctx: BenchContext, result: ScenarioResult) -> None:
     point = crossover_point([(d, s.ratio or 0.0) for d, s in measured.items()])
     intervals = [(d, s.interval()) for d, s in measured.items()]
     verdict, reason = verdict_crossover(intervals, NO_GAIN.confirm)
-    if busy := _busy(list(measured.values())):  # other processes distort every speedup
-        verdict, reason = INCONCLUSIVE, "busy machine: rerun when it is quiet"
+    load = _load.during(start, time.monotonic())
+    if load is not None and load.busy:  # other processes distort every speedup
+        verdict, reason = INCONCLUSIVE, _model.busy_reason(load)
     note = "no measured duration paid off" if point is None else "interpolated"
     name = "task duration from which offloading pays (speedup >= 1)"
     crossing = fact(name, math.nan if point is None else point, "s", since=start)
     result.rows += claim_rows(crossing, "cpu_bound", verdict=verdict, reason=reason, note=note)
+    busy = _busy(list(measured.values()))
     title = f"Offloading {tasks} tasks to {cpus} processes: speedup vs task length{busy}"
     mark = None if point is None else (point, f"crossover ~{point * 1000:.2g} ms")
     path, x = ctx.out / "claims-offload-crossover.png", "task duration (s, log scale)"
@@ -239,8 +235,10 @@ async def crossover(ctx: BenchContext, result: ScenarioResult) -> None:
 # -- What a process costs ----------------------------------------------------------------------
 def _start_join(worker: Any) -> float:
     """Seconds to start and join a thread or a process (3.12+ warnings about fork silenced)."""
+    process = isinstance(worker, multiprocessing.process.BaseProcess)
+    quiet = warnings.catch_warnings(action="ignore", category=DeprecationWarning)
     start = time.perf_counter()
-    with warnings.catch_warnings(action="ignore", category=DeprecationWarning):
+    with quiet if process else contextlib.nullcontext():  # a thread's start: nothing extra
         worker.start()
     worker.join()
     return time.perf_counter() - start
@@ -512,28 +510,30 @@ async def alternatives(ctx: BenchContext, result: ScenarioResult) -> None:
     """Free-threaded CPython and subinterpreters in a Python found here; Jython, the GIL."""
     k, loops = max(2, usable_cpus()), _workloads.loops_for(ctx.pick(0.1, 0.05, 0.005))
     args = [str(loops), str(k), str(ctx.pick(12, 8, 1)), inspect.getsource(_workloads.spin)]
-    runs: dict[str, tuple[str, dict[str, Any]]] = {}
+    runs: dict[str, tuple[str, dict[str, Any], tuple[float, float]]] = {}
     for path in find_interpreters():
         if "subinterpreters" in runs and not path.endswith("t"):
             continue  # only a free-threaded build ("python3.13t") can add something now
+        start = time.monotonic()
         try:
             data = _run(path, "-c", _SCRIPT, *args)
         except (OSError, subprocess.SubprocessError, ValueError):
             continue  # a pyenv shim for a version not selected, a broken install...
-        where = f"Python {data['version']}: {path}"
+        found = (f"Python {data['version']}: {path}", data, (start, time.monotonic()))
         if data["free_threaded"]:
-            runs.setdefault("threads", (where, data))
+            runs.setdefault("threads", found)
         if data["subinterpreters"] and not data["errors"]:
-            runs.setdefault("subinterpreters", (where, data))
-    ctx.progress(f"found {', '.join(f'{kind}: {p}' for kind, (p, _) in runs.items()) or 'none'}")
+            runs.setdefault("subinterpreters", found)
+    ctx.progress(f"found {', '.join(f'{kind}: {run[0]}' for kind, run in runs.items()) or 'none'}")
     for kind, title in (
         ("threads", f"free-threaded CPython: {k} CPU tasks on {k} threads"),
         ("subinterpreters", f"subinterpreters: {k} CPU tasks in {k} interpreters"),
     ):
         series = Series(title, "tasks/s", f"the same {k} tasks one after the other")
-        where, data = runs.get(kind, (_ELSEWHERE, {}))
+        where, data, window = runs.get(kind, (_ELSEWHERE, {}, None))
         for seq, par in zip(data.get("sequential", []), data.get(kind, []), strict=True):
             series.add(k / par, k / seq)
+        series.window = window  # the load while that Python measured, not when it reported
         rule, verdict = (PARALLEL, None) if series.n else (None, "n/a")
         claim = "other_implementations"
         result.rows += claim_rows(series, claim, rule, verdict=verdict, note=where)

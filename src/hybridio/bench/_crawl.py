@@ -68,6 +68,17 @@ def _crawl(crawler: str, url: str, work: Path) -> tuple[dict[str, float], dict[s
     return {"pages/s": len(records) / seconds, "CPU": 100 * cpu / seconds, "peak RSS": rss}, records
 
 
+def _differences(a: dict[str, Any], b: dict[str, Any], names: str) -> str:
+    """'' when two crawls wrote the same URLs and records, else what differs."""
+    if a.keys() != b.keys():
+        return f"URLs differ ({names}), e.g. {sorted(a.keys() ^ b.keys())[:3]}"
+    url = next((url for url in sorted(a) if a[url] != b[url]), None)
+    if url is None:
+        return ""
+    fields = {k: (v, b[url].get(k)) for k, v in a[url].items() if v != b[url].get(k)}
+    return f"records differ ({names}), e.g. {url}: {fields}"
+
+
 def _race(ctx: BenchContext, result: ScenarioResult, url: str, label: str, pages: int = 0) -> None:
     """Crawl ``url`` with each crawler in turn until the pages/s ratio is settled; add the rows."""
     made = {}
@@ -85,13 +96,9 @@ def _race(ctx: BenchContext, result: ScenarioResult, url: str, label: str, pages
                 crawls.append((f"{crawler} run {repeat + 1}", records))
             for (crawler, what), series in made.items():
                 series.add(runs[crawler][what], runs["scrapy"][what] if series.baseline else None)
-    (first, a), problems = crawls[0], []
-    for name, b in crawls[1:]:  # every crawl against the first
-        if only := sorted(a.keys() ^ b.keys())[:3]:
-            problems.append(f"URLs differ ({first}, {name}), e.g. {only}")
-        elif page := next((page for page in sorted(a) if a[page] != b[page]), None):
-            fields = {k: (v, b[page].get(k)) for k, v in a[page].items() if v != b[page].get(k)}
-            problems.append(f"records differ ({first}, {name}), e.g. {page}: {fields}")
+    first, a = crawls[0]
+    problems = [_differences(a, b, f"{first}, {name}") for name, b in crawls[1:]]
+    problems = [problem for problem in problems if problem]
     if pages and len(a) != pages:
         problems.append(f"hybridio missed some of the {pages} pages")
     name, verdict = f"{label}identical URLs and records", "not met" if problems else "met"

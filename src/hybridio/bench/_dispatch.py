@@ -129,7 +129,8 @@ async def _measure(ctx: BenchContext) -> ScenarioResult:
                     "inline": lambda: rt.run(fn, x, kind="inline"),
                 }
 
-            tiny, cpu = strategies(echo, 1) | {SKETCH: lambda: sketch(1)}, strategies(spin, spin_n)
+            tiny = strategies(echo, 1) | {SKETCH: lambda: sketch(1)}
+            cpu = strategies(spin, spin_n)
             cpu["threads (hybridio.run_blocking)"] = cpu["hybridio.run_blocking"]
             ctx.progress("starting every pool's workers")
             for name in TINY:  # warm up: every worker started and used

@@ -37,7 +37,7 @@ async def _measure(quick: bool) -> list[dict[str, Any]]:
     """Every row, in the order printed."""
     kinds = ["interpreter"] if sys.version_info >= (3, 13) else []
     kinds += ["process"] + ([] if gil_enabled() else ["thread-cpu"])
-    (rounds, trips), n = (3, 199) if quick else (7, 999), loops_for(0.05)
+    rounds, trips, n = (3 if quick else 7), (200 if quick else 1000), loops_for(0.05)
     rows = []
 
     def add(name: str, value: float, unit: str, detail: str) -> None:
@@ -64,8 +64,9 @@ async def _measure(quick: bool) -> list[dict[str, Any]]:
         tiny = 1000 / min(times[f"tiny/{kind}"])
         add(f"tiny/{kind}", tiny, "calls/s", "1000 concurrent no-op calls")
     for kind in kinds:
-        async with RUNTIMES[kind](1) as rt:  # one by one, after the first call
-            alone = [await burst(1, rt.run, noop) for _ in range(trips + 1)][1:]
+        async with RUNTIMES[kind](1) as rt:
+            await rt.run(noop)  # the worker starts
+            alone = [await burst(1, rt.run, noop) for _ in range(trips)]
         add(f"round_trip/{kind}", statistics.median(alone) * 1e6, "us", "median, one by one")
         for _ in range(rounds):
             async with RUNTIMES[kind](1) as rt:

@@ -94,7 +94,7 @@ def _pyperf(document: Document, path: Path) -> None:
     for scenario, row in _all_rows(document):
         unit, values, name = (
             row["unit"],
-            [v for v in row["values"] if v],
+            [v for v in row["values"] if v is not None and v > 0],
             f"{scenario}: {row['name']}",
         )
         if unit.endswith("/s"):
@@ -265,7 +265,8 @@ def render_table(document: Document, width: int) -> str:
             if verdict == INCONCLUSIVE and row["reason"]:  # its first words: "busy machine"...
                 verdict += f" ({re.split(r'[:(;]', row['reason'])[0].strip()})"
             table.add_row(row["name"], _measured(row), format_ratio(row), verdict)
-    console = Console(file=(buffer := io.StringIO()), width=width, no_color=True, highlight=False)
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, no_color=True, highlight=False)
     console.print(table)
     for line in load_summary(document["scenarios"]):
         console.print(line.replace("**", ""))

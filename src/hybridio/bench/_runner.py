@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from .._extras import EXTRA_MODULES, install_hint
 from . import _load
-from ._model import BenchContext, Scenario, ScenarioResult, busy_reason
+from ._model import INCONCLUSIVE, BenchContext, Scenario, ScenarioResult, busy_reason
 
 #: name -> "module:function", in the order ``bench all`` runs them (``cluster``: named only).
 SCENARIOS = {
@@ -67,7 +67,7 @@ def _guard_busy(result: ScenarioResult, load: _load.Load | None) -> None:
     may be the load's doing: it becomes inconclusive."""
     for row in result.rows:
         if load and load.busy and row.verdict in ("refuted", "not met") and row.interval is None:
-            row.verdict, row.reason = "inconclusive", busy_reason(load)
+            row.verdict, row.reason = INCONCLUSIVE, busy_reason(load)
 
 
 def run_scenarios(

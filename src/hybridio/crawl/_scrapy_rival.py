@@ -47,7 +47,10 @@ def breadth_first_depths(
         for target, hop in steps + [(link, 1) for link in links.get(url, [])]:
             if target not in depth or depth[url] + hop < depth[target]:
                 depth[target] = depth[url] + hop
-                (queue.append if hop else queue.appendleft)(target)
+                if hop:
+                    queue.append(target)
+                else:
+                    queue.appendleft(target)
     return depth
 
 
@@ -60,7 +63,8 @@ class RecordSpider(scrapy.Spider):
         super().__init__(**kwargs)
         seed = normalize_url(start)
         assert seed is not None, f"not an http(s) URL: {start!r}"
-        self.seed, self.out, self.scope, self.seen = seed, out, Scope.for_seeds([seed]), {seed}
+        self.seed, self.out = seed, out
+        self.scope, self.seen = Scope.for_seeds([seed]), {seed}
         self.records: dict[str, dict[str, Any]] = {}
         self.links: dict[str, list[str]] = {}
         self.redirects: dict[str, str] = {}
