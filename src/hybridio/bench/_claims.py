@@ -537,29 +537,12 @@ async def alternatives(ctx: BenchContext, result: ScenarioResult) -> None:
         rule, verdict = (PARALLEL, None) if series.n else (None, "n/a")
         claim = "other_implementations"
         result.rows += claim_rows(series, claim, rule, verdict=verdict, note=where)
-    result.rows += _hybridio_interpreters(ctx)
     for name, claim in (
         ("Jython / IronPython as the way around the GIL", "other_implementations"),
         ("is the GIL required? (free-threaded CPython 3.13t runs without it)", "gil_required"),
     ):
         unmeasured = fact(name, math.nan, "")
         result.rows += claim_rows(unmeasured, claim, verdict="qualified", note="see docs/claims.md")
-
-
-def _hybridio_interpreters(ctx: BenchContext) -> list[Row]:
-    """hybridio's ``kind="interpreter"`` (context), measured in ``make test``'s ``.venv313``."""
-    name = 'hybridio kind="interpreter": 4 x ~50 ms calls on 2 interpreters, vs inline'
-    venvs = sorted(map(str, Path(sys.prefix).parent.glob(".venv31[3-9]*/bin/python")))
-    speedup, note = math.nan, "no Python 3.13 environment with hybridio here (`make test`)"
-    if venvs and not ctx.tiny:
-        command = [venvs[0], "-m", "hybridio.bench._interpreters"] + ["--full"] * (not ctx.quick)
-        try:
-            rows = {row["name"]: row for row in _run(*command, timeout=600)}
-            speedup = float(rows["parallel/interpreter/speed-up"]["value"])
-            note = f"best of several rounds (context, not judged); {venvs[0]}"
-        except (OSError, subprocess.SubprocessError, ValueError, KeyError) as exc:
-            note = f"failed: {exc!r}"
-    return claim_rows(fact(name, speedup, "x"), "other_implementations", verdict="n/a", note=note)
 
 
 #: Name -> measurement, in the order they run (cheap and robust first).

@@ -51,7 +51,9 @@ def run(scenarios: tuple[str, ...], quick: bool, out: Path, tiny: bool) -> None:
     """Measure offload choices on this machine: SCENARIO is one of all (the default), claims
     (the seed notes' claims about processes, threads and the GIL, each with a verdict), dispatch,
     monitor, server, crawl, auto (kind="auto" against fixed kinds); all runs these. Named only:
-    cluster (a local Dask cluster against the local pool; needs hybridio[cluster]).
+    cluster (a local Dask cluster against the local pool; needs hybridio[cluster]) and
+    interpreters (subinterpreters and free-threaded threads against processes: run it with the
+    Python to measure).
 
     Every timing is compared with a baseline measured in the same run, repeat by repeat, and a
     verdict needs a 95% interval clear of its threshold; other load on the machine is measured

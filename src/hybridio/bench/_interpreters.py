@@ -1,17 +1,17 @@
-"""Subinterpreters and free-threaded threads against inline and processes: docs/benchmarks.md
-("interpreters"). ``python -m hybridio.bench._interpreters [--full]`` prints the rows as JSON
-(``claims`` runs it in .venv313, which has no bench extra: keep this module's imports light)."""
+"""Scenario ``interpreters`` (named only): hybridio's CPU kinds side by side, subinterpreters
+(``kind="interpreter"``, Python 3.13+), worker processes and, with the GIL off, ``kind="cpu"`` on
+threads, each against processes (and inline). Run it with the Python to measure; a kind this
+Python lacks is a row saying so. Method and rows: docs/benchmarks.md ("interpreters")."""
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from functools import partial
-from typing import Any
 
 import anyio
 import psutil
@@ -20,76 +20,94 @@ from hybridio import Runtime
 
 from .._runtime._gil import gil_enabled
 from .._workloads import loops_for, noop, spin
-from ._harness import burst
-from ._load import usable_cpus
+from ._harness import Plan, burst, rows
+from ._model import BenchContext, Row, ScenarioResult
+from ._targets import INTERPRETER_SPEEDUP
 
-__all__ = ["measure"]
+__all__ = ["run"]
 
+SCENARIO = "interpreters"
 #: Each kind measured: a runtime of ``n`` such workers, where its calls go by default.
 RUNTIMES: dict[str, Callable[[int], Runtime]] = {
     "interpreter": lambda n: Runtime(interpreters=n, default_kind="interpreter"),
     "process": lambda n: Runtime(cpu_workers=n, cpu_backend="process"),
     "thread-cpu": lambda n: Runtime(cpu_workers=n, cpu_backend="thread"),
 }
+PARALLEL, TINY = "4 tasks of ~50 ms on 2 workers", "1000 no-op calls at once"
+ALONE, FIRST = "lone call round trip", "fresh runtime's first call"
+UNITS = {PARALLEL: "tasks/s", TINY: "calls/s", ALONE: "s", FIRST: "s", "memory": "bytes"}
 
 
-async def _measure(quick: bool) -> list[dict[str, Any]]:
-    """Every row, in the order printed."""
-    kinds = ["interpreter"] if sys.version_info >= (3, 13) else []
-    kinds += ["process"] + ([] if gil_enabled() else ["thread-cpu"])
-    rounds, trips, n = (3 if quick else 7), (200 if quick else 1000), loops_for(0.05)
-    rows = []
+def _available() -> tuple[list[str], list[Row]]:
+    """The kinds this Python runs, and a row for each it lacks."""
+    missing = {"interpreter": "needs Python 3.13+"} if sys.version_info < (3, 13) else {}
+    if gil_enabled():
+        missing["thread-cpu"] = "needs a free-threaded CPython with the GIL off"
+    python = f"not measured: {{}} (this is Python {sys.version.split()[0]})"
+    return [kind for kind in RUNTIMES if kind not in missing], [
+        Row(SCENARIO, f"{kind}: {PARALLEL}", float("nan"), "tasks/s", 0, note=python.format(why))
+        for kind, why in missing.items()
+    ]
 
-    def add(name: str, value: float, unit: str, detail: str) -> None:
-        rows.append({"name": name, "value": round(value, 6), "unit": unit, "detail": detail})
 
-    add("machine/cpus", usable_cpus(), "", "usable here, shared with other work: see the ratios")
-    add("machine/gil", float(gil_enabled()), "", f"Python {sys.version.split()[0]}")
-    times: dict[str, list[float]] = defaultdict(list)
+async def _memory(kind: str) -> float:
+    """Bytes per worker: a worker process's own USS, or this process's growth per interpreter."""
+    before = psutil.Process().memory_full_info().uss
+    async with RUNTIMES[kind](2) as rt:
+        await burst(4, rt.run, spin, 10_000)
+        if kind == "process":
+            return float(psutil.Process(rt.worker_pids()[0]).memory_full_info().uss)
+        return (psutil.Process().memory_full_info().uss - before) / 2
+
+
+async def _measure(ctx: BenchContext, kinds: list[str]) -> dict[str, list[float]]:
+    """Every repeat's quantities, every kind in each repeat (a busy spell hits them all)."""
+    n, trips = loops_for(ctx.pick(0.05, 0.05, 0.005)), ctx.pick(200, 100, 10)
+    measured: dict[str, list[float]] = defaultdict(list)
     async with AsyncExitStack() as stack:
         runtimes = {kind: await stack.enter_async_context(RUNTIMES[kind](2)) for kind in kinds}
         for rt in runtimes.values():  # the workers start (and learn the cost)
             await burst(2, rt.run, spin, n)
         inline = partial(runtimes["process"].run, kind="inline")
-        for _ in range(rounds):  # every kind in each round: a busy spell hits them all
-            times["inline"].append(await burst(4, inline, spin, n))
+        for repeat in range(ctx.pick(10, 6, 1)):
+            ctx.progress(f"repeat {repeat + 1}")
+            measured[f"inline: {PARALLEL}"].append(4 / await burst(4, inline, spin, n))
             for kind, rt in runtimes.items():
-                times[kind].append(await burst(4, rt.run, spin, n))
-                times[f"tiny/{kind}"].append(await burst(1000, rt.run, noop))
-    add("parallel/inline", min(times["inline"]), "s", "4 x ~50 ms in a row, best of the rounds")
+                measured[f"{kind}: {PARALLEL}"].append(4 / await burst(4, rt.run, spin, n))
+                measured[f"{kind}: {TINY}"].append(1000 / await burst(1000, rt.run, noop))
+                alone = [await burst(1, rt.run, noop) for _ in range(trips)]
+                measured[f"{kind}: {ALONE}"].append(statistics.median(alone))
+                start = time.perf_counter()
+                async with RUNTIMES[kind](1) as fresh:
+                    await fresh.run(noop)
+                    measured[f"{kind}: {FIRST}"].append(time.perf_counter() - start)
     for kind in kinds:
-        add(f"parallel/{kind}", min(times[kind]), "s", "4 x ~50 ms on 2 workers")
-        speedup = min(times["inline"]) / min(times[kind])
-        add(f"parallel/{kind}/speed-up", speedup, "x", "inline / this")
-        tiny = 1000 / min(times[f"tiny/{kind}"])
-        add(f"tiny/{kind}", tiny, "calls/s", "1000 concurrent no-op calls")
+        if kind != "thread-cpu":  # threads have no memory of their own
+            measured[f"{kind}: memory"].append(await _memory(kind))
+    return measured
+
+
+def _plan(kinds: list[str]) -> Plan:
+    """Each kind's speedup over inline, and the other kinds against processes."""
     for kind in kinds:
-        async with RUNTIMES[kind](1) as rt:
-            await rt.run(noop)  # the worker starts
-            alone = [await burst(1, rt.run, noop) for _ in range(trips)]
-        add(f"round_trip/{kind}", statistics.median(alone) * 1e6, "us", "median, one by one")
-        for _ in range(rounds):
-            async with RUNTIMES[kind](1) as rt:
-                times[f"start_up/{kind}"].append(await burst(1, rt.run, noop))
-        start = statistics.median(times[f"start_up/{kind}"]) * 1e3
-        add(f"start_up/{kind}", start, "ms", "first call, median")
-        if kind != "thread-cpu":
-            before = psutil.Process().memory_full_info().uss
-            async with RUNTIMES[kind](2) as rt:
-                await burst(4, rt.run, spin, 10_000)
-                if kind == "interpreter":
-                    grown = (psutil.Process().memory_full_info().uss - before) / 2 / 2**20
-                    add("memory/interpreter", grown, "MiB", "parent USS growth per interpreter")
-                else:
-                    uss = psutil.Process(rt.worker_pids()[0]).memory_full_info().uss / 2**20
-                    add("memory/process", uss, "MiB", "a worker's own USS")
-    return rows
+        rule = INTERPRETER_SPEEDUP if kind == "interpreter" else None
+        yield f"{kind}: {PARALLEL} vs inline: {PARALLEL}", f"inline: {PARALLEL}", rule
+        for what in (TINY, ALONE, FIRST, "memory"):
+            if kind == "process" or (what, kind) == ("memory", "thread-cpu"):
+                yield f"{kind}: {what}", None, None
+            else:
+                yield f"{kind}: {what} vs process: {what}", f"process: {what}", None
 
 
-def measure(quick: bool = True) -> list[dict[str, Any]]:
-    """Run every measurement on asyncio and return the rows."""
-    return anyio.run(_measure, quick)
+def _unit(name: str) -> str:
+    return UNITS[name.split(" vs ")[0].split(": ")[1]]
 
 
-if __name__ == "__main__":
-    print(json.dumps(measure(quick="--full" not in sys.argv), indent=1))
+def run(ctx: BenchContext) -> ScenarioResult:
+    """Measure every kind this Python runs, on asyncio."""
+    kinds, missing = _available()
+    start = time.monotonic()
+    measured = anyio.run(_measure, ctx, kinds, backend="asyncio")
+    made = rows(SCENARIO, measured, (start, time.monotonic()), _plan(kinds), _unit)
+    title = "hybridio's CPU kinds: subinterpreters, processes, threads without the GIL"
+    return ScenarioResult(SCENARIO, title, __doc__ or "", made + missing)

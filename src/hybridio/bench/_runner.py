@@ -16,10 +16,19 @@ from .._extras import EXTRA_MODULES, install_hint
 from . import _load
 from ._model import INCONCLUSIVE, BenchContext, Scenario, ScenarioResult, busy_reason
 
-#: name -> "module:function", in the order ``bench all`` runs them (``cluster``: named only).
+#: name -> "module:function", in the order ``bench all`` runs them (the last two: named only).
 SCENARIOS = {
     name: f"hybridio.bench._{name}:run"
-    for name in ("claims", "dispatch", "monitor", "server", "crawl", "auto", "cluster")
+    for name in (
+        "claims",
+        "dispatch",
+        "monitor",
+        "server",
+        "crawl",
+        "auto",
+        "cluster",
+        "interpreters",
+    )
 }
 IN_ALL = ("claims", "dispatch", "monitor", "server", "crawl", "auto")
 
