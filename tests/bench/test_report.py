@@ -185,6 +185,11 @@ def test_docs_sections_are_generated_from_results(tmp_path: Path) -> None:
     assert (docs / "img" / "claims-x.png").is_file()
     again = CliRunner().invoke(bench, ["docs", str(tmp_path / "out"), str(page)])
     assert again.exit_code == 0
+    other = docs / "other.md"
+    other.write_text("no generated section here\n")
+    nothing = CliRunner().invoke(bench, ["docs", str(tmp_path / "out"), str(other)])
+    assert nothing.exit_code == 1
+    assert "no <!-- bench:NAME:start --> section for a scenario of" in nothing.output
     assert page.read_text() == text
 
 

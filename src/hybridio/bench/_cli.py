@@ -105,11 +105,20 @@ def docs(out: Path, pages: tuple[Path, ...]) -> None:
     (Markdown) with scenario NAME of the run in OUT, and copy its plots to PAGE's img/ folder:
     the numbers in the docs are never written by hand."""
     document: dict[str, Any] = json.loads(_folder(out, "results.json").read_text())
+    plots = {s["name"]: s["plots"] for s in document["scenarios"]}
+    done = []
     for page in pages:
         text, names = embed(page.read_text(), document)
         page.write_text(text)
-        for scenario in document["scenarios"] if names else ():
-            for plot in scenario["plots"] if scenario["name"] in names else ():
-                (page.parent / "img").mkdir(exist_ok=True)
-                shutil.copy2(out / plot, page.parent / "img" / plot)
+        for plot in (plot for name in names for plot in plots[name]):
+            if not (out / plot).is_file():
+                raise click.ClickException(f"{out / plot} is missing: the run's plots go with it")
+            (page.parent / "img").mkdir(exist_ok=True)
+            shutil.copy2(out / plot, page.parent / "img" / plot)
         click.echo(f"{page}: {', '.join(names) or 'no section of a scenario of this run'}")
+        done += names
+    if not done:
+        ran = ", ".join(plots) or "none"
+        raise click.ClickException(
+            f"no <!-- bench:NAME:start --> section for a scenario of {out} ({ran})"
+        )
