@@ -206,19 +206,56 @@ async def test_a_signal_stops_the_server_when_its_stderr_pipe_is_broken(
                 assert await process.wait() == 0
 
 
-async def test_a_signal_stops_the_server_when_its_stderr_pipe_is_full(loop_option: str) -> None:
-    """A log collector that stopped reading: the draining line must not block the loop."""
+@pytest.mark.parametrize("access_log", [False, True], ids=["no-access-log", "access-log"])
+async def test_a_signal_stops_the_server_when_its_stderr_pipe_is_full(
+    loop_option: str, access_log: bool
+) -> None:
+    """A log collector that stopped reading: neither the draining line nor an access-log line
+    stuck in its writer thread may block the loop or the exit."""
+    command = ("-m", "hybridio.web", "--port", "0", "--workers", "1", "--loop", loop_option)
+    options = () if access_log else ("--no-access-log",)
+    with _Pipe() as pipe:
+        async with server(*command, *options, stderr=pipe.write_end) as (process, base):
+            _fill(pipe.write_end)
+            async with aiohttp.ClientSession() as session, session.get(f"{base}/io") as response:
+                assert response.status == 200  # its access-log line cannot be written
+            process.send_signal(signal.SIGTERM)
+            with anyio.fail_after(20):
+                assert await process.wait() == 0
+
+
+def _fill(fd: int) -> None:
+    """Fill the pipe ``fd`` writes to (its flag is shared with the server's descriptor: it is
+    non-blocking only while filling)."""
+    os.set_blocking(fd, False)
+    for chunk in (b"x" * 4096, b"x"):
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                os.write(fd, chunk)
+    os.set_blocking(fd, True)
+
+
+async def test_a_full_stderr_pipe_does_not_block_requests_with_the_access_log_on(
+    loop_option: str,
+) -> None:
+    """Each request writes an access-log line: with a collector that stopped reading, the lines
+    wait in (or drop from) a bounded backlog, and the loop keeps answering and stops on SIGTERM."""
     command = ("-m", "hybridio.web", "--port", "0", "--workers", "1", "--loop", loop_option)
     with _Pipe() as pipe:
-        async with server(*command, "--no-access-log", stderr=pipe.write_end) as (process, _):
-            # Fill the pipe the server's stderr writes to (the flag is shared with the server's
-            # descriptor: non-blocking only while filling).
-            os.set_blocking(pipe.write_end, False)
-            for chunk in (b"x" * 4096, b"x"):
-                with contextlib.suppress(BlockingIOError):
-                    while True:
-                        os.write(pipe.write_end, chunk)
-            os.set_blocking(pipe.write_end, True)
+        async with server(*command, stderr=pipe.write_end) as (process, base):
+            _fill(pipe.write_end)
+            async with aiohttp.ClientSession() as session:
+                with anyio.fail_after(20):
+                    for _ in range(200):  # ~100 bytes of log each: more than a pipe holds
+                        async with session.get(f"{base}/io") as response:
+                            assert response.status == 200
+            os.set_blocking(pipe.read_end, False)  # the collector reads again: lines follow
+            logged = b""
+            with anyio.fail_after(20):
+                while b'"GET /io HTTP/1.1" 200' not in logged:
+                    with contextlib.suppress(BlockingIOError):
+                        logged += os.read(pipe.read_end, 1 << 16)
+                    await anyio.sleep(0.01)
             process.send_signal(signal.SIGTERM)
             with anyio.fail_after(20):
                 assert await process.wait() == 0

@@ -17,10 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import logging.handlers
 import os
+import queue
 import select
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import TextIO, TypedDict, Unpack
 
@@ -190,18 +193,62 @@ async def serve(
             loop.add_signal_handler(signum, _exit_now, app, signum)
         try:
             await runner.cleanup()
+            await _drain_access_log()
         finally:
             for signum in installed:
                 loop.remove_signal_handler(signum)
 
 
+#: Access-log lines waiting for their writer thread at most; past that, new lines are dropped.
+ACCESS_LOG_BACKLOG = 10_000
+
+
+class _OffLoopHandler(logging.handlers.QueueHandler):
+    """Hands each record to a daemon thread that writes it to stderr's file descriptor: a stalled
+    stderr (a log collector that stopped reading) blocks that thread, never the event loop, and
+    holds no lock that the interpreter needs at exit. Records that find ``ACCESS_LOG_BACKLOG``
+    others waiting, or a stderr that is closed or broken, are dropped."""
+
+    def __init__(self) -> None:
+        self.backlog: queue.Queue[logging.LogRecord] = queue.Queue(ACCESS_LOG_BACKLOG)
+        super().__init__(self.backlog)
+        threading.Thread(target=self._write, name="hybridio-access-log", daemon=True).start()
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(queue.Full):
+            self.backlog.put_nowait(record)
+
+    def _write(self) -> None:
+        while True:
+            line = f"{self.backlog.get().getMessage()}\n".encode(errors="replace")
+            with contextlib.suppress(OSError, ValueError):  # no stderr to write to: line lost
+                fd = sys.stderr.fileno()
+                while line:
+                    line = line[os.write(fd, line) :]
+
+    async def drain(self, limit: float) -> None:
+        """Wait up to ``limit`` seconds for the waiting records to be handed to the writer."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        while not self.backlog.empty() and loop.time() < deadline:  # noqa: ASYNC110 - a thread's
+            await asyncio.sleep(0.01)  # queue: there is no event the loop could await
+
+
 def _show_access_log() -> None:
     # aiohttp logs each request at INFO on "aiohttp.access", which nothing shows unless logging
-    # is configured: show it on stderr then, as ``aiohttp.web.run_app`` does in debug mode.
+    # is configured: show it on stderr then, as ``aiohttp.web.run_app`` does in debug mode, but
+    # written by a thread, since aiohttp logs from the event loop.
     if not access_logger.hasHandlers():
-        access_logger.addHandler(logging.StreamHandler())
+        access_logger.addHandler(_OffLoopHandler())
     if access_logger.getEffectiveLevel() > logging.INFO:
         access_logger.setLevel(logging.INFO)
+
+
+async def _drain_access_log() -> None:
+    """Give the access log's writer a second to catch up before the program may exit."""
+    for handler in access_logger.handlers:
+        if isinstance(handler, _OffLoopHandler):
+            await handler.drain(1.0)
 
 
 def _on_signal(app: web.Application, stop: asyncio.Event, signum: int) -> None:
