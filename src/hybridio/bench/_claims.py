@@ -218,8 +218,7 @@ async def crossover(ctx: BenchContext, result: ScenarioResult) -> None:
     intervals = [(d, s.interval()) for d, s in measured.items()]
     verdict, reason = verdict_crossover(intervals, NO_GAIN.confirm)
     load = _load.during(start, time.monotonic())
-    if load is not None and load.busy:  # other processes distort every speedup
-        verdict, reason = INCONCLUSIVE, _model.busy_reason(load)
+    verdict, reason = _model.guard_busy(verdict, reason, load, sensitive=True)
     note = "no measured duration paid off" if point is None else "interpolated"
     name = "task duration from which offloading pays (speedup >= 1)"
     crossing = fact(name, math.nan if point is None else point, "s", since=start)

@@ -67,9 +67,16 @@ class Rule:
         return text + ("" if self.refute is None else f", refuted {other} {self.refute:.3g}x")
 
 
-def busy_reason(load: _load.Load, why: str = "") -> str:
-    """Why a verdict measured under ``load`` is inconclusive."""
-    return f"busy machine ({load.text()}){why}: rerun when it is quiet"
+def guard_busy(
+    verdict: Verdict, reason: str, load: _load.Load | None, *, sensitive: bool = False
+) -> tuple[Verdict, str]:
+    """The one rule for a busy machine: measured while other processes kept the CPUs busy, a
+    "refuted" or "not met" (or any verdict of a ``sensitive`` quantity, which the load distorts
+    either way: a speedup) becomes inconclusive, saying why."""
+    if load is None or not load.busy or not (sensitive or verdict in ("refuted", "not met")):
+        return verdict, reason
+    why = ", which distorts every speedup" if sensitive else ""
+    return INCONCLUSIVE, f"busy machine ({load.text()}){why}: rerun when it is quiet"
 
 
 def judge(
@@ -86,16 +93,13 @@ def judge(
         holds, fails, between = hi < rule.confirm, lo >= refute, lo >= rule.confirm and hi < refute
     yes, no = ("met", "not met") if rule.target else ("confirmed", "refuted")
     verdict = yes if holds else no if fails else "qualified" if between else INCONCLUSIVE
-    if load is not None and load.busy and (rule.load_sensitive or verdict == no):
-        return INCONCLUSIVE, busy_reason(
-            load, ", which distorts every speedup" * rule.load_sensitive
-        )
-    if verdict == INCONCLUSIVE:
+    verdict, reason = guard_busy(verdict, "", load, sensitive=rule.load_sensitive)
+    if verdict == INCONCLUSIVE and not reason:
         return verdict, (
             f"spread: the 95% interval {lo:.3g}x to {hi:.3g}x straddles a threshold "
             f"({rule.text()}); rerun without --quick for more repeats"
         )
-    return verdict, ""
+    return verdict, reason
 
 
 @dataclass
@@ -200,8 +204,8 @@ class Series:
         load, base = self.load(), self.baseline_values
         if rule is not None and verdict is None:
             verdict, reason = judge(rule, self.interval(), self.n, load)
-        elif verdict in ("refuted", "not met") and load is not None and load.busy:
-            verdict, reason = INCONCLUSIVE, busy_reason(load)
+        elif verdict is not None:
+            verdict, reason = guard_busy(verdict, reason, load)
         return Row(
             scenario,
             self.name,

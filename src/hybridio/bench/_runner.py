@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from .._extras import EXTRA_MODULES, install_hint
 from . import _load
-from ._model import INCONCLUSIVE, BenchContext, Scenario, ScenarioResult, busy_reason
+from ._model import BenchContext, Scenario, ScenarioResult, guard_busy
 
 #: name -> "module:function", in the order ``bench all`` runs them (the last two: named only).
 SCENARIOS = {
@@ -75,8 +75,8 @@ def _guard_busy(result: ScenarioResult, load: _load.Load | None) -> None:
     """On a busy machine a "refuted" or "not met" judged without an interval (a one-shot row)
     may be the load's doing: it becomes inconclusive."""
     for row in result.rows:
-        if load and load.busy and row.verdict in ("refuted", "not met") and row.interval is None:
-            row.verdict, row.reason = INCONCLUSIVE, busy_reason(load)
+        if row.verdict is not None and row.interval is None:
+            row.verdict, row.reason = guard_busy(row.verdict, row.reason, load)
 
 
 def run_scenarios(
