@@ -7,6 +7,7 @@ of two runs and the tables the docs embed.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib.metadata
 import io
 import json
@@ -226,7 +227,9 @@ def load_summary(scenarios: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+@functools.cache
 def _template() -> jinja2.Template:
+    """report.md.j2, read and compiled once per process (``bench docs`` renders it per section)."""
     environment = jinja2.Environment(autoescape=False, keep_trailing_newline=True)
     environment.filters |= {"cells": _cells, "claims": _claims, "unique": unique}
     environment.filters |= {"quantity": format_quantity, "load_summary": load_summary}
