@@ -29,6 +29,10 @@ class Diagnosis:
     executable: str
     platform: str
     cpus: int
+    #: The CPUs this process may run on (its affinity): what a parallel speedup can reach.
+    cpus_usable: int
+    cpu_model: str
+    memory_bytes: int | None
     free_threaded_build: bool
     gil_enabled: bool
     start_method: str
@@ -83,16 +87,36 @@ def _version(name: str) -> str | None:
         return None
 
 
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            found = (line.split(":", 1)[1] for line in cpuinfo if line.startswith("model name"))
+            return next(found).strip()
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def _memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None  # not a POSIX system
+
+
 def diagnose() -> Diagnosis:
     """Collect the facts."""
     free_threaded = free_threaded_build()
     gil_on = gil_enabled()
+    cpus = os.cpu_count() or 1
     return Diagnosis(
         python=platform.python_version(),
         implementation=platform.python_implementation(),
         executable=sys.executable,
         platform=platform.platform(),
-        cpus=os.cpu_count() or 1,
+        cpus=cpus,
+        cpus_usable=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpus,
+        cpu_model=_cpu_model(),
+        memory_bytes=_memory(),
         free_threaded_build=free_threaded,
         gil_enabled=gil_on,
         start_method=multiprocessing.get_start_method(allow_none=False),
@@ -118,7 +142,11 @@ def doctor(as_json: bool) -> None:
     rows = [
         ("python", f"{facts.python} ({facts.implementation}) {facts.executable}"),
         ("platform", facts.platform),
-        ("cpus", str(facts.cpus)),
+        ("cpu", f"{facts.cpu_model}, {facts.cpus} logical ({facts.cpus_usable} usable)"),
+        (
+            "memory",
+            "unknown" if facts.memory_bytes is None else f"{facts.memory_bytes / 2**30:.1f} GiB",
+        ),
         ("free-threaded build", "yes" if facts.free_threaded_build else "no"),
         ("GIL", "enabled" if facts.gil_enabled else "disabled"),
         ("multiprocessing start method", facts.start_method),

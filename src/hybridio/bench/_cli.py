@@ -48,16 +48,13 @@ def bench() -> None:
 )
 @click.option("--tiny", is_flag=True, hidden=True, help="Seconds-long smoke mode (tests).")
 def run(scenarios: tuple[str, ...], quick: bool, out: Path, tiny: bool) -> None:
-    """Measure offload choices on this machine: SCENARIO is one of all (the default), claims
-    (the seed notes' claims about processes, threads and the GIL, each with a verdict), dispatch,
-    monitor, server, crawl, auto (kind="auto" against fixed kinds); all runs these. Named only:
-    cluster (a local Dask cluster against the local pool; needs hybridio[cluster]) and
-    interpreters (subinterpreters and free-threaded threads against processes: run it with the
-    Python to measure).
+    """Measure offload choices on this machine. SCENARIO: all (the default: claims, dispatch,
+    monitor, server, crawl, auto), one of those, cluster (needs hybridio[cluster]) or
+    interpreters (run it with the Python to measure); docs/benchmarks.md says what each measures.
 
-    Every timing is compared with a baseline measured in the same run, repeat by repeat, and a
-    verdict needs a 95% interval clear of its threshold; other load on the machine is measured
-    and can only make a verdict inconclusive. Exits with status 1 when a scenario failed.
+    Each timing is paired with a baseline measured in the same run; a verdict needs a 95% interval
+    clear of its threshold, and other load on the machine can only make it inconclusive. Exits
+    with status 1 when a scenario failed.
     """
     start, tty = time.monotonic(), sys.stderr.isatty()
 

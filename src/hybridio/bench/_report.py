@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import importlib.metadata
 import io
 import json
 import math
-import os
 import re
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
@@ -23,7 +21,7 @@ from typing import Any
 
 import jinja2
 
-from .._doctor import diagnose
+from .._doctor import _version, diagnose
 from .._version import __version__
 from ._model import INCONCLUSIVE, ScenarioResult
 
@@ -32,59 +30,30 @@ _PACKAGES = ("hybridio", "matplotlib", "psutil", "pyperf", "rich", "prometheus-c
 
 
 def environment() -> dict[str, Any]:
-    """Facts about this machine and Python that the numbers depend on (CPU, build, versions)."""
+    """Facts about this machine and Python that the numbers depend on (``hybridio doctor``'s,
+    physical cores, the build and the bench's packages)."""
     import psutil
 
     facts = asdict(diagnose())
-    for name in _PACKAGES:
-        try:
-            facts["packages"][name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            facts["packages"][name] = None
-    cpuinfo = Path("/proc/cpuinfo")
-    models = re.findall(r"model name\s*: (.*)", cpuinfo.read_text() if cpuinfo.exists() else "")
-    return {
-        **facts,
-        "cpu_model": models[0] if models else os.uname().machine,
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "physical_cores": psutil.cpu_count(logical=False),
-        "memory_bytes": int(psutil.virtual_memory().total),
-        "build": sys.version.replace("\n", " "),
-    }
-
-
-def _jsonable(value: Any) -> Any:
-    """NaN and infinities (not JSON) as None, recursively; unknown objects as their text."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(key): _jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(item) for item in value]
-    return value if value is None or isinstance(value, str | int | float) else str(value)
+    facts["packages"] |= {name: _version(name) for name in _PACKAGES}
+    return {**facts, "physical_cores": psutil.cpu_count(logical=False), "build": sys.version}
 
 
 def results_document(
     results: Sequence[ScenarioResult], mode: str, env: dict[str, Any] | None = None
 ) -> Document:
-    """The ``results.json`` document: the dataclasses of ``_model`` as JSON."""
-    document: Document = _jsonable(
-        {
-            "schema_version": 2,
-            "hybridio_version": __version__,
-            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "mode": mode,
-            "environment": environment() if env is None else env,
-            "scenarios": [asdict(result) for result in results],
-        }
-    )
-    return document
-
-
-def _all_rows(document: Document) -> Iterator[tuple[str, dict[str, Any]]]:
-    for scenario in document["scenarios"]:
-        for row in scenario["rows"]:
-            yield scenario["name"], row
+    """The ``results.json`` document: the dataclasses of ``_model`` as JSON (NaN as null)."""
+    document = {
+        "schema_version": 2,
+        "hybridio_version": __version__,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "mode": mode,
+        "environment": environment() if env is None else env,
+        "scenarios": [asdict(result) for result in results],
+    }
+    text = json.dumps(document, default=str)  # NaN and infinities become null below
+    loaded: Document = json.loads(text, parse_constant=lambda constant: None)
+    return loaded
 
 
 def _pyperf(document: Document, path: Path) -> None:
@@ -92,21 +61,19 @@ def _pyperf(document: Document, path: Path) -> None:
     import pyperf  # type: ignore[import-untyped]
 
     benchmarks = {}
-    for scenario, row in _all_rows(document):
-        unit, values, name = (
-            row["unit"],
-            [v for v in row["values"] if v is not None and v > 0],
-            f"{scenario}: {row['name']}",
-        )
-        if unit.endswith("/s"):
-            name += f" (seconds per {unit[:-2].removesuffix('s')})"
-            values = [1 / v for v in values]
-        elif unit not in ("s", "bytes"):
-            continue
-        meta = {"name": name, "unit": "byte" if unit == "bytes" else "second"}
-        if values and name not in benchmarks:
-            run = pyperf.Run(values, metadata=meta, collect_metadata=False)
-            benchmarks[name] = pyperf.Benchmark([run])
+    for scenario in document["scenarios"]:
+        for row in scenario["rows"]:
+            name, unit = f"{scenario['name']}: {row['name']}", row["unit"]
+            values = [v for v in row["values"] if v is not None and v > 0]
+            if unit.endswith("/s"):
+                name += f" (seconds per {unit[:-2].removesuffix('s')})"
+                values = [1 / v for v in values]
+            elif unit not in ("s", "bytes"):
+                continue
+            if values and name not in benchmarks:
+                meta = {"name": name, "unit": "byte" if unit == "bytes" else "second"}
+                run = pyperf.Run(values, metadata=meta, collect_metadata=False)
+                benchmarks[name] = pyperf.Benchmark([run])
     if benchmarks:
         pyperf.BenchmarkSuite(list(benchmarks.values())).dump(str(path), replace=True)
 

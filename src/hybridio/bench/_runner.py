@@ -16,21 +16,10 @@ from .._extras import EXTRA_MODULES, install_hint
 from . import _load
 from ._model import BenchContext, Scenario, ScenarioResult, guard_busy
 
-#: name -> "module:function", in the order ``bench all`` runs them (the last two: named only).
-SCENARIOS = {
-    name: f"hybridio.bench._{name}:run"
-    for name in (
-        "claims",
-        "dispatch",
-        "monitor",
-        "server",
-        "crawl",
-        "auto",
-        "cluster",
-        "interpreters",
-    )
-}
+#: The scenarios ``bench all`` runs, in order; ``cluster`` and ``interpreters`` run when named.
 IN_ALL = ("claims", "dispatch", "monitor", "server", "crawl", "auto")
+#: name -> "module:function".
+SCENARIOS = {name: f"hybridio.bench._{name}:run" for name in (*IN_ALL, "cluster", "interpreters")}
 
 
 class ScenarioUnavailable(Exception):
@@ -48,9 +37,7 @@ def load_scenario(name: str, registry: dict[str, str]) -> Scenario:
         extras = [extra for extra, modules in EXTRA_MODULES.items() if exc.name in modules]
         how = install_hint(extras[-1]) if extras else "pip install 'hybridio[all]'"
         raise ScenarioUnavailable(f"needs {exc.name!r}, which is not installed: {how}") from exc
-    function: Scenario | None = getattr(module, attribute, None)
-    if not callable(function):
-        raise ScenarioUnavailable(f"{module_name} does not define {attribute}()")
+    function: Scenario = getattr(module, attribute)
     return function
 
 
