@@ -47,7 +47,7 @@ async def _rate(rt: hybridio.Runtime, fn: Any, arg: Any, kind: Kind, n: int, s: 
 
 
 def _plan(best: Kind) -> Plan:
-    """Every row; ``best``: the single kind for all functions that did best in the mixed workload."""
+    """Every row; ``best``: the single kind for all functions that did best when mixed."""
     for work, (callers, kind, base, rule) in SOLO.items():
         name = f"{work} x{callers}: "
         yield name + "auto", name + base, rule
