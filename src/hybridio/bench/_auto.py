@@ -41,11 +41,6 @@ SOLO: dict[str, tuple[int, Kind, Kind, Rule]] = {
 }
 
 
-async def _rate(rt: hybridio.Runtime, fn: Any, arg: Any, kind: Kind, n: int, s: float) -> float:
-    """Calls per second of ``n`` callers of ``fn(arg)`` for ``s`` seconds."""
-    return await throughput(lambda: rt.run(fn, arg, kind=kind), n, s, yield_every=32)
-
-
 def _plan(best: Kind) -> Plan:
     """Every row; ``best``: the single kind for all functions that did best when mixed."""
     for work, (callers, kind, base, rule) in SOLO.items():
@@ -78,7 +73,9 @@ async def _measure(ctx: BenchContext) -> ScenarioResult:
     async with hybridio.Runtime(cpu_workers=2, threads=32) as rt:
 
         async def rate(work: str, kind: Kind, callers: int, seconds: float = seconds) -> float:
-            return await _rate(rt, MIXED[work][0], args[work], kind, callers, seconds)
+            """Calls per second of ``callers`` callers of ``work`` for ``seconds``."""
+            call = partial(rt.run, MIXED[work][0], args[work], kind=kind)
+            return await throughput(call, callers, seconds, yield_every=32)
 
         async def mixed(kinds: Mapping[str, Kind], seconds: float = seconds) -> dict[str, float]:
             """Every function's callers at once: calls per second per function."""
