@@ -26,9 +26,14 @@ def test_auto_rows(tmp_path: Path) -> None:
     assert rows["tiny x32: auto"].baseline == "tiny x32: cpu"
     assert rows["python 25 ms x8: auto, loop max lag"].target == "< 15 ms"
     assert sum(row.target is not None for row in result.rows if "overall" in row.name) == 1
-    crossover = [row for row in result.rows if row.name.startswith("crossover")]
-    assert [row.name.rsplit(": ", 1)[1] for row in crossover] == ["inline", "cpu", "auto"]
-    assert crossover[-1].note.startswith("auto chose ")
+    mixed = [
+        row for row in result.rows if row.name.startswith("mixed") and "overall" not in row.name
+    ]
+    assert [row.name for row in mixed] == [
+        f"mixed {work}: auto vs best per function"
+        for work in ("tiny", "python 25 ms", "sha256 8 MB", "blocking 20 ms")
+    ]
+    assert all(row.target == ">= 0.9x" for row in mixed)
     assert "hybridio._workloads.spin" in result.extra["decisions"]
 
 

@@ -5,8 +5,6 @@ docs/benchmarks.md ("cluster"); what it says: docs/scaling-out.md."""
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -14,6 +12,7 @@ from contextlib import contextmanager
 from functools import partial
 
 import anyio
+from distributed import Client
 
 import hybridio
 
@@ -27,22 +26,16 @@ __all__ = ["run"]
 SCENARIO = "cluster"
 #: The cluster "pays" from the task size where it costs at most this much more than the pool.
 CROSSOVER_RATIO = 1.10
-Probe = Callable[[hybridio.Runtime], Awaitable[float]]
 
 
 @contextmanager
 def _local_cluster(workers: int) -> Iterator[str]:
     """Start ``dask scheduler`` and ``workers`` one-thread Dask workers on 127.0.0.1."""
-    from distributed import Client
-
-    dask = shutil.which("dask", path=os.path.dirname(sys.executable)) or shutil.which("dask")
-    if dask is None:
-        raise RuntimeError("the `dask` command is missing: pip install 'hybridio[cluster]'")
-    port, local = free_port(), ["--host", "127.0.0.1", "--no-dashboard"]
-    address, quiet = f"tcp://127.0.0.1:{port}", subprocess.DEVNULL
-    scheduler = [dask, "scheduler", *local, "--port", str(port)]
-    worker = [dask, "worker", address, "--nworkers", str(workers), "--nthreads", "1", *local]
-    with running(scheduler, stdout=quiet), running(worker, stdout=quiet):
+    port, dask = free_port(), [sys.executable, "-m", "dask"]  # the `dask` command of this Python
+    address, local = f"tcp://127.0.0.1:{port}", ["--host", "127.0.0.1", "--no-dashboard"]
+    scheduler = [*dask, "scheduler", *local, "--port", str(port)]
+    worker = [*dask, "worker", address, "--nworkers", str(workers), "--nthreads", "1", *local]
+    with running(scheduler, stdout=subprocess.DEVNULL), running(worker, stdout=subprocess.DEVNULL):
         with Client(address, timeout=60, set_as_default=False) as client:  # type: ignore[no-untyped-call]
             client.wait_for_workers(workers, timeout=60)
         yield address
@@ -58,29 +51,13 @@ async def _burst(rt: hybridio.Runtime, size: float, calls: int) -> float:
     return await burst(calls, rt.run_cpu, busy_for, size)
 
 
-async def _pairs(
-    address: str, workers: int, probes: dict[str, Probe], made: dict[str, Series]
-) -> None:
-    """Each probe on the local pool, then on the cluster (paired with the pool's value)."""
-    async with (
-        hybridio.Runtime(cpu_workers=workers) as local,
-        hybridio.Runtime(cluster=address) as remote,  # its default slots: Dask queues the rest
-    ):
-        for rt in (local, remote):  # warm up
-            await _burst(rt, 0.001, 2 * workers)
-            await _serial(rt, 0.05)
-        for name, probe in probes.items():
-            pool = await probe(local)
-            made[name].add(await probe(remote), pool)
-
-
 def run(ctx: BenchContext) -> ScenarioResult:
     """Measure the local pool and a same-size Dask cluster on the same workloads."""
     workers, repeats = usable_cpus(), ctx.repeats(6, quick=3, tiny=1)
     tiny, ms = [0.001] * ctx.pick(20_000, 5_000, 200), [0.001] * ctx.pick(400, 200, 8)
     sizes = ctx.pick([0.0002, 0.001, 0.005, 0.02, 0.1], [0.0002, 0.001, 0.005, 0.02, 0.05], [0.001])
     bursts = {f"{8 * workers} concurrent calls of {size * 1000:g} ms": size for size in sizes}
-    probes: dict[str, Probe] = {
+    probes: dict[str, Callable[[hybridio.Runtime], Awaitable[float]]] = {
         "overhead per call (serial no-op calls)": partial(_serial, seconds=ctx.pick(3, 1, 0.1)),
         f"map_cpu throughput, {len(tiny)} tiny items": partial(map_rate, fn=echo, items=tiny),
         f"map_cpu throughput, {len(ms)} x 1 ms": partial(map_rate, fn=busy_for, items=ms),
@@ -88,11 +65,25 @@ def run(ctx: BenchContext) -> ScenarioResult:
     probes |= {name: partial(_burst, size=size, calls=8 * workers) for name, size in bursts.items()}
     pool = f"local process pool, {workers} processes"
     made = {name: Series(name, "items/s" if "map" in name else "s", pool) for name in probes}
+
+    async def pairs(address: str) -> None:
+        """Each probe on the local pool, then on the cluster (paired with the pool's value)."""
+        async with (
+            hybridio.Runtime(cpu_workers=workers) as local,
+            hybridio.Runtime(cluster=address) as remote,  # its default slots: Dask queues the rest
+        ):
+            for rt in (local, remote):  # warm up
+                await _burst(rt, 0.001, 2 * workers)
+                await _serial(rt, 0.05)
+            for name, probe in probes.items():
+                pool = await probe(local)
+                made[name].add(await probe(remote), pool)
+
     ctx.progress(f"starting a scheduler and {workers} one-thread workers on 127.0.0.1")
     with _local_cluster(workers) as address:
         for repeat in range(repeats):
             ctx.progress(f"repeat {repeat + 1}/{repeats}")
-            anyio.run(_pairs, address, workers, probes, made)
+            anyio.run(pairs, address)
     note = f"on the cluster of {workers} one-thread Dask workers, against {pool}"
     rows = [series.row(SCENARIO, note=note) for series in made.values()]
     ratios = {size: made[name].ratio or math.inf for name, size in bursts.items()}
