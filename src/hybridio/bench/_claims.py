@@ -7,18 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 import itertools
-import json
 import math
 import multiprocessing
-import os
-import pickle
 import random
 import re
-import shutil
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -29,7 +23,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -38,7 +31,8 @@ import psutil
 import hybridio
 
 from .. import _workloads
-from . import _load, _model
+from .._runtime._gil import gil_enabled
+from . import _model
 from ._harness import burst
 from ._load import usable_cpus
 from ._model import INCONCLUSIVE, BenchContext, Row, Rule, ScenarioResult, Series, Verdict, fact
@@ -47,8 +41,6 @@ from ._runner import prefixed
 from ._targets import FASTER, FASTER_ACCESS, MUCH, NO_GAIN, PARALLEL
 
 SCENARIO = "claims"
-#: A kind of call measured against inline, its series, and the rule its repeats must settle.
-Judged = tuple[hybridio.Kind, Series, Rule | None]
 _NOTES_MD = (resources.files(__package__) / "claims_notes.md").read_text()
 _SECTION = re.compile(r"^## (\w+): ([^\n]+)\n(.*?)(?=^## |\Z)", re.MULTILINE | re.DOTALL)
 _SECTIONS = _SECTION.findall(_NOTES_MD)
@@ -81,46 +73,43 @@ async def _against_inline(
     ctx: BenchContext,
     runtime: hybridio.Runtime,
     tasks: int,
-    judged: list[Judged],
+    judged: Sequence[tuple[hybridio.Kind, Series, Rule | None]],
     *call: Any,
     budget: float | None = None,
-) -> None:
-    """In ``runtime``, per round: ``tasks`` calls inline, then by each kind (rate vs inline)."""
-    measured = {series.name: (kind, series) for kind, series, _ in judged}  # once each
-    kinds = [kind for kind, _ in measured.values()]
+) -> hybridio.RuntimeStats:
+    """In ``runtime``, per round: ``tasks`` calls inline, then by each kind into its series
+    (rate vs inline) until each series settles for its rule. Returns the runtime's stats."""
+    kinds = [kind for kind, _, _ in judged]
     async with runtime as rt:
         await rates(rt, tasks, kinds, _workloads.noop)  # start the workers
+        for _ in range(3 if "auto" in kinds else 0):  # auto learns the call (up to 3 probes)
+            await rates(rt, tasks, ["auto"], *call)
         for _ in ctx.rounds(*[(series, rule) for _, series, rule in judged], budget=budget):
             inline, *offloaded = await rates(rt, tasks, ["inline", *kinds], *call)
-            for (_, series), rate in zip(measured.values(), offloaded, strict=True):
+            for (_, series, _), rate in zip(judged, offloaded, strict=True):
                 series.add(rate, inline)
-
-
-def _busy(series: Sequence[Series]) -> str:
-    """A plot title's warning when other processes distorted the speedups it shows."""
-    busy = any((load := s.load()) is not None and load.busy for s in series)
-    return "\n(busy machine: other processes distorted these speedups)" if busy else ""
+        return rt.stats()
 
 
 # -- The cores, threads and the GIL ------------------------------------------------------------
 async def parallel(ctx: BenchContext, result: ScenarioResult) -> None:
-    """Pure-Python work: inline vs k worker processes vs k worker threads (speedup vs workers)."""
+    """Pure-Python work: inline vs k worker processes vs k worker threads (speedup vs workers).
+    Judged with as many workers as CPUs; other counts are context for the first claim."""
     cpus = usable_cpus()
     workers = sorted({1, 2} if ctx.tiny else {1, cpus, 2 * cpus})
     tasks, n = max(4, 2 * max(workers)), _workloads.loops_for(ctx.pick(0.08, 0.04, 0.004))
     base = f"inline ({tasks} tasks one after the other)"
     lines = {"cpu": Line("processes"), "blocking": Line("threads")}
-    ideal, measured = Line("ideal (min(workers, CPUs))", style="--"), []
+    ideal = Line("ideal (min(workers, CPUs))", style="--")
     for k in workers:
         name, judged = f"{tasks} pure-Python tasks on {k} worker", k == cpus
         proc = Series(f"{name} process{'es' * (k > 1)}", "tasks/s", base)
         thr = Series(f"{name} thread{'s' * (k > 1)}", "tasks/s", base)
-        # Judged with as many workers as CPUs; with other counts, context for the first claim.
         cases: list[tuple[hybridio.Kind, Series, Rule, str]] = [
             ("cpu", proc, PARALLEL, "multicore own_gil cpu_bound"),
             ("blocking", thr, NO_GAIN, "thread_no_cpu gil_single"),
         ]
-        rounds: list[Judged] = [(kind, s, rule if judged else None) for kind, s, rule, _ in cases]
+        rounds = [(kind, s, rule if judged else None) for kind, s, rule, _ in cases]
         runtime, budget = hybridio.Runtime(cpu_workers=k, threads=k), ctx.pick(20.0, 6.0, 0.0)
         call = (_workloads.spin, n)
         await _against_inline(ctx, runtime, tasks, rounds, *call, budget=None if judged else budget)
@@ -128,12 +117,11 @@ async def parallel(ctx: BenchContext, result: ScenarioResult) -> None:
         ideal.add(k, float(min(k, cpus)))
         for kind, series, rule, claims in cases:
             lines[kind].add(k, series.ratio, series.interval())
-            measured.append(series)
             if judged:
                 result.rows += claim_rows(series, claims, rule)
             else:
                 result.rows += claim_rows(series, claims.split()[0], verdict="n/a")
-    title = f"Pure-Python CPU work: speedup over inline ({cpus} usable CPUs){_busy(measured)}"
+    title = f"Pure-Python CPU work: speedup over inline ({cpus} usable CPUs)"
     target = (PARALLEL.confirm, f"'uses the cores' from {PARALLEL.confirm:.2g}x")
     path, x = ctx.out / "claims-speedup-vs-workers.png", "worker processes or threads"
     line_plot(path, title, x, _SPEEDUP, [*lines.values(), ideal], hline=target, integer_x=True)
@@ -153,9 +141,9 @@ async def gil_release(ctx: BenchContext, result: ScenarioResult) -> None:
         data = random.Random(8).randbytes(size // 2) + bytes(size - size // 2)
         name = f"{label} of {size / 1e6:g} MB, {tasks} calls on {cpus} threads"
         series = Series(name, "calls/s", f"inline ({tasks} calls one after the other)")
-        judged: list[Judged] = [("blocking", series, NO_GAIN), ("blocking", series, PARALLEL)]
+        # NO_GAIN's thresholds are PARALLEL's, mirrored: settled for one, settled for both.
+        judged: list[tuple[hybridio.Kind, Series, Rule]] = [("blocking", series, PARALLEL)]
         await _against_inline(ctx, hybridio.Runtime(threads=cpus), tasks, judged, fn, data)
-        ctx.progress(f"{label}: {series.ratio:.2f}x")
         result.rows += claim_rows(series, "thread_no_cpu gil_single", NO_GAIN)
         result.rows += claim_rows(series, "c_libraries", PARALLEL)
 
@@ -166,7 +154,7 @@ async def io_threads(ctx: BenchContext, result: ScenarioResult) -> None:
     rule = Rule(max(NO_GAIN.confirm, 0.5 * calls), NO_GAIN.confirm)
     name = f"{calls} blocking waits of {wait * 1000:g} ms on {calls} threads"
     series = Series(name, "waits/s", f"inline ({calls} waits one after the other)")
-    judged: list[Judged] = [("blocking", series, rule)]
+    judged: list[tuple[hybridio.Kind, Series, Rule]] = [("blocking", series, rule)]
     runtime = hybridio.Runtime(threads=calls)
     await _against_inline(ctx, runtime, calls, judged, _workloads.sleep_for, wait)
     result.rows += claim_rows(series, "thread_io", rule, note=f"ideal {calls}x")
@@ -200,89 +188,79 @@ def verdict_crossover(
 
 
 async def crossover(ctx: BenchContext, result: ScenarioResult) -> None:
-    """Tasks of a given duration: inline one after the other vs offloaded to all cores."""
+    """Tasks of a given duration: inline one after the other vs offloaded to all cores by
+    ``run_cpu``, and by ``kind="auto"`` once it has learned them (context: where it sent them)."""
     cpus, start = usable_cpus(), time.monotonic()
     durations = ctx.pick([1e-5, 1e-4, 1e-3, 1e-2, 5e-2], [1e-4, 1e-3, 1e-2, 3e-2], [1e-4, 5e-3])
-    tasks, line, measured = max(4, 4 * cpus), Line("hybridio.run_cpu"), {}
+    tasks, base = max(4, 4 * cpus), "inline, one after the other"
+    lines = {"cpu": Line("hybridio.run_cpu"), "auto": Line('kind="auto"')}
+    offloaded = {}
     for duration in durations:
-        name = f"{tasks} tasks of {duration * 1000:g} ms offloaded to {cpus} processes"
-        series = measured[duration] = Series(name, "tasks/s", "inline, one after the other")
-        runtime, budget = hybridio.Runtime(cpu_workers=cpus), ctx.pick(20.0, 8.0, 0.0)
-        judged: list[Judged] = [("cpu", series, NO_GAIN)]
-        call = (_workloads.busy_for, duration)
-        await _against_inline(ctx, runtime, tasks, judged, *call, budget=budget)
-        ctx.progress(f"{duration * 1000:g} ms tasks: {series.ratio:.2f}x")
-        line.add(duration, series.ratio, series.interval())
-        result.rows += claim_rows(series, "cpu_bound", verdict="n/a")
-    point = crossover_point([(d, s.ratio or 0.0) for d, s in measured.items()])
-    intervals = [(d, s.interval()) for d, s in measured.items()]
-    verdict, reason = verdict_crossover(intervals, NO_GAIN.confirm)
-    load = _load.during(start, time.monotonic())
-    verdict, reason = _model.guard_busy(verdict, reason, load, sensitive=True)
-    note = "no measured duration paid off" if point is None else "interpolated"
+        name = f"{tasks} tasks of {duration * 1000:g} ms"
+        cpu = offloaded[duration] = Series(f"{name} offloaded to {cpus} processes", "tasks/s", base)
+        auto = Series(f'{name} with kind="auto"', "tasks/s", base)
+        judged: list[tuple[hybridio.Kind, Series, Rule | None]] = [
+            ("cpu", cpu, NO_GAIN),
+            ("auto", auto, None),
+        ]
+        runtime, call = hybridio.Runtime(cpu_workers=cpus), (_workloads.busy_for, duration)
+        budget = ctx.pick(20.0, 8.0, 0.0)
+        stats = await _against_inline(ctx, runtime, tasks, judged, *call, budget=budget)
+        chose = f"auto chose {stats.auto['hybridio._workloads.busy_for'].kind}"
+        ctx.progress(f"{name}: run_cpu {cpu.ratio:.2f}x, auto {auto.ratio:.2f}x ({chose})")
+        for kind, series in (("cpu", cpu), ("auto", auto)):
+            lines[kind].add(duration, series.ratio, series.interval())
+        result.rows += claim_rows(cpu, "cpu_bound", verdict="n/a")
+        result.rows += claim_rows(auto, "cpu_bound", verdict="n/a", note=chose)
+    point = crossover_point([(d, s.ratio or 0.0) for d, s in offloaded.items()])
+    intervals = [(d, s.interval()) for d, s in offloaded.items()]
     name = "task duration from which offloading pays (speedup >= 1)"
     crossing = fact(name, math.nan if point is None else point, "s", since=start)
+    verdict, reason = verdict_crossover(intervals, NO_GAIN.confirm)
+    verdict, reason = _model.guard_busy(verdict, reason, crossing.load(), sensitive=True)
+    note = "no measured duration paid off" if point is None else "interpolated"
     result.rows += claim_rows(crossing, "cpu_bound", verdict=verdict, reason=reason, note=note)
-    busy = _busy(list(measured.values()))
-    title = f"Offloading {tasks} tasks to {cpus} processes: speedup vs task length{busy}"
-    mark = None if point is None else (point, f"crossover ~{point * 1000:.2g} ms")
+    title = f"{tasks} tasks offloaded to {cpus} processes: speedup vs task length"
+    mark = None if point is None else (point, f"run_cpu crossover ~{point * 1000:.2g} ms")
     path, x = ctx.out / "claims-offload-crossover.png", "task duration (s, log scale)"
-    line_plot(path, title, x, _SPEEDUP, [line], logx=True, hline=(1.0, "break-even"), vline=mark)
+    even, plotted = (1.0, "break-even"), list(lines.values())
+    line_plot(path, title, x, _SPEEDUP, plotted, logx=True, hline=even, vline=mark)
     result.plots.append(path.name)
 
 
 # -- What a process costs ----------------------------------------------------------------------
-def _start_join(worker: Any) -> float:
-    """Seconds to start and join a thread or a process (3.12+ warnings about fork silenced)."""
-    process = isinstance(worker, multiprocessing.process.BaseProcess)
-    quiet = warnings.catch_warnings(action="ignore", category=DeprecationWarning)
+def _start_join(worker: threading.Thread | multiprocessing.process.BaseProcess) -> float:
+    """Seconds to start and join a thread or a process."""
     start = time.perf_counter()
-    with quiet if process else contextlib.nullcontext():  # a thread's start: nothing extra
-        worker.start()
+    worker.start()
     worker.join()
     return time.perf_counter() - start
 
 
-def _thread_start() -> float:
-    """Start and join a thread: the median of 5 (seconds)."""
-    return statistics.median(_start_join(threading.Thread()) for _ in range(5))
-
-
 async def startup(ctx: BenchContext, result: ScenarioResult) -> None:
-    """Start and join a thread vs a process per start method; first call of a fresh pool."""
-    base = "start + join a thread"
+    """Start and join a thread vs a process per start method; which children inherit state."""
     wanted = ("fork", "spawn") if ctx.tiny else ("fork", "forkserver", "spawn")
     available = multiprocessing.get_all_start_methods()
     contexts: dict[str, Any] = {m: multiprocessing.get_context(m) for m in wanted if m in available}
     bars: dict[str, Series] = {}
-    for method, context in contexts.items():
-        if method == "forkserver":
-            _start_join(context.Process())  # its first start starts the fork server: not counted
-        series = bars[method] = Series(f"start + join a process ({method})", "s", base)
-        for _ in ctx.rounds((series, MUCH), (series, FASTER)):
-            series.add(_start_join(context.Process()), _thread_start())
-        ctx.progress(f"{method} {series.median * 1000:.1f} ms")
-        result.rows += claim_rows(series, "slow_start heavyweight", MUCH)
-        result.rows += claim_rows(series, "thread_fast_start", FASTER)
-    pool = bars["hybridio pool"] = Series("fresh hybridio pool: first run_cpu call", "s", base)
-    warm = Series("warm call", "s")
-    for _ in ctx.rounds((pool, MUCH), budget=ctx.pick(30.0, 10.0, 0.0)):
-        start = time.perf_counter()
-        async with hybridio.Runtime(cpu_workers=1) as rt:
-            await rt.run_cpu(_workloads.noop)
-            first = time.perf_counter() - start
-            warm.add(1 / (await rates(rt, 1, ["cpu"], _workloads.noop))[0])
-        pool.add(first, _thread_start())
-    note = f"a warm call then takes {warm.median * 1e6:.0f} µs: pay start-up once per pool"
-    result.rows += claim_rows(pool, "slow_start", MUCH, note=note)
-    # Fork copies the parent, spawn starts a fresh interpreter: "independent" depends on it.
-    _workloads.STATE["mark"] = True
-    children = {m: c.Process(target=_workloads.exit_with_mark) for m, c in contexts.items()}
-    children.pop("forkserver", None)
-    for child in children.values():
-        _start_join(child)
-    inherits = {m: child.exitcode == 1 for m, child in children.items()}
+    with warnings.catch_warnings(action="ignore", category=DeprecationWarning):  # 3.12+: fork
+        for method, context in contexts.items():
+            if method == "forkserver":
+                _start_join(context.Process())  # its first start starts the fork server
+            name = f"start + join a process ({method})"
+            series = bars[method] = Series(name, "s", "start + join a thread")
+            for _ in ctx.rounds((series, MUCH), (series, FASTER)):
+                thread_s = statistics.median(_start_join(threading.Thread()) for _ in range(5))
+                series.add(_start_join(context.Process()), thread_s)
+            result.rows += claim_rows(series, "slow_start heavyweight", MUCH)
+            result.rows += claim_rows(series, "thread_fast_start", FASTER)
+        # Fork copies the parent, spawn starts a fresh interpreter: "independent" depends on it.
+        _workloads.STATE["mark"] = True
+        children = {m: c.Process(target=_workloads.exit_with_mark) for m, c in contexts.items()}
+        for child in children.values():
+            _start_join(child)
     _workloads.STATE["mark"] = False
+    inherits = {m: child.exitcode == 1 for m, child in children.items()}
     name = "start methods whose children inherit the parent's state"
     count = fact(name, sum(inherits.values()), f"of {len(inherits)}")
     verdict = one_shot(holds=not any(inherits.values()), fails=all(inherits.values()))
@@ -320,35 +298,26 @@ async def memory(ctx: BenchContext, result: ScenarioResult) -> None:
 
 
 async def ipc(ctx: BenchContext, result: ScenarioResult) -> None:
-    """Round trip of a payload to a worker process vs to a thread vs pickling it in place."""
-    sizes = [100, 10**4, 10**6, 10**7, 5 * 10**7]
-    sizes = ctx.pick(sizes, sizes[:-1], [100, 10**5])
-    lines = [Line(name) for name in ("process", "thread", "pickle only")]
+    """Round trip of a payload to a worker process vs the same call to a thread."""
+    sizes = ctx.pick(
+        [100, 10**4, 10**6, 10**7, 5 * 10**7], [100, 10**4, 10**6, 10**7], [100, 10**5]
+    )
+    process, thread = Line("process"), Line("thread")
     async with hybridio.Runtime(cpu_workers=1, threads=1) as rt:
         await rates(rt, 1, ["cpu", "blocking"], _workloads.noop)
         for size in sizes:
-            payload, pickled = bytes(size), Series("pickle only", "s")
             name = f"round trip of {size:,} bytes to a worker process"
-            proc = Series(name, "s", "the same call to a worker thread")
-            for _ in ctx.rounds((proc, MUCH), budget=ctx.pick(20.0, 6.0, 0.0)):
-                cpu, blocking = await rates(rt, 1, ["cpu", "blocking"], len, payload)
-                start = time.perf_counter()
-                pickle.loads(pickle.dumps(payload, 5))
-                pickled.add(time.perf_counter() - start)
-                proc.add(1 / cpu, 1 / blocking)
-            measured = (proc.values, proc.baseline_values, pickled.values)
-            for line, values in zip(lines, measured, strict=True):
+            series = Series(name, "s", "the same call to a worker thread")
+            for _ in ctx.rounds((series, MUCH), budget=ctx.pick(20.0, 6.0, 0.0)):
+                cpu, blocking = await rates(rt, 1, ["cpu", "blocking"], len, bytes(size))
+                series.add(1 / cpu, 1 / blocking)
+            for line, values in ((process, series.values), (thread, series.baseline_values)):
                 line.add(size, statistics.median(values), _model.median_interval(values))
-            ctx.progress(f"{size:,} B: {proc.median * 1000:.2f} ms")
-            note = f"pickling alone {pickled.median * 1e6:.0f} µs"
-            result.rows += claim_rows(proc, "ipc", MUCH, note=note)
-    # In code, IPC through hybridio is one call: what remains is a cost, measured here.
-    name = f"share of pickling in the {sizes[-1]:,}-byte round trip"
-    share = fact(name, 100 * pickled.median / proc.median, "%")
-    result.rows += claim_rows(share, "ipc", verdict="qualified", note="one call to use")
-    path, title = ctx.out / "claims-ipc-vs-payload.png", "Round trip vs payload size"
+            ctx.progress(f"{size:,} B: {series.median * 1000:.2f} ms")
+            result.rows += claim_rows(series, "ipc", MUCH)
+    path, title = ctx.out / "claims-ipc-vs-payload.png", "Round trip vs payload size (median, 95%)"
     x, y = "payload (bytes, log scale)", "seconds (log scale)"
-    line_plot(path, f"{title} (median, 95% interval)", x, y, lines, logx=True, logy=True)
+    line_plot(path, title, x, y, [process, thread], logx=True, logy=True)
     result.plots.append(path.name)
 
 
@@ -382,44 +351,29 @@ async def _wait_gone(pid: int, limit: float) -> float:
 
 
 async def killability(ctx: BenchContext, result: ScenarioResult) -> None:
-    """Runaway work past its timeout: a process is killed, a thread runs on unless it polls."""
+    """Runaway work past its timeout: a worker process is killed, a thread runs on."""
     timeout, runtime = ctx.pick(0.5, 0.2, 0.1), ctx.pick(3.0, 1.5, 0.5)
-    rest = runtime - timeout
-    # row name -> cooperative?, share of its planned rest it runs on when it cannot be stopped
-    threads = {
-        "runaway work in a thread": (False, 0.8),
-        "cooperative thread (polls cancel_requested())": (True, 0.2),
-    }
-    async with hybridio.Runtime(cpu_workers=1, threads=2) as rt:
+    async with hybridio.Runtime(cpu_workers=1, threads=1) as rt:
         await rt.run_cpu(_workloads.noop)
-        (pid,), start, since = rt.worker_pids(), time.perf_counter(), time.monotonic()
-        killed = False
-        try:
+        (pid,), start = rt.worker_pids(), time.monotonic()
+        with contextlib.suppress(hybridio.OffloadTimeout):  # not raised: it ran its 60 s
             await rt.run_cpu(_workloads.busy_for, 60.0, timeout=timeout)
-        except hybridio.OffloadTimeout:
-            killed = True
-        gone = time.perf_counter() - start - timeout + await _wait_gone(pid, 5.0)
-        name = "runaway work in a process: gone after its deadline"
-        dead = killed and gone < 1.0  # killable: gone within a second of its deadline
+        gone = time.monotonic() - start - timeout + await _wait_gone(pid, 5.0)
+        dead = gone < 1.0  # killable: gone within a second of its deadline
+        row = fact("runaway work in a process: gone after its deadline", gone, "s", since=start)
         note = f"timeout={timeout:g} s kills the worker"
-        row = fact(name, gone, "s", since=since)
         result.rows += claim_rows(row, "killable", verdict=one_shot(dead, not dead), note=note)
-        for thread, (cooperative, share) in threads.items():
-            record: dict[str, float] = {}
-            deadline = time.perf_counter() + timeout
-            with contextlib.suppress(hybridio.OffloadTimeout):
-                await rt.run_blocking(
-                    _workloads.runaway, runtime, cooperative, record, timeout=timeout
-                )
-            with anyio.fail_after(runtime + 5):
-                while "done" not in record:  # noqa: ASYNC110 - the thread reports in memory
-                    await anyio.sleep(0.01)
-            ran_on = record["done"] - deadline
-            planned = None if cooperative else "its planned rest"
-            name = f"{thread}: ran on after its deadline"
-            row = fact(name, ran_on, "s", planned, None if cooperative else rest)
-            verdict = one_shot(holds=ran_on >= share * rest, fails=False)
-            result.rows += claim_rows(row, "thread_unkillable", verdict=verdict)
+        record: dict[str, float] = {}
+        deadline = time.perf_counter() + timeout
+        with contextlib.suppress(hybridio.OffloadTimeout):
+            await rt.run_blocking(_workloads.runaway, runtime, False, record, timeout=timeout)
+        with anyio.fail_after(runtime + 5):
+            while "done" not in record:  # noqa: ASYNC110 - the thread reports in memory
+                await anyio.sleep(0.01)
+    ran_on, rest = record["done"] - deadline, runtime - timeout
+    row = fact("runaway work in a thread: ran on after its deadline", ran_on, "s", "its rest", rest)
+    verdict = one_shot(holds=ran_on >= 0.8 * rest, fails=False)
+    result.rows += claim_rows(row, "thread_unkillable", verdict=verdict)
 
 
 async def races(ctx: BenchContext, result: ScenarioResult) -> None:
@@ -455,87 +409,31 @@ async def isolation(ctx: BenchContext, result: ScenarioResult) -> None:
     result.rows += claim_rows(row, "separate_memory", verdict=verdict)
 
 
-# -- Other Pythons -----------------------------------------------------------------------------
-# Runs in another Python (stdlib only): k spins one after the other, in k threads, in k
-# subinterpreters (each one's first run is a warm-up); SPIN is ``_workloads.spin``'s source.
-_SCRIPT = r"""
-import json, sys, threading, time
-n, k, repeats, SPIN = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-exec(SPIN)
-def timed(targets):
-    threads = [threading.Thread(target=t) for t in targets]
-    start = time.perf_counter()
-    for t in threads: t.start()
-    for t in threads: t.join()
-    return time.perf_counter() - start
-try:
-    import _interpreters
-    ids = [_interpreters.create() for _ in range(k)]
-except ImportError:
-    ids = []
-errors = []
-def run_in(i):
-    failure = _interpreters.exec(i, SPIN + f"spin({n})\n")
-    if failure is not None: errors.append(str(failure))
-in_interpreters = [lambda i=i: run_in(i) for i in ids]
-timed(in_interpreters)
-out = {"free_threaded": not getattr(sys, "_is_gil_enabled", lambda: True)(),
-       "version": sys.version.split()[0],
-       "sequential": [timed([lambda: [spin(n) for _ in range(k)]]) for _ in range(repeats)],
-       "threads": [timed([lambda: spin(n)] * k) for _ in range(repeats)],
-       "subinterpreters": [timed(in_interpreters) for _ in range(repeats) if ids]}
-for i in ids: _interpreters.destroy(i)
-print(json.dumps({**out, "errors": errors}))
-"""
-_ELSEWHERE = "not available here: see docs/claims.md for how to get it"
-
-
-def find_interpreters() -> list[str]:
-    """Pythons 3.13+ here: this one, then on PATH and pyenv's (free-threaded "t" builds too)."""
-    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"), "versions")
-    found = [sys.executable] if sys.version_info >= (3, 13) else []
-    found += [shutil.which(f"python3.{minor}{t}") or "" for minor in (13, 14, 15) for t in "t "]
-    found += sorted(map(str, pyenv.glob("3.1[3-9]*/bin/python3.1[3-9]*")))
-    return [p for p in dict.fromkeys(found) if p.strip() and not p.endswith("-config")][:8]
-
-
-def _run(*command: str, timeout: float = 300) -> Any:
-    """The JSON that ``command`` prints (raises when it fails or times out)."""
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=True)
-    return json.loads(done.stdout)
-
-
+# -- Ways around the GIL -----------------------------------------------------------------------
 async def alternatives(ctx: BenchContext, result: ScenarioResult) -> None:
-    """Free-threaded CPython and subinterpreters in a Python found here; Jython, the GIL."""
-    k, loops = max(2, usable_cpus()), _workloads.loops_for(ctx.pick(0.1, 0.05, 0.005))
-    args = [str(loops), str(k), str(ctx.pick(12, 8, 1)), inspect.getsource(_workloads.spin)]
-    runs: dict[str, tuple[str, dict[str, Any], tuple[float, float]]] = {}
-    for path in find_interpreters():
-        if "subinterpreters" in runs and not path.endswith("t"):
-            continue  # only a free-threaded build ("python3.13t") can add something now
-        start = time.monotonic()
-        try:
-            data = _run(path, "-c", _SCRIPT, *args)
-        except (OSError, subprocess.SubprocessError, ValueError):
-            continue  # a pyenv shim for a version not selected, a broken install...
-        found = (f"Python {data['version']}: {path}", data, (start, time.monotonic()))
-        if data["free_threaded"]:
-            runs.setdefault("threads", found)
-        if data["subinterpreters"] and not data["errors"]:
-            runs.setdefault("subinterpreters", found)
-    ctx.progress(f"found {', '.join(f'{kind}: {run[0]}' for kind, run in runs.items()) or 'none'}")
-    for kind, title in (
-        ("threads", f"free-threaded CPython: {k} CPU tasks on {k} threads"),
-        ("subinterpreters", f"subinterpreters: {k} CPU tasks in {k} interpreters"),
-    ):
-        series = Series(title, "tasks/s", f"the same {k} tasks one after the other")
-        where, data, window = runs.get(kind, (_ELSEWHERE, {}, None))
-        for seq, par in zip(data.get("sequential", []), data.get(kind, []), strict=True):
-            series.add(k / par, k / seq)
-        series.window = window  # the load while that Python measured, not when it reported
-        rule, verdict = (PARALLEL, None) if series.n else (None, "n/a")
-        claim = "other_implementations"
-        result.rows += claim_rows(series, claim, rule, verdict=verdict, note=where)
+    """Pure-Python work in subinterpreters (3.13+) and, with the GIL off, on threads, against
+    inline, where this Python has them. Jython and whether the GIL is needed: prose only."""
+    cpus, python = usable_cpus(), f"Python {sys.version.split()[0]}"
+    tasks, n = max(4, 2 * cpus), _workloads.loops_for(ctx.pick(0.08, 0.04, 0.004))
+    base = f"inline ({tasks} tasks one after the other)"
+    ways: list[tuple[hybridio.Kind, str, bool, str]] = [
+        ("interpreter", f"in {cpus} subinterpreters", sys.version_info >= (3, 13), "Python 3.13+"),
+        ("cpu", f"on {cpus} threads, GIL off", not gil_enabled(), "a free-threaded 3.13t"),
+    ]
+    for kind, where, here, needs in ways:
+        series = Series(f"{tasks} pure-Python tasks {where}", "tasks/s", base if here else None)
+        if not here:
+            note = f"not measured in {python}: run `hybridio bench interpreters` with {needs} "
+            note += '(docs/benchmarks.md, "interpreters", has the numbers)'
+            result.rows += claim_rows(series, "other_implementations", verdict="n/a", note=note)
+            continue
+        if kind == "interpreter":
+            runtime = hybridio.Runtime(interpreters=cpus)
+        else:
+            runtime = hybridio.Runtime(cpu_workers=cpus, cpu_backend="thread")
+        await _against_inline(ctx, runtime, tasks, [(kind, series, PARALLEL)], _workloads.spin, n)
+        ctx.progress(f"{series.name}: {series.ratio:.2f}x")
+        result.rows += claim_rows(series, "other_implementations", PARALLEL, note=python)
     for name, claim in (
         ("Jython / IronPython as the way around the GIL", "other_implementations"),
         ("is the GIL required? (free-threaded CPython 3.13t runs without it)", "gil_required"),
@@ -562,11 +460,10 @@ def run(ctx: BenchContext) -> ScenarioResult:
         "Each claim of the seed notes on processes vs threads, measured here against a baseline "
         "measured in the same run, repeat by repeat. 'qualified' holds only under a condition "
         "(docs/claims.md), 'n/a' rows give context.",
-        extra={"notes": NOTES, "sub_scenario_seconds": {}},
+        extra={"notes": NOTES},
     )
     for name, measure in SUB_SCENARIOS.items():
         ctx.progress(f"{name}...")
-        start = time.perf_counter()
         try:
             anyio.run(measure, replace(ctx, progress=prefixed(ctx.progress, name)), result)
         except Exception as exc:  # noqa: BLE001 - one broken measurement must not hide the rest
@@ -574,5 +471,4 @@ def run(ctx: BenchContext) -> ScenarioResult:
             failed = fact(f"{name}: measurement failed", math.nan, "")
             note = f"{type(exc).__name__}: {exc}"
             result.rows.append(failed.row(SCENARIO, verdict="n/a", note=note))
-        result.extra["sub_scenario_seconds"][name] = time.perf_counter() - start
     return result
