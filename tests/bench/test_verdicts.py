@@ -125,7 +125,7 @@ def test_a_one_shot_refutation_on_a_busy_machine_is_inconclusive(
 
 def test_crossover_verdict_and_point() -> None:
     # Each task length is judged by the crossover's rule; the claim combines them.
-    pays = Rule(1.15, load_sensitive=True)
+    pays = Rule(1.15, 1.15, load_sensitive=True)
     short, long_ = judge(pays, (0.3, 0.5), 8)[0], judge(pays, (1.7, 1.9), 8)[0]
     assert (short, long_) == ("refuted", "confirmed")
     assert combine_verdicts([short, long_]) == "qualified"

@@ -168,7 +168,7 @@ async def crossover(ctx: BenchContext, result: ScenarioResult) -> None:
     durations = ctx.pick([1e-5, 1e-4, 1e-3, 1e-2, 5e-2], [1e-4, 1e-3, 1e-2, 3e-2], [1e-4, 5e-3])
     tasks, base = max(4, 4 * cpus), "inline, one after the other"
     lines = [Line("hybridio.run_cpu"), Line('kind="auto"')]
-    pays = Rule(GAIN, load_sensitive=True)  # offloading pays from 1.15x, and not below
+    pays = Rule(GAIN, GAIN, load_sensitive=True)  # offloading pays from 1.15x, and not below
     for duration in durations:
         name = f"{tasks} tasks of {duration * 1000:g} ms"
         cpu = Series(f"{name} offloaded to {cpus} processes", "tasks/s", base)
