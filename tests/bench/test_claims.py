@@ -10,6 +10,7 @@ import anyio
 import pytest
 from click.testing import CliRunner
 
+from hybridio.bench import _claims, _load
 from hybridio.bench._claims import CLAIMS, SUB_SCENARIOS
 from hybridio.bench._cli import bench
 from hybridio.bench._model import VERDICTS, BenchContext, ScenarioResult
@@ -56,6 +57,45 @@ def test_isolation_shows_the_copy(tmp_path: Path) -> None:
     assert result.value == 0  # the parent did not see the worker's change
     assert result.baseline_value == 1  # it did see the thread's
     assert result.verdict == "confirmed"
+
+
+def test_crossover_judges_each_length_and_says_where_auto_sent_it(tmp_path: Path) -> None:
+    rows = _part("crossover", tmp_path).rows
+    offloaded = [row for row in rows if "offloaded to" in row.name]
+    auto = [row for row in rows if 'kind="auto"' in row.name]
+    assert offloaded
+    assert len(auto) == len(offloaded)
+    assert all(row.target and row.ratio is not None for row in offloaded)  # judged, vs inline
+    assert all(row.verdict == "n/a" and row.note.startswith("auto chose ") for row in auto)
+    assert {row.note.split()[-1] for row in auto} <= {"inline", "blocking", "cpu", "probing"}
+    (crossing,) = [row for row in rows if row.name.startswith("task duration")]
+    assert crossing.verdict == "n/a"
+
+
+def test_alternatives_measure_here_or_say_how(tmp_path: Path) -> None:
+    rows = _part("alternatives", tmp_path).rows
+    ways = [row for row in rows if "pure-Python tasks" in row.name]
+    assert len(ways) == 2  # subinterpreters, threads without the GIL
+    for row in ways:
+        if row.verdict == "n/a":  # this Python lacks it
+            assert "hybridio bench interpreters" in row.note
+        else:
+            assert row.ratio is not None
+    assert sum(row.verdict == "qualified" for row in rows) == 2  # Jython; is the GIL required
+
+
+@pytest.mark.parametrize("name", ["startup", "killability", "races", "isolation"])
+def test_a_busy_machine_never_refutes(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever a check finds, measured while the machine is busy it is inconclusive."""
+    busy = _load.Load(others=1.6, steal=0.0, load_average=4.0, cpus=2, samples=10)
+    monkeypatch.setattr(_load, "during", lambda start, end: busy)
+    monkeypatch.setattr(_claims, "one_shot", lambda holds, fails: "refuted")
+    rows = _part(name, tmp_path).rows
+    assert rows
+    assert "refuted" not in {row.verdict for row in rows}
+    assert any(row.verdict == "inconclusive" and "busy" in row.reason for row in rows)
 
 
 def test_cli_runs_claims_end_to_end(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from hybridio.bench import _load
-from hybridio.bench._claims import crossover_point, one_shot, verdict_crossover
+from hybridio.bench._claims import crossover_point, one_shot
 from hybridio.bench._load import Load
 from hybridio.bench._model import INCONCLUSIVE, MIN_REPEATS, Rule, fact, judge, median_interval
 from hybridio.bench._report import combine_verdicts
@@ -124,11 +124,14 @@ def test_a_one_shot_refutation_on_a_busy_machine_is_inconclusive(
 
 
 def test_crossover_verdict_and_point() -> None:
-    short, long_ = (1e-4, (0.3, 0.5)), (1e-2, (1.7, 1.9))
-    assert verdict_crossover([short, long_], 1.15)[0] == "qualified"
-    assert verdict_crossover([(1e-4, (1.2, 1.3)), long_], 1.15)[0] == "confirmed"
-    assert verdict_crossover([short, (1e-2, (0.9, 1.1))], 1.15)[0] == "refuted"
-    assert verdict_crossover([short, (1e-2, (1.0, 1.5))], 1.15)[0] == INCONCLUSIVE
+    # Each task length is judged by the crossover's rule; the claim combines them.
+    pays = Rule(1.15, 1.15, load_sensitive=True)
+    short, long_ = judge(pays, (0.3, 0.5), 8)[0], judge(pays, (1.7, 1.9), 8)[0]
+    assert (short, long_) == ("refuted", "confirmed")
+    assert combine_verdicts([short, long_]) == "qualified"
+    assert combine_verdicts([judge(pays, (1.2, 1.3), 8)[0], long_]) == "confirmed"
+    assert combine_verdicts([short, judge(pays, (0.9, 1.1), 8)[0]]) == "refuted"
+    assert judge(pays, (1.0, 1.5), 8)[0] == INCONCLUSIVE
     points = [(1e-4, 0.4), (1e-3, 0.9), (1e-2, 1.8)]
     point = crossover_point(points)
     assert point is not None

@@ -1,24 +1,16 @@
-"""The ``claims`` scenario: each claim of the seed notes on processes, threads and the GIL,
-measured here and judged by the rules of ``_targets`` (docs/benchmarks.md lists the
-sub-scenarios, ``claims_notes.md`` says what each measurement means). A sub-scenario that fails
-becomes an "n/a" row naming the error; the others still run."""
+"""Each claim of the seed notes on processes vs threads, measured against a baseline of the same
+run, repeat by repeat: 'qualified' holds only under a condition (docs/claims.md), 'n/a': context."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 import itertools
-import json
 import math
 import multiprocessing
-import os
-import pickle
 import random
 import re
-import shutil
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -29,7 +21,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -38,20 +29,20 @@ import psutil
 import hybridio
 
 from .. import _workloads
-from . import _load, _model
+from .._runtime._gil import gil_enabled
+from . import _model
 from ._harness import burst
 from ._load import usable_cpus
-from ._model import INCONCLUSIVE, BenchContext, Row, Rule, ScenarioResult, Series, Verdict, fact
+from ._model import MIN_REPEATS, BenchContext, Row, Rule, ScenarioResult, Series, Verdict, fact
 from ._plots import Line, bar_plot, line_plot
 from ._runner import prefixed
-from ._targets import FASTER, FASTER_ACCESS, MUCH, NO_GAIN, PARALLEL
+from ._targets import FASTER, FASTER_ACCESS, GAIN, MUCH, NO_GAIN, PARALLEL
 
 SCENARIO = "claims"
 #: A kind of call measured against inline, its series, and the rule its repeats must settle.
 Judged = tuple[hybridio.Kind, Series, Rule | None]
-_NOTES_MD = (resources.files(__package__) / "claims_notes.md").read_text()
 _SECTION = re.compile(r"^## (\w+): ([^\n]+)\n(.*?)(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-_SECTIONS = _SECTION.findall(_NOTES_MD)
+_SECTIONS = _SECTION.findall((resources.files(__package__) / "claims_notes.md").read_text())
 #: id -> the seed notes' claim, from the "## id: quote" sections of claims_notes.md; quote ->
 #: what its measurement means (the section's text, which the report shows under the claim).
 CLAIMS: dict[str, str] = {claim_id: quote for claim_id, quote, _ in _SECTIONS}
@@ -81,59 +72,51 @@ async def _against_inline(
     ctx: BenchContext,
     runtime: hybridio.Runtime,
     tasks: int,
-    judged: list[Judged],
+    judged: Sequence[Judged],
     *call: Any,
     budget: float | None = None,
-) -> None:
-    """In ``runtime``, per round: ``tasks`` calls inline, then by each kind (rate vs inline)."""
-    measured = {series.name: (kind, series) for kind, series, _ in judged}  # once each
-    kinds = [kind for kind, _ in measured.values()]
+) -> hybridio.RuntimeStats:
+    """Per round in ``runtime``: ``tasks`` calls inline, then by each kind (rate vs inline)."""
+    kinds = [kind for kind, _, _ in judged]
     async with runtime as rt:
         await rates(rt, tasks, kinds, _workloads.noop)  # start the workers
+        for _ in range(3 if "auto" in kinds else 0):  # auto learns the call (up to 3 probes)
+            await rates(rt, tasks, ["auto"], *call)
         for _ in ctx.rounds(*[(series, rule) for _, series, rule in judged], budget=budget):
             inline, *offloaded = await rates(rt, tasks, ["inline", *kinds], *call)
-            for (_, series), rate in zip(measured.values(), offloaded, strict=True):
+            for (_, series, _), rate in zip(judged, offloaded, strict=True):
                 series.add(rate, inline)
-
-
-def _busy(series: Sequence[Series]) -> str:
-    """A plot title's warning when other processes distorted the speedups it shows."""
-    busy = any((load := s.load()) is not None and load.busy for s in series)
-    return "\n(busy machine: other processes distorted these speedups)" if busy else ""
+        return rt.stats()
 
 
 # -- The cores, threads and the GIL ------------------------------------------------------------
 async def parallel(ctx: BenchContext, result: ScenarioResult) -> None:
-    """Pure-Python work: inline vs k worker processes vs k worker threads (speedup vs workers)."""
+    """Pure-Python work: inline vs k worker processes vs k worker threads (speedup vs workers),
+    judged with as many workers as CPUs."""
     cpus = usable_cpus()
     workers = sorted({1, 2} if ctx.tiny else {1, cpus, 2 * cpus})
     tasks, n = max(4, 2 * max(workers)), _workloads.loops_for(ctx.pick(0.08, 0.04, 0.004))
     base = f"inline ({tasks} tasks one after the other)"
     lines = {"cpu": Line("processes"), "blocking": Line("threads")}
-    ideal, measured = Line("ideal (min(workers, CPUs))", style="--"), []
+    ideal = Line("ideal (min(workers, CPUs))", style="--")
+    claims = {"cpu": "multicore own_gil cpu_bound", "blocking": "thread_no_cpu gil_single"}
     for k in workers:
         name, judged = f"{tasks} pure-Python tasks on {k} worker", k == cpus
         proc = Series(f"{name} process{'es' * (k > 1)}", "tasks/s", base)
         thr = Series(f"{name} thread{'s' * (k > 1)}", "tasks/s", base)
-        # Judged with as many workers as CPUs; with other counts, context for the first claim.
-        cases: list[tuple[hybridio.Kind, Series, Rule, str]] = [
-            ("cpu", proc, PARALLEL, "multicore own_gil cpu_bound"),
-            ("blocking", thr, NO_GAIN, "thread_no_cpu gil_single"),
-        ]
-        rounds: list[Judged] = [(kind, s, rule if judged else None) for kind, s, rule, _ in cases]
-        runtime, budget = hybridio.Runtime(cpu_workers=k, threads=k), ctx.pick(20.0, 6.0, 0.0)
-        call = (_workloads.spin, n)
-        await _against_inline(ctx, runtime, tasks, rounds, *call, budget=None if judged else budget)
+        cases: list[Judged] = [("cpu", proc, PARALLEL), ("blocking", thr, NO_GAIN)]
+        if not judged:  # context for the first claim of each
+            cases = [(kind, series, None) for kind, series, _ in cases]
+        runtime = hybridio.Runtime(cpu_workers=k, threads=k, cpu_backend="process")
+        budget = None if judged else ctx.pick(20.0, 6.0, 0.0)
+        await _against_inline(ctx, runtime, tasks, cases, _workloads.spin, n, budget=budget)
         ctx.progress(f"{k} workers: processes {proc.ratio:.2f}x, threads {thr.ratio:.2f}x")
         ideal.add(k, float(min(k, cpus)))
-        for kind, series, rule, claims in cases:
+        for kind, series, rule in cases:
             lines[kind].add(k, series.ratio, series.interval())
-            measured.append(series)
-            if judged:
-                result.rows += claim_rows(series, claims, rule)
-            else:
-                result.rows += claim_rows(series, claims.split()[0], verdict="n/a")
-    title = f"Pure-Python CPU work: speedup over inline ({cpus} usable CPUs){_busy(measured)}"
+            ids = claims[kind] if judged else claims[kind].split()[0]
+            result.rows += claim_rows(series, ids, rule, verdict=None if judged else "n/a")
+    title = f"Pure-Python CPU work: speedup over inline ({cpus} usable CPUs)"
     target = (PARALLEL.confirm, f"'uses the cores' from {PARALLEL.confirm:.2g}x")
     path, x = ctx.out / "claims-speedup-vs-workers.png", "worker processes or threads"
     line_plot(path, title, x, _SPEEDUP, [*lines.values(), ideal], hline=target, integer_x=True)
@@ -141,23 +124,18 @@ async def parallel(ctx: BenchContext, result: ScenarioResult) -> None:
 
 
 async def gil_release(ctx: BenchContext, result: ScenarioResult) -> None:
-    """C code that releases the GIL (hashlib, zlib) on large buffers: inline vs threads."""
+    """C code that releases the GIL (zlib on large buffers): inline vs threads."""
     cpus = usable_cpus()
-    tasks = max(4, 2 * cpus)
-    cases = {
-        "hashlib.sha256": (_workloads.sha256_hex, ctx.pick(16_000_000, 8_000_000, 1_000_000)),
-        "zlib.compress": (zlib.compress, ctx.pick(4_000_000, 2_000_000, 200_000)),
-    }
-    for label, (fn, size) in cases.items():
-        # Half random, half zeros: zlib has real work to do, and it is reproducible.
-        data = random.Random(8).randbytes(size // 2) + bytes(size - size // 2)
-        name = f"{label} of {size / 1e6:g} MB, {tasks} calls on {cpus} threads"
-        series = Series(name, "calls/s", f"inline ({tasks} calls one after the other)")
-        judged: list[Judged] = [("blocking", series, NO_GAIN), ("blocking", series, PARALLEL)]
-        await _against_inline(ctx, hybridio.Runtime(threads=cpus), tasks, judged, fn, data)
-        ctx.progress(f"{label}: {series.ratio:.2f}x")
-        result.rows += claim_rows(series, "thread_no_cpu gil_single", NO_GAIN)
-        result.rows += claim_rows(series, "c_libraries", PARALLEL)
+    tasks, size = max(4, 2 * cpus), ctx.pick(4_000_000, 2_000_000, 200_000)
+    # Half random, half zeros: zlib has real work to do, and it is reproducible.
+    data = random.Random(8).randbytes(size // 2) + bytes(size - size // 2)
+    name = f"zlib.compress of {size / 1e6:g} MB, {tasks} calls on {cpus} threads"
+    series = Series(name, "calls/s", f"inline ({tasks} calls one after the other)")
+    # NO_GAIN's thresholds are PARALLEL's, mirrored: settled for one, settled for both.
+    judged: list[Judged] = [("blocking", series, PARALLEL)]
+    await _against_inline(ctx, hybridio.Runtime(threads=cpus), tasks, judged, zlib.compress, data)
+    result.rows += claim_rows(series, "thread_no_cpu gil_single", NO_GAIN)
+    result.rows += claim_rows(series, "c_libraries", PARALLEL)
 
 
 async def io_threads(ctx: BenchContext, result: ScenarioResult) -> None:
@@ -183,105 +161,69 @@ def crossover_point(points: list[tuple[float, float]], at: float = 1.0) -> float
     return None
 
 
-def verdict_crossover(
-    intervals: list[tuple[float, tuple[float, float] | None]], gain: float
-) -> tuple[Verdict, str]:
-    """Shortest task gains ``gain``: confirmed; only longer ones: qualified; none: refuted."""
-    known = sorted((d, i) for d, i in intervals if i is not None)
-    if not known:
-        return INCONCLUSIVE, "too few repeats for an interval"
-    if known[0][1][0] >= gain:
-        return "confirmed", ""
-    if known[0][1][1] < gain and any(lo >= gain for _, (lo, _) in known):
-        return "qualified", ""
-    if all(hi < gain for _, (_, hi) in known):
-        return "refuted", ""
-    return INCONCLUSIVE, "the speedup intervals straddle the threshold; rerun without --quick"
-
-
 async def crossover(ctx: BenchContext, result: ScenarioResult) -> None:
-    """Tasks of a given duration: inline one after the other vs offloaded to all cores."""
-    cpus, start = usable_cpus(), time.monotonic()
+    """Tasks of a given duration: inline one after the other vs offloaded to all cores by
+    ``run_cpu``, and by ``kind="auto"`` once it has learned them (context)."""
+    cpus = usable_cpus()
     durations = ctx.pick([1e-5, 1e-4, 1e-3, 1e-2, 5e-2], [1e-4, 1e-3, 1e-2, 3e-2], [1e-4, 5e-3])
-    tasks, line, measured = max(4, 4 * cpus), Line("hybridio.run_cpu"), {}
+    tasks, base = max(4, 4 * cpus), "inline, one after the other"
+    lines = [Line("hybridio.run_cpu"), Line('kind="auto"')]
+    pays = Rule(GAIN, GAIN, load_sensitive=True)  # offloading pays from 1.15x, and not below
     for duration in durations:
-        name = f"{tasks} tasks of {duration * 1000:g} ms offloaded to {cpus} processes"
-        series = measured[duration] = Series(name, "tasks/s", "inline, one after the other")
-        runtime, budget = hybridio.Runtime(cpu_workers=cpus), ctx.pick(20.0, 8.0, 0.0)
-        judged: list[Judged] = [("cpu", series, NO_GAIN)]
-        call = (_workloads.busy_for, duration)
-        await _against_inline(ctx, runtime, tasks, judged, *call, budget=budget)
-        ctx.progress(f"{duration * 1000:g} ms tasks: {series.ratio:.2f}x")
-        line.add(duration, series.ratio, series.interval())
-        result.rows += claim_rows(series, "cpu_bound", verdict="n/a")
-    point = crossover_point([(d, s.ratio or 0.0) for d, s in measured.items()])
-    intervals = [(d, s.interval()) for d, s in measured.items()]
-    verdict, reason = verdict_crossover(intervals, NO_GAIN.confirm)
-    load = _load.during(start, time.monotonic())
-    verdict, reason = _model.guard_busy(verdict, reason, load, sensitive=True)
-    note = "no measured duration paid off" if point is None else "interpolated"
+        name = f"{tasks} tasks of {duration * 1000:g} ms"
+        cpu = Series(f"{name} offloaded to {cpus} processes", "tasks/s", base)
+        auto = Series(f'{name} with kind="auto"', "tasks/s", base)
+        judged: list[Judged] = [("cpu", cpu, pays), ("auto", auto, None)]
+        runtime = hybridio.Runtime(cpu_workers=cpus, cpu_backend="process")
+        call, budget = (_workloads.busy_for, duration), ctx.pick(20.0, 8.0, 0.0)
+        stats = await _against_inline(ctx, runtime, tasks, judged, *call, budget=budget)
+        chose = f"auto chose {stats.auto['hybridio._workloads.busy_for'].kind}"
+        ctx.progress(f"{name}: run_cpu {cpu.ratio:.2f}x, auto {auto.ratio:.2f}x ({chose})")
+        for line, series in zip(lines, (cpu, auto), strict=True):
+            line.add(duration, series.ratio, series.interval())
+        result.rows += claim_rows(cpu, "cpu_bound", pays)
+        result.rows += claim_rows(auto, "cpu_bound", verdict="n/a", note=chose)
+    point = crossover_point([(d, speedup) for d, speedup, _ in lines[0].points])
     name = "task duration from which offloading pays (speedup >= 1)"
-    crossing = fact(name, math.nan if point is None else point, "s", since=start)
-    result.rows += claim_rows(crossing, "cpu_bound", verdict=verdict, reason=reason, note=note)
-    busy = _busy(list(measured.values()))
-    title = f"Offloading {tasks} tasks to {cpus} processes: speedup vs task length{busy}"
-    mark = None if point is None else (point, f"crossover ~{point * 1000:.2g} ms")
+    crossing = fact(name, math.nan if point is None else point, "s")
+    note = "no measured duration paid off" if point is None else "interpolated"
+    result.rows += claim_rows(crossing, "cpu_bound", verdict="n/a", note=note)
+    title = f"{tasks} tasks offloaded to {cpus} processes: speedup vs task length"
+    mark = None if point is None else (point, f"run_cpu crossover ~{point * 1000:.2g} ms")
     path, x = ctx.out / "claims-offload-crossover.png", "task duration (s, log scale)"
-    line_plot(path, title, x, _SPEEDUP, [line], logx=True, hline=(1.0, "break-even"), vline=mark)
+    line_plot(path, title, x, _SPEEDUP, lines, logx=True, hline=(1.0, "break-even"), vline=mark)
     result.plots.append(path.name)
 
 
 # -- What a process costs ----------------------------------------------------------------------
-def _start_join(worker: Any) -> float:
-    """Seconds to start and join a thread or a process (3.12+ warnings about fork silenced)."""
-    process = isinstance(worker, multiprocessing.process.BaseProcess)
-    quiet = warnings.catch_warnings(action="ignore", category=DeprecationWarning)
+def _start_join(worker: threading.Thread | multiprocessing.process.BaseProcess) -> float:
+    """Seconds to start and join a thread or a process."""
     start = time.perf_counter()
-    with quiet if process else contextlib.nullcontext():  # a thread's start: nothing extra
-        worker.start()
+    worker.start()
     worker.join()
     return time.perf_counter() - start
 
 
-def _thread_start() -> float:
-    """Start and join a thread: the median of 5 (seconds)."""
-    return statistics.median(_start_join(threading.Thread()) for _ in range(5))
-
-
 async def startup(ctx: BenchContext, result: ScenarioResult) -> None:
-    """Start and join a thread vs a process per start method; first call of a fresh pool."""
-    base = "start + join a thread"
-    wanted = ("fork", "spawn") if ctx.tiny else ("fork", "forkserver", "spawn")
-    available = multiprocessing.get_all_start_methods()
-    contexts: dict[str, Any] = {m: multiprocessing.get_context(m) for m in wanted if m in available}
+    """Start and join a thread vs a process per start method; which children inherit state."""
+    wanted = {"fork", "spawn"} if ctx.tiny else {"fork", "forkserver", "spawn"}
     bars: dict[str, Series] = {}
-    for method, context in contexts.items():
-        if method == "forkserver":
-            _start_join(context.Process())  # its first start starts the fork server: not counted
-        series = bars[method] = Series(f"start + join a process ({method})", "s", base)
-        for _ in ctx.rounds((series, MUCH), (series, FASTER)):
-            series.add(_start_join(context.Process()), _thread_start())
-        ctx.progress(f"{method} {series.median * 1000:.1f} ms")
-        result.rows += claim_rows(series, "slow_start heavyweight", MUCH)
-        result.rows += claim_rows(series, "thread_fast_start", FASTER)
-    pool = bars["hybridio pool"] = Series("fresh hybridio pool: first run_cpu call", "s", base)
-    warm = Series("warm call", "s")
-    for _ in ctx.rounds((pool, MUCH), budget=ctx.pick(30.0, 10.0, 0.0)):
-        start = time.perf_counter()
-        async with hybridio.Runtime(cpu_workers=1) as rt:
-            await rt.run_cpu(_workloads.noop)
-            first = time.perf_counter() - start
-            warm.add(1 / (await rates(rt, 1, ["cpu"], _workloads.noop))[0])
-        pool.add(first, _thread_start())
-    note = f"a warm call then takes {warm.median * 1e6:.0f} µs: pay start-up once per pool"
-    result.rows += claim_rows(pool, "slow_start", MUCH, note=note)
-    # Fork copies the parent, spawn starts a fresh interpreter: "independent" depends on it.
+    inherits: dict[str, bool] = {}
+    # Each child exits 1 if it sees the mark: fork copies the parent, spawn starts afresh.
     _workloads.STATE["mark"] = True
-    children = {m: c.Process(target=_workloads.exit_with_mark) for m, c in contexts.items()}
-    children.pop("forkserver", None)
-    for child in children.values():
-        _start_join(child)
-    inherits = {m: child.exitcode == 1 for m, child in children.items()}
+    with warnings.catch_warnings(action="ignore", category=DeprecationWarning):  # 3.12+: fork
+        for method in sorted(wanted.intersection(multiprocessing.get_all_start_methods())):
+            context: Any = multiprocessing.get_context(method)
+            if method == "forkserver":
+                _start_join(context.Process())  # its first start starts the fork server
+            name = f"start + join a process ({method})"
+            series = bars[method] = Series(name, "s", "start + join a thread")
+            for _ in ctx.rounds((series, MUCH), (series, FASTER)):
+                child = context.Process(target=_workloads.exit_with_mark)
+                series.add(_start_join(child), _start_join(threading.Thread()))
+            inherits[method] = child.exitcode == 1
+            result.rows += claim_rows(series, "slow_start heavyweight", MUCH)
+            result.rows += claim_rows(series, "thread_fast_start", FASTER)
     _workloads.STATE["mark"] = False
     name = "start methods whose children inherit the parent's state"
     count = fact(name, sum(inherits.values()), f"of {len(inherits)}")
@@ -298,7 +240,7 @@ async def startup(ctx: BenchContext, result: ScenarioResult) -> None:
 async def memory(ctx: BenchContext, result: ScenarioResult) -> None:
     """Memory per worker process (RSS, USS) vs per extra thread, judged on min and max workers."""
     workers, thread_count = ctx.pick(4, 2, 1), ctx.pick(64, 32, 8)
-    async with hybridio.Runtime(cpu_workers=workers) as rt:
+    async with hybridio.Runtime(cpu_workers=workers, cpu_backend="process") as rt:
         await rates(rt, workers, ["cpu"], _workloads.spin, 1000)
         infos = [psutil.Process(pid).memory_full_info() for pid in rt.worker_pids()]
     stop, before = threading.Event(), psutil.Process().memory_info().rss
@@ -314,41 +256,30 @@ async def memory(ctx: BenchContext, result: ScenarioResult) -> None:
         series = Series(f"{label} per worker process", "bytes", base)
         for info in infos:
             series.add(float(getattr(info, field)), per_thread)
-        spread = (min(series.ratios()), max(series.ratios()))
-        verdict, _ = _model.judge(MUCH, spread, _model.MIN_REPEATS)
+        verdict, _ = _model.judge(MUCH, (min(series.ratios()), max(series.ratios())), MIN_REPEATS)
         result.rows += claim_rows(series, "more_memory thread_memory heavyweight", verdict=verdict)
 
 
 async def ipc(ctx: BenchContext, result: ScenarioResult) -> None:
-    """Round trip of a payload to a worker process vs to a thread vs pickling it in place."""
+    """Round trip of a payload to a worker process vs the same call to a thread."""
     sizes = [100, 10**4, 10**6, 10**7, 5 * 10**7]
     sizes = ctx.pick(sizes, sizes[:-1], [100, 10**5])
-    lines = [Line(name) for name in ("process", "thread", "pickle only")]
-    async with hybridio.Runtime(cpu_workers=1, threads=1) as rt:
+    process, thread = Line("process"), Line("thread")
+    async with hybridio.Runtime(cpu_workers=1, threads=1, cpu_backend="process") as rt:
         await rates(rt, 1, ["cpu", "blocking"], _workloads.noop)
         for size in sizes:
-            payload, pickled = bytes(size), Series("pickle only", "s")
             name = f"round trip of {size:,} bytes to a worker process"
-            proc = Series(name, "s", "the same call to a worker thread")
-            for _ in ctx.rounds((proc, MUCH), budget=ctx.pick(20.0, 6.0, 0.0)):
-                cpu, blocking = await rates(rt, 1, ["cpu", "blocking"], len, payload)
-                start = time.perf_counter()
-                pickle.loads(pickle.dumps(payload, 5))
-                pickled.add(time.perf_counter() - start)
-                proc.add(1 / cpu, 1 / blocking)
-            measured = (proc.values, proc.baseline_values, pickled.values)
-            for line, values in zip(lines, measured, strict=True):
+            series = Series(name, "s", "the same call to a worker thread")
+            for _ in ctx.rounds((series, MUCH), budget=ctx.pick(20.0, 6.0, 0.0)):
+                cpu, blocking = await rates(rt, 1, ["cpu", "blocking"], len, bytes(size))
+                series.add(1 / cpu, 1 / blocking)
+            for line, values in ((process, series.values), (thread, series.baseline_values)):
                 line.add(size, statistics.median(values), _model.median_interval(values))
-            ctx.progress(f"{size:,} B: {proc.median * 1000:.2f} ms")
-            note = f"pickling alone {pickled.median * 1e6:.0f} µs"
-            result.rows += claim_rows(proc, "ipc", MUCH, note=note)
-    # In code, IPC through hybridio is one call: what remains is a cost, measured here.
-    name = f"share of pickling in the {sizes[-1]:,}-byte round trip"
-    share = fact(name, 100 * pickled.median / proc.median, "%")
-    result.rows += claim_rows(share, "ipc", verdict="qualified", note="one call to use")
-    path, title = ctx.out / "claims-ipc-vs-payload.png", "Round trip vs payload size"
+            ctx.progress(f"{size:,} B: {series.median * 1000:.2f} ms")
+            result.rows += claim_rows(series, "ipc", MUCH)
+    path, title = ctx.out / "claims-ipc-vs-payload.png", "Round trip vs payload size (median, 95%)"
     x, y = "payload (bytes, log scale)", "seconds (log scale)"
-    line_plot(path, f"{title} (median, 95% interval)", x, y, lines, logx=True, logy=True)
+    line_plot(path, title, x, y, [process, thread], logx=True, logy=True)
     result.plots.append(path.name)
 
 
@@ -358,7 +289,9 @@ async def faster_access(ctx: BenchContext, result: ScenarioResult) -> None:
     table, base = list(range(size)), "the same sum in the parent process"
     own = Series(f"sum of a {size:,}-item list: the worker's own copy", "s", base)
     sent = Series(f"sum of a {size:,}-item list sent with each call", "s", base)
-    runtime = hybridio.Runtime(cpu_workers=1, initializer=_workloads.build_table, initargs=(size,))
+    runtime = hybridio.Runtime(
+        cpu_workers=1, cpu_backend="process", initializer=_workloads.build_table, initargs=(size,)
+    )
     async with runtime as rt:
         await rt.run_cpu(_workloads.sum_table)
         judged = ((own, FASTER_ACCESS), (sent, FASTER_ACCESS))
@@ -372,54 +305,32 @@ async def faster_access(ctx: BenchContext, result: ScenarioResult) -> None:
 
 
 # -- What isolation buys -----------------------------------------------------------------------
-async def _wait_gone(pid: int, limit: float) -> float:
-    """Seconds until process ``pid`` no longer runs (gone or a zombie), at most ``limit``."""
-    start = time.perf_counter()
-    with anyio.move_on_after(limit), contextlib.suppress(psutil.NoSuchProcess):
-        while psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:  # noqa: ASYNC110 - polled
-            await anyio.sleep(0.005)
-    return time.perf_counter() - start
-
-
 async def killability(ctx: BenchContext, result: ScenarioResult) -> None:
-    """Runaway work past its timeout: a process is killed, a thread runs on unless it polls."""
+    """Runaway work past its timeout: a worker process is killed, a thread runs on."""
     timeout, runtime = ctx.pick(0.5, 0.2, 0.1), ctx.pick(3.0, 1.5, 0.5)
-    rest = runtime - timeout
-    # row name -> cooperative?, share of its planned rest it runs on when it cannot be stopped
-    threads = {
-        "runaway work in a thread": (False, 0.8),
-        "cooperative thread (polls cancel_requested())": (True, 0.2),
-    }
-    async with hybridio.Runtime(cpu_workers=1, threads=2) as rt:
+    async with hybridio.Runtime(cpu_workers=1, threads=1, cpu_backend="process") as rt:
         await rt.run_cpu(_workloads.noop)
-        (pid,), start, since = rt.worker_pids(), time.perf_counter(), time.monotonic()
-        killed = False
-        try:
+        (pid,), start = rt.worker_pids(), time.monotonic()
+        with contextlib.suppress(hybridio.OffloadTimeout):  # not raised: it ran its 60 s
             await rt.run_cpu(_workloads.busy_for, 60.0, timeout=timeout)
-        except hybridio.OffloadTimeout:
-            killed = True
-        gone = time.perf_counter() - start - timeout + await _wait_gone(pid, 5.0)
-        name = "runaway work in a process: gone after its deadline"
-        dead = killed and gone < 1.0  # killable: gone within a second of its deadline
-        note = f"timeout={timeout:g} s kills the worker"
-        row = fact(name, gone, "s", since=since)
-        result.rows += claim_rows(row, "killable", verdict=one_shot(dead, not dead), note=note)
-        for thread, (cooperative, share) in threads.items():
-            record: dict[str, float] = {}
-            deadline = time.perf_counter() + timeout
-            with contextlib.suppress(hybridio.OffloadTimeout):
-                await rt.run_blocking(
-                    _workloads.runaway, runtime, cooperative, record, timeout=timeout
-                )
-            with anyio.fail_after(runtime + 5):
-                while "done" not in record:  # noqa: ASYNC110 - the thread reports in memory
-                    await anyio.sleep(0.01)
-            ran_on = record["done"] - deadline
-            planned = None if cooperative else "its planned rest"
-            name = f"{thread}: ran on after its deadline"
-            row = fact(name, ran_on, "s", planned, None if cooperative else rest)
-            verdict = one_shot(holds=ran_on >= share * rest, fails=False)
-            result.rows += claim_rows(row, "thread_unkillable", verdict=verdict)
+        with anyio.move_on_after(5), contextlib.suppress(psutil.NoSuchProcess):  # or a zombie
+            while psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:  # noqa: ASYNC110
+                await anyio.sleep(0.005)
+        gone = time.monotonic() - start - timeout
+        row = fact("runaway work in a process: gone after its deadline", gone, "s", since=start)
+        note = f"timeout={timeout:g} s kills the worker; killable: gone within 1 s"
+        result.rows += claim_rows(row, "killable", verdict=one_shot(gone < 1, gone >= 1), note=note)
+        record: dict[str, float] = {}
+        deadline = time.perf_counter() + timeout
+        with contextlib.suppress(hybridio.OffloadTimeout):
+            await rt.run_blocking(_workloads.runaway, runtime, False, record, timeout=timeout)
+        with anyio.fail_after(runtime + 5):
+            while "done" not in record:  # noqa: ASYNC110 - the thread reports in memory
+                await anyio.sleep(0.01)
+    ran_on, rest = record["done"] - deadline, runtime - timeout
+    row = fact("runaway work in a thread: ran on after its deadline", ran_on, "s", "its rest", rest)
+    verdict = one_shot(holds=ran_on >= 0.8 * rest, fails=False)
+    result.rows += claim_rows(row, "thread_unkillable", verdict=verdict)
 
 
 async def races(ctx: BenchContext, result: ScenarioResult) -> None:
@@ -442,7 +353,7 @@ async def races(ctx: BenchContext, result: ScenarioResult) -> None:
 async def isolation(ctx: BenchContext, result: ScenarioResult) -> None:
     """A change made in a worker process is not seen by the parent; one made in a thread is."""
     items = [1, 2, 3]
-    async with hybridio.Runtime(cpu_workers=1, threads=1) as rt:
+    async with hybridio.Runtime(cpu_workers=1, threads=1, cpu_backend="process") as rt:
         await rt.run_cpu(_workloads.mutate, 42, items)
         process_sees = _workloads.STATE["value"] == 42 or len(items) != 3
         await rt.run_blocking(_workloads.mutate, 7, items)
@@ -451,97 +362,34 @@ async def isolation(ctx: BenchContext, result: ScenarioResult) -> None:
     name = "changes made in a worker process that the parent sees"
     thread = "changes made in a thread that the parent sees"
     row = fact(name, int(process_sees), "of 1", thread, int(thread_sees))
-    verdict = one_shot(holds=thread_sees, fails=process_sees)
-    result.rows += claim_rows(row, "separate_memory", verdict=verdict)
+    result.rows += claim_rows(row, "separate_memory", verdict=one_shot(thread_sees, process_sees))
 
 
-# -- Other Pythons -----------------------------------------------------------------------------
-# Runs in another Python (stdlib only): k spins one after the other, in k threads, in k
-# subinterpreters (each one's first run is a warm-up); SPIN is ``_workloads.spin``'s source.
-_SCRIPT = r"""
-import json, sys, threading, time
-n, k, repeats, SPIN = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-exec(SPIN)
-def timed(targets):
-    threads = [threading.Thread(target=t) for t in targets]
-    start = time.perf_counter()
-    for t in threads: t.start()
-    for t in threads: t.join()
-    return time.perf_counter() - start
-try:
-    import _interpreters
-    ids = [_interpreters.create() for _ in range(k)]
-except ImportError:
-    ids = []
-errors = []
-def run_in(i):
-    failure = _interpreters.exec(i, SPIN + f"spin({n})\n")
-    if failure is not None: errors.append(str(failure))
-in_interpreters = [lambda i=i: run_in(i) for i in ids]
-timed(in_interpreters)
-out = {"free_threaded": not getattr(sys, "_is_gil_enabled", lambda: True)(),
-       "version": sys.version.split()[0],
-       "sequential": [timed([lambda: [spin(n) for _ in range(k)]]) for _ in range(repeats)],
-       "threads": [timed([lambda: spin(n)] * k) for _ in range(repeats)],
-       "subinterpreters": [timed(in_interpreters) for _ in range(repeats) if ids]}
-for i in ids: _interpreters.destroy(i)
-print(json.dumps({**out, "errors": errors}))
-"""
-_ELSEWHERE = "not available here: see docs/claims.md for how to get it"
-
-
-def find_interpreters() -> list[str]:
-    """Pythons 3.13+ here: this one, then on PATH and pyenv's (free-threaded "t" builds too)."""
-    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"), "versions")
-    found = [sys.executable] if sys.version_info >= (3, 13) else []
-    found += [shutil.which(f"python3.{minor}{t}") or "" for minor in (13, 14, 15) for t in "t "]
-    found += sorted(map(str, pyenv.glob("3.1[3-9]*/bin/python3.1[3-9]*")))
-    return [p for p in dict.fromkeys(found) if p.strip() and not p.endswith("-config")][:8]
-
-
-def _run(*command: str, timeout: float = 300) -> Any:
-    """The JSON that ``command`` prints (raises when it fails or times out)."""
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=True)
-    return json.loads(done.stdout)
-
-
+# -- Ways around the GIL -----------------------------------------------------------------------
 async def alternatives(ctx: BenchContext, result: ScenarioResult) -> None:
-    """Free-threaded CPython and subinterpreters in a Python found here; Jython, the GIL."""
-    k, loops = max(2, usable_cpus()), _workloads.loops_for(ctx.pick(0.1, 0.05, 0.005))
-    args = [str(loops), str(k), str(ctx.pick(12, 8, 1)), inspect.getsource(_workloads.spin)]
-    runs: dict[str, tuple[str, dict[str, Any], tuple[float, float]]] = {}
-    for path in find_interpreters():
-        if "subinterpreters" in runs and not path.endswith("t"):
-            continue  # only a free-threaded build ("python3.13t") can add something now
-        start = time.monotonic()
-        try:
-            data = _run(path, "-c", _SCRIPT, *args)
-        except (OSError, subprocess.SubprocessError, ValueError):
-            continue  # a pyenv shim for a version not selected, a broken install...
-        found = (f"Python {data['version']}: {path}", data, (start, time.monotonic()))
-        if data["free_threaded"]:
-            runs.setdefault("threads", found)
-        if data["subinterpreters"] and not data["errors"]:
-            runs.setdefault("subinterpreters", found)
-    ctx.progress(f"found {', '.join(f'{kind}: {run[0]}' for kind, run in runs.items()) or 'none'}")
-    for kind, title in (
-        ("threads", f"free-threaded CPython: {k} CPU tasks on {k} threads"),
-        ("subinterpreters", f"subinterpreters: {k} CPU tasks in {k} interpreters"),
-    ):
-        series = Series(title, "tasks/s", f"the same {k} tasks one after the other")
-        where, data, window = runs.get(kind, (_ELSEWHERE, {}, None))
-        for seq, par in zip(data.get("sequential", []), data.get(kind, []), strict=True):
-            series.add(k / par, k / seq)
-        series.window = window  # the load while that Python measured, not when it reported
-        rule, verdict = (PARALLEL, None) if series.n else (None, "n/a")
-        claim = "other_implementations"
-        result.rows += claim_rows(series, claim, rule, verdict=verdict, note=where)
-    for name, claim in (
-        ("Jython / IronPython as the way around the GIL", "other_implementations"),
-        ("is the GIL required? (free-threaded CPython 3.13t runs without it)", "gil_required"),
-    ):
-        unmeasured = fact(name, math.nan, "")
-        result.rows += claim_rows(unmeasured, claim, verdict="qualified", note="see docs/claims.md")
+    """Pure-Python work in subinterpreters (3.13+) and, with the GIL off, on threads, against
+    inline, where this Python has them. Jython and whether the GIL is needed: prose only."""
+    cpus, python = usable_cpus(), f"Python {sys.version.split()[0]}"
+    tasks, n = max(4, 2 * cpus), _workloads.loops_for(ctx.pick(0.08, 0.04, 0.004))
+    base = f"inline ({tasks} tasks one after the other)"
+    ways: list[tuple[hybridio.Kind, str, bool, str]] = [
+        ("interpreter", f"in {cpus} subinterpreters", sys.version_info >= (3, 13), "Python 3.13+"),
+        ("cpu", f"on {cpus} threads, GIL off", not gil_enabled(), "a free-threaded 3.13t"),
+    ]
+    for kind, where, here, needs in ways:
+        series = Series(f"{tasks} pure-Python tasks {where}", "tasks/s", base if here else None)
+        if not here:
+            note = f"not measured in {python}: run `hybridio bench interpreters` with {needs} "
+            note += '(docs/benchmarks.md, "interpreters", has the numbers)'
+            result.rows += claim_rows(series, "other_implementations", verdict="n/a", note=note)
+            continue
+        runtime = hybridio.Runtime(cpu_workers=cpus, interpreters=cpus, cpu_backend="thread")
+        await _against_inline(ctx, runtime, tasks, [(kind, series, PARALLEL)], _workloads.spin, n)
+        result.rows += claim_rows(series, "other_implementations", PARALLEL, note=python)
+    jython = fact("Jython / IronPython as the way around the GIL", math.nan, "")
+    gil = fact("is the GIL required? (free-threaded CPython 3.13t runs without it)", math.nan, "")
+    for row, claim in ((jython, "other_implementations"), (gil, "gil_required")):
+        result.rows += claim_rows(row, claim, verdict="qualified", note="see docs/claims.md")
 
 
 #: Name -> measurement, in the order they run (cheap and robust first).
@@ -555,18 +403,12 @@ SUB_SCENARIOS: dict[str, Callable[[BenchContext, ScenarioResult], Awaitable[None
 
 
 def run(ctx: BenchContext) -> ScenarioResult:
-    """Measure every claim; return one result with all rows and plots."""
+    """Measure every claim; a sub-scenario that fails is an "n/a" row naming the error."""
     result = ScenarioResult(
-        SCENARIO,
-        "The seed notes' claims",
-        "Each claim of the seed notes on processes vs threads, measured here against a baseline "
-        "measured in the same run, repeat by repeat. 'qualified' holds only under a condition "
-        "(docs/claims.md), 'n/a' rows give context.",
-        extra={"notes": NOTES, "sub_scenario_seconds": {}},
+        SCENARIO, "The seed notes' claims", __doc__ or "", extra={"notes": NOTES}
     )
     for name, measure in SUB_SCENARIOS.items():
         ctx.progress(f"{name}...")
-        start = time.perf_counter()
         try:
             anyio.run(measure, replace(ctx, progress=prefixed(ctx.progress, name)), result)
         except Exception as exc:  # noqa: BLE001 - one broken measurement must not hide the rest
@@ -574,5 +416,4 @@ def run(ctx: BenchContext) -> ScenarioResult:
             failed = fact(f"{name}: measurement failed", math.nan, "")
             note = f"{type(exc).__name__}: {exc}"
             result.rows.append(failed.row(SCENARIO, verdict="n/a", note=note))
-        result.extra["sub_scenario_seconds"][name] = time.perf_counter() - start
     return result
