@@ -28,7 +28,7 @@ SCENARIO = "crawl"
 PYTHON_DOCS = Path("/usr/share/doc/python3.11/html")
 NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
 REAL_SITE = "apt-get install python3.11-doc nginx-light"  # as ``make test`` and ``make demo`` do
-UNITS = {"pages/s": "pages/s", "CPU": "% of one core", "peak RSS": "MiB"}
+UNITS = (("pages/s", "pages/s"), ("CPU", "% of one core"), ("peak RSS", "MiB"))
 SAME = "same records, every run"
 #: Each crawler after ``python -m`` (then OUT.jsonl, URL), at Scrapy's concurrency (16, 8 per host).
 CRAWLERS = {
@@ -55,8 +55,7 @@ def _crawl(crawler: str, url: str) -> tuple[dict[str, float], dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="hybridio-crawl-bench-") as work:
         out = Path(work, f"{crawler}.jsonl")
         seconds, cpu, rss = measure_tree([sys.executable, "-m", *CRAWLERS[crawler], str(out), url])
-        lines = out.read_text().splitlines()
-    records = {record["url"]: record for record in map(json.loads, lines)}
+        records = {rec["url"]: rec for rec in map(json.loads, out.read_text().splitlines())}
     return {"pages/s": len(records) / seconds, "CPU": 100 * cpu / seconds, "peak RSS": rss}, records
 
 
@@ -71,9 +70,7 @@ def _differences(a: dict[str, Any], b: dict[str, Any], names: str) -> Iterator[s
 
 def _race(ctx: BenchContext, result: ScenarioResult, url: str, label: str, pages: int = 0) -> None:
     """Crawl ``url`` with each crawler in turn until the pages/s ratio is settled; add the rows."""
-    made: dict[str, Series] = {}
-    for what, unit in UNITS.items():  # hybridio's numbers, each paired with Scrapy's
-        made[what] = Series(f"{label}hybridio {what}", unit, f"{label}scrapy {what}")
+    made = {q: Series(f"{label}hybridio {q}", unit, f"{label}scrapy {q}") for q, unit in UNITS}
     ratio, rule = made["pages/s"], CRAWL_REAL if label else CRAWL_GENERATED
     crawls: list[tuple[str, dict[str, Any]]] = []
     for repeat in ctx.rounds((ratio, rule)):

@@ -128,7 +128,7 @@ async def _measure(ctx: BenchContext) -> ScenarioResult:
                 for key, call, n, duration, every in plan:
                     measured[key].append(await throughput(call, n, duration, yield_every=every))
                 measured["map_cpu"].append(await map_rate(rt, echo, items))
-            batches = rt.stats()["cpu"].batches
+            info = {"cpus": cpus, "spin_n": spin_n, "batches": rt.stats()["cpu"].batches}
     paired = [(name, name.split(" vs ")[1], rule) for name, rule in ROWS.items()]
     made = rows("dispatch", measured, (start, time.monotonic()), paired, _unit)
     made[-1].baseline_unit = "calls/s"  # map_cpu's items/s against calls/s
@@ -137,7 +137,6 @@ async def _measure(ctx: BenchContext) -> ScenarioResult:
     bar_plot(ctx.out / "dispatch-throughput.png", title, "calls/s (log scale)", bars, logy=True)
     title = "Dispatch: tiny calls, CPU speedup and map_cpu against the plain APIs"
     about = f"{cpus} worker processes, strategies alternating; see docs/benchmarks.md."
-    info = {"cpus": cpus, "spin_n": spin_n, "batches": batches}
     return ScenarioResult("dispatch", title, about, made, ["dispatch-throughput.png"], extra=info)
 
 

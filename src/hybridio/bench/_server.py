@@ -172,7 +172,6 @@ def run(ctx: BenchContext) -> ScenarioResult:
     measured: dict[str, list[float]] = {}
     start = time.monotonic()
     with ExitStack() as stack:
-        ctx.progress("starting the servers")
         servers = {}
         for label in labels:
             port, options = free_port(), ["--workers", str(workers), "--loops-per-ms", loops]
