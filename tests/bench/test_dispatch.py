@@ -31,8 +31,9 @@ def test_dispatch_rows_and_plot(tmp_path: Path) -> None:
     for row in result.rows:
         assert row.value > 0
         assert math.isfinite(row.value)
-        if row.baseline is not None:
-            assert row.ratio == row.value / row.baseline_value  # type: ignore[operator]
+        # Every row is paired: each baseline's rate is shown as the baseline value of its rows.
+        assert row.baseline == row.name.split(" vs ")[1]
+        assert row.ratio == row.value / row.baseline_value  # type: ignore[operator]
         if row.target is not None:
             assert row.verdict == "inconclusive"  # one repeat decides nothing
             assert "too few repeats" in row.reason

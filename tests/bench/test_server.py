@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 from pathlib import Path
 
 import psutil
+import pytest
 
 from hybridio.bench._model import BenchContext
 from hybridio.bench._server import _Server, parse_wrk, run
@@ -40,25 +42,36 @@ def test_cpu_is_split_between_the_loop_and_the_rest() -> None:
     assert _Server("multi-process", "", psutil.Process()).cpu()[1] == 0.0
 
 
+def test_without_wrk_the_scenario_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match="apt-get install wrk"):
+        run(BenchContext(out=tmp_path, tiny=True))
+
+
 def test_server_scenario_tiny(tmp_path: Path) -> None:
     result = run(BenchContext(out=tmp_path, tiny=True))
     rows = {row.name: row for row in result.rows}
-    idle = rows["/io p99, idle"]
+    idle = rows["idle: /io p99"]
     assert idle.value > 0
     assert idle.unit == "ms"
-    process = rows["/io p99 under /cpu process load"]
+    process = rows["/cpu process: /io p99"]
     assert process.baseline_value == idle.value
     assert process.verdict == "inconclusive"  # one repeat decides nothing
     assert "too few repeats" in process.reason
     ok = rows["hybridio at 16 connections: ok req/s"]
     assert ok.baseline == "plain+pool at 16 connections: ok req/s"
-    assert "CPU of one core" in ok.note
-    assert rows["/cpu process throughput"].value > 0
-    assert rows["/cpu inline throughput"].baseline is None
-    refused = rows["overload: 503 latency p99"]
+    assert re.search(r"x 503/s; CPU of one core: loop \d+%, workers \d+%, client", ok.note)
+    assert "CPU of one core" in process.note  # where the work runs: the loop's share too
+    assert rows["/cpu process: ok req/s"].value > 0
+    assert rows["/cpu process: ok req/s"].baseline == "/cpu inline: ok req/s"
+    assert rows["/cpu inline: ok req/s"].baseline is None
     # Whether 4x the measured capacity gets refusals in a one-second tiny run depends on the
     # machine (on a busy one the capacity, and so the rate, is low): the share is always said.
-    assert re.search(r"\d+% refused with 503", refused.note), refused.note
+    refused = rows["overload: refused"]
+    assert refused.unit == "%"
+    assert 0 <= refused.value <= 100
     memory = rows["overload: server + workers RSS after"]
     assert memory.unit == memory.baseline_unit == "MiB"
     assert memory.ratio is not None

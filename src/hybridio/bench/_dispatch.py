@@ -1,6 +1,5 @@
 """Scenario ``dispatch``: tiny calls, CPU speedup and map_cpu, hybridio against the plain APIs and
-a minimal batching sketch (the closed-loop measurements other scenarios reuse are here too).
-Method and rows: docs/benchmarks.md ("dispatch")."""
+a minimal batching sketch. Method and rows: docs/benchmarks.md ("dispatch")."""
 
 from __future__ import annotations
 
@@ -13,10 +12,10 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any, cast
 
 import anyio
-import anyio.lowlevel
 import anyio.to_process
 import anyio.to_thread
 from anyio.abc import ByteReceiveStream, ByteSendStream
@@ -26,7 +25,7 @@ import hybridio
 
 from .._workloads import echo, loops_for, run_batch, spin
 from . import _targets as t
-from ._harness import Call, map_rate, rows, throughput
+from ._harness import map_rate, rows, throughput
 from ._load import usable_cpus
 from ._model import MIN_REPEATS, BenchContext, ScenarioResult, Series
 from ._plots import bar_plot
@@ -38,39 +37,29 @@ _ECHO = pickle.dumps(echo)
 #: The tiny-call strategies (1 and 32 callers, the first three also 256), in the plot's order.
 TINY = ["anyio.to_process", "hybridio.run_cpu", SKETCH, "ProcessPoolExecutor"]
 TINY += ["anyio.to_thread", "ThreadPoolExecutor", "hybridio.run_blocking"]
-#: The CPU speedup's strategies (8 callers of ~25 ms of pure Python each).
-CPU = ["hybridio.run_cpu", "anyio.to_process", "ProcessPoolExecutor"]
-CPU += ["threads (hybridio.run_blocking)", "inline"]
-#: Every row and its rule: "<quantity>" or "<quantity> vs <baseline quantity>", paired per repeat.
+#: The CPU speedup's strategies (8 callers of ~25 ms of pure Python each), against inline.
+CPU = ["hybridio.run_cpu", "anyio.to_process", "ProcessPoolExecutor", "hybridio.run_blocking"]
+#: Every row, "<quantity> vs <baseline quantity>" (paired per repeat), and its rule.
 ROWS = {
     "hybridio.run_cpu x1 vs anyio.to_process x1": t.LONE_CALL,
-    "hybridio.run_cpu x32 vs anyio.to_process x32": None,
-    "hybridio.run_cpu x256 vs anyio.to_process x256": None,
-    f"{SKETCH} x32 vs anyio.to_process x32": None,
-    f"{SKETCH} x256 vs anyio.to_process x256": None,
-    f"hybridio.run_cpu x32 vs {SKETCH} x32": t.AGAINST_SKETCH,
-    f"hybridio.run_cpu x256 vs {SKETCH} x256": t.AGAINST_SKETCH,
-    "ProcessPoolExecutor x1 vs anyio.to_process x1": None,
-    "ProcessPoolExecutor x32 vs anyio.to_process x32": None,
+    **{f"hybridio.run_cpu x{n} vs anyio.to_process x{n}": None for n in (32, 256)},
+    **{f"{SKETCH} x{n} vs anyio.to_process x{n}": None for n in (32, 256)},
+    **{f"hybridio.run_cpu x{n} vs {SKETCH} x{n}": t.AGAINST_SKETCH for n in (32, 256)},
+    **{f"ProcessPoolExecutor x{n} vs anyio.to_process x{n}": None for n in (1, 32)},
     "hybridio.run_blocking x32 vs ThreadPoolExecutor x32": t.THREADS_VS_EXECUTOR,
     "hybridio.run_blocking x32 vs anyio.to_thread x32": t.THREADS_VS_ANYIO,
     "hybridio.run_blocking x1 vs anyio.to_thread x1": None,
-    "ThreadPoolExecutor x1 vs anyio.to_thread x1": None,
-    "ThreadPoolExecutor x32 vs anyio.to_thread x32": None,
-    **{f"anyio.to_process x{n}": None for n in (1, 32, 256)},
-    **{f"anyio.to_thread x{n}": None for n in (1, 32)},
+    **{f"ThreadPoolExecutor x{n} vs anyio.to_thread x{n}": None for n in (1, 32)},
     "cpu hybridio.run_cpu vs cpu inline": t.CPU_SPEEDUP,
-    **{f"cpu {name} vs cpu inline": None for name in CPU[1:-1]},
-    "cpu inline": None,
+    **{f"cpu {name} vs cpu inline": None for name in CPU[1:]},
     "map_cpu vs anyio.to_process x32": t.MAP_CPU,
 }
-PLOT = "dispatch-throughput.png"
 
 
 @asynccontextmanager
 async def batching_sketch(workers: int) -> AsyncIterator[Callable[[Any], Awaitable[Any]]]:
-    """Yield ``call(x)``, running ``echo(x)`` through a minimal batching dispatcher on asyncio:
-    anyio.to_process's workers, one driver task per worker sending all queued calls at once."""
+    """Yield ``call(x)``, running ``echo(x)``: one asyncio task per anyio.to_process worker
+    sends it all queued calls at once (a minimal batching dispatcher)."""
     pending: list[tuple[bytes, asyncio.Future[Any]]] = []
     wake = asyncio.Event()
 
@@ -110,51 +99,45 @@ async def batching_sketch(workers: int) -> AsyncIterator[Callable[[Any], Awaitab
 async def _measure(ctx: BenchContext) -> ScenarioResult:
     """Every repeat's quantities, the strategies alternating; the rows and the plot."""
     cpus, seconds = usable_cpus(), ctx.pick(full=1.0, quick=0.3, tiny=0.02)
-    spin_n = loops_for(ctx.pick(full=0.025, quick=0.025, tiny=0.002))
-    items = range(ctx.pick(full=10_000, quick=10_000, tiny=500))
+    spin_n, items = loops_for(ctx.pick(0.025, 0.025, 0.002)), range(ctx.pick(10_000, 10_000, 500))
     measured: dict[str, list[float]] = defaultdict(list)
     start = time.monotonic()
     with ProcessPoolExecutor(cpus) as processes, ThreadPoolExecutor() as threads:
         async with hybridio.Runtime(cpu_workers=cpus) as rt, batching_sketch(cpus) as sketch:
-            loop = asyncio.get_running_loop()
-
-            def strategies(fn: Any, x: int) -> dict[str, Call]:
-                return {
-                    "hybridio.run_cpu": lambda: rt.run_cpu(fn, x),
-                    "anyio.to_process": lambda: anyio.to_process.run_sync(fn, x),
-                    "ProcessPoolExecutor": lambda: loop.run_in_executor(processes, fn, x),
-                    "hybridio.run_blocking": lambda: rt.run_blocking(fn, x),
-                    "anyio.to_thread": lambda: anyio.to_thread.run_sync(fn, x),
-                    "ThreadPoolExecutor": lambda: loop.run_in_executor(threads, fn, x),
-                    "inline": lambda: rt.run(fn, x, kind="inline"),
-                }
-
-            tiny = strategies(echo, 1) | {SKETCH: lambda: sketch(1)}
-            cpu = strategies(spin, spin_n)
-            cpu["threads (hybridio.run_blocking)"] = cpu["hybridio.run_blocking"]
+            executor = asyncio.get_running_loop().run_in_executor
+            via: dict[str, Callable[..., Awaitable[Any]]] = {  # each strategy, as via(fn, x)
+                "hybridio.run_cpu": rt.run_cpu,
+                "anyio.to_process": anyio.to_process.run_sync,
+                "ProcessPoolExecutor": partial(executor, processes),
+                "hybridio.run_blocking": rt.run_blocking,
+                "anyio.to_thread": anyio.to_thread.run_sync,
+                "ThreadPoolExecutor": partial(executor, threads),
+                "inline": partial(rt.run, kind="inline"),
+                SKETCH: lambda fn, x: sketch(x),  # fn is always echo
+            }
+            tiny = {name: partial(via[name], echo, 1) for name in TINY}
+            cpu = {name: partial(via[name], spin, spin_n) for name in [*CPU, "inline"]}
             ctx.progress("starting every pool's workers")
-            for name in TINY:  # warm up: every worker started and used
-                await throughput(tiny[name], 2 * cpus, 0.05)
+            for call in tiny.values():  # warm up: every worker started and used
+                await throughput(call, 2 * cpus, 0.05)
             plan = [(f"{name} x{n}", tiny[name], n, seconds, 0) for name in TINY for n in (1, 32)]
             plan += [(f"{name} x256", tiny[name], 256, seconds, 0) for name in TINY[:3]]
-            plan += [(f"cpu {name}", cpu[name], 8, 4 * seconds, 1) for name in CPU]
+            plan += [(f"cpu {name}", call, 8, 4 * seconds, 1) for name, call in cpu.items()]
             for repeat in range(ctx.repeats(10, quick=MIN_REPEATS)):
                 ctx.progress(f"repeat {repeat + 1}")
-                for key, call, callers, duration, every in plan:
-                    rate = await throughput(call, callers, duration, yield_every=every)
-                    measured[key].append(rate)
+                for key, call, n, duration, every in plan:
+                    measured[key].append(await throughput(call, n, duration, yield_every=every))
                 measured["map_cpu"].append(await map_rate(rt, echo, items))
-            batches = rt.stats()["cpu"].batches
-    paired = [(name, name.partition(" vs ")[2] or None, rule) for name, rule in ROWS.items()]
+            info = {"cpus": cpus, "spin_n": spin_n, "batches": rt.stats()["cpu"].batches}
+    paired = [(name, name.split(" vs ")[1], rule) for name, rule in ROWS.items()]
     made = rows("dispatch", measured, (start, time.monotonic()), paired, _unit)
     made[-1].baseline_unit = "calls/s"  # map_cpu's items/s against calls/s
     bars = {name: Series(name, "calls/s", values=measured[f"{name} x32"]) for name in TINY}
     title = "Tiny calls, 32 concurrent callers (asyncio, median, 95% interval)"
-    bar_plot(ctx.out / PLOT, title, "calls/s (log scale)", bars, logy=True)
+    bar_plot(ctx.out / "dispatch-throughput.png", title, "calls/s (log scale)", bars, logy=True)
     title = "Dispatch: tiny calls, CPU speedup and map_cpu against the plain APIs"
     about = f"{cpus} worker processes, strategies alternating; see docs/benchmarks.md."
-    info = {"cpus": cpus, "spin_n": spin_n, "batches": batches}
-    return ScenarioResult("dispatch", title, about, made, [PLOT], extra=info)
+    return ScenarioResult("dispatch", title, about, made, ["dispatch-throughput.png"], extra=info)
 
 
 def _unit(name: str) -> str:
