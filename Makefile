@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hybridio-installed
 
-.PHONY: demo test lint typecheck pytest pytest313 docs install clean
+.PHONY: demo test lint typecheck pytest pytest313 docs install tools clean
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) && $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
@@ -17,8 +17,20 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
+# The Debian tools the benchmarks drive: wrk loads the servers, nginx serves the crawled sites,
+# CPython's HTML docs are the real site the demo crawls. Installed with apt-get when missing and
+# we are root; elsewhere a note (each benchmark that needs one says so and how to get it).
+TOOLS := wrk:/usr/bin/wrk nginx-light:/usr/sbin/nginx
+demo: TOOLS += python3.11-doc:/usr/share/doc/python3.11/html/index.html
+tools:
+	@missing=""; for t in $(TOOLS); do [ -e "$${t#*:}" ] || missing="$$missing $${t%%:*}"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then echo "tools: not installed:$$missing (use your package manager)"; exit 0; fi; \
+	export DEBIAN_FRONTEND=noninteractive; install="apt-get install -y -q --no-install-recommends $$missing"; \
+	$$install >/dev/null || { apt-get update -q >/dev/null && $$install >/dev/null; } || echo "tools: apt-get could not install$$missing"
+
 # Measures this machine: every seed claim, then the other scenarios (about a minute each).
-demo: $(STAMP)
+demo: $(STAMP) tools
 	$(VENV)/bin/hybridio bench all --quick --out demo-out
 	@echo ""
 	@echo "Next, in your shell: . .venv/bin/activate   (or prefix each command with .venv/bin/), then try:"
@@ -36,7 +48,7 @@ typecheck: $(STAMP)
 
 # Branch coverage of the 3.11 run (code in worker processes is not counted): 80.8% measured when
 # the floor was set (fresh clone, busy machine); a change that drops below it fails `make test`.
-pytest: $(STAMP)
+pytest: $(STAMP) tools
 	$(PY) -m pytest --cov=hybridio --cov-branch --cov-report=term:skip-covered --cov-fail-under=78
 
 # The docs site, with an API reference from the docstrings; --strict fails on a broken reference.

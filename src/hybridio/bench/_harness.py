@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -13,7 +12,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import anyio.lowlevel
@@ -22,9 +20,6 @@ import psutil
 import hybridio
 
 from ._model import Row, Rule, Series, gather
-
-__all__ = ["burst", "ensure_debian_packages", "free_port", "map_rate", "measure_tree", "rows"]
-__all__ += ["running", "throughput", "tree_rss"]
 
 Call = Callable[[], Awaitable[Any]]
 
@@ -111,14 +106,10 @@ def running(
     with subprocess.Popen(command, **popen) as process:  # closes its pipes, waits at the end
         try:
             deadline = time.monotonic() + 30
-            while listen is not None:
+            while listen is not None and not _accepts(listen):
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{command[0]} did not listen on port {listen}")
-                try:
-                    socket.create_connection(("127.0.0.1", listen), timeout=0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
+                time.sleep(0.05)
             yield process
         finally:
             process.terminate()
@@ -126,6 +117,12 @@ def running(
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def _accepts(port: int) -> bool:
+    with suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        return True
+    return False
 
 
 def tree_rss(process: psutil.Process) -> float:
@@ -159,25 +156,3 @@ def measure_tree(command: Sequence[str]) -> tuple[float, float, float]:
             )
     usage = ended[2]
     return time.perf_counter() - started, usage.ru_utime + usage.ru_stime, peak
-
-
-def ensure_debian_packages(packages: dict[str, Path]) -> str:
-    """Install the Debian ``packages`` whose marker path is missing; '' when all are there, else
-    why they could not be installed (not Debian, not root, apt-get failed)."""
-    missing, apt = (
-        [name for name, path in packages.items() if not path.exists()],
-        shutil.which("apt-get"),
-    )
-    if not missing:
-        return ""
-    if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
-        return f"{', '.join(missing)} not installed (needs apt-get as root)"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for attempt in range(2):
-        command = [apt, "install", "-y", "--no-install-recommends", *missing]
-        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-        if done.returncode == 0:
-            return ""
-        if attempt == 0:  # maybe an old package list: refresh it once
-            subprocess.run([apt, "update"], capture_output=True, env=env, check=False)
-    return f"apt-get install {' '.join(missing)} failed: {done.stderr.strip()[-300:]}"

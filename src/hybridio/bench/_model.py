@@ -236,8 +236,8 @@ def fact(
     baseline_value: float | None = None,
     since: float | None = None,
 ) -> Series:
-    """A one-shot measurement (its baseline is context); ``since``: when it started
-    (``time.monotonic``), for the load during it."""
+    """A one-shot measurement (its baseline is context); the load counts from ``since``
+    (``time.monotonic``) when given."""
     series = Series(name, unit, baseline, paired=False)
     series.add(value, baseline_value)
     if since is not None and series.window is not None:

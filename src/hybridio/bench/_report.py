@@ -23,6 +23,7 @@ import jinja2
 
 from .._doctor import _version, diagnose
 from .._version import __version__
+from ._load import Load
 from ._model import INCONCLUSIVE, ScenarioResult
 
 Document = dict[str, Any]
@@ -181,11 +182,8 @@ def load_summary(scenarios: list[dict[str, Any]]) -> list[str]:
     """What the machine was doing during each scenario, measured while it ran."""
     lines = []
     for s in (s for s in scenarios if s.get("load")):
-        load, busy = s["load"], "**busy**" if s["load"]["busy"] else "quiet"
-        lines.append(
-            f"- {s['name']}: {busy}: other processes used {load['others']:.1f} of {load['cpus']} "
-            f"CPUs, steal {load['steal']:.0f}%, load average {load['load_average']:.1f}"
-        )
+        load = Load(**{k: v for k, v in s["load"].items() if k != "busy"})
+        lines.append(f"- {s['name']}: {'**busy**' if load.busy else 'quiet'}: {load.text()}")
     if any(s["load"]["busy"] for s in scenarios if s.get("load")):
         lines.append(
             "- On a busy machine no claim is refuted, no target is reported not met and no "
