@@ -72,16 +72,18 @@ def test_crossover_judges_each_length_and_says_where_auto_sent_it(tmp_path: Path
     assert crossing.verdict == "n/a"
 
 
-def test_alternatives_measure_here_or_say_how(tmp_path: Path) -> None:
+def test_alternatives_point_to_the_interpreters_benchmark(tmp_path: Path) -> None:
     rows = _part("alternatives", tmp_path).rows
-    ways = [row for row in rows if "pure-Python tasks" in row.name]
-    assert len(ways) == 2  # subinterpreters, threads without the GIL
-    for row in ways:
-        if row.verdict == "n/a":  # this Python lacks it
-            assert "hybridio bench interpreters" in row.note
-        else:
-            assert row.ratio is not None
-    assert sum(row.verdict == "qualified" for row in rows) == 2  # Jython; is the GIL required
+    pointers = [row for row in rows if row.verdict == "n/a"]
+    assert len(pointers) == 2  # subinterpreters, threads without the GIL
+    for row in pointers:
+        assert row.claim == CLAIMS["other_implementations"]
+        assert "hybridio bench interpreters" in row.note
+        assert 'docs/benchmarks.md, "interpreters"' in row.note  # where its numbers are
+    assert all(math.isnan(row.value) and row.ratio is None for row in rows)  # nothing measured
+    judged = {row.claim for row in rows if row.verdict == "qualified"}
+    assert judged == {CLAIMS["other_implementations"], CLAIMS["gil_required"]}
+    assert len(rows) == 4
 
 
 @pytest.mark.parametrize("name", ["startup", "killability", "races", "isolation"])

@@ -11,7 +11,6 @@ import multiprocessing
 import random
 import re
 import statistics
-import sys
 import threading
 import time
 import traceback
@@ -26,10 +25,7 @@ from typing import Any
 import anyio
 import psutil
 
-import hybridio
-
-from .. import _workloads
-from .._runtime._gil import gil_enabled
+from .. import Kind, OffloadTimeout, Runtime, RuntimeStats, _workloads
 from . import _model
 from ._harness import burst
 from ._load import usable_cpus
@@ -40,11 +36,10 @@ from ._targets import FASTER, FASTER_ACCESS, GAIN, MUCH, NO_GAIN, PARALLEL
 
 SCENARIO = "claims"
 #: A kind of call measured against inline, its series, and the rule its repeats must settle.
-Judged = tuple[hybridio.Kind, Series, Rule | None]
+Judged = tuple[Kind, Series, Rule | None]
 _SECTION = re.compile(r"^## (\w+): ([^\n]+)\n(.*?)(?=^## |\Z)", re.MULTILINE | re.DOTALL)
 _SECTIONS = _SECTION.findall((resources.files(__package__) / "claims_notes.md").read_text())
-#: id -> the seed notes' claim, from the "## id: quote" sections of claims_notes.md; quote ->
-#: what its measurement means (the section's text, which the report shows under the claim).
+#: From claims_notes.md's "## id: quote" sections: id -> quote, quote -> the text under it.
 CLAIMS: dict[str, str] = {claim_id: quote for claim_id, quote, _ in _SECTIONS}
 NOTES: dict[str, str] = {quote: " ".join(text.split()) for _, quote, text in _SECTIONS}
 _SPEEDUP = "speedup over inline (x, median, 95% interval)"
@@ -60,9 +55,7 @@ def one_shot(holds: bool, fails: bool) -> Verdict:
     return "refuted" if fails else "confirmed" if holds else "qualified"
 
 
-async def rates(
-    rt: hybridio.Runtime, count: int, kinds: Sequence[hybridio.Kind], fn: Any, *args: Any
-) -> list[float]:
+async def rates(rt: Runtime, count: int, kinds: Sequence[Kind], fn: Any, *args: Any) -> list[float]:
     """Calls/s of ``count`` calls of ``fn(*args)`` per kind: inline one by one, others at once."""
     calls = [functools.partial(rt.run, fn, *args, kind=kind) for kind in kinds]
     return [count / await burst(count, call) for call in calls]  # inline calls never yield
@@ -70,12 +63,12 @@ async def rates(
 
 async def _against_inline(
     ctx: BenchContext,
-    runtime: hybridio.Runtime,
+    runtime: Runtime,
     tasks: int,
     judged: Sequence[Judged],
     *call: Any,
     budget: float | None = None,
-) -> hybridio.RuntimeStats:
+) -> RuntimeStats:
     """Per round in ``runtime``: ``tasks`` calls inline, then by each kind (rate vs inline)."""
     kinds = [kind for kind, _, _ in judged]
     async with runtime as rt:
@@ -91,8 +84,7 @@ async def _against_inline(
 
 # -- The cores, threads and the GIL ------------------------------------------------------------
 async def parallel(ctx: BenchContext, result: ScenarioResult) -> None:
-    """Pure-Python work: inline vs k worker processes vs k worker threads (speedup vs workers),
-    judged with as many workers as CPUs."""
+    """Pure-Python work: inline vs k worker processes vs k threads, judged with k = CPUs."""
     cpus = usable_cpus()
     workers = sorted({1, 2} if ctx.tiny else {1, cpus, 2 * cpus})
     tasks, n = max(4, 2 * max(workers)), _workloads.loops_for(ctx.pick(0.08, 0.04, 0.004))
@@ -104,10 +96,9 @@ async def parallel(ctx: BenchContext, result: ScenarioResult) -> None:
         name, judged = f"{tasks} pure-Python tasks on {k} worker", k == cpus
         proc = Series(f"{name} process{'es' * (k > 1)}", "tasks/s", base)
         thr = Series(f"{name} thread{'s' * (k > 1)}", "tasks/s", base)
-        cases: list[Judged] = [("cpu", proc, PARALLEL), ("blocking", thr, NO_GAIN)]
-        if not judged:  # context for the first claim of each
-            cases = [(kind, series, None) for kind, series, _ in cases]
-        runtime = hybridio.Runtime(cpu_workers=k, threads=k, cpu_backend="process")
+        rules = (PARALLEL, NO_GAIN) if judged else (None, None)  # else: context
+        cases: list[Judged] = [("cpu", proc, rules[0]), ("blocking", thr, rules[1])]
+        runtime = Runtime(cpu_workers=k, threads=k, cpu_backend="process")
         budget = None if judged else ctx.pick(20.0, 6.0, 0.0)
         await _against_inline(ctx, runtime, tasks, cases, _workloads.spin, n, budget=budget)
         ctx.progress(f"{k} workers: processes {proc.ratio:.2f}x, threads {thr.ratio:.2f}x")
@@ -133,7 +124,7 @@ async def gil_release(ctx: BenchContext, result: ScenarioResult) -> None:
     series = Series(name, "calls/s", f"inline ({tasks} calls one after the other)")
     # NO_GAIN's thresholds are PARALLEL's, mirrored: settled for one, settled for both.
     judged: list[Judged] = [("blocking", series, PARALLEL)]
-    await _against_inline(ctx, hybridio.Runtime(threads=cpus), tasks, judged, zlib.compress, data)
+    await _against_inline(ctx, Runtime(threads=cpus), tasks, judged, zlib.compress, data)
     result.rows += claim_rows(series, "thread_no_cpu gil_single", NO_GAIN)
     result.rows += claim_rows(series, "c_libraries", PARALLEL)
 
@@ -145,8 +136,7 @@ async def io_threads(ctx: BenchContext, result: ScenarioResult) -> None:
     name = f"{calls} blocking waits of {wait * 1000:g} ms on {calls} threads"
     series = Series(name, "waits/s", f"inline ({calls} waits one after the other)")
     judged: list[Judged] = [("blocking", series, rule)]
-    runtime = hybridio.Runtime(threads=calls)
-    await _against_inline(ctx, runtime, calls, judged, _workloads.sleep_for, wait)
+    await _against_inline(ctx, Runtime(threads=calls), calls, judged, _workloads.sleep_for, wait)
     result.rows += claim_rows(series, "thread_io", rule, note=f"ideal {calls}x")
 
 
@@ -162,8 +152,7 @@ def crossover_point(points: list[tuple[float, float]], at: float = 1.0) -> float
 
 
 async def crossover(ctx: BenchContext, result: ScenarioResult) -> None:
-    """Tasks of a given duration: inline one after the other vs offloaded to all cores by
-    ``run_cpu``, and by ``kind="auto"`` once it has learned them (context)."""
+    """Tasks of a given duration: inline vs ``run_cpu`` on all cores, and ``kind="auto"``."""
     cpus = usable_cpus()
     durations = ctx.pick([1e-5, 1e-4, 1e-3, 1e-2, 5e-2], [1e-4, 1e-3, 1e-2, 3e-2], [1e-4, 5e-3])
     tasks, base = max(4, 4 * cpus), "inline, one after the other"
@@ -174,7 +163,7 @@ async def crossover(ctx: BenchContext, result: ScenarioResult) -> None:
         cpu = Series(f"{name} offloaded to {cpus} processes", "tasks/s", base)
         auto = Series(f'{name} with kind="auto"', "tasks/s", base)
         judged: list[Judged] = [("cpu", cpu, pays), ("auto", auto, None)]
-        runtime = hybridio.Runtime(cpu_workers=cpus, cpu_backend="process")
+        runtime = Runtime(cpu_workers=cpus, cpu_backend="process")
         call, budget = (_workloads.busy_for, duration), ctx.pick(20.0, 8.0, 0.0)
         stats = await _against_inline(ctx, runtime, tasks, judged, *call, budget=budget)
         chose = f"auto chose {stats.auto['hybridio._workloads.busy_for'].kind}"
@@ -240,7 +229,7 @@ async def startup(ctx: BenchContext, result: ScenarioResult) -> None:
 async def memory(ctx: BenchContext, result: ScenarioResult) -> None:
     """Memory per worker process (RSS, USS) vs per extra thread, judged on min and max workers."""
     workers, thread_count = ctx.pick(4, 2, 1), ctx.pick(64, 32, 8)
-    async with hybridio.Runtime(cpu_workers=workers, cpu_backend="process") as rt:
+    async with Runtime(cpu_workers=workers, cpu_backend="process") as rt:
         await rates(rt, workers, ["cpu"], _workloads.spin, 1000)
         infos = [psutil.Process(pid).memory_full_info() for pid in rt.worker_pids()]
     stop, before = threading.Event(), psutil.Process().memory_info().rss
@@ -265,7 +254,7 @@ async def ipc(ctx: BenchContext, result: ScenarioResult) -> None:
     sizes = [100, 10**4, 10**6, 10**7, 5 * 10**7]
     sizes = ctx.pick(sizes, sizes[:-1], [100, 10**5])
     process, thread = Line("process"), Line("thread")
-    async with hybridio.Runtime(cpu_workers=1, threads=1, cpu_backend="process") as rt:
+    async with Runtime(cpu_workers=1, threads=1, cpu_backend="process") as rt:
         await rates(rt, 1, ["cpu", "blocking"], _workloads.noop)
         for size in sizes:
             name = f"round trip of {size:,} bytes to a worker process"
@@ -289,10 +278,9 @@ async def faster_access(ctx: BenchContext, result: ScenarioResult) -> None:
     table, base = list(range(size)), "the same sum in the parent process"
     own = Series(f"sum of a {size:,}-item list: the worker's own copy", "s", base)
     sent = Series(f"sum of a {size:,}-item list sent with each call", "s", base)
-    runtime = hybridio.Runtime(
+    async with Runtime(
         cpu_workers=1, cpu_backend="process", initializer=_workloads.build_table, initargs=(size,)
-    )
-    async with runtime as rt:
+    ) as rt:
         await rt.run_cpu(_workloads.sum_table)
         judged = ((own, FASTER_ACCESS), (sent, FASTER_ACCESS))
         for _ in ctx.rounds(*judged, budget=ctx.pick(20.0, 8.0, 0.0)):
@@ -308,10 +296,10 @@ async def faster_access(ctx: BenchContext, result: ScenarioResult) -> None:
 async def killability(ctx: BenchContext, result: ScenarioResult) -> None:
     """Runaway work past its timeout: a worker process is killed, a thread runs on."""
     timeout, runtime = ctx.pick(0.5, 0.2, 0.1), ctx.pick(3.0, 1.5, 0.5)
-    async with hybridio.Runtime(cpu_workers=1, threads=1, cpu_backend="process") as rt:
+    async with Runtime(cpu_workers=1, threads=1, cpu_backend="process") as rt:
         await rt.run_cpu(_workloads.noop)
         (pid,), start = rt.worker_pids(), time.monotonic()
-        with contextlib.suppress(hybridio.OffloadTimeout):  # not raised: it ran its 60 s
+        with contextlib.suppress(OffloadTimeout):  # not raised: it ran its 60 s
             await rt.run_cpu(_workloads.busy_for, 60.0, timeout=timeout)
         with anyio.move_on_after(5), contextlib.suppress(psutil.NoSuchProcess):  # or a zombie
             while psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:  # noqa: ASYNC110
@@ -322,7 +310,7 @@ async def killability(ctx: BenchContext, result: ScenarioResult) -> None:
         result.rows += claim_rows(row, "killable", verdict=one_shot(gone < 1, gone >= 1), note=note)
         record: dict[str, float] = {}
         deadline = time.perf_counter() + timeout
-        with contextlib.suppress(hybridio.OffloadTimeout):
+        with contextlib.suppress(OffloadTimeout):
             await rt.run_blocking(_workloads.runaway, runtime, False, record, timeout=timeout)
         with anyio.fail_after(runtime + 5):
             while "done" not in record:  # noqa: ASYNC110 - the thread reports in memory
@@ -339,7 +327,7 @@ async def races(ctx: BenchContext, result: ScenarioResult) -> None:
     lost = {}
     for label, lock in (("no lock", None), ("with a lock", threading.Lock())):
         box = {"n": 0}
-        async with hybridio.Runtime(threads=threads) as rt:
+        async with Runtime(threads=threads) as rt:
             call = functools.partial(rt.run_blocking, _workloads.racy_add, box, times, lock)
             await _model.gather([call] * threads)
         lost[label] = threads * times - box["n"]
@@ -353,7 +341,7 @@ async def races(ctx: BenchContext, result: ScenarioResult) -> None:
 async def isolation(ctx: BenchContext, result: ScenarioResult) -> None:
     """A change made in a worker process is not seen by the parent; one made in a thread is."""
     items = [1, 2, 3]
-    async with hybridio.Runtime(cpu_workers=1, threads=1, cpu_backend="process") as rt:
+    async with Runtime(cpu_workers=1, threads=1, cpu_backend="process") as rt:
         await rt.run_cpu(_workloads.mutate, 42, items)
         process_sees = _workloads.STATE["value"] == 42 or len(items) != 3
         await rt.run_blocking(_workloads.mutate, 7, items)
@@ -367,25 +355,13 @@ async def isolation(ctx: BenchContext, result: ScenarioResult) -> None:
 
 # -- Ways around the GIL -----------------------------------------------------------------------
 async def alternatives(ctx: BenchContext, result: ScenarioResult) -> None:
-    """Pure-Python work in subinterpreters (3.13+) and, with the GIL off, on threads, against
-    inline, where this Python has them. Jython and whether the GIL is needed: prose only."""
-    cpus, python = usable_cpus(), f"Python {sys.version.split()[0]}"
-    tasks, n = max(4, 2 * cpus), _workloads.loops_for(ctx.pick(0.08, 0.04, 0.004))
-    base = f"inline ({tasks} tasks one after the other)"
-    ways: list[tuple[hybridio.Kind, str, bool, str]] = [
-        ("interpreter", f"in {cpus} subinterpreters", sys.version_info >= (3, 13), "Python 3.13+"),
-        ("cpu", f"on {cpus} threads, GIL off", not gil_enabled(), "a free-threaded 3.13t"),
-    ]
-    for kind, where, here, needs in ways:
-        series = Series(f"{tasks} pure-Python tasks {where}", "tasks/s", base if here else None)
-        if not here:
-            note = f"not measured in {python}: run `hybridio bench interpreters` with {needs} "
-            note += '(docs/benchmarks.md, "interpreters", has the numbers)'
-            result.rows += claim_rows(series, "other_implementations", verdict="n/a", note=note)
-            continue
-        runtime = hybridio.Runtime(cpu_workers=cpus, interpreters=cpus, cpu_backend="thread")
-        await _against_inline(ctx, runtime, tasks, [(kind, series, PARALLEL)], _workloads.spin, n)
-        result.rows += claim_rows(series, "other_implementations", PARALLEL, note=python)
+    """Judged from docs; `hybridio bench interpreters` measures CPython's ways around the GIL."""
+    where = 'see `hybridio bench interpreters` with {} (docs/benchmarks.md, "interpreters")'
+    ways = {"in subinterpreters": "Python 3.13+", "on threads, GIL off": "a free-threaded 3.13t"}
+    for way, needs in ways.items():
+        row = fact(f"pure-Python tasks {way}: speedup over inline", math.nan, "")
+        note = where.format(needs)
+        result.rows += claim_rows(row, "other_implementations", verdict="n/a", note=note)
     jython = fact("Jython / IronPython as the way around the GIL", math.nan, "")
     gil = fact("is the GIL required? (free-threaded CPython 3.13t runs without it)", math.nan, "")
     for row, claim in ((jython, "other_implementations"), (gil, "gil_required")):
