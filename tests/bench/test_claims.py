@@ -86,6 +86,23 @@ def test_alternatives_point_to_the_interpreters_benchmark(tmp_path: Path) -> Non
     assert len(rows) == 4
 
 
+def test_a_failing_measurement_is_an_na_row_naming_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(ctx: BenchContext, result: ScenarioResult) -> None:
+        raise ValueError("no such device")
+
+    monkeypatch.setattr(_claims, "SUB_SCENARIOS", {"broken": broken, "races": _claims.races})
+    result = _claims.run(BenchContext(out=tmp_path, tiny=True))
+    failed, *others = result.rows
+    assert failed.name == "broken: measurement failed"
+    assert failed.verdict == "n/a"
+    assert failed.note == "ValueError('no such device')"
+    assert "no such device" in result.extra["errors"]["broken"]  # the traceback
+    assert others  # the rest still ran
+    assert all(row.claim == CLAIMS["race"] for row in others)
+
+
 @pytest.mark.parametrize("name", ["startup", "killability", "races", "isolation"])
 def test_a_busy_machine_never_refutes(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

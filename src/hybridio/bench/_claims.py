@@ -233,9 +233,8 @@ async def memory(ctx: BenchContext, result: ScenarioResult) -> None:
         await rates(rt, workers, ["cpu"], _workloads.spin, 1000)
         infos = [psutil.Process(pid).memory_full_info() for pid in rt.worker_pids()]
     stop, before = threading.Event(), psutil.Process().memory_info().rss
-    with ThreadPoolExecutor(thread_count) as pool:  # each blocked call gets a new thread
-        for _ in range(thread_count):
-            pool.submit(stop.wait)
+    with ThreadPoolExecutor(thread_count) as pool:
+        pool.map(stop.wait, [None] * thread_count)  # each blocked call gets a new thread
         after = psutil.Process().memory_info().rss
         stop.set()
     # RSS moves by whole pages and other threads allocate too: floor at one page per thread.
@@ -348,19 +347,17 @@ async def isolation(ctx: BenchContext, result: ScenarioResult) -> None:
         thread_sees = _workloads.STATE["value"] == 7 and len(items) == 4
     _workloads.STATE["value"] = 0
     name = "changes made in a worker process that the parent sees"
-    thread = "changes made in a thread that the parent sees"
-    row = fact(name, int(process_sees), "of 1", thread, int(thread_sees))
+    row = fact(name, int(process_sees), "of 1", "the same in a thread", int(thread_sees))
     result.rows += claim_rows(row, "separate_memory", verdict=one_shot(thread_sees, process_sees))
 
 
 # -- Ways around the GIL -----------------------------------------------------------------------
 async def alternatives(ctx: BenchContext, result: ScenarioResult) -> None:
     """Judged from docs; `hybridio bench interpreters` measures CPython's ways around the GIL."""
-    where = 'see `hybridio bench interpreters` with {} (docs/benchmarks.md, "interpreters")'
     ways = {"in subinterpreters": "Python 3.13+", "on threads, GIL off": "a free-threaded 3.13t"}
     for way, needs in ways.items():
         row = fact(f"pure-Python tasks {way}: speedup over inline", math.nan, "")
-        note = where.format(needs)
+        note = f'see `hybridio bench interpreters` with {needs}: docs/benchmarks.md, "interpreters"'
         result.rows += claim_rows(row, "other_implementations", verdict="n/a", note=note)
     jython = fact("Jython / IronPython as the way around the GIL", math.nan, "")
     gil = fact("is the GIL required? (free-threaded CPython 3.13t runs without it)", math.nan, "")
@@ -380,9 +377,8 @@ SUB_SCENARIOS: dict[str, Callable[[BenchContext, ScenarioResult], Awaitable[None
 
 def run(ctx: BenchContext) -> ScenarioResult:
     """Measure every claim; a sub-scenario that fails is an "n/a" row naming the error."""
-    result = ScenarioResult(
-        SCENARIO, "The seed notes' claims", __doc__ or "", extra={"notes": NOTES}
-    )
+    result = ScenarioResult(SCENARIO, "The seed notes' claims", __doc__ or "")
+    result.extra["notes"] = NOTES
     for name, measure in SUB_SCENARIOS.items():
         ctx.progress(f"{name}...")
         try:
@@ -390,6 +386,5 @@ def run(ctx: BenchContext) -> ScenarioResult:
         except Exception as exc:  # noqa: BLE001 - one broken measurement must not hide the rest
             result.extra.setdefault("errors", {})[name] = traceback.format_exc()
             failed = fact(f"{name}: measurement failed", math.nan, "")
-            note = f"{type(exc).__name__}: {exc}"
-            result.rows.append(failed.row(SCENARIO, verdict="n/a", note=note))
+            result.rows.append(failed.row(SCENARIO, verdict="n/a", note=repr(exc)))
     return result
