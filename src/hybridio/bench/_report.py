@@ -88,8 +88,6 @@ def write_report(out: Path, document: Document) -> Path:
     return report
 
 
-# -- formatting ---------------------------------------------------------------------------------
-
 _SCALES = {
     "s": ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns")),
     "bytes": ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"), (1.0, "B")),
@@ -146,10 +144,6 @@ def unique(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(kept.values())
 
 
-def _md_row(cells: Iterable[str]) -> str:
-    return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
-
-
 def _measured(row: dict[str, Any]) -> str:
     """The value with its unit; "not measured" for a row of no repeats (a missing tool)."""
     return "not measured" if row["repeats"] == 0 else format_quantity(row["value"], row["unit"])
@@ -166,7 +160,8 @@ def _cells(row: dict[str, Any]) -> str:
     verdict = verdict if verdict in ("—", "n/a") else f"**{verdict}**"
     note = "; ".join(filter(None, (row["reason"], row["note"])))
     cells = [row["name"], value, base, format_ratio(row), str(row["repeats"])]
-    return _md_row([*cells, row.get("target") or "—", verdict, note])
+    cells += [row.get("target") or "—", verdict, note]
+    return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
 
 
 def _claims(rows: list[dict[str, Any]]) -> dict[str, tuple[str, list[dict[str, Any]]]]:
@@ -239,9 +234,6 @@ def render_table(document: Document, width: int) -> str:
     for line in load_summary(document["scenarios"]):
         console.print(line.replace("**", ""))
     return buffer.getvalue().rstrip()
-
-
-# -- numbers embedded in the docs ------------------------------------------------------------
 
 
 def embed(text: str, document: Document) -> tuple[str, list[str]]:
