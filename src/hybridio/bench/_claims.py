@@ -18,7 +18,6 @@ import warnings
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from importlib import resources
 from typing import Any
 
@@ -31,7 +30,6 @@ from ._harness import burst
 from ._load import usable_cpus
 from ._model import MIN_REPEATS, BenchContext, Row, Rule, ScenarioResult, Series, Verdict, fact
 from ._plots import Line, bar_plot, line_plot
-from ._runner import prefixed
 from ._targets import FASTER, FASTER_ACCESS, GAIN, MUCH, NO_GAIN, PARALLEL
 
 SCENARIO = "claims"
@@ -110,7 +108,7 @@ async def parallel(ctx: BenchContext, result: ScenarioResult) -> None:
     title = f"Pure-Python CPU work: speedup over inline ({cpus} usable CPUs)"
     target = (PARALLEL.confirm, f"'uses the cores' from {PARALLEL.confirm:.2g}x")
     path, x = ctx.out / "claims-speedup-vs-workers.png", "worker processes or threads"
-    line_plot(path, title, x, _SPEEDUP, [*lines.values(), ideal], hline=target, integer_x=True)
+    line_plot(path, title, x, _SPEEDUP, [*lines.values(), ideal], hline=target)
     result.plots.append(path.name)
 
 
@@ -382,7 +380,7 @@ def run(ctx: BenchContext) -> ScenarioResult:
     for name, measure in SUB_SCENARIOS.items():
         ctx.progress(f"{name}...")
         try:
-            anyio.run(measure, replace(ctx, progress=prefixed(ctx.progress, name)), result)
+            anyio.run(measure, ctx.under(name), result)
         except Exception as exc:  # noqa: BLE001 - one broken measurement must not hide the rest
             result.extra.setdefault("errors", {})[name] = traceback.format_exc()
             failed = fact(f"{name}: measurement failed", math.nan, "")

@@ -11,8 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import psutil
 
@@ -48,9 +47,6 @@ class Load:
             f"other processes used {self.others:.1f} of {self.cpus} CPUs, steal "
             f"{self.steal:.0f}%, load average {self.load_average:.1f}"
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "busy": self.busy}
 
 
 def _cpu(process: psutil.Process) -> float:

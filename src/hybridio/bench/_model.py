@@ -11,7 +11,7 @@ import math
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -287,6 +287,11 @@ class BenchContext:
     @property
     def mode(self) -> str:
         return "tiny" if self.tiny else "quick" if self.quick else "full"
+
+    def under(self, name: str) -> BenchContext:
+        """This context for part ``name``: "name: " before each progress message (once)."""
+        prefix, progress = f"{name}: ", self.progress
+        return replace(self, progress=lambda m: progress(m if m.startswith(prefix) else prefix + m))
 
     def pick(self, full: T, quick: T, tiny: T) -> T:
         """The value for this mode (sizes, durations, lists of sizes)."""

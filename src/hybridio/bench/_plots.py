@@ -60,7 +60,6 @@ def line_plot(
     logy: bool = False,
     hline: tuple[float, str] | None = None,
     vline: tuple[float, str] | None = None,
-    integer_x: bool = False,
 ) -> Path:
     """One line per ``Line`` with error bars; optional labelled reference lines."""
     figure = Figure(figsize=(7.0, 4.4), layout="constrained")
@@ -75,8 +74,8 @@ def line_plot(
         axes.axvline(vline[0], color="tab:purple", linestyle=":", linewidth=1.2, label=vline[1])
     axes.set_xscale("log" if logx else "linear")
     axes.set_yscale("log" if logy else "linear")
-    if integer_x:
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if not logx and all(float(x).is_integer() for line in lines for x, _, _ in line.points):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # no tick at 1.5 workers
     axes.set_ylabel(ylabel)
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=8)
@@ -87,19 +86,19 @@ def bar_plot(
     path: Path,
     title: str,
     xlabel: str,
-    bars: Mapping[str, Series | tuple[float, Interval] | float],
+    bars: Mapping[str, Series | tuple[float, Interval]],
     *,
     scale: float = 1.0,
     logy: bool = False,
     target: tuple[float, str] | None = None,
 ) -> Path:
     """One horizontal bar per label: a ``Series``' median value (x ``scale``) with its 95%
-    interval, an explicit (value, interval) or a bare value; an optional labelled target line."""
+    interval, or an explicit (value, interval); an optional labelled target line."""
     values, intervals = [], []
     for bar in bars.values():
-        if isinstance(bar, Series):
-            bar = (bar.median, median_interval(bar.values))
-        value, interval = bar if isinstance(bar, tuple) else (bar, None)
+        value, interval = (
+            (bar.median, median_interval(bar.values)) if isinstance(bar, Series) else bar
+        )
         values.append(0.0 if math.isnan(value) else value * scale)
         intervals.append(None if interval is None else (interval[0] * scale, interval[1] * scale))
     figure = Figure(figsize=(7.0, 1.4 + 0.42 * len(bars)), layout="constrained")

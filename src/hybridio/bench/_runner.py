@@ -10,7 +10,7 @@ import importlib
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import asdict
 
 from .._extras import EXTRA_MODULES, install_hint
 from . import _load
@@ -53,11 +53,6 @@ def expand_names(names: Iterable[str], registry: dict[str, str] | None = None) -
     return list(dict.fromkeys(chosen))
 
 
-def prefixed(progress: Callable[[str], None], name: str) -> Callable[[str], None]:
-    """``progress`` with "name: " before each message that does not start with it already."""
-    return lambda m: progress(m if m.startswith(f"{name}: ") else f"{name}: {m}")
-
-
 def _guard_busy(result: ScenarioResult, load: _load.Load | None) -> None:
     """On a busy machine a "refuted" or "not met" judged without an interval (a one-shot row)
     may be the load's doing: it becomes inconclusive."""
@@ -82,7 +77,7 @@ def run_scenarios(
         start, clock = time.perf_counter(), time.monotonic()
         try:
             scenario = load_scenario(name, registry or SCENARIOS)
-            result = scenario(replace(ctx, progress=prefixed(ctx.progress, name)))
+            result = scenario(ctx.under(name))
         except ScenarioUnavailable as exc:
             result = ScenarioResult(name, name, "", status="skipped", reason=str(exc))
         except Exception as exc:  # noqa: BLE001 - one failure becomes its error section
@@ -91,7 +86,7 @@ def run_scenarios(
             result = ScenarioResult(name, name, "", status="error", reason=reason, extra=extra)
         result.seconds = time.perf_counter() - start
         load = _load.during(clock, time.monotonic())
-        result.load = None if load is None else load.to_dict()
+        result.load = None if load is None else {**asdict(load), "busy": load.busy}
         _guard_busy(result, load)
         announce(f"{name}: {result.status} in {result.seconds:.1f} s")
         results.append(result)
