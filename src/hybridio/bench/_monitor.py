@@ -14,7 +14,8 @@ from typing import Any
 import anyio
 
 from .. import BlockEvent, LoopMonitor
-from ._model import BenchContext, Row, ScenarioResult, Series, gather
+from ._harness import burst
+from ._model import BenchContext, Row, ScenarioResult, Series
 from ._plots import bar_plot
 from ._targets import MONITOR_OVERHEAD
 
@@ -49,14 +50,10 @@ def _c_calls_on_the_loop(seconds: float) -> None:
 CULPRITS = (_blocking_io_on_the_loop, _python_cpu_on_the_loop, _c_calls_on_the_loop)
 
 
-async def _workload(tasks: int, steps: int, pause: float = 0.0) -> None:
-    """``tasks`` tasks awaiting ``steps`` times each: a checkpoint, or a sleep of ``pause``."""
-
-    async def task() -> None:
-        for _ in range(steps):
-            await anyio.sleep(pause)
-
-    await gather([task] * tasks)
+async def _task(steps: int, pause: float = 0.0) -> None:
+    """One task of the workloads: ``steps`` awaits, each a checkpoint or a sleep of ``pause``."""
+    for _ in range(steps):
+        await anyio.sleep(pause)
 
 
 async def _detect(count: int, seed: int) -> tuple[float, list[str], list[str]]:
@@ -71,7 +68,7 @@ async def _detect(count: int, seed: int) -> tuple[float, list[str], list[str]]:
             others.append(f"{event} (injected: {name or None})")
 
     async with LoopMonitor(DETECT_THRESHOLD, on_block=on_block), anyio.create_task_group() as tg:
-        tg.start_soon(_workload, 50, 10_000)  # a loop with work on it, not an idle one
+        tg.start_soon(burst, 50, _task, 10_000)  # a loop with work on it, not an idle one
         for _ in range(count):
             await anyio.sleep(rng.uniform(0.02, 0.08))
             culprit = rng.choice(CULPRITS)
@@ -93,18 +90,16 @@ async def _measure(ctx: BenchContext, backend: str, result: ScenarioResult) -> S
     name = f"loop-bound workload with a monitor, {backend}"
     overhead = Series(name, "s", "the same workload without a monitor")
     for _ in ctx.rounds((overhead, MONITOR_OVERHEAD)):
-        await _workload(tasks, steps)  # warm-up
+        await burst(tasks, _task, steps)  # warm-up
         times = {False: 0.0, True: 0.0}
         for monitored in (False, True, True, False):  # ABBA
-            start = time.perf_counter()
             async with LoopMonitor() if monitored else nullcontext():
-                await _workload(tasks, steps)
-            times[monitored] += time.perf_counter() - start
+                times[monitored] += await burst(tasks, _task, steps)
         overhead.add(times[True], times[False])
     note = f"{tasks} tasks x {steps} checkpoints; default monitor (50 ms, heartbeat 10 ms)"
     rows.append(overhead.row(SCENARIO, rule=MONITOR_OVERHEAD, note=note))
     async with LoopMonitor() as monitor:  # tasks that only await (3 ms sleeps)
-        await _workload(5, int(idle_seconds / 0.003), 0.003)
+        await burst(5, _task, int(idle_seconds / 0.003), 0.003)
     stalls = monitor.report().blocks
     blamed = len([block for block in stalls if block.culprit is not None])
     name, verdict = f"false blocks on an idle loop, {backend}", "not met" if blamed else "met"
