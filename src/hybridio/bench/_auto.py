@@ -1,6 +1,5 @@
 """Scenario ``auto``: does ``kind="auto"`` put each function where it runs best? Auto against the
-fixed kinds alone and in a mixed workload (across task lengths: the claims scenario's crossover).
-Method: docs/benchmarks.md ("auto"); what it shows: docs/core.md ("Choosing a kind")."""
+fixed kinds alone and in a mixed workload. Method: docs/benchmarks.md; findings: docs/core.md."""
 
 from __future__ import annotations
 
@@ -107,10 +106,9 @@ async def _measure(ctx: BenchContext) -> ScenarioResult:
                     measured[f"{name}, loop max lag"].append(monitor.report().lag.max)
             for strategy in list(strategies)[flip]:
                 rates = await mixed(strategies[strategy])
+                rates["overall"] = statistics.geometric_mean(rates.values())
                 for work, value in rates.items():
                     measured[f"mixed {work}: {strategy}"].append(value)
-                geomean = statistics.geometric_mean(rates.values())
-                measured[f"mixed overall: {strategy}"].append(geomean)
         decisions = {name: dataclasses.asdict(d) for name, d in rt.stats().auto.items()}
     best = max(FIXED, key=lambda kind: statistics.median(measured[f"mixed overall: {kind}"]))
     made = rows(SCENARIO, measured, (start, time.monotonic()), _plan(best), _unit)

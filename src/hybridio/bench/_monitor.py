@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import math
 import random
 import time
 from contextlib import nullcontext
@@ -118,17 +117,15 @@ async def _measure(ctx: BenchContext, backend: str, result: ScenarioResult) -> S
 
 def run(ctx: BenchContext) -> ScenarioResult:
     """Measure LoopMonitor's overhead and detection rate on each installed anyio backend."""
-    backends = [b for b in BACKENDS if b == "asyncio" or importlib.util.find_spec(b) is not None]
-    missing = [backend for backend in BACKENDS if backend not in backends]
+    missing = [b for b in BACKENDS if b != "asyncio" and importlib.util.find_spec(b) is None]
     result = ScenarioResult(SCENARIO, TITLE, __doc__ or "", plots=["monitor-overhead.png"])
     result.extra = {f"skipped {b}": f"not installed: pip install {b}" for b in missing}
     overheads = {}
-    for backend in backends:
+    for backend in [b for b in BACKENDS if b not in missing]:
         name, options = "trio" if backend == "trio" else "asyncio", BACKENDS[backend]
         series = anyio.run(_measure, ctx, backend, result, backend=name, backend_options=options)
-        low, high = series.interval() or (math.nan, math.nan)
-        overheads[backend] = ((series.ratio or 1) - 1) * 100, ((low - 1) * 100, (high - 1) * 100)
-        ctx.progress(f"overhead on {backend}: {overheads[backend][0]:+.2f}%")
+        overheads[backend] = Series(backend, "%", values=[(r - 1) * 100 for r in series.ratios()])
+        ctx.progress(f"overhead on {backend}: {overheads[backend].median:+.2f}%")
     title = "LoopMonitor overhead on a loop-bound workload (median, 95% interval)"
     xlabel, goal = "% slower than without a monitor", (1.0, "target: < 1%")
     bar_plot(ctx.out / result.plots[0], title, xlabel, overheads, target=goal)
