@@ -53,15 +53,14 @@ async def _burst(rt: hybridio.Runtime, size: float, calls: int) -> float:
 def run(ctx: BenchContext) -> ScenarioResult:
     """Measure the local pool and a same-size Dask cluster on the same workloads."""
     workers, repeats = usable_cpus(), ctx.pick(6, 3, 1)
-    tiny, ms = [0.001] * ctx.pick(20_000, 5_000, 200), [0.001] * ctx.pick(400, 200, 8)
+    tiny = [0.001] * ctx.pick(20_000, 5_000, 200)
     sizes = ctx.pick([0.0002, 0.001, 0.005, 0.02, 0.1], [0.0002, 0.001, 0.005, 0.02, 0.05], [0.001])
     bursts = {f"{8 * workers} concurrent calls of {size * 1000:g} ms": size for size in sizes}
     probes: dict[str, Callable[[hybridio.Runtime], Awaitable[float]]] = {
         "overhead per call (serial no-op calls)": partial(_serial, seconds=ctx.pick(3, 1, 0.1)),
         f"map_cpu throughput, {len(tiny)} tiny items": partial(map_rate, fn=echo, items=tiny),
-        f"map_cpu throughput, {len(ms)} x 1 ms": partial(map_rate, fn=busy_for, items=ms),
+        **{name: partial(_burst, size=size, calls=8 * workers) for name, size in bursts.items()},
     }
-    probes |= {name: partial(_burst, size=size, calls=8 * workers) for name, size in bursts.items()}
     pool = f"local process pool, {workers} processes"
     made = {name: Series(name, "items/s" if "map" in name else "s", pool) for name in probes}
 

@@ -1,5 +1,4 @@
-"""Scenario ``monitor``: what LoopMonitor costs, and whether it names the code that blocks, on each
-installed anyio backend; docs/benchmarks.md ("monitor") gives the method."""
+"""Scenario ``monitor``: LoopMonitor's overhead and detection per backend; docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -83,8 +82,7 @@ async def _detect(count: int, seed: int) -> tuple[float, list[str], list[str]]:
 
 async def _measure(ctx: BenchContext, backend: str, result: ScenarioResult) -> Series:
     """Add the rows of ``backend`` to ``result``; return its overhead series."""
-    tasks, steps = ctx.pick((500, 40), (500, 40), (100, 20))
-    injected, idle_seconds = ctx.pick(40, 20, 3), ctx.pick(2.0, 1.0, 0.2)
+    tasks, steps, blocks, idle = ctx.pick((500, 40, 40, 2.0), (500, 40, 20, 1.0), (100, 20, 3, 0.2))
     rows = result.rows
     name = f"loop-bound workload with a monitor, {backend}"
     overhead = Series(name, "s", "the same workload without a monitor")
@@ -98,19 +96,19 @@ async def _measure(ctx: BenchContext, backend: str, result: ScenarioResult) -> S
     note = f"{tasks} tasks x {steps} checkpoints; default monitor (50 ms, heartbeat 10 ms)"
     rows.append(overhead.row(SCENARIO, rule=MONITOR_OVERHEAD, note=note))
     async with LoopMonitor() as monitor:  # tasks that only await (3 ms sleeps)
-        await burst(5, _task, int(idle_seconds / 0.003), 0.003)
+        await burst(5, _task, int(idle / 0.003), 0.003)
     stalls = monitor.report().blocks
     blamed = len([block for block in stalls if block.culprit is not None])
     name, verdict = f"false blocks on an idle loop, {backend}", "not met" if blamed else "met"
-    note = f"{idle_seconds:g} s of awaits only; {len(stalls) - blamed} stalls blaming no code"
+    note = f"{idle:g} s of awaits only; {len(stalls) - blamed} stalls blaming no code"
     rows.append(Row(SCENARIO, name, blamed, "blocks", target="0", verdict=verdict, note=note))
-    share, misses, others = await _detect(injected, len(rows))
-    ctx.progress(f"detection on {backend}: {share:.0f}% of {injected} blocks caught")
+    share, misses, others = await _detect(blocks, len(rows))
+    ctx.progress(f"detection on {backend}: {share:.0f}% of {blocks} blocks caught")
     result.extra |= {f"misses_{backend}": misses, f"other_blocks_{backend}": others}
     name = f"50 ms blocks caught with the right culprit, {backend}"
     verdict = "met" if share >= 95 else "not met"
     note = f"{len(others)} other blocks reported; threshold {DETECT_THRESHOLD * 1000:g} ms"
-    row = Row(SCENARIO, name, share, "%", injected, target=">= 95%", verdict=verdict, note=note)
+    row = Row(SCENARIO, name, share, "%", blocks, target=">= 95%", verdict=verdict, note=note)
     rows.append(row)
     return overhead
 
