@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from hybridio.bench._auto import run
+from hybridio.bench._interpreters import _plan
 from hybridio.bench._interpreters import run as run_interpreters
 from hybridio.bench._model import BenchContext
 
@@ -20,12 +21,17 @@ def test_auto_rows(tmp_path: Path) -> None:
         "python 25 ms x8: auto",
         "sha256 8 MB x4: blocking",
         "mixed blocking 20 ms: auto vs best per function",
-        "mixed overall: auto vs best per function",
     ):
         assert rows[name].value > 0
     assert rows["tiny x32: auto"].baseline == "tiny x32: cpu"
+    assert "tiny x32: cpu" not in rows  # its value is the baseline of "tiny x32: auto"
+    assert rows["sha256 8 MB x4: blocking"].baseline == "sha256 8 MB x4: inline"  # threads
     assert rows["python 25 ms x8: auto, loop max lag"].target == "< 15 ms"
-    assert sum(row.target is not None for row in result.rows if "overall" in row.name) == 1
+    (overall,) = [row for row in result.rows if "overall" in row.name]  # the best fixed kind
+    assert overall.name in {
+        f"mixed overall: auto vs {kind}" for kind in ("inline", "blocking", "cpu")
+    }
+    assert overall.target == ">= 1.3x"
     mixed = [
         row for row in result.rows if row.name.startswith("mixed") and "overall" not in row.name
     ]
@@ -58,3 +64,10 @@ def test_interpreters_rows(tmp_path: Path) -> None:
     else:
         interpreter = rows["interpreter: lone call round trip vs process: lone call round trip"]
         assert interpreter.ratio is not None
+
+
+def test_interpreters_plan_compares_every_other_kind_with_processes() -> None:
+    planned = {name: base for name, base, _ in _plan(["process", "thread-cpu"])}
+    assert planned["process: memory"] is None  # the baseline of the others
+    assert planned["thread-cpu: memory vs process: memory"] == "process: memory"
+    assert len(planned) == 10  # per kind: the speedup over inline and four quantities

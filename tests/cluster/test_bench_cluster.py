@@ -15,8 +15,11 @@ def test_the_cluster_scenario_measures_both_sides(tmp_path: Path) -> None:
     result = run(BenchContext(out=tmp_path, tiny=True))
     names = [row.name for row in result.rows]
     assert names[0] == "overhead per call (serial no-op calls)"
-    assert any(name.startswith("map_cpu throughput") for name in names)
-    assert any(name.startswith("crossover") for name in names)
+    assert [name for name in names if name.startswith("map_cpu")] == [
+        "map_cpu throughput, 200 tiny items"
+    ]
+    assert names[-1].startswith("crossover")
+    assert result.rows[-1].verdict is None  # context, like the other rows
     assert not any(name.startswith("bridge") for name in names)  # inside "overhead per call"
     for row in result.rows:
         if not row.name.startswith("crossover"):

@@ -1,6 +1,5 @@
 """Scenario ``auto``: does ``kind="auto"`` put each function where it runs best? Auto against the
-fixed kinds alone and in a mixed workload (across task lengths: the claims scenario's crossover).
-Method: docs/benchmarks.md ("auto"); what it shows: docs/core.md ("Choosing a kind")."""
+fixed kinds alone and in a mixed workload. Method: docs/benchmarks.md; findings: docs/core.md."""
 
 from __future__ import annotations
 
@@ -33,28 +32,26 @@ MIXED: dict[str, tuple[Callable[[Any], Any], int, Kind]] = {
     "sha256 8 MB": (sha256_hex, 2, "blocking"),
     "blocking 20 ms": (sleep_for, 8, "blocking"),
 }
-#: Alone: callers, the fixed kind taking turns with auto, auto's baseline and its rule.
-SOLO: dict[str, tuple[int, Kind, Kind, Rule]] = {
-    "tiny": (32, "cpu", "cpu", t.AUTO_TINY),
-    "python 25 ms": (8, "cpu", "inline", t.AUTO_PYTHON),
-    "sha256 8 MB": (4, "blocking", "inline", t.AUTO_SHA256),
+#: Alone: callers, auto's rule against the first kind, the kinds taking turns with auto.
+SOLO: dict[str, tuple[int, Rule, tuple[Kind, ...]]] = {
+    "tiny": (32, t.AUTO_TINY, ("cpu",)),
+    "python 25 ms": (8, t.AUTO_PYTHON, ("inline", "cpu")),
+    "sha256 8 MB": (4, t.AUTO_SHA256, ("inline", "blocking")),  # threads against inline
 }
 
 
 def _plan(best: Kind) -> Plan:
     """Every row; ``best``: the single kind for all functions that did best when mixed."""
-    for work, (callers, kind, base, rule) in SOLO.items():
-        name = f"{work} x{callers}: "
-        yield name + "auto", name + base, rule
-        yield name + kind, None if kind == base else name + base, None
+    for work, (callers, rule, kinds) in SOLO.items():
+        name, base = f"{work} x{callers}: ", f"{work} x{callers}: {kinds[0]}"
+        yield name + "auto", base, rule
+        yield from ((name + kind, base, None) for kind in kinds[1:])
     yield "python 25 ms x8: auto, loop max lag", None, t.AUTO_LAG
     yield "python 25 ms x8: cpu, loop max lag", None, None
     for work in MIXED:
         mixed = f"mixed {work}: "
         yield mixed + "auto vs best per function", mixed + "best per function", t.AUTO_MIXED
-    for strategy in ("best per function", *FIXED):
-        judged = t.AUTO_OVERALL if strategy == best else None
-        yield f"mixed overall: auto vs {strategy}", f"mixed overall: {strategy}", judged
+    yield f"mixed overall: auto vs {best}", f"mixed overall: {best}", t.AUTO_OVERALL
 
 
 def _unit(name: str) -> str:
@@ -64,8 +61,7 @@ def _unit(name: str) -> str:
 async def _measure(ctx: BenchContext) -> ScenarioResult:
     """Auto and the fixed kinds taking turns in each repeat."""
     seconds, size = ctx.pick(2.0, 1.0, 0.2), ctx.pick(8 << 20, 8 << 20, 1 << 20)
-    args = {"tiny": 1, "python 25 ms": loops_for(0.025), "sha256 8 MB": b"\x5a" * size}
-    args["blocking 20 ms"] = 0.02
+    args = dict(zip(MIXED, (1, loops_for(0.025), b"\x5a" * size, 0.02), strict=True))
     strategies: dict[str, dict[str, Kind]] = {k: dict.fromkeys(MIXED, k) for k in ("auto", *FIXED)}
     strategies["best per function"] = {name: work[2] for name, work in MIXED.items()}
     measured: dict[str, list[float]] = defaultdict(list)
@@ -93,27 +89,23 @@ async def _measure(ctx: BenchContext) -> ScenarioResult:
                 await rate(work, "auto", 4, 0.05)
                 await rate(work, "cpu", 4, 0.05)
             await mixed(strategies["auto"], 0.2)
-        for repeat in range(ctx.repeats(10, quick=MIN_REPEATS)):
+        for repeat in range(ctx.pick(10, MIN_REPEATS, 1)):
             ctx.progress(f"repeat {repeat + 1}")
             flip = slice(None, None, -1 if repeat % 2 else 1)  # auto goes first every other time
-            for work, (callers, kind, base, _) in SOLO.items():
-                name = f"{work} x{callers}: "
-                if base == "inline":
-                    measured[name + base].append(await rate(work, base, callers))
-                turns: tuple[Kind, ...] = ("auto", kind)
-                for turn in turns[flip]:
-                    if work != "python 25 ms":
-                        measured[name + turn].append(await rate(work, turn, callers))
+            for work, (callers, _, kinds) in SOLO.items():
+                for kind in ("auto", *kinds)[flip]:
+                    name = f"{work} x{callers}: {kind}"
+                    if work != "python 25 ms" or kind == "inline":  # inline: the loop is blocked
+                        measured[name].append(await rate(work, kind, callers))
                         continue
                     async with hybridio.LoopMonitor(threshold=0.015, interval=0.003) as monitor:
-                        measured[name + turn].append(await rate(work, turn, callers))
-                    measured[f"{name}{turn}, loop max lag"].append(monitor.report().lag.max)
+                        measured[name].append(await rate(work, kind, callers))
+                    measured[f"{name}, loop max lag"].append(monitor.report().lag.max)
             for strategy in list(strategies)[flip]:
                 rates = await mixed(strategies[strategy])
+                rates["overall"] = statistics.geometric_mean(rates.values())
                 for work, value in rates.items():
                     measured[f"mixed {work}: {strategy}"].append(value)
-                overall = statistics.geometric_mean(rates.values())
-                measured[f"mixed overall: {strategy}"].append(overall)
         decisions = {name: dataclasses.asdict(d) for name, d in rt.stats().auto.items()}
     best = max(FIXED, key=lambda kind: statistics.median(measured[f"mixed overall: {kind}"]))
     made = rows(SCENARIO, measured, (start, time.monotonic()), _plan(best), _unit)

@@ -1,6 +1,5 @@
 """Scenario ``cluster`` (named only; needs ``hybridio[cluster]``): the local process pool against
-a Dask cluster of the same size on 127.0.0.1, on the same workloads in each repeat. Method:
-docs/benchmarks.md ("cluster"); what it says: docs/scaling-out.md."""
+a same-size Dask cluster on 127.0.0.1. Method: docs/benchmarks.md; findings: docs/scaling-out.md."""
 
 from __future__ import annotations
 
@@ -53,16 +52,15 @@ async def _burst(rt: hybridio.Runtime, size: float, calls: int) -> float:
 
 def run(ctx: BenchContext) -> ScenarioResult:
     """Measure the local pool and a same-size Dask cluster on the same workloads."""
-    workers, repeats = usable_cpus(), ctx.repeats(6, quick=3, tiny=1)
-    tiny, ms = [0.001] * ctx.pick(20_000, 5_000, 200), [0.001] * ctx.pick(400, 200, 8)
+    workers, repeats = usable_cpus(), ctx.pick(6, 3, 1)
+    tiny = [0.001] * ctx.pick(20_000, 5_000, 200)
     sizes = ctx.pick([0.0002, 0.001, 0.005, 0.02, 0.1], [0.0002, 0.001, 0.005, 0.02, 0.05], [0.001])
     bursts = {f"{8 * workers} concurrent calls of {size * 1000:g} ms": size for size in sizes}
     probes: dict[str, Callable[[hybridio.Runtime], Awaitable[float]]] = {
         "overhead per call (serial no-op calls)": partial(_serial, seconds=ctx.pick(3, 1, 0.1)),
         f"map_cpu throughput, {len(tiny)} tiny items": partial(map_rate, fn=echo, items=tiny),
-        f"map_cpu throughput, {len(ms)} x 1 ms": partial(map_rate, fn=busy_for, items=ms),
+        **{name: partial(_burst, size=size, calls=8 * workers) for name, size in bursts.items()},
     }
-    probes |= {name: partial(_burst, size=size, calls=8 * workers) for name, size in bursts.items()}
     pool = f"local process pool, {workers} processes"
     made = {name: Series(name, "items/s" if "map" in name else "s", pool) for name in probes}
 
@@ -72,9 +70,8 @@ def run(ctx: BenchContext) -> ScenarioResult:
             hybridio.Runtime(cpu_workers=workers) as local,
             hybridio.Runtime(cluster=address) as remote,  # its default slots: Dask queues the rest
         ):
-            for rt in (local, remote):  # warm up
+            for rt in (local, remote):  # warm up: every worker started and used
                 await _burst(rt, 0.001, 2 * workers)
-                await _serial(rt, 0.05)
             for name, probe in probes.items():
                 pool = await probe(local)
                 made[name].add(await probe(remote), pool)
@@ -86,10 +83,9 @@ def run(ctx: BenchContext) -> ScenarioResult:
             anyio.run(pairs, address)
     note = f"on the cluster of {workers} one-thread Dask workers, against {pool}"
     rows = [series.row(SCENARIO, note=note) for series in made.values()]
-    ratios = {size: made[name].ratio or math.inf for name, size in bursts.items()}
-    paying = [size for size, ratio in ratios.items() if ratio <= CROSSOVER_RATIO] or [math.nan]
+    paying = [s for name, s in bursts.items() if (made[name].ratio or math.inf) <= CROSSOVER_RATIO]
     name = f"crossover: task size where the cluster costs <= {CROSSOVER_RATIO:g}x the pool"
-    why = "not reached at the sizes measured" if math.isnan(paying[0]) else ""
-    rows.append(Row(SCENARIO, name, min(paying), "s", repeats, verdict="n/a", note=why))
+    why = "" if paying else "not reached at the sizes measured"
+    rows.append(Row(SCENARIO, name, min(paying, default=math.nan), "s", repeats, note=why))
     title = "Local process pool vs a Dask cluster of the same size"
     return ScenarioResult(SCENARIO, title, __doc__ or "", rows, extra={"workers": workers})

@@ -35,7 +35,7 @@ UNITS = {PARALLEL: "tasks/s", TINY: "calls/s", ALONE: "s", FIRST: "s", "memory":
 
 
 async def _memory(kind: str) -> float:
-    """Bytes per worker: a worker process's own USS, or this process's growth per interpreter."""
+    """Bytes per worker: a worker process's own USS, else this process's growth per worker."""
     before = psutil.Process().memory_full_info().uss
     async with RUNTIMES[kind](2) as rt:
         await burst(4, rt.run, spin, 10_000)
@@ -50,10 +50,8 @@ def _plan(kinds: list[str]) -> Plan:
         rule = INTERPRETER_SPEEDUP if kind == "interpreter" else None
         yield f"{kind}: {PARALLEL} vs inline: {PARALLEL}", f"inline: {PARALLEL}", rule
         for what in (TINY, ALONE, FIRST, "memory"):
-            if kind == "process" or (what, kind) == ("memory", "thread-cpu"):
-                yield f"{kind}: {what}", None, None
-            else:
-                yield f"{kind}: {what} vs process: {what}", f"process: {what}", None
+            base = None if kind == "process" else f"process: {what}"
+            yield f"{kind}: {what}" + (f" vs {base}" if base else ""), base, None
 
 
 def _unit(name: str) -> str:
@@ -81,8 +79,7 @@ async def _measure(ctx: BenchContext, kinds: list[str]) -> list[Row]:
                 async with RUNTIMES[kind](1) as fresh:  # its workers start on the first call
                     measured[f"{kind}: {FIRST}"].append(await burst(1, fresh.run, noop))
     for kind in kinds:
-        if kind != "thread-cpu":  # threads have no memory of their own
-            measured[f"{kind}: memory"].append(await _memory(kind))
+        measured[f"{kind}: memory"].append(await _memory(kind))
     return rows(SCENARIO, measured, (start, time.monotonic()), _plan(kinds), _unit)
 
 

@@ -1,11 +1,9 @@
-"""Scenario ``monitor``: what LoopMonitor costs, and whether it names the code that blocks, on each
-installed anyio backend; docs/benchmarks.md ("monitor") gives the method."""
+"""Scenario ``monitor``: LoopMonitor's overhead and detection per backend; docs/benchmarks.md."""
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
-import math
 import random
 import time
 from contextlib import nullcontext
@@ -14,7 +12,8 @@ from typing import Any
 import anyio
 
 from .. import BlockEvent, LoopMonitor
-from ._model import BenchContext, Row, ScenarioResult, Series, gather
+from ._harness import burst
+from ._model import BenchContext, Row, ScenarioResult, Series
 from ._plots import bar_plot
 from ._targets import MONITOR_OVERHEAD
 
@@ -49,14 +48,10 @@ def _c_calls_on_the_loop(seconds: float) -> None:
 CULPRITS = (_blocking_io_on_the_loop, _python_cpu_on_the_loop, _c_calls_on_the_loop)
 
 
-async def _workload(tasks: int, steps: int, pause: float = 0.0) -> None:
-    """``tasks`` tasks awaiting ``steps`` times each: a checkpoint, or a sleep of ``pause``."""
-
-    async def task() -> None:
-        for _ in range(steps):
-            await anyio.sleep(pause)
-
-    await gather([task] * tasks)
+async def _task(steps: int, pause: float = 0.0) -> None:
+    """One task of the workloads: ``steps`` awaits, each a checkpoint or a sleep of ``pause``."""
+    for _ in range(steps):
+        await anyio.sleep(pause)
 
 
 async def _detect(count: int, seed: int) -> tuple[float, list[str], list[str]]:
@@ -71,7 +66,7 @@ async def _detect(count: int, seed: int) -> tuple[float, list[str], list[str]]:
             others.append(f"{event} (injected: {name or None})")
 
     async with LoopMonitor(DETECT_THRESHOLD, on_block=on_block), anyio.create_task_group() as tg:
-        tg.start_soon(_workload, 50, 10_000)  # a loop with work on it, not an idle one
+        tg.start_soon(burst, 50, _task, 10_000)  # a loop with work on it, not an idle one
         for _ in range(count):
             await anyio.sleep(rng.uniform(0.02, 0.08))
             culprit = rng.choice(CULPRITS)
@@ -87,53 +82,48 @@ async def _detect(count: int, seed: int) -> tuple[float, list[str], list[str]]:
 
 async def _measure(ctx: BenchContext, backend: str, result: ScenarioResult) -> Series:
     """Add the rows of ``backend`` to ``result``; return its overhead series."""
-    tasks, steps = ctx.pick((500, 40), (500, 40), (100, 20))
-    injected, idle_seconds = ctx.pick(40, 20, 3), ctx.pick(2.0, 1.0, 0.2)
+    tasks, steps, blocks, idle = ctx.pick((500, 40, 40, 2.0), (500, 40, 20, 1.0), (100, 20, 3, 0.2))
     rows = result.rows
     name = f"loop-bound workload with a monitor, {backend}"
     overhead = Series(name, "s", "the same workload without a monitor")
     for _ in ctx.rounds((overhead, MONITOR_OVERHEAD)):
-        await _workload(tasks, steps)  # warm-up
+        await burst(tasks, _task, steps)  # warm-up
         times = {False: 0.0, True: 0.0}
         for monitored in (False, True, True, False):  # ABBA
-            start = time.perf_counter()
             async with LoopMonitor() if monitored else nullcontext():
-                await _workload(tasks, steps)
-            times[monitored] += time.perf_counter() - start
+                times[monitored] += await burst(tasks, _task, steps)
         overhead.add(times[True], times[False])
     note = f"{tasks} tasks x {steps} checkpoints; default monitor (50 ms, heartbeat 10 ms)"
     rows.append(overhead.row(SCENARIO, rule=MONITOR_OVERHEAD, note=note))
     async with LoopMonitor() as monitor:  # tasks that only await (3 ms sleeps)
-        await _workload(5, int(idle_seconds / 0.003), 0.003)
+        await burst(5, _task, int(idle / 0.003), 0.003)
     stalls = monitor.report().blocks
     blamed = len([block for block in stalls if block.culprit is not None])
     name, verdict = f"false blocks on an idle loop, {backend}", "not met" if blamed else "met"
-    note = f"{idle_seconds:g} s of awaits only; {len(stalls) - blamed} stalls blaming no code"
+    note = f"{idle:g} s of awaits only; {len(stalls) - blamed} stalls blaming no code"
     rows.append(Row(SCENARIO, name, blamed, "blocks", target="0", verdict=verdict, note=note))
-    share, misses, others = await _detect(injected, len(rows))
-    ctx.progress(f"detection on {backend}: {share:.0f}% of {injected} blocks caught")
+    share, misses, others = await _detect(blocks, len(rows))
+    ctx.progress(f"detection on {backend}: {share:.0f}% of {blocks} blocks caught")
     result.extra |= {f"misses_{backend}": misses, f"other_blocks_{backend}": others}
     name = f"50 ms blocks caught with the right culprit, {backend}"
     verdict = "met" if share >= 95 else "not met"
     note = f"{len(others)} other blocks reported; threshold {DETECT_THRESHOLD * 1000:g} ms"
-    row = Row(SCENARIO, name, share, "%", injected, target=">= 95%", verdict=verdict, note=note)
+    row = Row(SCENARIO, name, share, "%", blocks, target=">= 95%", verdict=verdict, note=note)
     rows.append(row)
     return overhead
 
 
 def run(ctx: BenchContext) -> ScenarioResult:
     """Measure LoopMonitor's overhead and detection rate on each installed anyio backend."""
-    backends = [b for b in BACKENDS if b == "asyncio" or importlib.util.find_spec(b) is not None]
-    missing = [backend for backend in BACKENDS if backend not in backends]
+    missing = [b for b in BACKENDS if b != "asyncio" and importlib.util.find_spec(b) is None]
     result = ScenarioResult(SCENARIO, TITLE, __doc__ or "", plots=["monitor-overhead.png"])
     result.extra = {f"skipped {b}": f"not installed: pip install {b}" for b in missing}
     overheads = {}
-    for backend in backends:
+    for backend in [b for b in BACKENDS if b not in missing]:
         name, options = "trio" if backend == "trio" else "asyncio", BACKENDS[backend]
         series = anyio.run(_measure, ctx, backend, result, backend=name, backend_options=options)
-        low, high = series.interval() or (math.nan, math.nan)
-        overheads[backend] = ((series.ratio or 1) - 1) * 100, ((low - 1) * 100, (high - 1) * 100)
-        ctx.progress(f"overhead on {backend}: {overheads[backend][0]:+.2f}%")
+        overheads[backend] = Series(backend, "%", values=[(r - 1) * 100 for r in series.ratios()])
+        ctx.progress(f"overhead on {backend}: {overheads[backend].median:+.2f}%")
     title = "LoopMonitor overhead on a loop-bound workload (median, 95% interval)"
     xlabel, goal = "% slower than without a monitor", (1.0, "target: < 1%")
     bar_plot(ctx.out / result.plots[0], title, xlabel, overheads, target=goal)
