@@ -58,13 +58,14 @@ class Rule:
     load_sensitive: bool = False
     target: bool = False
 
-    def text(self) -> str:
-        """The thresholds in words, e.g. "confirmed >= 1.6x, refuted < 1.15x"."""
+    def text(self, unit: str = "x") -> str:
+        """The thresholds in words, e.g. "confirmed >= 1.6x, refuted < 1.15x" (``unit``: "x" for
+        a ratio, " s" for a value in seconds)."""
         sign, other = (">=", "<") if self.higher else ("<", ">=")
         if self.target:
-            return f"{sign} {self.confirm:.3g}x"
-        text = f"confirmed {sign} {self.confirm:.3g}x"
-        return text + ("" if self.refute is None else f", refuted {other} {self.refute:.3g}x")
+            return f"{sign} {self.confirm:.3g}{unit}"
+        text = f"confirmed {sign} {self.confirm:.3g}{unit}"
+        return text + ("" if self.refute is None else f", refuted {other} {self.refute:.3g}{unit}")
 
 
 def guard_busy(
@@ -80,9 +81,14 @@ def guard_busy(
 
 
 def judge(
-    rule: Rule, interval: tuple[float, float] | None, n: int, load: _load.Load | None = None
+    rule: Rule,
+    interval: tuple[float, float] | None,
+    n: int,
+    load: _load.Load | None = None,
+    unit: str = "x",
 ) -> tuple[Verdict, str]:
-    """The verdict for a ratio known to lie in ``interval`` (95%), and why when inconclusive."""
+    """The verdict for a ratio (or a value in ``unit``) known to lie in ``interval`` (95%), and
+    why when inconclusive."""
     if interval is None or n < MIN_REPEATS:
         return INCONCLUSIVE, f"too few repeats ({n}; a verdict needs {MIN_REPEATS})"
     lo, hi = interval
@@ -96,8 +102,8 @@ def judge(
     verdict, reason = guard_busy(verdict, "", load, sensitive=rule.load_sensitive)
     if verdict == INCONCLUSIVE and not reason:
         return verdict, (
-            f"spread: the 95% interval {lo:.3g}x to {hi:.3g}x straddles a threshold "
-            f"({rule.text()}); rerun without --quick for more repeats"
+            f"spread: the 95% interval {lo:.3g}{unit} to {hi:.3g}{unit} straddles a threshold "
+            f"({rule.text(unit)}); rerun without --quick for more repeats"
         )
     return verdict, reason
 
@@ -173,7 +179,12 @@ class Series:
 
     def interval(self) -> tuple[float, float] | None:
         """95% interval of the median ratio (of the median value without a baseline)."""
-        return median_interval(self.ratios() if self.paired and self.baseline else self.values)
+        return median_interval(self.ratios() if self._unit == "x" else self.values)
+
+    @property
+    def _unit(self) -> str:
+        """What ``interval`` is in: "x" for a ratio, else " " + the unit of the values."""
+        return "x" if self.paired and self.baseline else f" {self.unit}"
 
     def load(self) -> _load.Load | None:
         return None if self.window is None else _load.during(*self.window)
@@ -184,7 +195,7 @@ class Series:
         if self.n < MIN_REPEATS:
             return False
         if rule is not None:
-            verdict, reason = judge(rule, self.interval(), self.n, self.load())
+            verdict, reason = judge(rule, self.interval(), self.n, self.load(), self._unit)
             return verdict != INCONCLUSIVE or reason.startswith("busy")
         interval, middle = self.interval(), self.ratio or self.median
         return interval is not None and (interval[1] - interval[0]) <= 2 * tight * abs(middle)
@@ -203,7 +214,7 @@ class Series:
         given "refuted" or "not met" measured on a busy machine becomes inconclusive."""
         load, base = self.load(), self.baseline_values
         if rule is not None and verdict is None:
-            verdict, reason = judge(rule, self.interval(), self.n, load)
+            verdict, reason = judge(rule, self.interval(), self.n, load, self._unit)
         elif verdict is not None:
             verdict, reason = guard_busy(verdict, reason, load)
         return Row(
@@ -215,7 +226,7 @@ class Series:
             baseline=self.baseline,
             baseline_value=statistics.median(base) if base else None,
             ratio=self.ratio,
-            target=None if rule is None else rule.text(),
+            target=None if rule is None else rule.text(self._unit),
             verdict=verdict,
             claim=claim,
             note=note,
