@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hybridio.bench import _crawl
-from hybridio.bench._model import BenchContext, ScenarioResult
+from hybridio.bench._model import BenchContext, Row
 
 
 def test_tiny_crawl_scenario(tmp_path: Path) -> None:
@@ -32,8 +32,9 @@ def test_without_the_real_site_its_race_is_a_row_saying_how_to_install_it(
 ) -> None:
     raced = []
 
-    def race(ctx: BenchContext, result: ScenarioResult, url: str, label: str, pages: int) -> None:
+    def race(ctx: BenchContext, root: Path, label: str = "", pages: int = 0) -> list[Row]:
         raced.append(label)
+        return []
 
     monkeypatch.setattr(_crawl, "PYTHON_DOCS", tmp_path / "not-installed")
     monkeypatch.setattr(_crawl, "_race", race)

@@ -68,19 +68,20 @@ def _differences(a: dict[str, Any], b: dict[str, Any], names: str) -> Iterator[s
         yield f"records differ ({names}), e.g. {url}: {fields}"
 
 
-def _race(ctx: BenchContext, result: ScenarioResult, url: str, label: str, pages: int = 0) -> None:
-    """Crawl ``url`` with each crawler in turn until the pages/s ratio is settled; add the rows."""
+def _race(ctx: BenchContext, root: Path, label: str = "", pages: int = 0) -> list[Row]:
+    """Serve ``root`` and crawl it with each crawler in turn until the pages/s ratio is settled."""
     made = {q: Series(f"{label}hybridio {q}", unit, f"{label}scrapy {q}") for q, unit in UNITS}
     ratio, rule = made["pages/s"], CRAWL_REAL if label else CRAWL_GENERATED
     crawls: list[tuple[str, dict[str, Any]]] = []
-    for repeat in ctx.rounds((ratio, rule)):
-        runs = {}
-        for crawler in list(CRAWLERS)[:: -1 if repeat % 2 else 1]:
-            ctx.progress(f"{label}{crawler}, run {repeat + 1}")
-            runs[crawler], records = _crawl(crawler, url)
-            crawls.append((f"{crawler} run {repeat + 1}", records))
-        for what, series in made.items():
-            series.add(runs["hybridio"][what], runs["scrapy"][what])
+    with _site(root) as url:
+        for repeat in ctx.rounds((ratio, rule)):
+            runs = {}
+            for crawler in list(CRAWLERS)[:: -1 if repeat % 2 else 1]:
+                ctx.progress(f"{label}{crawler}, run {repeat + 1}")
+                runs[crawler], records = _crawl(crawler, url)
+                crawls.append((f"{crawler} run {repeat + 1}", records))
+            for what, series in made.items():
+                series.add(runs["hybridio"][what], runs["scrapy"][what])
     first, a = crawls[0]
     diffs = [f"hybridio missed some of the {pages} pages"] if pages and len(a) != pages else []
     diffs += [diff for name, b in crawls[1:] for diff in _differences(a, b, f"{first}, {name}")]
@@ -88,24 +89,20 @@ def _race(ctx: BenchContext, result: ScenarioResult, url: str, label: str, pages
     value, verdict = (0.0, "not met") if diffs else (1.0, "met")
     name = f"{label}identical URLs and records"
     same = Row(SCENARIO, name, value, "bool", ratio.n, target=SAME, verdict=verdict, note=note)
-    result.rows += [ratio.row(SCENARIO, rule=rule)]
-    result.rows += [made[what].row(SCENARIO) for what in ("CPU", "peak RSS")] + [same]
+    return [*(s.row(SCENARIO, rule=rule if s is ratio else None) for s in made.values()), same]
 
 
 def run(ctx: BenchContext) -> ScenarioResult:
     """Race both crawlers on a generated site, then (outside the tiny mode) on CPython's docs."""
     pages, words = ctx.pick(2000, 400, 40), ctx.pick(1500, 1500, 60)
-    about = f"A generated site of {pages} pages, then CPython's docs, on 127.0.0.1 served by "
-    about += f"{'nginx' if NGINX else 'the test-site server'}; method: docs/crawl.md."
+    about = f"{pages} generated pages, then CPython's docs; served by {NGINX or 'testsite serve'}."
     result = ScenarioResult(SCENARIO, "Crawler vs Scrapy on a local site", about)
     with tempfile.TemporaryDirectory(prefix="hybridio-site-") as root:
         ctx.progress(f"generating a {pages}-page site")
         site = generate_site(Path(root), pages=pages, seed=7, words_per_page=words, quirks=True)
-        with _site(Path(root)) as url:
-            _race(ctx, result, url, "", len(site.reachable()))
+        result.rows += _race(ctx, Path(root), pages=len(site.reachable()))
     if not ctx.tiny and (PYTHON_DOCS / "index.html").exists() and NGINX:
-        with _site(PYTHON_DOCS) as url:
-            _race(ctx, result, url, "real site: ")
+        result.rows += _race(ctx, PYTHON_DOCS, "real site: ")
     elif not ctx.tiny:
         missing = Series("real site: hybridio pages/s", "pages/s")
         result.rows.append(missing.row(SCENARIO, verdict="n/a", note=f"not run: {REAL_SITE}"))

@@ -1,5 +1,4 @@
-"""Scenario ``dispatch``: tiny calls, CPU speedup and map_cpu, hybridio against the plain APIs and
-a minimal batching sketch. Method and rows: docs/benchmarks.md ("dispatch")."""
+"""Scenario ``dispatch``: hybridio against the plain APIs and a batching sketch (benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -37,21 +36,16 @@ _ECHO = pickle.dumps(echo)
 #: The tiny-call strategies (1 and 32 callers, the first three also 256), in the plot's order.
 TINY = ["anyio.to_process", "hybridio.run_cpu", SKETCH, "ProcessPoolExecutor"]
 TINY += ["anyio.to_thread", "ThreadPoolExecutor", "hybridio.run_blocking"]
-#: The CPU speedup's strategies (8 callers of ~25 ms of pure Python each), against inline.
-CPU = ["hybridio.run_cpu", "anyio.to_process", "ProcessPoolExecutor", "hybridio.run_blocking"]
 #: Every row, "<quantity> vs <baseline quantity>" (paired per repeat), and its rule.
 ROWS = {
     "hybridio.run_cpu x1 vs anyio.to_process x1": t.LONE_CALL,
     **{f"hybridio.run_cpu x{n} vs anyio.to_process x{n}": None for n in (32, 256)},
-    **{f"{SKETCH} x{n} vs anyio.to_process x{n}": None for n in (32, 256)},
     **{f"hybridio.run_cpu x{n} vs {SKETCH} x{n}": t.AGAINST_SKETCH for n in (32, 256)},
     **{f"ProcessPoolExecutor x{n} vs anyio.to_process x{n}": None for n in (1, 32)},
     "hybridio.run_blocking x32 vs ThreadPoolExecutor x32": t.THREADS_VS_EXECUTOR,
     "hybridio.run_blocking x32 vs anyio.to_thread x32": t.THREADS_VS_ANYIO,
-    "hybridio.run_blocking x1 vs anyio.to_thread x1": None,
-    **{f"ThreadPoolExecutor x{n} vs anyio.to_thread x{n}": None for n in (1, 32)},
-    "cpu hybridio.run_cpu vs cpu inline": t.CPU_SPEEDUP,
-    **{f"cpu {name} vs cpu inline": None for name in CPU[1:]},
+    **{f"{name} x1 vs anyio.to_thread x1": None for name in TINY[-2:]},
+    "cpu hybridio.run_cpu vs cpu inline": t.CPU_SPEEDUP,  # 8 callers of ~25 ms of pure Python
     "map_cpu vs anyio.to_process x32": t.MAP_CPU,
 }
 
@@ -99,7 +93,7 @@ async def batching_sketch(workers: int) -> AsyncIterator[Callable[[Any], Awaitab
 async def _measure(ctx: BenchContext) -> ScenarioResult:
     """Every repeat's quantities, the strategies alternating; the rows and the plot."""
     cpus, seconds = usable_cpus(), ctx.pick(full=1.0, quick=0.3, tiny=0.02)
-    spin_n, items = loops_for(ctx.pick(0.025, 0.025, 0.002)), range(ctx.pick(10_000, 10_000, 500))
+    loops, items = loops_for(ctx.pick(0.025, 0.025, 0.002)), range(ctx.pick(10_000, 10_000, 500))
     measured: dict[str, list[float]] = defaultdict(list)
     start = time.monotonic()
     with ProcessPoolExecutor(cpus) as processes, ThreadPoolExecutor() as threads:
@@ -116,32 +110,27 @@ async def _measure(ctx: BenchContext) -> ScenarioResult:
                 SKETCH: lambda fn, x: sketch(x),  # fn is always echo
             }
             tiny = {name: partial(via[name], echo, 1) for name in TINY}
-            cpu = {name: partial(via[name], spin, spin_n) for name in [*CPU, "inline"]}
+            cpu = {name: partial(via[name], spin, loops) for name in ["hybridio.run_cpu", "inline"]}
             ctx.progress("starting every pool's workers")
             for call in tiny.values():  # warm up: every worker started and used
                 await throughput(call, 2 * cpus, 0.05)
             plan = [(f"{name} x{n}", tiny[name], n, seconds, 0) for name in TINY for n in (1, 32)]
             plan += [(f"{name} x256", tiny[name], 256, seconds, 0) for name in TINY[:3]]
             plan += [(f"cpu {name}", call, 8, 4 * seconds, 1) for name, call in cpu.items()]
-            for repeat in range(ctx.repeats(10, quick=MIN_REPEATS)):
+            for repeat in range(ctx.pick(10, MIN_REPEATS, 1)):
                 ctx.progress(f"repeat {repeat + 1}")
                 for key, call, n, duration, every in plan:
                     measured[key].append(await throughput(call, n, duration, yield_every=every))
                 measured["map_cpu"].append(await map_rate(rt, echo, items))
-            info = {"cpus": cpus, "spin_n": spin_n, "batches": rt.stats()["cpu"].batches}
+            info = {"cpus": cpus, "spin_n": loops, "batches": rt.stats()["cpu"].batches}
     paired = [(name, name.split(" vs ")[1], rule) for name, rule in ROWS.items()]
-    made = rows("dispatch", measured, (start, time.monotonic()), paired, _unit)
-    made[-1].baseline_unit = "calls/s"  # map_cpu's items/s against calls/s
+    made = rows("dispatch", measured, (start, time.monotonic()), paired, lambda _: "calls/s")
     bars = {name: Series(name, "calls/s", values=measured[f"{name} x32"]) for name in TINY}
     title = "Tiny calls, 32 concurrent callers (asyncio, median, 95% interval)"
     bar_plot(ctx.out / "dispatch-throughput.png", title, "calls/s (log scale)", bars, logy=True)
     title = "Dispatch: tiny calls, CPU speedup and map_cpu against the plain APIs"
     about = f"{cpus} worker processes, strategies alternating; see docs/benchmarks.md."
     return ScenarioResult("dispatch", title, about, made, ["dispatch-throughput.png"], extra=info)
-
-
-def _unit(name: str) -> str:
-    return {"cpu": "tasks/s", "map_cpu": "items/s"}.get(name.split()[0], "calls/s")
 
 
 def run(ctx: BenchContext) -> ScenarioResult:

@@ -1,17 +1,15 @@
-"""Scenario ``server``: hybridio's server under load against the servers users write instead (a
-race, a retry storm, where the work runs, an overload); the method is in docs/benchmarks.md."""
+"""Scenario ``server``: hybridio's server under load against what users write (docs/web.md)."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import time
 from contextlib import ExitStack, suppress
-from dataclasses import dataclass
+from importlib import resources
 
 import numpy
 import psutil
@@ -20,7 +18,7 @@ from .._workloads import calibrate
 from . import _targets as targets
 from ._harness import Plan, free_port, rows, running, tree_rss
 from ._load import usable_cpus
-from ._model import MIN_REPEATS, BenchContext, ScenarioResult, median_interval
+from ._model import MIN_REPEATS, BenchContext, ScenarioResult, Series
 from ._plots import bar_plot
 
 __all__ = ["parse_wrk", "run"]
@@ -43,42 +41,33 @@ BASELINE = "plain+pool"
 #: Where the work runs: the demo server's endpoints saturated inline, in a thread, in a process.
 ENDPOINTS, MODES = (("/cpu", CPU), ("/hash", "/hash?mb=16")), ("inline", "thread", "process")
 LOADS = {f"{name} {mode}": f"{path}&mode={mode}" for name, path in ENDPOINTS for mode in MODES}
-_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
+WRK_SUMMARY = str(resources.files(__package__) / "wrk.lua")  # wrk -s: a JSON line at the end
 _UNITS = {"p50": "ms", "p99": "ms", "CPU": "s", "RSS": "MiB", "refused": "%"}  # by a row's name
 
 
-@dataclass
-class _Server:
-    label: str
-    base: str
-    process: psutil.Process
-
-    def cpu(self) -> tuple[float, float]:
-        """CPU seconds so far of the loop (main thread; all of multi-process) and of the rest."""
-        total = 0.0
-        for member in [self.process, *self.process.children(recursive=True)]:
-            with suppress(psutil.NoSuchProcess):  # each with the children it waited for
-                total += sum(member.cpu_times()[:4])
-        loop = sum(next(t for t in self.process.threads() if t.id == self.process.pid)[1:])
-        return (total, 0.0) if self.label == "multi-process" else (loop, total - loop)
+def _cpu(label: str, process: psutil.Process) -> tuple[float, float]:
+    """CPU seconds so far of a server's loop (main thread; all of multi-process) and the rest."""
+    total = 0.0
+    for member in [process, *process.children(recursive=True)]:
+        with suppress(psutil.NoSuchProcess):  # each with the children it waited for
+            total += sum(member.cpu_times()[:4])
+    loop = sum(next(t for t in process.threads() if t.id == process.pid)[1:])
+    return (total, 0.0) if label == "multi-process" else (loop, total - loop)
 
 
 def parse_wrk(text: str) -> dict[str, float]:
-    """seconds, ok/s, 503/s (every non-2xx) and p50/p99 ms from ``wrk --latency`` output."""
-    done = re.search(r"(\d+) requests in ([\d.]+)(\w+)", text)
-    if done is None:
-        raise RuntimeError(f"cannot read wrk's output: {text!r}")
-    answered, seconds = int(done[1]), float(done[2]) * _MS[done[3]] / 1e3
-    refused = sum(map(int, re.findall(r"Non-2xx or 3xx responses: (\d+)", text)))
+    """seconds, ok/s, 503/s (every non-2xx) and p50/p99 ms from the JSON line wrk.lua ends with."""
+    done = json.loads(text.splitlines()[-1])
+    answered, seconds, refused = done["requests"], done["us"] / 1e6, done["non2xx"]
     got = {"seconds": seconds, "ok": (answered - refused) / seconds, "503": refused / seconds}
-    for q, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(\w+)", text, re.MULTILINE):
-        got[f"p{q}"] = float(value) * _MS[unit] if answered else numpy.nan  # else wrk says 0
+    for q in ("p50", "p99"):
+        got[q] = done[f"{q}_us"] / 1e3 if answered else numpy.nan  # else wrk says 0
     return got
 
 
 def _wrk(seconds: float, base: str, *loads: list[str]) -> tuple[list[dict[str, float]], float]:
     """wrk's numbers for ``base``/io?ms=1, then ``loads`` (options, URL) run meanwhile; its CPU."""
-    wrk = ["wrk", "-t1", f"-d{max(1, round(seconds))}s", "--latency"]
+    wrk = ["wrk", "-t1", f"-d{max(1, round(seconds))}s", "-s", WRK_SUMMARY]
     before = sum(os.times()[2:4])  # CPU seconds of the children waited for
     loads = (["-c1", f"{base}/io?ms=1"], *loads)
     wrks = [subprocess.Popen([*wrk, *load], stdout=subprocess.PIPE, text=True) for load in loads]
@@ -89,64 +78,63 @@ def _wrk(seconds: float, base: str, *loads: list[str]) -> tuple[list[dict[str, f
 
 
 def _repeat(
-    ctx: BenchContext, servers: dict[str, _Server], loads: list[str], seconds: float, n: int
+    ctx: BenchContext, servers: dict[str, tuple[str, psutil.Process]], seconds: float, n: int
 ) -> dict[str, float]:
     """Repeat ``n`` of every part: each quantity by name."""
-    hybrid, order = servers["hybridio"], list(servers)[:: -1 if n % 2 else 1]  # none always first
-    cpu = {label: servers[label].base + SERVERS[label][1] for label in servers}
+    (base, hybrid), order = servers["hybridio"], list(SERVERS)[:: -1 if n % 2 else 1]
+    cpu = {label: url + SERVERS[label][1] for label, (url, _) in servers.items()}
     storm = [f"-c{STORM}", "-H", f"X-Request-Timeout: {STORM_DEADLINE:g}"]
     parts = [(f"{s} at {c} connections", s, [f"-c{c}", cpu[s]]) for c in CONNECTIONS for s in order]
     parts += [(f"{STORM_NAME}, {s}", s, [*storm, cpu[s]]) for s in ("hybridio", BASELINE)]
-    parts += [(load, "hybridio", ["-c4", hybrid.base + LOADS[load]]) for load in loads]
+    parts += [(load, "hybridio", ["-c4", base + LOADS[load]]) for load in LOADS]
     got: dict[str, float] = {}
-    for name, label, saturate in parts:  # saturate an endpoint, time /io
+    for name, label, saturate in parts:  # saturate an endpoint, time /io; none always first
         ctx.progress(f"{name} (repeat {n + 1})")
-        server, before, stormy = servers[label], servers[label].cpu(), STORM_NAME in name
-        (probe, done), client = _wrk(seconds + 2 * stormy, server.base, saturate)
-        loop, workers = numpy.subtract(server.cpu(), before)
+        (url, process), stormy = servers[label], STORM_NAME in name
+        before = _cpu(label, process)
+        (probe, done), client = _wrk(seconds + 2 * stormy, url, saturate)
+        loop, workers = numpy.subtract(_cpu(label, process), before)
         spent = {"loop": loop, "workers": workers, "client": client}
         got |= {f"{name}: {key}": value / done["seconds"] for key, value in spent.items()}
         got |= {f"{name}: ok req/s": done["ok"], f"{name}: 503/s": done["503"]}
         got |= {f"{name}: /io {q}": probe[q] for q in ("p50", "p99")}
         for _ in range(60 if stormy else 0):  # 15 s at most for requests whose client left
-            busy = sum(server.cpu())
+            busy = sum(_cpu(label, process))
             time.sleep(0.25)
-            if sum(server.cpu()) - busy < 0.05:  # the server is idle: under 20% of a core
+            if sum(_cpu(label, process)) - busy < 0.05:  # the server is idle: under 20% of a core
                 break
-    (idle,), _ = _wrk(seconds, hybrid.base)
+    (idle,), _ = _wrk(seconds, base)
     got |= {f"idle: /io {q}": idle[q] for q in ("p50", "p99")}
     ctx.progress(f"overload at {OVERLOAD:g}x capacity (repeat {n + 1})")
-    got["RSS before"], (loop, _) = tree_rss(hybrid.process), hybrid.cpu()
+    got["RSS before"], (loop, _) = tree_rss(hybrid), _cpu("hybridio", hybrid)
     rate = OVERLOAD * got["hybridio at 16 connections: ok req/s"]
     command = [sys.executable, "-m", "hybridio.web._loadgen", "open", cpu["hybridio"]]
     command += ["--rate", f"{rate:.1f}", "--duration", str(seconds + 1)]
     command += ["--header", f"X-Request-Timeout: {OVERLOAD_DEADLINE:g}"]
     out = json.loads(subprocess.run(command, capture_output=True, check=True).stdout)
     answered, latencies = max(1, sum(out["statuses"].values())), out["latencies_ms"]
-    got["overload: server + workers RSS after"] = tree_rss(hybrid.process)
-    got["overload: loop CPU per request"] = (hybrid.cpu()[0] - loop) / answered
+    got["overload: server + workers RSS after"] = tree_rss(hybrid)
+    got["overload: loop CPU per request"] = (_cpu("hybridio", hybrid)[0] - loop) / answered
     got["overload: refused"] = 100 * out["statuses"].get("503", 0) / answered
     for status, what in (("503", "503 latency p99"), ("200", "ok p99")):
         got[f"overload: {what}"] = numpy.percentile(latencies.get(status, numpy.nan), 99)
     return got
 
 
-def _plan(labels: list[str], loads: list[str]) -> Plan:
+def _plan() -> Plan:
     """(row, baseline, rule) of every row, as ``_harness.rows`` takes them."""
     for c in CONNECTIONS:
         at = {label: f"{label} at {c} connections: " for label in SERVERS}
-        for label in labels:
+        for label in ("hybridio", BASELINE, "plain+threads"):  # multi-process: against hybridio
             rules = (targets.AT_LEAST, targets.AT_MOST) if label == "hybridio" else (None, None)
             for what, rule in zip(("ok req/s", "/io p99"), rules, strict=True):
                 yield at[label] + what, None if label == BASELINE else at[BASELINE] + what, rule
-        if "multi-process" in labels:
-            mine, multi = at["hybridio"], at["multi-process"]
-            yield multi + "/io p99 vs hybridio", mine + "/io p99", targets.MUCH_BETTER_P99
-            yield mine + "ok req/s vs multi-process", multi + "ok req/s", targets.AT_LEAST
+        mine, multi = at["hybridio"], at["multi-process"]
+        yield multi + "/io p99 vs hybridio", mine + "/io p99", targets.MUCH_BETTER_P99
+        yield mine + "ok req/s vs multi-process", multi + "ok req/s", targets.AT_LEAST
     for label, rule in (("hybridio", targets.STORM_KEEPS), (BASELINE, None)):
         yield f"{STORM_NAME}, {label}: ok req/s", f"{label} at 16 connections: ok req/s", rule
-    yield from ((f"idle: /io {q}", None, None) for q in ("p50", "p99"))
-    for load in loads:
+    for load in LOADS:
         judged = load == "/cpu process"
         yield f"{load}: /io p50", "idle: /io p50", None
         yield f"{load}: /io p99", "idle: /io p99", targets.PROCESS_P99 if judged else None
@@ -167,21 +155,19 @@ def run(ctx: BenchContext) -> ScenarioResult:
         raise RuntimeError("the server scenario needs wrk: apt-get install wrk")
     workers, seconds = usable_cpus(), ctx.pick(full=4.0, quick=1.0, tiny=1.0)
     loops = f"{calibrate() / 1000:.1f}"  # spin loops per ms, the same in every server
-    labels = [BASELINE, "hybridio"] if ctx.tiny else list(SERVERS)
-    loads = [load for load in LOADS if not (ctx.tiny and load.startswith("/hash"))]
     measured: dict[str, list[float]] = {}
     start = time.monotonic()
     with ExitStack() as stack:
         servers = {}
-        for label in labels:
+        for label in SERVERS:
             port, options = free_port(), ["--workers", str(workers), "--loops-per-ms", loops]
             command = [sys.executable, "-m", *SERVERS[label][0], "--port", str(port), *options]
             process = stack.enter_context(running(command, listen=port, stdout=subprocess.DEVNULL))
-            servers[label] = _Server(label, f"http://127.0.0.1:{port}", psutil.Process(process.pid))
-        for repeat in range(ctx.repeats(MIN_REPEATS, quick=MIN_REPEATS)):
-            for key, value in _repeat(ctx, servers, loads, seconds, repeat).items():
+            servers[label] = (f"http://127.0.0.1:{port}", psutil.Process(process.pid))
+        for repeat in range(ctx.pick(MIN_REPEATS, MIN_REPEATS, 1)):
+            for key, value in _repeat(ctx, servers, seconds, repeat).items():
                 measured.setdefault(key, []).append(value)
-    made = rows(SCENARIO, measured, (start, time.monotonic()), _plan(labels, loads), _unit)
+    made = rows(SCENARIO, measured, (start, time.monotonic()), _plan(), _unit)
     median = {key: numpy.median(values) for key, values in measured.items()}
     for row in made:  # the 503s and CPU shares (of one core) of the race a row comes from
         race = row.name.split(":")[0]
@@ -189,11 +175,10 @@ def run(ctx: BenchContext) -> ScenarioResult:
             cpu = (f"{p} {median[f'{race}: {p}']:.0%}" for p in ("loop", "workers", "client"))
             note = f"{median[f'{race}: 503/s']:.0f} x 503/s; CPU of one core: {', '.join(cpu)}"
             row.note = "; ".join(filter(None, (note, row.note)))
-    p99 = {row.name: (row.value, median_interval(row.values)) for row in made}
-    bars = {load.lstrip("/"): p99[f"{load}: /io p99"] for load in ["idle", *loads]}
+    p99 = {load.lstrip("/"): measured[f"{load}: /io p99"] for load in ["idle", *LOADS]}
+    bars = {load: Series(load, "ms", values=values) for load, values in p99.items()}
     title = "/io?ms=1 p99 while each endpoint is saturated (median, 95% interval)"
     bar_plot(ctx.out / "server_io_p99.png", title, "p99 latency (ms, log scale)", bars, logy=True)
-    about = f"Servers on 127.0.0.1 ({workers} workers each) loaded by wrk, {seconds:g} s per load; "
-    about += f"overload: open loop at {OVERLOAD:g}x capacity, {OVERLOAD_DEADLINE:g} s deadlines."
+    about = f"Servers on 127.0.0.1 ({workers} workers each) loaded by wrk, {seconds:g} s per load."
     extra = {"workers": workers, "loops_per_ms": float(loops), "measured": measured}
     return ScenarioResult(SCENARIO, TITLE, about, made, ["server_io_p99.png"], extra=extra)
