@@ -15,7 +15,7 @@ import click
 from ._extras import EXTRA_MODULES, install_hint
 from ._runtime._gil import free_threaded_build, gil_enabled
 
-__all__ = ["Diagnosis", "diagnose", "doctor"]
+__all__ = ["Diagnosis", "diagnose", "doctor", "usable_cpus"]
 
 _PACKAGES = ("anyio", "trio", "uvloop", "aiohttp", "aiofiles", "cloudpickle", "click")
 
@@ -87,6 +87,13 @@ def _version(name: str) -> str | None:
         return None
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity): what a parallel speedup can reach."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as cpuinfo:
@@ -107,14 +114,13 @@ def diagnose() -> Diagnosis:
     """Collect the facts."""
     free_threaded = free_threaded_build()
     gil_on = gil_enabled()
-    cpus = os.cpu_count() or 1
     return Diagnosis(
         python=platform.python_version(),
         implementation=platform.python_implementation(),
         executable=sys.executable,
         platform=platform.platform(),
-        cpus=cpus,
-        cpus_usable=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpus,
+        cpus=os.cpu_count() or 1,
+        cpus_usable=usable_cpus(),
         cpu_model=_cpu_model(),
         memory_bytes=_memory(),
         free_threaded_build=free_threaded,

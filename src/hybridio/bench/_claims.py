@@ -25,9 +25,9 @@ import anyio
 import psutil
 
 from .. import Kind, OffloadTimeout, Runtime, RuntimeStats, _workloads
+from .._doctor import usable_cpus
 from . import _model
 from ._harness import burst
-from ._load import usable_cpus
 from ._model import MIN_REPEATS, BenchContext, Row, Rule, ScenarioResult, Series, Verdict, fact
 from ._plots import Line, bar_plot, line_plot
 from ._targets import FASTER, FASTER_ACCESS, GAIN, MUCH, NO_GAIN, PARALLEL

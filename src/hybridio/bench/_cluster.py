@@ -15,9 +15,9 @@ from distributed import Client
 
 import hybridio
 
+from .._doctor import usable_cpus
 from .._workloads import busy_for, echo, noop
 from ._harness import burst, free_port, map_rate, running, throughput
-from ._load import usable_cpus
 from ._model import BenchContext, Row, ScenarioResult, Series
 
 __all__ = ["run"]

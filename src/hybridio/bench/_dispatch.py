@@ -22,10 +22,10 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 import hybridio
 
+from .._doctor import usable_cpus
 from .._workloads import echo, loops_for, run_batch, spin
 from . import _targets as t
 from ._harness import map_rate, rows, throughput
-from ._load import usable_cpus
 from ._model import MIN_REPEATS, BenchContext, ScenarioResult, Series
 from ._plots import bar_plot
 

@@ -15,15 +15,10 @@ from dataclasses import dataclass
 
 import psutil
 
+from .._doctor import usable_cpus
+
 #: Busy when other processes use this share of the usable CPUs, or the hypervisor steals 10%.
 BUSY_SHARE, BUSY_STEAL, INTERVAL = 0.25, 10.0, 0.25
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (affinity): what a parallel speedup can reach."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)

@@ -26,13 +26,13 @@ T = TypeVar("T")
 Verdict = str
 INCONCLUSIVE = "inconclusive"
 VERDICTS = ("confirmed", "refuted", "qualified", "met", "not met", INCONCLUSIVE, "n/a")
+#: A 95% interval (low, high); None when there are too few values for one.
+Interval = tuple[float, float] | None
 #: A 95% interval of a median needs 6 values (the sign test: 2 x 0.5**6 < 0.05).
 MIN_REPEATS = 6
 
 
-def median_interval(
-    values: Sequence[float], confidence: float = 0.95
-) -> tuple[float, float] | None:
+def median_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
     """A distribution-free interval of the median (order statistics of the sign test): [x(k),
     x(n-k+1)] for the largest k leaving <= (1 - confidence) / 2 outside on each side, or None."""
     ordered = sorted(v for v in values if not math.isnan(v))
@@ -81,11 +81,7 @@ def guard_busy(
 
 
 def judge(
-    rule: Rule,
-    interval: tuple[float, float] | None,
-    n: int,
-    load: _load.Load | None = None,
-    unit: str = "x",
+    rule: Rule, interval: Interval, n: int, load: _load.Load | None = None, unit: str = "x"
 ) -> tuple[Verdict, str]:
     """The verdict for a ratio (or a value in ``unit``) known to lie in ``interval`` (95%), and
     why when inconclusive."""
@@ -127,7 +123,7 @@ class Row:
     claim: str | None = None
     note: str = ""
     baseline_unit: str | None = None
-    interval: tuple[float, float] | None = None
+    interval: Interval = None
     reason: str = ""
     values: list[float] = field(default_factory=list)
     baseline_values: list[float] = field(default_factory=list)
@@ -177,7 +173,7 @@ class Series:
         ratios = self.ratios()
         return statistics.median(ratios) if ratios else None
 
-    def interval(self) -> tuple[float, float] | None:
+    def interval(self) -> Interval:
         """95% interval of the median ratio (of the median value without a baseline)."""
         return median_interval(self.ratios() if self._unit == "x" else self.values)
 
@@ -307,10 +303,6 @@ class BenchContext:
     def pick(self, full: T, quick: T, tiny: T) -> T:
         """The value for this mode (sizes, durations, lists of sizes)."""
         return tiny if self.tiny else quick if self.quick else full
-
-    def repeats(self, full: int, quick: int = 3, tiny: int = 1) -> int:
-        """How many repeats for this mode (fixed-count measurements)."""
-        return self.pick(full, quick, tiny)
 
     def rounds(
         self, *judged: tuple[Series, Rule | None], budget: float | None = None

@@ -13,10 +13,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ._model import Series, median_interval
+from ._model import Interval, Series, median_interval
 from ._report import format_number
-
-Interval = tuple[float, float] | None
 
 
 @dataclass

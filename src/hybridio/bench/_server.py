@@ -14,10 +14,10 @@ from importlib import resources
 import numpy
 import psutil
 
+from .._doctor import usable_cpus
 from .._workloads import calibrate
 from . import _targets as targets
 from ._harness import Plan, free_port, rows, running, tree_rss
-from ._load import usable_cpus
 from ._model import MIN_REPEATS, BenchContext, ScenarioResult, Series
 from ._plots import bar_plot
 

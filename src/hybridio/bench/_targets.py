@@ -7,7 +7,7 @@ or not met. ``Rule.text`` says each in words in the report.
 
 from __future__ import annotations
 
-from ._load import usable_cpus
+from .._doctor import usable_cpus
 from ._model import Rule
 
 CPUS = usable_cpus()
