@@ -19,7 +19,7 @@ from hybridio import Kind
 from .._workloads import echo, loops_for, sha256_hex, sleep_for, spin
 from . import _targets as t
 from ._harness import Plan, rows, throughput
-from ._model import MIN_REPEATS, BenchContext, Rule, ScenarioResult, gather
+from ._model import MIN_REPEATS, BenchContext, Rule, ScenarioResult
 
 __all__ = ["run"]
 
@@ -80,7 +80,9 @@ async def _measure(ctx: BenchContext) -> ScenarioResult:
             async def one(work: str) -> None:
                 rates[work] = await rate(work, kinds[work], MIXED[work][1], seconds)
 
-            await gather([partial(one, work) for work in MIXED])  # one failure stops the others
+            async with anyio.create_task_group() as tg:  # one failure stops the others
+                for work in MIXED:
+                    tg.start_soon(one, work)
             return rates
 
         ctx.progress("warming up: the workers start, auto learns the functions")

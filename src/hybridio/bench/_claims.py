@@ -325,8 +325,7 @@ async def races(ctx: BenchContext, result: ScenarioResult) -> None:
     for label, lock in (("no lock", None), ("with a lock", threading.Lock())):
         box = {"n": 0}
         async with Runtime(threads=threads) as rt:
-            call = functools.partial(rt.run_blocking, _workloads.racy_add, box, times, lock)
-            await _model.gather([call] * threads)
+            await burst(threads, rt.run_blocking, _workloads.racy_add, box, times, lock)
         lost[label] = threads * times - box["n"]
     verdict = one_shot(holds=lost["no lock"] > 0, fails=lost["with a lock"] > 0)
     for label, count in lost.items():

@@ -9,9 +9,8 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from functools import partial
 from typing import Any
 
 import anyio.lowlevel
@@ -19,7 +18,7 @@ import psutil
 
 import hybridio
 
-from ._model import Row, Rule, Series, gather
+from ._model import Row, Rule, Series
 
 Call = Callable[[], Awaitable[Any]]
 
@@ -69,7 +68,7 @@ async def throughput(call: Call, callers: int, seconds: float, *, yield_every: i
                 await anyio.lowlevel.checkpoint()
         done += i
 
-    await gather([caller] * callers)
+    await burst(callers, caller)
     return done / (time.perf_counter() - start)
 
 
@@ -82,10 +81,12 @@ async def map_rate(rt: hybridio.Runtime, fn: Callable[[Any], Any], items: Sequen
     return len(items) / (time.perf_counter() - start)
 
 
-async def burst(calls: int, fn: Callable[..., Awaitable[object]], *args: Any) -> float:
+async def burst(calls: int, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> float:
     """Seconds for ``calls`` concurrent calls of ``fn(*args)``."""
     start = time.perf_counter()
-    await gather([partial(fn, *args)] * calls)
+    async with anyio.create_task_group() as tg:
+        for _ in range(calls):
+            tg.start_soon(fn, *args)
     return time.perf_counter() - start
 
 

@@ -10,12 +10,10 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
-
-import anyio
 
 from . import _load
 
@@ -250,17 +248,6 @@ def fact(
     if since is not None and series.window is not None:
         series.window = (since, series.window[1])
     return series
-
-
-async def gather(calls: Sequence[Callable[[], Awaitable[object]]]) -> None:
-    """Run the calls concurrently and wait for all of them."""
-
-    async def one(call: Callable[[], Awaitable[object]]) -> None:
-        await call()
-
-    async with anyio.create_task_group() as tg:
-        for call in calls:
-            tg.start_soon(one, call)
 
 
 @dataclass
