@@ -21,8 +21,6 @@ from . import _targets as t
 from ._harness import Plan, rows, throughput
 from ._model import MIN_REPEATS, BenchContext, Rule, ScenarioResult
 
-__all__ = ["run"]
-
 SCENARIO = "auto"
 FIXED: tuple[Kind, ...] = ("inline", "blocking", "cpu")
 #: The mixed workload: function, callers, and its best fixed kind (what auto should find).

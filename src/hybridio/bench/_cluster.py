@@ -20,8 +20,6 @@ from .._workloads import busy_for, echo, noop
 from ._harness import burst, free_port, map_rate, running, throughput
 from ._model import BenchContext, Row, ScenarioResult, Series
 
-__all__ = ["run"]
-
 SCENARIO = "cluster"
 #: The cluster "pays" from the task size where it costs at most this much more than the pool.
 CROSSOVER_RATIO = 1.10

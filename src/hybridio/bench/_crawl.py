@@ -20,8 +20,6 @@ from ._harness import free_port, measure_tree, running
 from ._model import BenchContext, Row, ScenarioResult, Series
 from ._targets import CRAWL_GENERATED, CRAWL_REAL
 
-__all__ = ["run"]
-
 require_extra("hybridio bench crawl", "scrapy")  # else the scenario is skipped, saying so
 
 SCENARIO = "crawl"

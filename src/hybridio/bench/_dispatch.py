@@ -29,8 +29,6 @@ from ._harness import map_rate, rows, throughput
 from ._model import MIN_REPEATS, BenchContext, ScenarioResult, Series
 from ._plots import bar_plot
 
-__all__ = ["batching_sketch", "run"]
-
 SKETCH = "batching sketch"
 _ECHO = pickle.dumps(echo)
 #: The tiny-call strategies (1 and 32 callers, the first three also 256), in the plot's order.

@@ -20,8 +20,6 @@ from ._harness import Plan, burst, rows
 from ._model import BenchContext, Row, ScenarioResult
 from ._targets import INTERPRETER_SPEEDUP
 
-__all__ = ["run"]
-
 SCENARIO = "interpreters"
 #: Each kind measured: a runtime of ``n`` such workers, where its calls go by default.
 RUNTIMES: dict[str, Callable[[int], Runtime]] = {

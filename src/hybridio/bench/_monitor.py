@@ -17,8 +17,6 @@ from ._model import BenchContext, Row, ScenarioResult, Series
 from ._plots import bar_plot
 from ._targets import MONITOR_OVERHEAD
 
-__all__ = ["run"]
-
 SCENARIO = "monitor"
 TITLE = "Loop health: LoopMonitor overhead and detection"
 #: The options of each backend for ``anyio.run`` (uvloop: asyncio with uvloop's event loop).

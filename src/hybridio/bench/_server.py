@@ -21,8 +21,6 @@ from ._harness import Plan, free_port, rows, running, tree_rss
 from ._model import MIN_REPEATS, BenchContext, ScenarioResult, Series
 from ._plots import bar_plot
 
-__all__ = ["parse_wrk", "run"]
-
 SCENARIO = "server"
 TITLE = "Hybrid server under load, against the servers users write instead"
 CPU = "/cpu?ms=20"
