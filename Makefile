@@ -18,16 +18,19 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 # The Debian tools the benchmarks drive: wrk loads the servers, nginx serves the crawled sites,
-# CPython's HTML docs are the real site the demo crawls. Installed with apt-get when missing and
-# we are root; elsewhere a note (each benchmark that needs one says so and how to get it).
+# CPython's HTML docs are the real site the demo crawls. Each missing one is installed with apt-get
+# when we are root (the nginx service the package starts is stopped: the bench runs its own);
+# elsewhere a note (the benchmark that needs one says so, and how to get it).
 TOOLS := wrk:/usr/bin/wrk nginx-light:/usr/sbin/nginx
 demo: TOOLS += python3.11-doc:/usr/share/doc/python3.11/html/index.html
 tools:
-	@missing=""; for t in $(TOOLS); do [ -e "$${t#*:}" ] || missing="$$missing $${t%%:*}"; done; \
-	if [ -z "$$missing" ]; then exit 0; fi; \
-	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then echo "tools: not installed:$$missing (use your package manager)"; exit 0; fi; \
-	export DEBIAN_FRONTEND=noninteractive; install="apt-get install -y -q --no-install-recommends $$missing"; \
-	$$install >/dev/null || { apt-get update -q >/dev/null && $$install >/dev/null; } || echo "tools: apt-get could not install$$missing"
+	@for t in $(TOOLS); do \
+	  package=$${t%%:*}; [ -e "$${t#*:}" ] && continue; \
+	  if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then echo "tools: $$package is not installed (use your package manager)"; continue; fi; \
+	  install="apt-get install -y -q --no-install-recommends $$package"; \
+	  DEBIAN_FRONTEND=noninteractive $$install >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive $$install >/dev/null 2>&1; } || echo "tools: apt-get could not install $$package"; \
+	  [ "$$package" != nginx-light ] || systemctl disable --now nginx >/dev/null 2>&1 || true; \
+	done
 
 # Measures this machine: every seed claim, then the other scenarios (about a minute each).
 demo: $(STAMP) tools

@@ -25,7 +25,7 @@ require_extra("hybridio bench crawl", "scrapy")  # else the scenario is skipped,
 SCENARIO = "crawl"
 PYTHON_DOCS = Path("/usr/share/doc/python3.11/html")
 NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
-REAL_SITE = "apt-get install python3.11-doc nginx-light"  # as ``make test`` and ``make demo`` do
+REAL_SITE = "apt-get install python3.11-doc nginx-light"  # as ``make demo`` does
 UNITS = (("pages/s", "pages/s"), ("CPU", "% of one core"), ("peak RSS", "MiB"))
 SAME = "same records, every run"
 #: Each crawler after ``python -m`` (then OUT.jsonl, URL), at Scrapy's concurrency (16, 8 per host).

@@ -34,6 +34,8 @@ _ECHO = pickle.dumps(echo)
 #: The tiny-call strategies (1 and 32 callers, the first three also 256), in the plot's order.
 TINY = ["anyio.to_process", "hybridio.run_cpu", SKETCH, "ProcessPoolExecutor"]
 TINY += ["anyio.to_thread", "ThreadPoolExecutor", "hybridio.run_blocking"]
+#: The CPU speedup's strategies against inline: 8 callers of ~25 ms of pure Python each.
+CPU = ["hybridio.run_cpu", "anyio.to_process", "ProcessPoolExecutor", "hybridio.run_blocking"]
 #: Every row, "<quantity> vs <baseline quantity>" (paired per repeat), and its rule.
 ROWS = {
     "hybridio.run_cpu x1 vs anyio.to_process x1": t.LONE_CALL,
@@ -43,7 +45,8 @@ ROWS = {
     "hybridio.run_blocking x32 vs ThreadPoolExecutor x32": t.THREADS_VS_EXECUTOR,
     "hybridio.run_blocking x32 vs anyio.to_thread x32": t.THREADS_VS_ANYIO,
     **{f"{name} x1 vs anyio.to_thread x1": None for name in TINY[-2:]},
-    "cpu hybridio.run_cpu vs cpu inline": t.CPU_SPEEDUP,  # 8 callers of ~25 ms of pure Python
+    "cpu hybridio.run_cpu vs cpu inline": t.CPU_SPEEDUP,
+    **{f"cpu {name} vs cpu inline": None for name in CPU[1:]},
     "map_cpu vs anyio.to_process x32": t.MAP_CPU,
 }
 
@@ -91,7 +94,8 @@ async def batching_sketch(workers: int) -> AsyncIterator[Callable[[Any], Awaitab
 async def _measure(ctx: BenchContext) -> ScenarioResult:
     """Every repeat's quantities, the strategies alternating; the rows and the plot."""
     cpus, seconds = usable_cpus(), ctx.pick(full=1.0, quick=0.3, tiny=0.02)
-    loops, items = loops_for(ctx.pick(0.025, 0.025, 0.002)), range(ctx.pick(10_000, 10_000, 500))
+    loops = loops_for(ctx.pick(0.025, 0.025, 0.002))  # ~25 ms of pure Python per task
+    items = range(ctx.pick(10_000, 10_000, 500))  # tiny map_cpu items
     measured: dict[str, list[float]] = defaultdict(list)
     start = time.monotonic()
     with ProcessPoolExecutor(cpus) as processes, ThreadPoolExecutor() as threads:
@@ -108,7 +112,7 @@ async def _measure(ctx: BenchContext) -> ScenarioResult:
                 SKETCH: lambda fn, x: sketch(x),  # fn is always echo
             }
             tiny = {name: partial(via[name], echo, 1) for name in TINY}
-            cpu = {name: partial(via[name], spin, loops) for name in ["hybridio.run_cpu", "inline"]}
+            cpu = {name: partial(via[name], spin, loops) for name in [*CPU, "inline"]}
             ctx.progress("starting every pool's workers")
             for call in tiny.values():  # warm up: every worker started and used
                 await throughput(call, 2 * cpus, 0.05)
@@ -122,13 +126,18 @@ async def _measure(ctx: BenchContext) -> ScenarioResult:
                 measured["map_cpu"].append(await map_rate(rt, echo, items))
             info = {"cpus": cpus, "spin_n": loops, "batches": rt.stats()["cpu"].batches}
     paired = [(name, name.split(" vs ")[1], rule) for name, rule in ROWS.items()]
-    made = rows("dispatch", measured, (start, time.monotonic()), paired, lambda _: "calls/s")
+    made = rows("dispatch", measured, (start, time.monotonic()), paired, _unit)
+    made[-1].baseline_unit = "calls/s"  # map_cpu's items/s against one call per item
     bars = {name: Series(name, "calls/s", values=measured[f"{name} x32"]) for name in TINY}
     title = "Tiny calls, 32 concurrent callers (asyncio, median, 95% interval)"
     bar_plot(ctx.out / "dispatch-throughput.png", title, "calls/s (log scale)", bars, logy=True)
     title = "Dispatch: tiny calls, CPU speedup and map_cpu against the plain APIs"
     about = f"{cpus} worker processes, strategies alternating; see docs/benchmarks.md."
     return ScenarioResult("dispatch", title, about, made, ["dispatch-throughput.png"], extra=info)
+
+
+def _unit(name: str) -> str:
+    return {"cpu": "tasks/s", "map_cpu": "items/s"}.get(name.split()[0], "calls/s")
 
 
 def run(ctx: BenchContext) -> ScenarioResult:

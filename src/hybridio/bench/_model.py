@@ -1,9 +1,5 @@
-"""What every scenario measures and returns: a ``Series`` of paired repeats becomes a ``Row``.
-
-A verdict needs ``MIN_REPEATS`` repeats and a 95% interval of the median ratio clear of its
-threshold (``judge``), else it is "inconclusive" with the reason and the rerun that would settle
-it; a window in which other processes kept the CPUs busy never gives "refuted" (``_load``).
-"""
+"""What every scenario measures and returns: a ``Series`` of paired repeats becomes a ``Row``,
+with a verdict only when its 95% interval clears the ``Rule`` (``judge``, ``guard_busy``)."""
 
 from __future__ import annotations
 

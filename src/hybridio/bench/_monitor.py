@@ -80,7 +80,8 @@ async def _detect(count: int, seed: int) -> tuple[float, list[str], list[str]]:
 
 async def _measure(ctx: BenchContext, backend: str, result: ScenarioResult) -> Series:
     """Add the rows of ``backend`` to ``result``; return its overhead series."""
-    tasks, steps, blocks, idle = ctx.pick((500, 40, 40, 2.0), (500, 40, 20, 1.0), (100, 20, 3, 0.2))
+    tasks, steps = ctx.pick((500, 40), (500, 40), (100, 20))  # the loop-bound workload
+    blocks, idle = ctx.pick((40, 2.0), (20, 1.0), (3, 0.2))  # blocks injected, idle seconds
     rows = result.rows
     name = f"loop-bound workload with a monitor, {backend}"
     overhead = Series(name, "s", "the same workload without a monitor")

@@ -1,8 +1,5 @@
-"""Which scenarios exist, and running them one after the other so one failure loses no other.
-
-Scenarios are imported only when run: one whose optional dependencies are missing is reported as
-skipped, with the reason and the command that installs them.
-"""
+"""Which scenarios exist, and running them one after the other so one failure loses no other;
+a scenario whose optional dependencies are missing is skipped, saying how to install them."""
 
 from __future__ import annotations
 

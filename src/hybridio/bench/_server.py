@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -79,7 +80,8 @@ def _repeat(
     ctx: BenchContext, servers: dict[str, tuple[str, psutil.Process]], seconds: float, n: int
 ) -> dict[str, float]:
     """Repeat ``n`` of every part: each quantity by name."""
-    (base, hybrid), order = servers["hybridio"], list(SERVERS)[:: -1 if n % 2 else 1]
+    base, hybrid = servers["hybridio"]
+    order = list(SERVERS)[:: -1 if n % 2 else 1]
     cpu = {label: url + SERVERS[label][1] for label, (url, _) in servers.items()}
     storm = [f"-c{STORM}", "-H", f"X-Request-Timeout: {STORM_DEADLINE:g}"]
     parts = [(f"{s} at {c} connections", s, [f"-c{c}", cpu[s]]) for c in CONNECTIONS for s in order]
@@ -90,7 +92,7 @@ def _repeat(
         ctx.progress(f"{name} (repeat {n + 1})")
         (url, process), stormy = servers[label], STORM_NAME in name
         before = _cpu(label, process)
-        (probe, done), client = _wrk(seconds + 2 * stormy, url, saturate)
+        (probe, done), client = _wrk(seconds + (2 if stormy else 0), url, saturate)
         loop, workers = numpy.subtract(_cpu(label, process), before)
         spent = {"loop": loop, "workers": workers, "client": client}
         got |= {f"{name}: {key}": value / done["seconds"] for key, value in spent.items()}
@@ -174,7 +176,8 @@ def run(ctx: BenchContext) -> ScenarioResult:
             note = f"{median[f'{race}: 503/s']:.0f} x 503/s; CPU of one core: {', '.join(cpu)}"
             row.note = "; ".join(filter(None, (note, row.note)))
     p99 = {load.lstrip("/"): measured[f"{load}: /io p99"] for load in ["idle", *LOADS]}
-    bars = {load: Series(load, "ms", values=values) for load, values in p99.items()}
+    # A repeat in which nothing was answered has no p99 (NaN): it has no bar either.
+    bars = {k: Series(k, "ms", values=[v for v in p if not math.isnan(v)]) for k, p in p99.items()}
     title = "/io?ms=1 p99 while each endpoint is saturated (median, 95% interval)"
     bar_plot(ctx.out / "server_io_p99.png", title, "p99 latency (ms, log scale)", bars, logy=True)
     about = f"Servers on 127.0.0.1 ({workers} workers each) loaded by wrk, {seconds:g} s per load."

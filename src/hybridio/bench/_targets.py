@@ -1,9 +1,6 @@
-"""Every rule that turns a measured ratio into a verdict, in one table.
-
-The seed notes' claims get thresholds chosen for a shared, noisy machine ("confirmed" needs a
-clear effect, "refuted" a clear absence of it); the design targets (docs/benchmarks.md) are met
-or not met. ``Rule.text`` says each in words in the report.
-"""
+"""Every rule that turns a measured ratio into a verdict, in one table: the seed notes' claims
+(thresholds for a shared, noisy machine: "confirmed" needs a clear effect, "refuted" a clear
+absence of it) and the design targets of docs/benchmarks.md (met or not met)."""
 
 from __future__ import annotations
 
