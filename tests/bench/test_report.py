@@ -209,6 +209,9 @@ def test_docs_show_the_numbers_of_the_committed_runs() -> None:
         "benchmarks.md: interpreters",
         "benchmarks.md: dispatch",
         "benchmarks.md: monitor",
+        "benchmarks.md: auto",
+        "benchmarks.md: cluster",
+        "crawl.md: crawl",
     } <= embedded
 
 
