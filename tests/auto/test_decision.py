@@ -147,7 +147,7 @@ async def test_a_probe_waits_for_the_functions_calls_in_flight() -> None:
     auto = router(gate)
     p = auto._profile(digest)
     decide(auto, p, RELEASES)
-    p.probe_due = False  # confirmed: its calls go to threads
+    p.probe_due = p.confirming = False  # confirmed: its calls go to threads
     async with anyio.create_task_group() as tg:
         tg.start_soon(run, auto, digest)  # on its route: held by the gate
         await anyio.wait_all_tasks_blocked()
@@ -163,13 +163,29 @@ async def test_a_probe_waits_for_the_functions_calls_in_flight() -> None:
     assert not probe.overlapped
 
 
+async def test_calls_wait_for_the_confirming_probes() -> None:
+    gate = Gate()
+    auto = router(gate)
+    p = auto._profile(digest)
+    decide(auto, p, HOLDS)  # its first probe: confirmations are due
+    assert p.kind == "cpu"
+    assert p.confirming
+    async with anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(run, auto, digest)
+        await anyio.wait_all_tasks_blocked()
+        assert len(gate.calls) == 1  # the probe; the others wait for its verdict
+        assert isinstance(gate.calls[0], _Probe)
+        gate.open.set()
+
+
 async def test_a_probe_that_could_not_wait_is_marked() -> None:
     gate = Gate()
     auto = router(gate)
     auto.policy = AutoPolicy(probe_wait=0.01)
     p = auto._profile(digest)
     decide(auto, p, RELEASES)
-    p.probe_due = False  # confirmed: its calls go to threads
+    p.probe_due = p.confirming = False  # confirmed: its calls go to threads
     async with anyio.create_task_group() as tg:
         tg.start_soon(run, auto, digest)
         await anyio.wait_all_tasks_blocked()

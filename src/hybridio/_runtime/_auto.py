@@ -331,6 +331,8 @@ class _Profile:
         self.calls_since_probe = 0
         self.probe_due = True
         self.probing = False
+        #: its first probes are not over: its calls wait for each one's verdict, as for the first
+        self.confirming = False
         self.probe_done = done
         #: per kind: the (calls, run, overhead) totals of the runtime's counters last read
         self.seen: dict[str, tuple[float, float, float]] = {}
@@ -416,7 +418,7 @@ class AutoRouter:
         if profile.probe_due and not profile.probing:
             return self._probe(profile, fn, args, timeout)
         kind = profile.kind
-        if kind == "probing" or (profile.probing and kind != "inline"):
+        if kind == "probing" or (kind != "inline" and (profile.probing or profile.confirming)):
             return self._after_probe(profile, fn, args, timeout)
         if kind == "inline":
             return self._inline(profile, fn, args, timeout)
@@ -742,14 +744,16 @@ class AutoRouter:
             )
             target = "inline"
         self._switch(profile, target, why)
-        if (
+        # It computes: more probes confirm whether it holds the GIL (a loaded machine blurs one;
+        # one may end unmeasured). Its calls wait for them as for the first: run beside its
+        # calls, a probe measures them too.
+        profile.confirming = (
             len(samples) < _GIL_SAMPLES
             and profile.probes < _MAX_FIRST_PROBES
             and cpu_ratio >= policy.waits_below
             and run >= cost
-        ):
-            # It computes: more probes confirm whether it holds the GIL (a loaded machine blurs
-            # one probe; one may end unmeasured). Its other calls keep the route meanwhile.
+        )
+        if profile.confirming:
             profile.probe_due = True
 
     def _switch(self, profile: _Profile, kind: str, reason: str) -> None:
