@@ -8,10 +8,18 @@ Per function (by name) a profile holds what was measured and where its calls go:
   a small part of its run time (and of the spinner's) *waits* (sleep, I/O, locks); one beside
   which the spinner waited for the GIL most of the time *holds the GIL* (pure Python: it takes
   the GIL back for a switch interval each time); one beside which it did not *releases the
-  GIL* (C code: hashing, compression, numpy). A computing function gets up to three probes,
-  and the highest ``gil_ratio`` counts: by chance a GIL holder may look free, never the reverse.
-  Calls of the same function that arrive during that first probe wait for its verdict
-  (at most ``probe_wait``), so the loop is not blocked by guesses.
+  GIL* (C code: hashing, compression, numpy). A computing function gets up to three measured
+  probes (six at most), and the highest ``gil_ratio`` of the last three counts: by chance a
+  GIL holder may look free. Calls of the same function that arrive during a probe wait for its
+  verdict (at most ``probe_wait``), so the loop is not blocked by guesses.
+* A probe measures the function alone: it waits (at most ``probe_wait``) until no call of the
+  function and no other probe runs, and during its first probes the function's calls wait
+  for each verdict. The spinner waits for the GIL whoever holds it: beside a probe's two
+  threads, or beside the function's own calls on every core (a thread handed the GIL then
+  waits for a core, and the spinner with it), a GIL releaser looked like a holder (a sha256 of
+  8 MB with 3 of its calls hashing in threads on 2 cores: ``gil_ratio`` 0.30-0.55, so
+  processes). A probe that could not be alone, or ended before the spinner competed, does
+  not count (unmeasured, a computing function goes to processes: slower, never wrong).
 * The verdict: **inline** when its run time is below both the inline budget (the loop may be held
   that long) and what an offload would cost; else a **thread** (``"blocking"``) when it waits or
   runs beside Python in parallel; else a **process** (``"cpu"``).
@@ -21,7 +29,7 @@ Per function (by name) a profile holds what was measured and where its calls go:
   inline function off the loop at its next call; an
   offloaded function whose run time drops below the offload cost comes inline; a run time that
   drifts by ``drift`` times since the last probe, ``reprobe_calls`` calls or ``reprobe_seconds``
-  trigger a new probe (its other calls keep their route meanwhile).
+  trigger a new probe (its other calls wait for its verdict, at most ``probe_wait``).
 
 ``Runtime.stats().auto`` shows, per function, an ``AutoDecision``: the route, why, the evidence
 and when it last changed.
@@ -31,7 +39,10 @@ is none, the hold on the GIL is not measured and computing functions go to proce
 the run-queue delay (``/proc/self/task/<id>/schedstat``) is taken out of the waits, so that a
 loaded machine's waits for a core are not taken for waits on the GIL (elsewhere they are, and
 GIL-releasing functions may go to processes: slower, never wrong). The event loop thread's CPU
-time in the window is taken out too: a loop busy running Python holds the GIL itself.
+time in the window is taken out too: a loop busy running Python holds the GIL itself. Other
+threads holding the GIL, or handed it and waiting for a core, are not taken out: hence a probe
+alone. Threads of other functions offloaded meanwhile still count; at worst they send a GIL
+releaser to processes.
 """
 
 from __future__ import annotations
