@@ -272,7 +272,8 @@ class _Probe:
         self.policy = policy
         self.measurement: Measurement | None = None
         self.inside = 0.0
-        #: whether another probe ran at the same time (set on the event loop)
+        #: whether another probe, or a call of its function, ran at the same time (set on the
+        #: event loop)
         self.overlapped = False
 
     def __call__(self, *args: Any) -> Any:
