@@ -8,10 +8,18 @@ Per function (by name) a profile holds what was measured and where its calls go:
   a small part of its run time (and of the spinner's) *waits* (sleep, I/O, locks); one beside
   which the spinner waited for the GIL most of the time *holds the GIL* (pure Python: it takes
   the GIL back for a switch interval each time); one beside which it did not *releases the
-  GIL* (C code: hashing, compression, numpy). A computing function gets up to three probes,
-  and the highest ``gil_ratio`` counts: by chance a GIL holder may look free, never the reverse.
-  Calls of the same function that arrive during that first probe wait for its verdict
-  (at most ``probe_wait``), so the loop is not blocked by guesses.
+  GIL* (C code: hashing, compression, numpy). A computing function gets up to three measured
+  probes (six at most), and the highest ``gil_ratio`` of the last three counts: by chance a
+  GIL holder may look free. Calls of the same function that arrive during a probe wait for its
+  verdict (at most ``probe_wait``), so the loop is not blocked by guesses.
+* A probe measures the function alone: it waits (at most ``probe_wait``) until no call of the
+  function and no other probe runs, and during its first probes the function's calls wait
+  for each verdict. The spinner waits for the GIL whoever holds it: beside a probe's two
+  threads, or beside the function's own calls on every core (a thread handed the GIL then
+  waits for a core, and the spinner with it), a GIL releaser looked like a holder (a sha256 of
+  8 MB with 3 of its calls hashing in threads on 2 cores: ``gil_ratio`` 0.30-0.55, so
+  processes). A probe that could not be alone, or ended before the spinner competed, does
+  not count (unmeasured, a computing function goes to processes: slower, never wrong).
 * The verdict: **inline** when its run time is below both the inline budget (the loop may be held
   that long) and what an offload would cost; else a **thread** (``"blocking"``) when it waits or
   runs beside Python in parallel; else a **process** (``"cpu"``).
@@ -21,7 +29,7 @@ Per function (by name) a profile holds what was measured and where its calls go:
   inline function off the loop at its next call; an
   offloaded function whose run time drops below the offload cost comes inline; a run time that
   drifts by ``drift`` times since the last probe, ``reprobe_calls`` calls or ``reprobe_seconds``
-  trigger a new probe (its other calls keep their route meanwhile).
+  trigger a new probe (its other calls wait for its verdict, at most ``probe_wait``).
 
 ``Runtime.stats().auto`` shows, per function, an ``AutoDecision``: the route, why, the evidence
 and when it last changed.
@@ -31,7 +39,10 @@ is none, the hold on the GIL is not measured and computing functions go to proce
 the run-queue delay (``/proc/self/task/<id>/schedstat``) is taken out of the waits, so that a
 loaded machine's waits for a core are not taken for waits on the GIL (elsewhere they are, and
 GIL-releasing functions may go to processes: slower, never wrong). The event loop thread's CPU
-time in the window is taken out too: a loop busy running Python holds the GIL itself.
+time in the window is taken out too: a loop busy running Python holds the GIL itself. Other
+threads holding the GIL, or handed it and waiting for a core, are not taken out: hence a probe
+alone. Threads of other functions offloaded meanwhile still count; at worst they send a GIL
+releaser to processes.
 """
 
 from __future__ import annotations
@@ -65,8 +76,11 @@ _MAX_PROFILES = 256
 #: How long the spinner must compete, and compute, for a probe to tell about the GIL.
 _MIN_WINDOW = 0.001
 _MIN_CPU = 0.0003
-#: Probes a computing function gets at first; the highest of their gil ratios counts.
+#: Measured probes a computing function gets at first; the highest of the last ones' gil ratios
+#: counts.
 _GIL_SAMPLES = 3
+#: Probes it gets at most for those (a probe may end unmeasured, or beside another probe).
+_MAX_FIRST_PROBES = 2 * _GIL_SAMPLES
 
 
 @dataclass(frozen=True)
@@ -258,6 +272,9 @@ class _Probe:
         self.policy = policy
         self.measurement: Measurement | None = None
         self.inside = 0.0
+        #: whether another probe, or a call of its function, ran at the same time (set on the
+        #: event loop)
+        self.overlapped = False
 
     def __call__(self, *args: Any) -> Any:
         entered = perf_counter()
@@ -314,6 +331,8 @@ class _Profile:
         self.gil_samples: deque[float] = deque(maxlen=_GIL_SAMPLES)
         self.calls = 0
         self.probes = 0
+        #: its offloaded calls running now
+        self.in_flight = 0
         self.last_inline = 0.0
         #: inline runs in a row over the budget, and a moving average of (clipped) inline runs
         self.strikes = 0
@@ -324,6 +343,8 @@ class _Profile:
         self.calls_since_probe = 0
         self.probe_due = True
         self.probing = False
+        #: its first probes are not over: its calls wait for each one's verdict, as for the first
+        self.confirming = False
         self.probe_done = done
         #: per kind: the (calls, run, overhead) totals of the runtime's counters last read
         self.seen: dict[str, tuple[float, float, float]] = {}
@@ -360,6 +381,10 @@ class AutoRouter:
         self._inline_counters = counters["inline"]
         #: inline timings waiting to be recorded, as ``KindCounters.record_timings`` takes them
         self._pending: list[tuple[str, float, float, float]] = []
+        #: the probes running now
+        self._probes: set[_Probe] = set()
+        #: set when an offloaded call or a probe ends (probes waiting for a quiet moment)
+        self._quieter: anyio.Event | None = None
 
     def start(self, task_group: TaskGroup) -> None:
         pass
@@ -405,10 +430,10 @@ class AutoRouter:
         if profile.probe_due and not profile.probing:
             return self._probe(profile, fn, args, timeout)
         kind = profile.kind
+        if kind == "probing" or (kind != "inline" and (profile.probing or profile.confirming)):
+            return self._after_probe(profile, fn, args, timeout)
         if kind == "inline":
             return self._inline(profile, fn, args, timeout)
-        if kind == "probing":
-            return self._after_probe(profile, fn, args, timeout)
         return self._offload(profile, kind, fn, args, timeout)
 
     def _profile(self, fn: Callable[..., Any]) -> _Profile:
@@ -481,9 +506,13 @@ class AutoRouter:
         waiting = backend.call(fn, args, timeout=timeout)
         # What the call costs the loop before it leaves it (pickling, for a process).
         profile.send[kind] = self._ewma(profile.send.get(kind, math.nan), perf_counter() - start)
+        profile.in_flight += 1
         try:
             return await waiting
         finally:
+            profile.in_flight -= 1
+            if not profile.in_flight:
+                self._settled()
             profile.calls += 1
             profile.calls_since_probe += 1
             self._sample(profile, kind)
@@ -495,7 +524,7 @@ class AutoRouter:
         args: tuple[Any, ...],
         timeout: float | None,
     ) -> Any:
-        """A call of a function whose first probe is running: wait for its verdict, briefly."""
+        """A call of a function whose probe is running: wait for its verdict, briefly."""
         start = perf_counter()
         with anyio.move_on_after(self.policy.probe_wait):
             await profile.probe_done.wait()
@@ -531,18 +560,47 @@ class AutoRouter:
         )
         start = perf_counter()
         try:
+            # Measured alone: its other calls wait for the verdict, and this waits (briefly) for
+            # those in flight and for other probes. Beside them, the spinner would also wait for
+            # their threads: for the GIL, or for them to get a core when handed it.
+            if profile.kind != "inline" and not await self._quiet(profile):
+                probe.overlapped = True
+            if timeout is not None:
+                timeout = max(timeout - (perf_counter() - start), 1e-6)
+            for other in self._probes:
+                other.overlapped = probe.overlapped = True
+            self._probes.add(probe)
+            start = perf_counter()
             return await self._backend("blocking").call(probe, args, timeout=timeout)
         finally:
             latency = perf_counter() - start
+            self._probes.discard(probe)
+            self._settled()
             profile.probing = False
             profile.calls += 1
             measurement = probe.measurement
             if measurement is None:  # given up before it finished: probe again next time
                 profile.probe_due = True
             else:
-                self._decide(profile, measurement, latency, probe.inside)
+                self._decide(profile, measurement, latency, probe.inside, probe.overlapped)
             done, profile.probe_done = profile.probe_done, anyio.Event()
             done.set()
+
+    async def _quiet(self, profile: _Profile) -> bool:
+        """Wait until no call of this function and no probe runs: whether that came in time."""
+        with anyio.move_on_after(self.policy.probe_wait):
+            while profile.in_flight or self._probes:
+                if self._quieter is None:
+                    self._quieter = anyio.Event()
+                await self._quieter.wait()
+            return True
+        return False
+
+    def _settled(self) -> None:
+        """An offloaded call or a probe ended: the probes waiting for a quiet moment look again."""
+        if self._quieter is not None:
+            self._quieter.set()
+            self._quieter = None
 
     # -- measuring and deciding ----------------------------------------------------------------
 
@@ -637,8 +695,18 @@ class AutoRouter:
         ):
             profile.probe_due = True
 
-    def _decide(self, profile: _Profile, m: Measurement, latency: float, inside: float) -> None:
-        """Route the function from what its probe measured."""
+    def _decide(
+        self,
+        profile: _Profile,
+        m: Measurement,
+        latency: float,
+        inside: float,
+        overlapped: bool = False,
+    ) -> None:
+        """Route the function from what its probe measured.
+
+        ``overlapped``: its calls or another probe ran beside it (its GIL reading is not kept).
+        """
         policy = self.policy
         profile.probes += 1
         profile.probed_at = policy.clock()
@@ -649,7 +717,7 @@ class AutoRouter:
             self._kind_cost.get("blocking", math.nan), thread_cost
         )
         cpu_ratio = profile.cpu_ratio = m.cpu_ratio
-        if not math.isnan(m.gil_ratio):
+        if not math.isnan(m.gil_ratio) and not overlapped:
             profile.gil_samples.append(m.gil_ratio)
         samples = profile.gil_samples
         gil = profile.gil_ratio = max(samples) if samples else math.nan
@@ -662,8 +730,9 @@ class AutoRouter:
         elif math.isnan(gil):
             target, run = "cpu", m.cpu
             why = (
-                f"it computes (CPU {cpu_ratio:.0%} of its run time) but ended before its hold "
-                "on the GIL could be measured: a process runs it without holding the loop"
+                f"it computes (CPU {cpu_ratio:.0%} of its run time) but its hold on the GIL was "
+                "not measured (it ended before a Python thread beside it competed long enough, "
+                "or it could not be measured alone): a process runs it without holding the loop"
             )
         elif gil < policy.gil_from:
             target, run = "blocking", m.wall
@@ -687,9 +756,16 @@ class AutoRouter:
             )
             target = "inline"
         self._switch(profile, target, why)
-        if profile.probes < _GIL_SAMPLES and cpu_ratio >= policy.waits_below and run >= cost:
-            # It computes: a couple more probes confirm whether it holds the GIL (a loaded
-            # machine blurs one probe). Its other calls keep the route meanwhile.
+        # It computes: more probes confirm whether it holds the GIL (a loaded machine blurs one;
+        # one may end unmeasured). Its calls wait for them as for the first: run beside its
+        # calls, a probe measures them too.
+        profile.confirming = (
+            len(samples) < _GIL_SAMPLES
+            and profile.probes < _MAX_FIRST_PROBES
+            and cpu_ratio >= policy.waits_below
+            and run >= cost
+        )
+        if profile.confirming:
             profile.probe_due = True
 
     def _switch(self, profile: _Profile, kind: str, reason: str) -> None:
