@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
-import anyio
 import click
 import pytest
 from click.testing import CliRunner
 
 from hybridio._cli_app import cli
 from hybridio.crawl import CrawlConfig, CrawlStats, Progress, generate_site
-from hybridio.crawl._cli import _run_asyncio
 from hybridio.crawl._testsite import load_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -210,26 +205,3 @@ def test_damaged_state_logs_are_clear_errors(tmp_path: Path) -> None:
     state.write_text('{"v": 2}\n{"x": [], "o": 999, "n": 9}\n')
     assert "was edited, truncated or replaced" in _crawl_error("--out", str(out))
     assert out.read_text() == '{"title": "a"}\n'  # refused, the output is untouched
-
-
-def test_ctrl_c_always_ends_the_run_as_interrupted() -> None:
-    """Ctrl-C cancels the run through a cancel scope and raises KeyboardInterrupt afterwards,
-    even when the run swallows the cancellation and returns (the crawl used to run on and exit
-    0 when a native cancellation was lost); SIGINT's handler is the default again afterwards."""
-    finished = []
-
-    async def swallows_its_cancellation() -> str:
-        try:
-            await anyio.sleep(30)
-        except anyio.get_cancelled_exc_class():
-            finished.append("cleaned up")
-            return "as if never interrupted"
-        return "slept"
-
-    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        _run_asyncio(swallows_its_cancellation)
-    timer.join()
-    assert finished == ["cleaned up"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import json
 import os
-import signal
 import sys
-import threading
 from functools import partial
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import anyio
@@ -56,47 +52,12 @@ def load_extractor(spec: str) -> Extractor:
 
 
 def _run_asyncio(fn: Any) -> Any:
-    """Run on asyncio, with uvloop when it is installed (aiohttp is asyncio-only).
-
-    Ctrl-C cancels the run through a cancel scope, then raises ``KeyboardInterrupt`` here; a
-    second Ctrl-C stops at once. asyncio's own handler cancels the main task natively instead,
-    and a cancellation that arrives while a cancel scope exits can be taken for the scope's own
-    and swallowed: the crawl then ran on to its end and exited 0, as if never interrupted.
-    """
+    """Run on asyncio, with uvloop when it is installed (aiohttp is asyncio-only)."""
     try:
         import uvloop  # noqa: F401
     except ImportError:
-        options: dict[str, Any] = {}
-    else:
-        options = {"use_uvloop": True}
-    if (
-        threading.current_thread() is not threading.main_thread()  # no signal handlers there
-        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler  # ignored, or taken
-    ):
-        return anyio.run(fn, backend="asyncio", backend_options=options)
-    running: list[tuple[asyncio.AbstractEventLoop, anyio.CancelScope]] = []
-    interrupted: list[int] = []
-
-    async def main() -> Any:
-        with anyio.CancelScope() as scope:
-            running.append((asyncio.get_running_loop(), scope))
-            return await fn()
-
-    def on_sigint(signum: int, frame: FrameType | None) -> None:
-        if interrupted or not running:
-            raise KeyboardInterrupt  # the second Ctrl-C, or before the loop runs: at once
-        interrupted.append(signum)
-        loop, scope = running[0]
-        loop.call_soon_threadsafe(scope.cancel)
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        result = anyio.run(main, backend="asyncio", backend_options=options)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if interrupted:
-        raise KeyboardInterrupt
-    return result
+        return anyio.run(fn, backend="asyncio")
+    return anyio.run(fn, backend="asyncio", backend_options={"use_uvloop": True})
 
 
 @click.command()
