@@ -15,6 +15,7 @@ from hybridio.bench._load import Load
 from hybridio.bench._model import INCONCLUSIVE, BenchContext, Row, Rule, ScenarioResult, Series
 from hybridio.bench._report import (
     format_quantity,
+    render_markdown,
     render_table,
     results_document,
     write_report,
@@ -109,6 +110,16 @@ def test_runner_keeps_going_and_report_reads_well(tmp_path: Path) -> None:
     assert "speed" in table
     assert "0 pages/s" not in table + report  # a tool that is missing measured nothing
     assert "not measured" in table
+
+
+def test_a_busy_run_says_what_that_changes_in_the_table_and_the_report(tmp_path: Path) -> None:
+    result = _ok(BenchContext(out=tmp_path))
+    result.load = {"others": 1.5, "steal": 0.0, "load_average": 3.0, "cpus": 2, "samples": 4}
+    result.load["busy"] = True
+    document = results_document([result], "quick", env=_ENV)
+    for text in (render_table(document, width=100), render_markdown(document)):
+        assert "other processes used 1.5 of 2 CPUs" in text
+        assert "On a busy machine no claim is refuted" in text
 
 
 def test_busy_machine_turns_one_shot_failures_inconclusive() -> None:

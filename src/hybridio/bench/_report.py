@@ -179,6 +179,11 @@ def load_summary(scenarios: list[dict[str, Any]]) -> list[str]:
     for s in (s for s in scenarios if s.get("load")):
         load = Load(**{k: v for k, v in s["load"].items() if k != "busy"})
         lines.append(f"- {s['name']}: {'**busy**' if load.busy else 'quiet'}: {load.text()}")
+    if any(s["load"]["busy"] for s in scenarios if s.get("load")):
+        lines.append(
+            "- On a busy machine no claim is refuted, no target is reported not met and no "
+            "speedup decides a verdict: such rows say inconclusive, and why."
+        )
     return lines
 
 

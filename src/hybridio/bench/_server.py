@@ -99,9 +99,9 @@ def _repeat(
         got |= {f"{name}: ok req/s": done["ok"], f"{name}: 503/s": done["503"]}
         got |= {f"{name}: /io {q}": probe[q] for q in ("p50", "p99")}
         for _ in range(60 if stormy else 0):  # 15 s at most for requests whose client left
-            busy = sum(_cpu(label, process))
+            so_far = sum(_cpu(label, process))
             time.sleep(0.25)
-            if sum(_cpu(label, process)) - busy < 0.05:  # the server is idle: under 20% of a core
+            if sum(_cpu(label, process)) - so_far < 0.05:  # the server is idle: under 20% of a core
                 break
     (idle,), _ = _wrk(seconds, base)
     got |= {f"idle: /io {q}": idle[q] for q in ("p50", "p99")}
